@@ -1,0 +1,483 @@
+//! The versioned wire envelope every Slipway message travels in, and its MessagePack codec.
+//!
+//! On the wire an envelope is a MessagePack map with named fields
+//! `{v, id, job_id, kind, cause, created_at, payload}`. Decoding first reads `v` alone, so a message
+//! from a future version is reported as [`DecodeError::UnsupportedVersion`] even when the rest of
+//! its layout changed; anything that is not a valid envelope is a [`DecodeError`], never a panic.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::message::{Kind, Message};
+
+/// The envelope version this build writes and the only one it reads.
+pub const WIRE_VERSION: u16 = 1;
+
+/// Unique id of one message (a fresh UUIDv7 per publish of a new event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageId(Uuid);
+
+impl MessageId {
+    /// A new, time-ordered id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Id of one job: shared by every message of every stage the job goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A new, time-ordered job id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A timestamp from milliseconds since the Unix epoch.
+    pub fn from_unix_millis(millis: u64) -> Self {
+        Self(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why a job exists. On the wire it is a string: `user`, `git-change`, `parent-rebuilt:<image>`,
+/// `package-update:<package>` or `schedule`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// Somebody asked for it (CLI or another service).
+    User,
+    /// A new commit on the tracked branch.
+    GitChange,
+    /// The named parent image was rebuilt.
+    ParentRebuilt(String),
+    /// The named package was updated in a tracked yum/apt repository.
+    PackageUpdate(String),
+    /// The periodic rescan.
+    Schedule,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::User => f.write_str("user"),
+            Cause::GitChange => f.write_str("git-change"),
+            Cause::ParentRebuilt(image) => write!(f, "parent-rebuilt:{image}"),
+            Cause::PackageUpdate(package) => write!(f, "package-update:{package}"),
+            Cause::Schedule => f.write_str("schedule"),
+        }
+    }
+}
+
+/// A cause string that is none of the known forms.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "unknown cause {0:?}: expected user, git-change, parent-rebuilt:<image>, package-update:<package> or schedule"
+)]
+pub struct UnknownCause(String);
+
+impl FromStr for Cause {
+    type Err = UnknownCause;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let with_subject = |prefix: &str| {
+            s.strip_prefix(prefix)
+                .filter(|subject| !subject.is_empty())
+                .map(str::to_owned)
+        };
+        match s {
+            "user" => Ok(Cause::User),
+            "git-change" => Ok(Cause::GitChange),
+            "schedule" => Ok(Cause::Schedule),
+            _ => {
+                if let Some(image) = with_subject("parent-rebuilt:") {
+                    Ok(Cause::ParentRebuilt(image))
+                } else if let Some(package) = with_subject("package-update:") {
+                    Ok(Cause::PackageUpdate(package))
+                } else {
+                    Err(UnknownCause(s.to_owned()))
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cause {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One message: who it belongs to, why it exists, and what it says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// This message's own id.
+    pub id: MessageId,
+    /// The job this message belongs to.
+    pub job_id: JobId,
+    /// Why the job exists.
+    pub cause: Cause,
+    /// When this message was created.
+    pub created_at: Timestamp,
+    /// The typed payload; its kind is the routing key.
+    pub message: Message,
+}
+
+impl Envelope {
+    /// A message starting a new job.
+    pub fn new_job(cause: Cause, message: Message) -> Self {
+        Self::for_job(JobId::new(), cause, message)
+    }
+
+    /// A new message of an existing job.
+    pub fn for_job(job_id: JobId, cause: Cause, message: Message) -> Self {
+        Self {
+            id: MessageId::new(),
+            job_id,
+            cause,
+            created_at: Timestamp::now(),
+            message,
+        }
+    }
+
+    /// The next event of the same job, with the same cause.
+    pub fn follow_up(&self, message: Message) -> Self {
+        Self::for_job(self.job_id, self.cause.clone(), message)
+    }
+
+    /// The message kind, which is also its routing key.
+    pub fn kind(&self) -> Kind {
+        self.message.kind()
+    }
+
+    /// Encode as a MessagePack map with named fields.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let wire = WireOut {
+            v: WIRE_VERSION,
+            id: self.id,
+            job_id: self.job_id,
+            kind: self.kind(),
+            cause: &self.cause,
+            created_at: self.created_at,
+            payload: PayloadOut(&self.message),
+        };
+        Ok(rmp_serde::to_vec_named(&wire)?)
+    }
+
+    /// Decode an envelope, checking its version before anything else.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let probe: VersionProbe =
+            rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if probe.v != WIRE_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                found: probe.v,
+                supported: WIRE_VERSION,
+            });
+        }
+        let wire: WireIn =
+            rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let kind: Kind = wire
+            .kind
+            .parse()
+            .map_err(|_| DecodeError::UnknownKind(wire.kind.clone()))?;
+        let message =
+            Message::from_payload(kind, bytes).map_err(|source| DecodeError::Payload {
+                kind,
+                reason: source.to_string(),
+            })?;
+        Ok(Self {
+            id: wire.id,
+            job_id: wire.job_id,
+            cause: wire.cause,
+            created_at: wire.created_at,
+            message,
+        })
+    }
+}
+
+/// Encoding failed (only possible for payloads serde cannot represent).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode envelope: {0}")]
+pub struct EncodeError(#[from] rmp_serde::encode::Error);
+
+/// Why bytes are not a usable envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a MessagePack map with the envelope's fields.
+    #[error(
+        "not a Slipway envelope (expected a MessagePack map with v, id, job_id, kind, cause, created_at, payload): {0}"
+    )]
+    Malformed(String),
+    /// An envelope of another version.
+    #[error("envelope version {found} is not supported (this worker reads version {supported})")]
+    UnsupportedVersion {
+        /// The version the message carries.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
+    /// A kind this build does not know.
+    #[error("unknown message kind {0:?}")]
+    UnknownKind(String),
+    /// The payload does not match its kind.
+    #[error("payload of {kind} is invalid: {reason}")]
+    Payload {
+        /// The kind named by the envelope.
+        kind: Kind,
+        /// What is wrong with the payload.
+        reason: String,
+    },
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    v: u16,
+    id: MessageId,
+    job_id: JobId,
+    kind: Kind,
+    cause: &'a Cause,
+    created_at: Timestamp,
+    payload: PayloadOut<'a>,
+}
+
+/// Serializes the payload struct alone (the kind travels in its own field).
+struct PayloadOut<'a>(&'a Message);
+
+impl Serialize for PayloadOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_payload(serializer)
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: u16,
+}
+
+/// Everything but the payload, which is decoded in a second pass once its kind is known.
+#[derive(Deserialize)]
+struct WireIn {
+    id: MessageId,
+    job_id: JobId,
+    kind: String,
+    cause: Cause,
+    created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ScanRequested, test_support::sample_messages};
+
+    #[test]
+    fn every_kind_round_trips() {
+        for message in sample_messages() {
+            let envelope =
+                Envelope::new_job(Cause::ParentRebuilt("centos/centos:7".into()), message);
+            let bytes = envelope.encode().unwrap();
+            assert_eq!(Envelope::decode(&bytes).unwrap(), envelope);
+        }
+    }
+
+    #[test]
+    fn wire_format_uses_named_fields() {
+        let envelope = Envelope::new_job(
+            Cause::Schedule,
+            Message::ScanRequested(ScanRequested {
+                image: "registry.local/app/web:latest".into(),
+                digest: None,
+                notify_email: None,
+            }),
+        );
+        let value: rmpv::Value = rmp_serde::from_slice(&envelope.encode().unwrap()).unwrap();
+        let keys: Vec<&str> = value
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "v",
+                "id",
+                "job_id",
+                "kind",
+                "cause",
+                "created_at",
+                "payload"
+            ]
+        );
+        let map = value.as_map().unwrap();
+        assert_eq!(map[0].1.as_u64(), Some(u64::from(WIRE_VERSION)));
+        assert_eq!(map[3].1.as_str(), Some("scan.requested"));
+        assert_eq!(map[4].1.as_str(), Some("schedule"));
+        let payload_keys: Vec<&str> = map[6]
+            .1
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(payload_keys, ["image", "digest", "notify-email"]);
+    }
+
+    fn envelope_with(v: u64, kind: &str, payload: rmpv::Value) -> Vec<u8> {
+        let good = Envelope::new_job(Cause::User, sample_messages().remove(0));
+        let mut value: rmpv::Value = rmp_serde::from_slice(&good.encode().unwrap()).unwrap();
+        let rmpv::Value::Map(map) = &mut value else {
+            panic!("envelope is a map")
+        };
+        map[0].1 = v.into();
+        map[3].1 = kind.into();
+        map[6].1 = payload;
+        rmp_serde::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn unknown_version_is_a_typed_error_even_with_an_unreadable_body() {
+        let bytes = rmp_serde::to_vec_named(&serde_json_like_v2()).unwrap();
+        match Envelope::decode(&bytes) {
+            Err(DecodeError::UnsupportedVersion {
+                found: 2,
+                supported,
+            }) => {
+                assert_eq!(supported, WIRE_VERSION)
+            }
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+        let bytes = envelope_with(7, "build.requested", rmpv::Value::Nil);
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion { found: 7, .. })
+        ));
+    }
+
+    /// A "version 2" message whose other fields have a different shape entirely.
+    fn serde_json_like_v2() -> std::collections::BTreeMap<&'static str, u32> {
+        [("v", 2), ("schema", 9)].into_iter().collect()
+    }
+
+    #[test]
+    fn unknown_kind_and_mismatched_payload_are_typed_errors() {
+        let bytes = envelope_with(1, "build.exploded", rmpv::Value::Nil);
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::UnknownKind(kind)) if kind == "build.exploded"
+        ));
+        let bytes = envelope_with(1, "scan.requested", rmpv::Value::from(42));
+        let error = Envelope::decode(&bytes).unwrap_err();
+        assert!(matches!(
+            error,
+            DecodeError::Payload {
+                kind: Kind::ScanRequested,
+                ..
+            }
+        ));
+        assert!(error.to_string().contains("scan.requested"), "{error}");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for bytes in [&b""[..], b"\xc1", b"hello world", &[0x92, 0x01, 0x02]] {
+            assert!(
+                matches!(Envelope::decode(bytes), Err(DecodeError::Malformed(_))),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cause_strings_round_trip_and_reject_unknown_forms() {
+        for cause in [
+            Cause::User,
+            Cause::GitChange,
+            Cause::ParentRebuilt("centos/centos:7".into()),
+            Cause::PackageUpdate("openssl".into()),
+            Cause::Schedule,
+        ] {
+            assert_eq!(cause.to_string().parse::<Cause>(), Ok(cause));
+        }
+        for bad in ["", "users", "parent-rebuilt:", "package-update", "cron"] {
+            assert!(bad.parse::<Cause>().is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Envelope::decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_corrupted_envelopes_never_panics(flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 1..8)) {
+            let mut bytes = Envelope::new_job(Cause::User, sample_messages().remove(0)).encode().unwrap();
+            for (at, value) in flips {
+                let len = bytes.len();
+                bytes[at % len] = value;
+            }
+            let _ = Envelope::decode(&bytes);
+        }
+    }
+}

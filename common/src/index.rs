@@ -1,0 +1,605 @@
+//! The container index: YAML files of entries, each naming a git repo, a Dockerfile, a tag and the
+//! images it depends on. An [`Entry`] can only exist validated: URLs, paths and tags are checked
+//! when an index file is read *and* when a message carrying an entry is decoded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::message::Level;
+
+/// One validated index entry: the whole spec of a build job.
+///
+/// Field names on the wire and in YAML are the container index's kebab-case ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawEntry", rename_all = "kebab-case")]
+pub struct Entry {
+    /// Position of the entry in its index file, when it has one.
+    pub id: Option<u64>,
+    /// The namespace (first path component of the image name).
+    pub app_id: String,
+    /// The job's name inside the namespace (second component of the image name). Not the
+    /// envelope's job id, which names one run of the pipeline.
+    pub job_id: String,
+    /// Where the source lives.
+    pub git_url: String,
+    /// Directory inside the repository holding the Dockerfile; `""` is the repository root.
+    pub git_path: String,
+    /// Branch, tag or commit to build.
+    pub git_branch: String,
+    /// The Dockerfile, relative to `git_path`.
+    pub target_file: String,
+    /// The tag to give the image.
+    pub desired_tag: String,
+    /// Who hears about builds and scans.
+    pub notify_email: Option<String>,
+    /// Build context relative to `git_path` (a leading `/` means the repository root).
+    pub build_context: String,
+    /// Script run before the build, inside the prebuild context.
+    pub prebuild_script: Option<String>,
+    /// Directory (relative to the repository root) the prebuild script runs in.
+    pub prebuild_context: Option<String>,
+    /// Images this one is built from; a rebuild of any of them triggers a rebuild of this one.
+    pub depends_on: Vec<String>,
+    /// Command run in a test container before the image is promoted to `desired_tag`.
+    pub smoke_test: Option<String>,
+    /// `--build-arg`s for the build.
+    pub build_args: BTreeMap<String, String>,
+    /// Network available to `RUN` steps.
+    pub network: NetworkMode,
+    /// Per-entry lint settings.
+    pub lint: LintSettings,
+}
+
+/// Network given to build steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// No network at all (the default).
+    #[default]
+    None,
+    /// The build host's network: only for entries that cannot build offline.
+    Host,
+}
+
+/// Lint settings an entry may override.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LintSettings {
+    /// Rule codes to ignore, e.g. `DL3008`.
+    #[serde(default)]
+    pub ignored: Vec<String>,
+    /// Lowest level that fails the lint (hadolint's `failure-threshold`).
+    #[serde(default)]
+    pub failure_threshold: Option<Level>,
+}
+
+impl Entry {
+    /// The image name this entry produces, `<app-id>/<job-id>:<desired-tag>`.
+    pub fn image(&self) -> String {
+        format!("{}/{}:{}", self.app_id, self.job_id, self.desired_tag)
+    }
+}
+
+/// Why an entry is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct EntryError {
+    /// The offending field, kebab-case as in the index.
+    pub field: &'static str,
+    /// What was expected and what was found.
+    pub problem: String,
+}
+
+impl EntryError {
+    fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The entry as written, before validation. Tolerates what real indexes contain: numeric tags,
+/// `depends-on` as null, one string or a list, and unknown extra fields.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawEntry {
+    #[serde(default)]
+    id: Option<u64>,
+    app_id: Scalar,
+    job_id: Scalar,
+    git_url: String,
+    #[serde(default)]
+    git_path: Option<String>,
+    #[serde(default)]
+    git_branch: Option<Scalar>,
+    #[serde(default)]
+    target_file: Option<String>,
+    #[serde(default)]
+    desired_tag: Option<Scalar>,
+    #[serde(default)]
+    notify_email: Option<String>,
+    #[serde(default)]
+    build_context: Option<String>,
+    #[serde(default)]
+    prebuild_script: Option<String>,
+    #[serde(default)]
+    prebuild_context: Option<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    smoke_test: Option<String>,
+    #[serde(default)]
+    build_args: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    network: NetworkMode,
+    #[serde(default)]
+    lint: LintSettings,
+}
+
+/// A YAML scalar that should be text: `desired-tag: 8` is the tag "8".
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Text(s) => f.write_str(s),
+            Scalar::Integer(n) => write!(f, "{n}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(one)) => vec![one],
+        Some(OneOrMany::Many(many)) => many,
+    })
+}
+
+impl TryFrom<RawEntry> for Entry {
+    type Error = EntryError;
+
+    fn try_from(raw: RawEntry) -> Result<Self, Self::Error> {
+        let app_id = image_component("app-id", raw.app_id.to_string())?;
+        let job_id = image_component("job-id", raw.job_id.to_string())?;
+        let git_url = git_url(raw.git_url)?;
+        let git_path = repo_path("git-path", raw.git_path.as_deref().unwrap_or(""))?;
+        let git_branch = git_ref(
+            raw.git_branch
+                .map_or_else(|| "master".to_owned(), |b| b.to_string()),
+        )?;
+        let target_file = repo_path(
+            "target-file",
+            raw.target_file.as_deref().unwrap_or("Dockerfile"),
+        )?;
+        if target_file.is_empty() {
+            return Err(EntryError::new(
+                "target-file",
+                "must name a file, found an empty path",
+            ));
+        }
+        let desired_tag = tag(raw
+            .desired_tag
+            .map_or_else(|| "latest".to_owned(), |t| t.to_string()))?;
+        let build_context = raw.build_context.unwrap_or_else(|| "./".to_owned());
+        context_inside_repo(&git_path, &build_context)?;
+        let prebuild_context = raw
+            .prebuild_context
+            .map(|context| repo_path("prebuild-context", &context))
+            .transpose()?;
+        if let Some(script) = &raw.prebuild_script {
+            repo_path("prebuild-script", script)?;
+        }
+        let notify_email = raw.notify_email.map(email).transpose()?;
+        for parent in &raw.depends_on {
+            image_reference("depends-on", parent)?;
+        }
+        let build_args = raw
+            .build_args
+            .into_iter()
+            .map(|(name, value)| build_arg_name(name).map(|name| (name, value.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Entry {
+            id: raw.id,
+            app_id,
+            job_id,
+            git_url,
+            git_path,
+            git_branch,
+            target_file,
+            desired_tag,
+            notify_email,
+            build_context,
+            prebuild_script: raw.prebuild_script,
+            prebuild_context,
+            depends_on: raw.depends_on,
+            smoke_test: raw.smoke_test,
+            build_args,
+            network: raw.network,
+            lint: raw.lint,
+        })
+    }
+}
+
+/// A lowercase Docker repository path component.
+fn image_component(field: &'static str, value: String) -> Result<String, EntryError> {
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && value.as_bytes()[0].is_ascii_alphanumeric();
+    if valid {
+        Ok(value)
+    } else {
+        Err(EntryError::new(
+            field,
+            format!(
+                "expected lowercase letters, digits, '.', '_' or '-' starting with a letter or digit, found {value:?}"
+            ),
+        ))
+    }
+}
+
+/// A git URL of an allowed scheme that cannot be mistaken for a git option.
+fn git_url(value: String) -> Result<String, EntryError> {
+    const SCHEMES: [&str; 5] = ["https://", "http://", "git://", "ssh://", "file://"];
+    let has_scheme = SCHEMES.iter().any(|scheme| value.starts_with(scheme));
+    let scp_like = !value.contains("://")
+        && value
+            .split_once(':')
+            .is_some_and(|(host, path)| host.contains('@') && !path.is_empty());
+    let safe_chars = !value.starts_with('-')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
+    if (has_scheme || scp_like) && safe_chars {
+        Ok(value)
+    } else {
+        Err(EntryError::new(
+            "git-url",
+            format!(
+                "expected an https://, http://, git://, ssh://, file:// or user@host:path URL without spaces, found {value:?}"
+            ),
+        ))
+    }
+}
+
+/// A relative path that stays inside the repository; normalised without `./` and trailing `/`.
+fn repo_path(field: &'static str, value: &str) -> Result<String, EntryError> {
+    let path = Path::new(value.trim_start_matches('/'));
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().unwrap_or_default()),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(EntryError::new(
+                    field,
+                    format!("expected a path inside the repository, found {value:?}"),
+                ));
+            }
+        }
+    }
+    if value.contains('\0') {
+        return Err(EntryError::new(field, "path contains a NUL byte"));
+    }
+    Ok(parts.join("/"))
+}
+
+/// `build-context` is relative to `git-path` and may climb out of it, but not out of the repo.
+fn context_inside_repo(git_path: &str, context: &str) -> Result<(), EntryError> {
+    if context.starts_with('/') {
+        return repo_path("build-context", context).map(drop);
+    }
+    let mut depth = git_path.split('/').filter(|p| !p.is_empty()).count();
+    for component in Path::new(context).components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => {
+                return Err(EntryError::new(
+                    "build-context",
+                    format!("{context:?} relative to git-path {git_path:?} leaves the repository"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A branch, tag or commit name git would accept, which cannot be taken for an option.
+fn git_ref(value: String) -> Result<String, EntryError> {
+    let valid = !value.is_empty()
+        && !value.starts_with('-')
+        && !value.contains("..")
+        && !value.ends_with('/')
+        && !value.ends_with(".lock")
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if valid {
+        Ok(value)
+    } else {
+        Err(EntryError::new(
+            "git-branch",
+            format!("expected a git branch, tag or commit name, found {value:?}"),
+        ))
+    }
+}
+
+/// A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn tag(value: String) -> Result<String, EntryError> {
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with(['.', '-'])
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(value)
+    } else {
+        Err(EntryError::new(
+            "desired-tag",
+            format!(
+                "expected a Docker tag (letters, digits, '_', '.', '-'; at most 128), found {value:?}"
+            ),
+        ))
+    }
+}
+
+/// A Docker image reference like `centos/centos:7` or `registry:5000/a/b@sha256:…`.
+fn image_reference(field: &'static str, value: &str) -> Result<(), EntryError> {
+    let valid = !value.is_empty()
+        && !value.starts_with(['-', '/', ':'])
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(EntryError::new(
+            field,
+            format!("expected an image reference like centos/centos:7, found {value:?}"),
+        ))
+    }
+}
+
+fn email(value: String) -> Result<String, EntryError> {
+    let trimmed = value.trim();
+    let valid = trimmed
+        .split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+        && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(EntryError::new(
+            "notify-email",
+            format!("expected an email address, found {value:?}"),
+        ))
+    }
+}
+
+fn build_arg_name(name: String) -> Result<String, EntryError> {
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(EntryError::new(
+            "build-args",
+            format!("expected an argument name of letters, digits and '_', found {name:?}"),
+        ))
+    }
+}
+
+/// An index file could not be read as a list of projects.
+#[derive(Debug, thiserror::Error)]
+#[error("not a container index (expected a top-level `Projects:` list): {0}")]
+pub struct IndexError(String);
+
+/// One entry of an index file that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {position} ({name}): {error}")]
+pub struct InvalidEntry {
+    /// 1-based position of the entry in the file.
+    pub position: usize,
+    /// `app-id/job-id` as written, or `?` when absent.
+    pub name: String,
+    /// What is wrong.
+    pub error: String,
+}
+
+/// The result of reading one index file: every valid entry, and every invalid one with its reason.
+#[derive(Debug, Default)]
+pub struct IndexFile {
+    /// Entries that passed validation, in file order.
+    pub entries: Vec<Entry>,
+    /// Entries that did not, with what is wrong.
+    pub invalid: Vec<InvalidEntry>,
+}
+
+/// Parse an index file (`Projects: [ … ]`). A bad entry does not hide the good ones.
+pub fn parse_index(yaml: &str) -> Result<IndexFile, IndexError> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(rename = "Projects")]
+        projects: Vec<yaml_serde::Value>,
+    }
+    let file: File = yaml_serde::from_str(yaml).map_err(|e| IndexError(e.to_string()))?;
+    let mut index = IndexFile::default();
+    for (i, value) in file.projects.into_iter().enumerate() {
+        let name = entry_name(&value);
+        match yaml_serde::from_value::<Entry>(value) {
+            Ok(entry) => index.entries.push(entry),
+            Err(error) => index.invalid.push(InvalidEntry {
+                position: i + 1,
+                name,
+                error: error.to_string(),
+            }),
+        }
+    }
+    Ok(index)
+}
+
+fn entry_name(value: &yaml_serde::Value) -> String {
+    let field = |key: &str| {
+        value
+            .get(key)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    format!("{}/{}", field("app-id"), field("job-id"))
+}
+
+/// Sample entries for tests in this crate and others.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support {
+    use super::*;
+
+    /// A realistic entry with every optional field set.
+    pub fn sample_entry() -> Entry {
+        let yaml = r#"
+id: 2
+app-id: centos
+job-id: django
+git-url: https://github.com/CentOS/CentOS-Dockerfiles
+git-branch: master
+git-path: Django/centos7
+target-file: Dockerfile
+desired-tag: latest
+notify-email: owner@example.org
+build-context: ./
+prebuild-script: prebuild.sh
+prebuild-context: Django/centos7
+depends-on: centos/centos:7
+smoke-test: python -c 'import django'
+build-args: { PY_VERSION: 3 }
+network: host
+lint: { ignored: [DL3008], failure-threshold: warning }
+"#;
+        yaml_serde::from_str(yaml).expect("sample entry is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::sample_entry;
+    use super::*;
+
+    fn entry(extra: &str) -> Result<Entry, String> {
+        let yaml = format!(
+            "app-id: centos\njob-id: web\ngit-url: https://example.org/r.git\ngit-path: app\n{extra}"
+        );
+        yaml_serde::from_str(&yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_container_index() {
+        let e = entry("").unwrap();
+        assert_eq!(e.git_branch, "master");
+        assert_eq!(e.target_file, "Dockerfile");
+        assert_eq!(e.desired_tag, "latest");
+        assert_eq!(e.build_context, "./");
+        assert_eq!(e.network, NetworkMode::None);
+        assert!(e.depends_on.is_empty());
+        assert_eq!(e.image(), "centos/web:latest");
+    }
+
+    #[test]
+    fn flexible_scalars_are_accepted() {
+        assert_eq!(entry("desired-tag: 8").unwrap().desired_tag, "8");
+        assert_eq!(
+            entry("depends-on: null").unwrap().depends_on,
+            Vec::<String>::new()
+        );
+        assert_eq!(entry("depends-on: a/b:1").unwrap().depends_on, ["a/b:1"]);
+        assert_eq!(
+            entry("depends-on: [a/b:1, c/d:latest]").unwrap().depends_on,
+            ["a/b:1", "c/d:latest"]
+        );
+        let trailing_slash: Entry = yaml_serde::from_str(
+            "app-id: a\njob-id: b\ngit-url: https://e.org/r\ngit-path: ./docker/\n",
+        )
+        .unwrap();
+        assert_eq!(trailing_slash.git_path, "docker");
+    }
+
+    #[test]
+    fn unsafe_or_malformed_fields_are_rejected_with_the_field_named() {
+        let cases = [
+            ("git-url: --upload-pack=touch /tmp/x", "git-url"),
+            ("git-url: ftp://example.org/r", "git-url"),
+            ("git-url: 'https://example.org/a b'", "git-url"),
+            ("target-file: ../../etc/passwd", "target-file"),
+            ("build-context: ../../..", "build-context"),
+            ("git-branch: --output=x", "git-branch"),
+            ("git-branch: a..b", "git-branch"),
+            ("desired-tag: 'bad tag'", "desired-tag"),
+            ("notify-email: nobody", "notify-email"),
+            ("depends-on: ['a b']", "depends-on"),
+            ("build-args: { 'A-B': 1 }", "build-args"),
+            ("prebuild-context: ../x", "prebuild-context"),
+        ];
+        for (extra, field) in cases {
+            let error = entry(extra).expect_err(extra);
+            assert!(error.contains(field), "{extra}: {error}");
+        }
+        let error =
+            yaml_serde::from_str::<Entry>("app-id: CentOS\njob-id: x\ngit-url: https://e.org/r")
+                .unwrap_err();
+        assert!(error.to_string().contains("app-id"), "{error}");
+    }
+
+    #[test]
+    fn build_context_may_climb_out_of_git_path_but_not_the_repo() {
+        assert!(entry("build-context: ../").is_ok());
+        assert!(entry("build-context: /").is_ok());
+        assert!(entry("build-context: ../../").is_err());
+    }
+
+    #[test]
+    fn sample_entry_round_trips_through_messagepack() {
+        let sample = sample_entry();
+        let bytes = rmp_serde::to_vec_named(&sample).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Entry>(&bytes).unwrap(), sample);
+    }
+
+    #[test]
+    fn a_bad_entry_does_not_hide_the_good_ones() {
+        let index = parse_index(
+            "Projects:\n  - app-id: a\n    job-id: b\n    git-url: https://e.org/r\n  - app-id: a\n    job-id: c\n    git-url: nope\n",
+        )
+        .unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(index.invalid.len(), 1);
+        assert_eq!(index.invalid[0].position, 2);
+        assert_eq!(index.invalid[0].name, "a/c");
+        assert!(index.invalid[0].error.contains("git-url"));
+        assert!(parse_index("- just a list").is_err());
+    }
+}

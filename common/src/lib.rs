@@ -1,0 +1,13 @@
+//! Slipway's shared foundation: the versioned message contract every worker speaks, the container
+//! index model, layered configuration, telemetry and the shutdown signal.
+
+pub mod config;
+pub mod envelope;
+pub mod index;
+pub mod message;
+pub mod shutdown;
+pub mod telemetry;
+pub mod workspace;
+
+pub use envelope::{Cause, DecodeError, Envelope, JobId, MessageId, Timestamp};
+pub use message::{Kind, Message};

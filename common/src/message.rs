@@ -1,0 +1,496 @@
+//! The message kinds of the pipeline (GUIDE §2) and their typed payloads: Slipway's wire contract.
+//!
+//! Each kind is also the routing key its events are published with on the `slipway` exchange.
+//! Payload fields use kebab-case names, like the container index they come from. Adding an
+//! optional field is compatible; renaming or retyping one needs a new envelope version.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::index::Entry;
+
+/// Every message kind; its string form is the routing key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `build.requested`: somebody or something wants an index entry built.
+    BuildRequested,
+    /// `lint.passed`: the Dockerfile at a resolved commit passed lint.
+    LintPassed,
+    /// `lint.failed`: lint found errors, or the source could not be fetched.
+    LintFailed,
+    /// `build.succeeded`: the image is built and pushed.
+    BuildSucceeded,
+    /// `build.failed`: some build stage failed.
+    BuildFailed,
+    /// `scan.requested`: scan an existing image (the rescan schedule).
+    ScanRequested,
+    /// `scan.completed`: a scan finished; the full report is in the reports stream.
+    ScanCompleted,
+    /// `scan.failed`: the scan could not run.
+    ScanFailed,
+}
+
+impl Kind {
+    /// All kinds, in pipeline order.
+    pub const ALL: [Kind; 8] = [
+        Kind::BuildRequested,
+        Kind::LintPassed,
+        Kind::LintFailed,
+        Kind::BuildSucceeded,
+        Kind::BuildFailed,
+        Kind::ScanRequested,
+        Kind::ScanCompleted,
+        Kind::ScanFailed,
+    ];
+
+    /// The routing key / wire name, e.g. `build.requested`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BuildRequested => "build.requested",
+            Kind::LintPassed => "lint.passed",
+            Kind::LintFailed => "lint.failed",
+            Kind::BuildSucceeded => "build.succeeded",
+            Kind::BuildFailed => "build.failed",
+            Kind::ScanRequested => "scan.requested",
+            Kind::ScanCompleted => "scan.completed",
+            Kind::ScanFailed => "scan.failed",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no message kind.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown message kind {0:?}")]
+pub struct UnknownKind(String);
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_owned()))
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A message payload, tagged by its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// See [`Kind::BuildRequested`].
+    BuildRequested(BuildRequested),
+    /// See [`Kind::LintPassed`].
+    LintPassed(LintPassed),
+    /// See [`Kind::LintFailed`].
+    LintFailed(LintFailed),
+    /// See [`Kind::BuildSucceeded`].
+    BuildSucceeded(BuildSucceeded),
+    /// See [`Kind::BuildFailed`].
+    BuildFailed(BuildFailed),
+    /// See [`Kind::ScanRequested`].
+    ScanRequested(ScanRequested),
+    /// See [`Kind::ScanCompleted`].
+    ScanCompleted(ScanCompleted),
+    /// See [`Kind::ScanFailed`].
+    ScanFailed(ScanFailed),
+}
+
+impl Message {
+    /// This payload's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::BuildRequested(_) => Kind::BuildRequested,
+            Message::LintPassed(_) => Kind::LintPassed,
+            Message::LintFailed(_) => Kind::LintFailed,
+            Message::BuildSucceeded(_) => Kind::BuildSucceeded,
+            Message::BuildFailed(_) => Kind::BuildFailed,
+            Message::ScanRequested(_) => Kind::ScanRequested,
+            Message::ScanCompleted(_) => Kind::ScanCompleted,
+            Message::ScanFailed(_) => Kind::ScanFailed,
+        }
+    }
+
+    pub(crate) fn serialize_payload<S: Serializer>(
+        &self,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match self {
+            Message::BuildRequested(p) => p.serialize(serializer),
+            Message::LintPassed(p) => p.serialize(serializer),
+            Message::LintFailed(p) => p.serialize(serializer),
+            Message::BuildSucceeded(p) => p.serialize(serializer),
+            Message::BuildFailed(p) => p.serialize(serializer),
+            Message::ScanRequested(p) => p.serialize(serializer),
+            Message::ScanCompleted(p) => p.serialize(serializer),
+            Message::ScanFailed(p) => p.serialize(serializer),
+        }
+    }
+
+    /// Decode the `payload` field of an encoded envelope as the payload type of `kind`.
+    pub(crate) fn from_payload(
+        kind: Kind,
+        envelope: &[u8],
+    ) -> Result<Self, rmp_serde::decode::Error> {
+        #[derive(Deserialize)]
+        struct Body<P> {
+            payload: P,
+        }
+        fn from_value<P: serde::de::DeserializeOwned>(
+            envelope: &[u8],
+        ) -> Result<P, rmp_serde::decode::Error> {
+            Ok(rmp_serde::from_slice::<Body<P>>(envelope)?.payload)
+        }
+        Ok(match kind {
+            Kind::BuildRequested => Message::BuildRequested(from_value(envelope)?),
+            Kind::LintPassed => Message::LintPassed(from_value(envelope)?),
+            Kind::LintFailed => Message::LintFailed(from_value(envelope)?),
+            Kind::BuildSucceeded => Message::BuildSucceeded(from_value(envelope)?),
+            Kind::BuildFailed => Message::BuildFailed(from_value(envelope)?),
+            Kind::ScanRequested => Message::ScanRequested(from_value(envelope)?),
+            Kind::ScanCompleted => Message::ScanCompleted(from_value(envelope)?),
+            Kind::ScanFailed => Message::ScanFailed(from_value(envelope)?),
+        })
+    }
+}
+
+/// A git commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CommitSha(String);
+
+impl CommitSha {
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A string that is not a full commit id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected a full commit id (40 or 64 lowercase hex digits), found {0:?}")]
+pub struct InvalidCommitSha(String);
+
+impl TryFrom<String> for CommitSha {
+    type Error = InvalidCommitSha;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let hex = value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if hex && matches!(value.len(), 40 | 64) {
+            Ok(Self(value))
+        } else {
+            Err(InvalidCommitSha(value))
+        }
+    }
+}
+
+impl From<CommitSha> for String {
+    fn from(sha: CommitSha) -> Self {
+        sha.0
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Severity of a lint finding, as hadolint names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Fails the lint by default.
+    Error,
+    /// Worth fixing.
+    Warning,
+    /// Informational.
+    Info,
+    /// Style only.
+    Style,
+}
+
+/// One lint finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LintFinding {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// Rule code, e.g. `DL3008` or `SC2086`.
+    pub code: String,
+    /// Severity after config overrides.
+    pub level: Level,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `build.requested`: build this index entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildRequested {
+    /// The whole job spec, so no worker but the tracker needs the index.
+    pub entry: Entry,
+    /// Build exactly this commit instead of the head of `git-branch` (set by the repo tracker).
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
+}
+
+/// `lint.passed`: the Dockerfile at `commit` passed; build exactly that commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LintPassed {
+    /// The job spec.
+    pub entry: Entry,
+    /// The commit that was linted.
+    pub commit: CommitSha,
+    /// Findings below the failure threshold.
+    #[serde(default)]
+    pub findings: Vec<LintFinding>,
+}
+
+/// `lint.failed`: lint found errors, or the source could not be fetched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LintFailed {
+    /// The job spec.
+    pub entry: Entry,
+    /// The commit, when the ref could be resolved.
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
+    /// All findings.
+    #[serde(default)]
+    pub findings: Vec<LintFinding>,
+    /// Why lint could not run (unreachable repo, unknown ref), if that is the failure.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `build.succeeded`: the image is built, tested and pushed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildSucceeded {
+    /// The job spec.
+    pub entry: Entry,
+    /// The commit that was built.
+    pub commit: CommitSha,
+    /// Full image reference that was pushed, e.g. `127.0.0.1:5000/centos/django:latest`.
+    pub image: String,
+    /// Manifest digest, `sha256:…`.
+    pub digest: String,
+    /// Identity of the build's inputs (commit, Dockerfile digest, parent digests, build args).
+    pub content_key: String,
+    /// Digest of each parent image the build used, by image reference.
+    #[serde(default)]
+    pub parent_digests: BTreeMap<String, String>,
+    /// Wall time of the whole job in the build worker, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The build stage that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildStage {
+    /// Getting the source at the commit.
+    Checkout,
+    /// Running the entry's prebuild script.
+    Prebuild,
+    /// `docker build`.
+    Build,
+    /// The smoke test.
+    Test,
+    /// Pushing or tagging in the registry.
+    Push,
+}
+
+/// `build.failed`: a build stage failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildFailed {
+    /// The job spec.
+    pub entry: Entry,
+    /// The commit being built.
+    pub commit: CommitSha,
+    /// Which stage failed.
+    pub stage: BuildStage,
+    /// What went wrong, in one line.
+    pub error: String,
+    /// The last lines of the stage's log.
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+}
+
+/// `scan.requested`: scan an existing image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ScanRequested {
+    /// Image reference to scan.
+    pub image: String,
+    /// Expected manifest digest, when known.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Who to tell about the result.
+    #[serde(default)]
+    pub notify_email: Option<String>,
+}
+
+/// `scan.completed`: a scan finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ScanCompleted {
+    /// Image reference that was scanned.
+    pub image: String,
+    /// Manifest digest that was scanned.
+    pub digest: String,
+    /// Number of results per scanner, e.g. `{"os-updates": 3, "integrity": 0}`.
+    pub counts: BTreeMap<String, u64>,
+    /// Who to tell about the result.
+    #[serde(default)]
+    pub notify_email: Option<String>,
+}
+
+/// `scan.failed`: the scan could not run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ScanFailed {
+    /// Image reference that was to be scanned.
+    pub image: String,
+    /// Why the scan failed.
+    pub error: String,
+    /// Who to tell about the failure.
+    #[serde(default)]
+    pub notify_email: Option<String>,
+}
+
+/// Sample payloads for tests in this crate and others.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support {
+    use super::*;
+    use crate::index::test_support::sample_entry;
+
+    /// A commit id that passes validation.
+    pub fn sample_commit() -> CommitSha {
+        CommitSha::try_from("0123456789abcdef0123456789abcdef01234567".to_owned())
+            .expect("valid sample commit")
+    }
+
+    /// One message of every kind, in [`Kind::ALL`] order.
+    pub fn sample_messages() -> Vec<Message> {
+        let entry = sample_entry();
+        let finding = LintFinding {
+            line: 3,
+            column: 1,
+            code: "DL3008".into(),
+            level: Level::Warning,
+            message: "Pin versions in apt get install".into(),
+        };
+        vec![
+            Message::BuildRequested(BuildRequested {
+                entry: entry.clone(),
+                commit: None,
+            }),
+            Message::LintPassed(LintPassed {
+                entry: entry.clone(),
+                commit: sample_commit(),
+                findings: vec![finding.clone()],
+            }),
+            Message::LintFailed(LintFailed {
+                entry: entry.clone(),
+                commit: Some(sample_commit()),
+                findings: vec![finding],
+                error: None,
+            }),
+            Message::BuildSucceeded(BuildSucceeded {
+                entry: entry.clone(),
+                commit: sample_commit(),
+                image: "127.0.0.1:5000/centos/django:latest".into(),
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                content_key: "cd".repeat(32),
+                parent_digests: [(
+                    "centos/centos:7".to_owned(),
+                    format!("sha256:{}", "ef".repeat(32)),
+                )]
+                .into_iter()
+                .collect(),
+                duration_ms: 81_234,
+            }),
+            Message::BuildFailed(BuildFailed {
+                entry,
+                commit: sample_commit(),
+                stage: BuildStage::Test,
+                error: "smoke test exited with 1".into(),
+                log_tail: vec!["+ curl localhost".into(), "connection refused".into()],
+            }),
+            Message::ScanRequested(ScanRequested {
+                image: "127.0.0.1:5000/centos/django:latest".into(),
+                digest: None,
+                notify_email: Some("owner@example.org".into()),
+            }),
+            Message::ScanCompleted(ScanCompleted {
+                image: "127.0.0.1:5000/centos/django:latest".into(),
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                counts: [("os-updates".to_owned(), 3), ("integrity".to_owned(), 0)]
+                    .into_iter()
+                    .collect(),
+                notify_email: Some("owner@example.org".into()),
+            }),
+            Message::ScanFailed(ScanFailed {
+                image: "127.0.0.1:5000/centos/django:latest".into(),
+                error: "manifest unknown".into(),
+                notify_email: None,
+            }),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::sample_messages;
+    use super::*;
+
+    #[test]
+    fn kinds_parse_from_their_routing_keys() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
+        assert!("build".parse::<Kind>().is_err());
+    }
+
+    #[test]
+    fn sample_messages_cover_every_kind_in_order() {
+        let kinds: Vec<Kind> = sample_messages().iter().map(Message::kind).collect();
+        assert_eq!(kinds, Kind::ALL);
+    }
+
+    #[test]
+    fn commit_ids_are_validated() {
+        assert!(CommitSha::try_from("a".repeat(40)).is_ok());
+        assert!(CommitSha::try_from("a".repeat(64)).is_ok());
+        for bad in [
+            "",
+            "master",
+            &"A".repeat(40),
+            &"a".repeat(39),
+            &"g".repeat(40),
+        ] {
+            assert!(CommitSha::try_from(bad.to_owned()).is_err(), "{bad:?}");
+        }
+    }
+}

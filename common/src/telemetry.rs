@@ -1,0 +1,438 @@
+//! Logs, metrics and the typed telemetry events that write both at once.
+//!
+//! Logs go through `tracing` (JSON when stdout is not a terminal). Metrics live in one process-wide
+//! prometheus registry, served as text on `/metrics`. Code reports what happened through the
+//! events in [`events`]: each writes one structured log line and updates one metric, with label
+//! values from small closed sets (never job ids or image names).
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// JSON unless stdout is a terminal.
+    #[default]
+    Auto,
+    /// One JSON object per line (journald, log shippers).
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// The `[telemetry]` section every binary's config has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `slipway_broker=debug,info`; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// Address of the `/metrics` endpoint; none disables it.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Auto,
+            log_filter: "info".to_owned(),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+/// Telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The log filter does not parse.
+    #[error("log filter {filter:?} is invalid: {source}")]
+    Filter {
+        /// The filter as configured.
+        filter: String,
+        /// The parse error.
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// The metrics address cannot be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Install the global `tracing` subscriber. A second call (tests) leaves the first one in place.
+pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(from_env) if !from_env.is_empty() => from_env,
+        _ => settings.log_filter.clone(),
+    };
+    let env_filter = EnvFilter::try_new(&filter).map_err(|source| TelemetryError::Filter {
+        filter: filter.clone(),
+        source,
+    })?;
+    let json = match settings.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(env_filter);
+    let _already_installed = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    Ok(())
+}
+
+/// The process-wide metrics registry; worker-specific metrics register here too.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+    &REGISTRY
+}
+
+/// Register a collector in [`registry`], returning it.
+///
+/// # Panics
+/// When a metric of the same name is registered twice: a programming error caught by any test
+/// that touches the metric.
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+    registry()
+        .register(Box::new(collector.clone()))
+        .expect("each metric is registered once");
+    collector
+}
+
+/// The metrics every worker exports (GUIDE §4).
+#[derive(Debug)]
+pub struct CoreMetrics {
+    /// `slipway_jobs_total{worker,outcome}`.
+    pub jobs_total: IntCounterVec,
+    /// `slipway_job_duration_seconds{worker,outcome}`.
+    pub job_duration_seconds: HistogramVec,
+    /// `slipway_jobs_in_flight{worker}`.
+    pub jobs_in_flight: IntGaugeVec,
+    /// `slipway_broker_reconnects_total{worker}`.
+    pub broker_reconnects_total: IntCounterVec,
+}
+
+/// The core metrics, registered on first use.
+pub fn core_metrics() -> &'static CoreMetrics {
+    static CORE: LazyLock<CoreMetrics> = LazyLock::new(|| CoreMetrics {
+        jobs_total: register(
+            IntCounterVec::new(
+                Opts::new(
+                    "slipway_jobs_total",
+                    "Jobs finished, by worker and outcome.",
+                ),
+                &["worker", "outcome"],
+            )
+            .expect("valid metric"),
+        ),
+        job_duration_seconds: register(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "slipway_job_duration_seconds",
+                    "Time from delivery to settlement of a job, by worker and outcome.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0,
+                ]),
+                &["worker", "outcome"],
+            )
+            .expect("valid metric"),
+        ),
+        jobs_in_flight: register(
+            IntGaugeVec::new(
+                Opts::new("slipway_jobs_in_flight", "Jobs being handled right now."),
+                &["worker"],
+            )
+            .expect("valid metric"),
+        ),
+        broker_reconnects_total: register(
+            IntCounterVec::new(
+                Opts::new(
+                    "slipway_broker_reconnects_total",
+                    "Connections to the broker re-established after a loss.",
+                ),
+                &["worker"],
+            )
+            .expect("valid metric"),
+        ),
+    });
+    &CORE
+}
+
+/// Render the registry in the prometheus text format.
+pub fn render_metrics() -> String {
+    let mut buffer = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    let _ = TextEncoder::new().encode(&registry().gather(), &mut buffer);
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// A running `/metrics` endpoint.
+#[derive(Debug)]
+pub struct MetricsServer {
+    /// The bound address (useful when port 0 was configured).
+    pub local_addr: SocketAddr,
+    /// Ends when the shutdown token is cancelled.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Serve `GET /metrics` on `addr` until `shutdown` is cancelled.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<MetricsServer, TelemetryError> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Response, StatusCode};
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    core_metrics();
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "metrics endpoint: accept failed");
+                        continue;
+                    }
+                },
+            };
+            let service = hyper::service::service_fn(|request: hyper::Request<_>| async move {
+                let response = if request.uri().path() == "/metrics" {
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                        .body(Full::new(Bytes::from(render_metrics())))
+                } else {
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Full::new(Bytes::from_static(
+                            b"only /metrics is served here\n",
+                        )))
+                };
+                Ok::<_, hyper::http::Error>(response.unwrap_or_default())
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(MetricsServer { local_addr, task })
+}
+
+/// Typed telemetry events: one log line and one metric update each.
+pub mod events {
+    use std::time::Duration;
+
+    use super::core_metrics;
+    use crate::envelope::JobId;
+
+    /// How a job's delivery was settled. The label values of `slipway_jobs_total{outcome}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum JobOutcome {
+        /// Handled; its events are confirmed and the delivery acked.
+        Acked,
+        /// Sent to a delay queue to try again later.
+        Retried,
+        /// Rejected by the handler, or out of retries: now in the dead-letter queue.
+        DeadLettered,
+        /// Not a valid envelope: now in the dead-letter queue.
+        Undecodable,
+        /// Left unsettled (connection lost or shutdown): the broker will redeliver it.
+        Abandoned,
+    }
+
+    impl JobOutcome {
+        /// The metric label value.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                JobOutcome::Acked => "acked",
+                JobOutcome::Retried => "retried",
+                JobOutcome::DeadLettered => "dead_lettered",
+                JobOutcome::Undecodable => "undecodable",
+                JobOutcome::Abandoned => "abandoned",
+            }
+        }
+    }
+
+    /// A job was taken from the queue; dropping the returned guard marks it no longer in flight.
+    #[derive(Debug)]
+    pub struct InFlight {
+        worker: &'static str,
+    }
+
+    /// Mark a job of `worker` as started.
+    pub fn job_started(worker: &'static str) -> InFlight {
+        core_metrics()
+            .jobs_in_flight
+            .with_label_values(&[worker])
+            .inc();
+        InFlight { worker }
+    }
+
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            core_metrics()
+                .jobs_in_flight
+                .with_label_values(&[self.worker])
+                .dec();
+        }
+    }
+
+    /// A job was settled.
+    #[derive(Debug)]
+    pub struct JobFinished<'a> {
+        /// The worker type.
+        pub worker: &'static str,
+        /// The job, when the message could be decoded.
+        pub job_id: Option<JobId>,
+        /// The routing key it arrived with.
+        pub routing_key: &'a str,
+        /// How it was settled.
+        pub outcome: JobOutcome,
+        /// Retries before this delivery.
+        pub attempt: u32,
+        /// Time from delivery to settlement.
+        pub duration: Duration,
+        /// Why, for anything but `Acked`.
+        pub reason: Option<&'a str>,
+    }
+
+    impl JobFinished<'_> {
+        /// Log it and count it.
+        pub fn emit(&self) {
+            let outcome = self.outcome.as_str();
+            let job_id = self.job_id.map(|id| id.to_string());
+            let job_id = job_id.as_deref().unwrap_or("-");
+            let seconds = self.duration.as_secs_f64();
+            let reason = self.reason.unwrap_or("");
+            match self.outcome {
+                JobOutcome::Acked => tracing::info!(
+                    worker = self.worker,
+                    job_id,
+                    routing_key = self.routing_key,
+                    outcome,
+                    attempt = self.attempt,
+                    seconds,
+                    "job done"
+                ),
+                JobOutcome::Retried | JobOutcome::Abandoned => tracing::warn!(
+                    worker = self.worker,
+                    job_id,
+                    routing_key = self.routing_key,
+                    outcome,
+                    attempt = self.attempt,
+                    seconds,
+                    reason,
+                    "job will run again"
+                ),
+                JobOutcome::DeadLettered | JobOutcome::Undecodable => tracing::error!(
+                    worker = self.worker,
+                    job_id,
+                    routing_key = self.routing_key,
+                    outcome,
+                    attempt = self.attempt,
+                    seconds,
+                    reason,
+                    "job dead-lettered"
+                ),
+            }
+            let metrics = core_metrics();
+            metrics
+                .jobs_total
+                .with_label_values(&[self.worker, outcome])
+                .inc();
+            metrics
+                .job_duration_seconds
+                .with_label_values(&[self.worker, outcome])
+                .observe(seconds);
+        }
+    }
+
+    /// The connection to the broker was lost and re-established.
+    pub fn broker_reconnected(worker: &'static str, lost_because: &str) {
+        tracing::warn!(worker, lost_because, "reconnected to the broker");
+        core_metrics()
+            .broker_reconnects_total
+            .with_label_values(&[worker])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events::{JobFinished, JobOutcome, job_started};
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn metrics_endpoint_serves_core_metric_names() {
+        let shutdown = CancellationToken::new();
+        let server = serve_metrics(SocketAddr::from(([127, 0, 0, 1], 0)), shutdown.clone())
+            .await
+            .unwrap();
+        {
+            let _in_flight = job_started("telemetry-test");
+            JobFinished {
+                worker: "telemetry-test",
+                job_id: None,
+                routing_key: "build.requested",
+                outcome: JobOutcome::Acked,
+                attempt: 0,
+                duration: std::time::Duration::from_millis(12),
+                reason: None,
+            }
+            .emit();
+        }
+        events::broker_reconnected("telemetry-test", "test");
+
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        for line in [
+            r#"slipway_jobs_total{outcome="acked",worker="telemetry-test"} 1"#,
+            r#"slipway_job_duration_seconds_count{outcome="acked",worker="telemetry-test"} 1"#,
+            r#"slipway_jobs_in_flight{worker="telemetry-test"} 0"#,
+            r#"slipway_broker_reconnects_total{worker="telemetry-test"} 1"#,
+        ] {
+            assert!(response.contains(line), "missing {line} in\n{response}");
+        }
+        shutdown.cancel();
+        server.task.await.unwrap();
+    }
+}

@@ -1,0 +1,76 @@
+//! Every entry of the real CentOS container index in `../shared/corpus/container-index` parses,
+//! validates, and survives a trip through a `build.requested` envelope unchanged.
+
+use std::path::Path;
+
+use slipway_common::index::parse_index;
+use slipway_common::message::BuildRequested;
+use slipway_common::workspace::shared_dir_from;
+use slipway_common::{Cause, Envelope, Message};
+
+#[test]
+fn every_corpus_entry_is_valid_and_round_trips() {
+    let shared = shared_dir_from(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("../shared beside the workspace root");
+    let dir = shared.join("corpus/container-index");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    assert_eq!(
+        files.len(),
+        manifest.lines().skip(1).count(),
+        "every file in MANIFEST.tsv is here"
+    );
+
+    let (mut entries, mut declared, mut invalid) = (0, 0, Vec::new());
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Entries as written: uncommented `app-id:` keys.
+        declared += text
+            .lines()
+            .filter(|l| {
+                l.trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with("app-id")
+            })
+            .count();
+        let index = parse_index(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for entry in &index.entries {
+            let envelope = Envelope::new_job(
+                Cause::User,
+                Message::BuildRequested(BuildRequested {
+                    entry: entry.clone(),
+                    commit: None,
+                }),
+            );
+            let decoded = Envelope::decode(&envelope.encode().unwrap()).unwrap();
+            assert_eq!(decoded, envelope);
+        }
+        entries += index.entries.len();
+        invalid.extend(
+            index
+                .invalid
+                .iter()
+                .map(|bad| format!("{}: {bad}", file.file_name().unwrap().to_string_lossy())),
+        );
+    }
+    // index_template.yaml is the index's own fill-in-the-blanks template (`id: number`,
+    // `app-id: container_namespace`): the one entry that must be refused.
+    assert_eq!(
+        invalid,
+        [
+            r#"index_template.yaml: entry 1 (container_namespace/container_name): invalid type: string "number", expected u64"#
+        ],
+        "invalid corpus entries"
+    );
+    assert_eq!(
+        entries + invalid.len(),
+        declared,
+        "every declared entry was read"
+    );
+    assert!(entries >= 180, "only {entries} entries found");
+}
