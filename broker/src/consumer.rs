@@ -1,0 +1,486 @@
+//! The consumer runner: takes deliveries from a worker's queue, hands each to the worker's
+//! [`Handler`], and settles it from the [`Outcome`].
+//!
+//! Architecture invariant — *ack last*: a delivery is acked only after everything its outcome
+//! sends (events, a retry copy, a dead letter) has been confirmed by the broker. Any crash before
+//! that leaves the delivery unacked, so the broker redelivers it: at-least-once delivery, and
+//! handlers make the effect idempotent.
+//!
+//! - `Ack(events)`: publish the events (confirmed, mandatory), then ack.
+//! - `Retry(reason)`: publish a copy to the delay queue for the next retry (delays from
+//!   `retry_delays_ms`, attempt count in `x-slipway-attempt`), then ack; past `max_retries`, dead-letter.
+//! - `Reject(reason)`, undecodable messages: publish to `N.dlx` with `x-slipway-reason`, then ack.
+//! - A handler panic counts as `Retry`. A failure to settle nacks with requeue, so the queue's
+//!   `x-delivery-limit` still stops a message that can never be settled.
+//!
+//! Concurrency is the prefetch: at most `prefetch` deliveries are unacked, each handled in its own
+//! task. On shutdown the runner cancels its consumer, lets in-flight jobs finish for at most
+//! `drain_timeout_ms`, abandons the rest (the broker redelivers them) and closes the connection.
+//! When the connection is lost, in-flight jobs are abandoned the same way and the runner reconnects,
+//! re-declares the topology and consumes again.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use slipway_common::Envelope;
+use slipway_common::envelope::Timestamp;
+use slipway_common::telemetry::events::{self, JobFinished, JobOutcome};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::BrokerConnection;
+use crate::headers;
+use crate::publisher::{Outgoing, PublishError, Publisher};
+use crate::topology::Topology;
+use crate::{BrokerError, BrokerSettings};
+
+/// One delivery, decoded, as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The message.
+    pub envelope: Envelope,
+    /// Retries this message went through before this delivery (0 the first time).
+    pub attempt: u32,
+    /// The broker delivered it before (to a consumer that crashed or lost its connection).
+    pub redelivered: bool,
+}
+
+/// What a handler decided about a job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Done: publish these events (confirmed) and ack the job.
+    Ack(Vec<Envelope>),
+    /// A transient failure: try again after the next delay.
+    Retry(String),
+    /// A permanent failure: dead-letter the job with this reason.
+    Reject(String),
+}
+
+/// A worker's logic: one job in, one outcome out. Must be idempotent, since a job can be
+/// delivered more than once.
+pub trait Handler: Send + Sync + 'static {
+    /// Handle one job.
+    fn handle(&self, job: Job) -> impl Future<Output = Outcome> + Send;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Job) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
+    fn handle(&self, job: Job) -> impl Future<Output = Outcome> + Send {
+        self(job)
+    }
+}
+
+/// Runs one worker's consumption loop against the broker.
+#[derive(Debug)]
+pub struct Consumer<H> {
+    worker: &'static str,
+    settings: BrokerSettings,
+    topology: Topology,
+    handler: Arc<H>,
+    connection_name: String,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer of `worker`'s queue in `topology`.
+    pub fn new(
+        worker: &'static str,
+        settings: BrokerSettings,
+        topology: Topology,
+        handler: H,
+    ) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown-host".to_owned());
+        Self {
+            worker,
+            settings,
+            topology,
+            handler: Arc::new(handler),
+            connection_name: format!("slipway-{worker}@{host}:{}", std::process::id()),
+        }
+    }
+
+    /// Name the connection (visible in `rabbitmqctl list_connections user_provided_name`).
+    pub fn with_connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = name.into();
+        self
+    }
+
+    /// Consume until `shutdown` is cancelled, reconnecting whenever the connection is lost.
+    /// Returns once in-flight jobs are drained (bounded by `drain_timeout_ms`).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+        self.settings.validate()?;
+        if !self.topology.has_worker(self.worker) {
+            return Err(BrokerError::Settings(format!(
+                "worker {:?} has no queue in the topology",
+                self.worker
+            )));
+        }
+        let mut lost_because: Option<String> = None;
+        let mut quick_failures = 0u32;
+        loop {
+            let Some(connection) = BrokerConnection::connect_with_retry(
+                &self.settings,
+                &self.connection_name,
+                &shutdown,
+            )
+            .await?
+            else {
+                return Ok(());
+            };
+            let end = self
+                .session(&connection, &shutdown, &mut lost_because)
+                .await;
+            connection.close().await;
+            match end {
+                SessionEnd::Shutdown => return Ok(()),
+                SessionEnd::Lost(reason) => {
+                    tracing::warn!(worker = self.worker, %reason, "broker session lost; reconnecting");
+                    quick_failures = 0;
+                    lost_because = Some(reason);
+                }
+                SessionEnd::SetupFailed(error) => {
+                    // A session that cannot even start (e.g. a 406 on declaration) is retried
+                    // with growing pauses, not in a hot loop.
+                    quick_failures += 1;
+                    let pause = Duration::from_millis(
+                        (100u64 << quick_failures.min(10))
+                            .min(self.settings.max_reconnect_delay_ms),
+                    );
+                    tracing::error!(worker = self.worker, %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
+                    lost_because = Some(error.to_string());
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        connection: &BrokerConnection,
+        shutdown: &CancellationToken,
+        lost_because: &mut Option<String>,
+    ) -> SessionEnd {
+        let queue = self.topology.worker_queue(self.worker);
+        let started = async {
+            let channel = connection.channel().await?;
+            self.topology.declare(&channel).await?;
+            channel
+                .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(BrokerError::Channel)?;
+            let publisher = Publisher::open(connection, &self.topology).await?;
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    self.connection_name.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(BrokerError::Channel)?;
+            Ok::<_, BrokerError>((channel, publisher, consumer))
+        };
+        let (channel, publisher, mut consumer) = match started.await {
+            Ok(started) => started,
+            Err(error) => return SessionEnd::SetupFailed(error),
+        };
+        if let Some(reason) = lost_because.take() {
+            events::broker_reconnected(self.worker, &reason);
+        }
+        tracing::info!(worker = self.worker, %queue, prefetch = self.settings.prefetch, "consuming");
+
+        let settler = Arc::new(Settler {
+            worker: self.worker,
+            settings: self.settings.clone(),
+            topology: self.topology.clone(),
+            publisher,
+        });
+        let mut jobs: JoinSet<Result<(), String>> = JoinSet::new();
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break SessionEnd::Shutdown,
+                Some(joined) = jobs.join_next(), if !jobs.is_empty() => {
+                    if let Ok(Err(reason)) = joined {
+                        break SessionEnd::Lost(reason);
+                    }
+                }
+                delivery = consumer.next() => match delivery {
+                    Some(Ok(delivery)) => {
+                        let settler = Arc::clone(&settler);
+                        let handler = Arc::clone(&self.handler);
+                        jobs.spawn(async move { settler.process(handler.as_ref(), delivery).await });
+                    }
+                    Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
+                    None => break SessionEnd::Lost("the broker cancelled the consumer".to_owned()),
+                },
+            }
+        };
+        if matches!(end, SessionEnd::Shutdown) {
+            let _ = channel
+                .basic_cancel(
+                    self.connection_name.as_str().into(),
+                    BasicCancelOptions::default(),
+                )
+                .await;
+            let drain = Duration::from_millis(self.settings.drain_timeout_ms);
+            let in_flight = jobs.len();
+            let drained =
+                tokio::time::timeout(drain, async { while jobs.join_next().await.is_some() {} })
+                    .await;
+            match drained {
+                Ok(()) => tracing::info!(worker = self.worker, in_flight, "drained in-flight jobs"),
+                Err(_) => tracing::warn!(
+                    worker = self.worker,
+                    abandoned = jobs.len(),
+                    drain_ms = drain.as_millis(),
+                    "in-flight jobs did not finish in time; the broker will redeliver them"
+                ),
+            }
+        }
+        // Dropping the set aborts what is left; their deliveries are requeued by the broker.
+        jobs.abort_all();
+        end
+    }
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+    SetupFailed(BrokerError),
+}
+
+/// How a delivery is to be settled.
+enum Settlement {
+    Publish(Vec<Envelope>),
+    Retry { reason: String },
+    DeadLetter { reason: String, outcome: JobOutcome },
+}
+
+/// Why a settlement could not be carried out.
+enum SettleError {
+    /// Carry out this settlement instead (events could not be published: retry the job).
+    Instead(Settlement),
+    /// The channel or connection failed.
+    Broken(String),
+}
+
+/// Everything a job task needs to settle its delivery.
+struct Settler {
+    worker: &'static str,
+    settings: BrokerSettings,
+    topology: Topology,
+    publisher: Publisher,
+}
+
+impl Settler {
+    /// Handle and settle one delivery. `Err` means the session is broken.
+    async fn process<H: Handler>(&self, handler: &H, delivery: Delivery) -> Result<(), String> {
+        let started = Instant::now();
+        let _in_flight = events::job_started(self.worker);
+        let incoming_headers = delivery.properties.headers().as_ref();
+        let attempt = headers::attempt(incoming_headers);
+        let routing_key = headers::text(incoming_headers, headers::ROUTING_KEY)
+            .unwrap_or_else(|| delivery.routing_key.to_string());
+
+        let (job_id, mut settlement) = match Envelope::decode(&delivery.data) {
+            Err(error) => (
+                None,
+                Settlement::DeadLetter {
+                    reason: format!("undecodable: {error}"),
+                    outcome: JobOutcome::Undecodable,
+                },
+            ),
+            Ok(envelope) => {
+                let job_id = envelope.job_id;
+                let job = Job {
+                    envelope,
+                    attempt,
+                    redelivered: delivery.redelivered,
+                };
+                let outcome = AssertUnwindSafe(handler.handle(job))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        Outcome::Retry(format!(
+                            "handler panicked: {}",
+                            panic_message(panic.as_ref())
+                        ))
+                    });
+                (Some(job_id), self.settlement_for(outcome, attempt))
+            }
+        };
+
+        let (outcome, reason, broken) = loop {
+            let reason = settlement.reason();
+            let outcome = settlement.outcome();
+            match self
+                .settle(&delivery, &routing_key, attempt, settlement)
+                .await
+            {
+                Ok(()) => break (outcome, reason, None),
+                Err(SettleError::Instead(next)) => settlement = next,
+                Err(SettleError::Broken(why)) => {
+                    // Give the delivery back; if the channel is gone the broker requeues it anyway.
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                    break (JobOutcome::Abandoned, Some(why.clone()), Some(why));
+                }
+            }
+        };
+        JobFinished {
+            worker: self.worker,
+            job_id,
+            routing_key: &routing_key,
+            outcome,
+            attempt,
+            duration: started.elapsed(),
+            reason: reason.as_deref(),
+        }
+        .emit();
+        broken.map_or(Ok(()), Err)
+    }
+
+    fn settlement_for(&self, outcome: Outcome, attempt: u32) -> Settlement {
+        match outcome {
+            Outcome::Ack(events) => Settlement::Publish(events),
+            Outcome::Retry(reason) if attempt >= self.settings.max_retries => {
+                Settlement::DeadLetter {
+                    reason: format!("gave up after {attempt} retries: {reason}"),
+                    outcome: JobOutcome::DeadLettered,
+                }
+            }
+            Outcome::Retry(reason) => Settlement::Retry { reason },
+            Outcome::Reject(reason) => Settlement::DeadLetter {
+                reason,
+                outcome: JobOutcome::DeadLettered,
+            },
+        }
+    }
+
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        routing_key: &str,
+        attempt: u32,
+        settlement: Settlement,
+    ) -> Result<(), SettleError> {
+        let sent = match settlement {
+            Settlement::Publish(events) => match self.publisher.publish_all(&events).await {
+                Err(
+                    error @ (PublishError::Unroutable { .. }
+                    | PublishError::Nacked { .. }
+                    | PublishError::Encode(_)),
+                ) => {
+                    return Err(SettleError::Instead(self.settlement_for(
+                        Outcome::Retry(format!("its events could not be published: {error}")),
+                        attempt,
+                    )));
+                }
+                other => other,
+            },
+            Settlement::Retry { reason } => {
+                let retry = attempt + 1;
+                let delay = self.settings.retry_delay(retry);
+                let queue = self.topology.retry_queue(
+                    self.worker,
+                    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                );
+                let mut headers = copied_headers(delivery);
+                headers::set_integer(&mut headers, headers::ATTEMPT, retry.into());
+                headers::set_integer(
+                    &mut headers,
+                    headers::RETRIED_AT_MS,
+                    i64::try_from(Timestamp::now().unix_millis()).unwrap_or(i64::MAX),
+                );
+                self.mark(&mut headers, routing_key, &reason);
+                self.publisher
+                    .send_confirmed(&Outgoing {
+                        exchange: "",
+                        routing_key: &queue,
+                        body: &delivery.data,
+                        properties: delivery.properties.clone().with_headers(headers),
+                    })
+                    .await
+            }
+            Settlement::DeadLetter { reason, .. } => {
+                let mut headers = copied_headers(delivery);
+                headers::set_integer(&mut headers, headers::ATTEMPT, attempt.into());
+                self.mark(&mut headers, routing_key, &reason);
+                self.publisher
+                    .send_confirmed(&Outgoing {
+                        exchange: &self.topology.dead_letter_exchange(),
+                        routing_key,
+                        body: &delivery.data,
+                        properties: delivery.properties.clone().with_headers(headers),
+                    })
+                    .await
+            }
+        };
+        sent.map_err(|error| SettleError::Broken(error.to_string()))?;
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(|error| SettleError::Broken(format!("ack failed: {error}")))
+    }
+
+    fn mark(&self, headers: &mut FieldTable, routing_key: &str, reason: &str) {
+        headers::set_text(headers, headers::REASON, reason);
+        headers::set_text(headers, headers::WORKER, self.worker);
+        headers::set_text(headers, headers::ROUTING_KEY, routing_key);
+    }
+}
+
+impl Settlement {
+    fn outcome(&self) -> JobOutcome {
+        match self {
+            Settlement::Publish(_) => JobOutcome::Acked,
+            Settlement::Retry { .. } => JobOutcome::Retried,
+            Settlement::DeadLetter { outcome, .. } => *outcome,
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        match self {
+            Settlement::Publish(_) => None,
+            Settlement::Retry { reason } | Settlement::DeadLetter { reason, .. } => {
+                Some(reason.clone())
+            }
+        }
+    }
+}
+
+fn copied_headers(delivery: &Delivery) -> FieldTable {
+    delivery.properties.headers().clone().unwrap_or_default()
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

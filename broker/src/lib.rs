@@ -1,0 +1,63 @@
+//! Slipway's RabbitMQ layer, the only crate that imports lapin.
+//!
+//! - [`BrokerSettings`]: the `[broker]` config section;
+//! - [`Topology`]: exchanges and queues, declared idempotently;
+//! - [`BrokerConnection`]: connect with backoff;
+//! - [`Publisher`]: confirmed, mandatory publishing;
+//! - [`Consumer`]: the runner that turns a [`Handler`]'s [`Outcome`] into acks, retries and dead
+//!   letters, reconnecting when the connection drops and draining on shutdown;
+//! - [`inspect`]: queue depths and dead letters, for the CLI and tests.
+
+mod connection;
+mod consumer;
+pub mod headers;
+pub mod inspect;
+mod publisher;
+mod settings;
+mod topology;
+
+pub use connection::BrokerConnection;
+pub use consumer::{Consumer, Handler, Job, Outcome};
+pub use publisher::{CONTENT_TYPE, PublishError, Publisher};
+pub use settings::BrokerSettings;
+pub use topology::{Topology, WorkerQueue};
+
+use std::time::Duration;
+
+/// What can go wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The `[broker]` settings are unusable.
+    #[error("invalid broker settings: {0}")]
+    Settings(String),
+    /// The broker refused or dropped the connection attempt.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, without password.
+        url: String,
+        /// lapin's error.
+        source: lapin::Error,
+    },
+    /// The connection attempt hung.
+    #[error("cannot connect to {url}: no answer after {after:?}")]
+    ConnectTimeout {
+        /// The URL, without password.
+        url: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// A channel operation failed.
+    #[error("broker channel error: {0}")]
+    Channel(lapin::Error),
+    /// Declaring part of the topology failed.
+    #[error("cannot declare {what}: {source}")]
+    Topology {
+        /// The exchange, queue or binding.
+        what: String,
+        /// lapin's error (a 406 names the mismatching argument).
+        source: lapin::Error,
+    },
+    /// A publish failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}

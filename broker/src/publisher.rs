@@ -1,0 +1,166 @@
+//! Publishing with publisher confirms and `mandatory`: a publish succeeds only when the broker has
+//! routed the message to at least one queue and confirmed it. A returned (unroutable) or nacked
+//! message is an error, never a silent loss.
+
+use futures_util::future::try_join_all;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
+use slipway_common::Envelope;
+use slipway_common::envelope::EncodeError;
+
+use crate::connection::BrokerConnection;
+use crate::headers;
+use crate::topology::Topology;
+
+/// MIME type of an encoded [`Envelope`].
+pub const CONTENT_TYPE: &str = "application/msgpack";
+
+/// Persistent delivery mode.
+const PERSISTENT: u8 = 2;
+
+/// Why a publish did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The envelope could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// No queue is bound for this routing key: nobody would ever read the message.
+    #[error(
+        "message to exchange {exchange:?} with routing key {routing_key:?} is unroutable ({reply_code} {reply_text}): no queue is bound for it"
+    )]
+    Unroutable {
+        /// Target exchange.
+        exchange: String,
+        /// Routing key used.
+        routing_key: String,
+        /// AMQP reply code (312 NO_ROUTE).
+        reply_code: u16,
+        /// The broker's text.
+        reply_text: String,
+    },
+    /// The broker refused to take responsibility for the message.
+    #[error("broker nacked the message to exchange {exchange:?} with routing key {routing_key:?}")]
+    Nacked {
+        /// Target exchange.
+        exchange: String,
+        /// Routing key used.
+        routing_key: String,
+    },
+    /// The channel or connection failed.
+    #[error("publish failed: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// A channel in confirm mode, publishing to the topology's exchange.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    channel: Channel,
+    exchange: String,
+}
+
+/// A message ready to be published anywhere.
+pub(crate) struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+}
+
+impl Publisher {
+    /// Open a confirm-mode channel on `connection`.
+    pub async fn open(
+        connection: &BrokerConnection,
+        topology: &Topology,
+    ) -> Result<Self, crate::BrokerError> {
+        let channel = connection.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(crate::BrokerError::Channel)?;
+        Ok(Self {
+            channel,
+            exchange: topology.exchange().to_owned(),
+        })
+    }
+
+    /// Publish one event and wait for its confirm.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
+        self.publish_all(std::slice::from_ref(envelope)).await
+    }
+
+    /// Publish events, pipelined, and wait until every one is confirmed.
+    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<(), PublishError> {
+        let mut pending = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let body = envelope.encode()?;
+            let message = Outgoing {
+                exchange: &self.exchange,
+                routing_key: envelope.kind().as_str(),
+                body: &body,
+                properties: envelope_properties(envelope),
+            };
+            pending.push(self.send(&message).await?);
+        }
+        try_join_all(pending).await.map(drop)
+    }
+
+    /// Send one message; the returned future resolves when the broker has confirmed it.
+    pub(crate) async fn send(
+        &self,
+        message: &Outgoing<'_>,
+    ) -> Result<impl Future<Output = Result<(), PublishError>> + use<>, PublishError> {
+        let confirm: PublisherConfirm = self
+            .channel
+            .basic_publish(
+                message.exchange.into(),
+                message.routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                message.body,
+                message.properties.clone(),
+            )
+            .await?;
+        let exchange = message.exchange.to_owned();
+        let routing_key = message.routing_key.to_owned();
+        Ok(async move {
+            match confirm.await? {
+                Confirmation::Ack(None) => Ok(()),
+                Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                    Err(PublishError::Unroutable {
+                        exchange,
+                        routing_key,
+                        reply_code: returned.reply_code,
+                        reply_text: returned.reply_text.to_string(),
+                    })
+                }
+                Confirmation::Nack(None) | Confirmation::NotRequested => {
+                    Err(PublishError::Nacked {
+                        exchange,
+                        routing_key,
+                    })
+                }
+            }
+        })
+    }
+
+    /// Send one message and wait for its confirm.
+    pub(crate) async fn send_confirmed(&self, message: &Outgoing<'_>) -> Result<(), PublishError> {
+        self.send(message).await?.await
+    }
+}
+
+/// Persistent, typed, with the job id as a header for people reading queues.
+fn envelope_properties(envelope: &Envelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers::set_text(&mut headers, headers::JOB_ID, &envelope.job_id.to_string());
+    BasicProperties::default()
+        .with_content_type(CONTENT_TYPE.into())
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(envelope.id.to_string().into())
+        .with_timestamp(envelope.created_at.unix_millis() / 1000)
+        .with_type(envelope.kind().as_str().into())
+        .with_headers(headers)
+}

@@ -1,0 +1,202 @@
+//! The `[broker]` section of every binary's configuration, and the connection URI built from it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use serde::{Deserialize, Serialize};
+
+use crate::BrokerError;
+
+/// How to reach the broker and how a worker consumes from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerSettings {
+    /// `amqp://host:port/vhost`. Credentials written here are used for development only;
+    /// production sets `username` and `password_file`.
+    pub url: String,
+    /// User name, when the URL has none.
+    pub username: Option<String>,
+    /// File holding the password (else the systemd credential `broker-password`).
+    pub password_file: Option<PathBuf>,
+    /// Name of the topic exchange and prefix of every queue; `slipway` in production.
+    pub namespace: String,
+    /// Jobs one worker process handles at once: the channel prefetch.
+    pub prefetch: u16,
+    /// Delay before each retry, in milliseconds; later retries reuse the last delay.
+    pub retry_delays_ms: Vec<u64>,
+    /// Retries before a job that keeps asking for one is dead-lettered.
+    pub max_retries: u32,
+    /// Deliveries of one message (crashes, lost connections) before the broker dead-letters it
+    /// (quorum queue `x-delivery-limit`).
+    pub delivery_limit: u32,
+    /// On shutdown, how long in-flight jobs may run before they are abandoned (and redelivered).
+    pub drain_timeout_ms: u64,
+    /// Longest wait between two connection attempts.
+    pub max_reconnect_delay_ms: u64,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            username: None,
+            password_file: None,
+            namespace: "slipway".to_owned(),
+            prefetch: 1,
+            retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
+            max_retries: 8,
+            delivery_limit: 5,
+            drain_timeout_ms: 30_000,
+            max_reconnect_delay_ms: 10_000,
+        }
+    }
+}
+
+impl BrokerSettings {
+    /// The connection URI with credentials filled in from `username` and the password file.
+    pub fn uri(&self) -> Result<AMQPUri, BrokerError> {
+        let mut uri: AMQPUri = self.url.parse().map_err(|reason: String| {
+            BrokerError::Settings(format!(
+                "broker.url {:?} is not an amqp:// URL: {reason}",
+                redact(&self.url)
+            ))
+        })?;
+        if let Some(username) = &self.username {
+            uri.authority.userinfo.username = username.clone();
+        }
+        let password =
+            slipway_common::config::read_secret("broker-password", self.password_file.as_deref())
+                .map_err(|e| BrokerError::Settings(e.to_string()))?;
+        if let Some(password) = password {
+            uri.authority.userinfo.password = password;
+        }
+        Ok(uri)
+    }
+
+    /// The URL without its password, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// The delay before retry number `retry` (1-based).
+    pub fn retry_delay(&self, retry: u32) -> Duration {
+        let index = usize::try_from(retry.saturating_sub(1)).unwrap_or(usize::MAX);
+        let millis = self
+            .retry_delays_ms
+            .get(index)
+            .or(self.retry_delays_ms.last())
+            .copied()
+            .unwrap_or(1_000);
+        Duration::from_millis(millis)
+    }
+
+    /// Reject settings that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let problem = if self.prefetch == 0 {
+            Some("broker.prefetch must be at least 1, found 0")
+        } else if self.retry_delays_ms.is_empty() {
+            Some("broker.retry_delays_ms must list at least one delay")
+        } else if self.retry_delays_ms.contains(&0) {
+            Some("broker.retry_delays_ms must not contain 0")
+        } else if self.delivery_limit == 0 {
+            Some("broker.delivery_limit must be at least 1, found 0")
+        } else if self.namespace.is_empty() || self.namespace.len() > 100 {
+            Some("broker.namespace must be 1 to 100 characters")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(BrokerError::Settings(problem.to_owned())),
+            None => self.uri().map(drop),
+        }
+    }
+}
+
+/// `amqp://user:secret@host` → `amqp://user:***@host`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_then_stay_at_the_last_tier() {
+        let settings = BrokerSettings {
+            retry_delays_ms: vec![100, 400],
+            ..BrokerSettings::default()
+        };
+        assert_eq!(settings.retry_delay(1), Duration::from_millis(100));
+        assert_eq!(settings.retry_delay(2), Duration::from_millis(400));
+        assert_eq!(settings.retry_delay(7), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn passwords_never_appear_in_redacted_urls() {
+        assert_eq!(
+            redact("amqp://guest:hunter2@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(redact("amqp://h:5672"), "amqp://h:5672");
+    }
+
+    #[test]
+    fn password_file_and_username_override_the_url() {
+        let dir =
+            std::env::temp_dir().join(format!("slipway-broker-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let settings = BrokerSettings {
+            url: "amqp://127.0.0.1:5672/%2f".into(),
+            username: Some("lint".into()),
+            password_file: Some(file),
+            ..BrokerSettings::default()
+        };
+        let uri = settings.uri().unwrap();
+        assert_eq!(uri.authority.userinfo.username, "lint");
+        assert_eq!(uri.authority.userinfo.password, "from-file");
+    }
+
+    #[test]
+    fn invalid_settings_name_the_key() {
+        for (settings, key) in [
+            (
+                BrokerSettings {
+                    prefetch: 0,
+                    ..Default::default()
+                },
+                "prefetch",
+            ),
+            (
+                BrokerSettings {
+                    retry_delays_ms: vec![],
+                    ..Default::default()
+                },
+                "retry_delays_ms",
+            ),
+            (
+                BrokerSettings {
+                    url: "http://x".into(),
+                    ..Default::default()
+                },
+                "broker.url",
+            ),
+        ] {
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+        }
+        assert!(BrokerSettings::default().validate().is_ok());
+    }
+}

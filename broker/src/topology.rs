@@ -1,0 +1,316 @@
+//! The broker topology: which exchanges and queues exist, how they are bound, and their declaration.
+//!
+//! For a namespace `N` (`slipway` in production):
+//! - `N`: durable topic exchange every event is published to, with its kind as routing key;
+//! - `N.<worker>`: one durable quorum queue per worker type, bound to the kinds it consumes, with
+//!   `x-delivery-limit` and at-least-once dead-lettering to `N.dlx`;
+//! - `N.<worker>.retry.<ms>ms`: one delay queue per retry delay (per-message TTL only expires at the
+//!   head of a queue, so each delay needs its own queue); on expiry a message goes back to
+//!   `N.<worker>` through the default exchange;
+//! - `N.dlx` (fanout) and `N.dead`: where poison ends, with headers saying why.
+//!
+//! The whole pipeline's queues are declared by every process, so an event is never unroutable just
+//! because its consumer has not started yet: it waits in its queue. Declaration is idempotent.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+use slipway_common::Kind;
+
+use crate::{BrokerError, BrokerSettings};
+
+/// One worker type's queue and the kinds routed to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerQueue {
+    /// The worker type, e.g. `lint`; the queue is `<namespace>.<worker>`.
+    pub worker: &'static str,
+    /// Kinds this worker consumes.
+    pub consumes: Vec<Kind>,
+}
+
+/// All the queues of a deployment, under one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    namespace: String,
+    workers: Vec<WorkerQueue>,
+    retry_delays_ms: Vec<u64>,
+    delivery_limit: u32,
+}
+
+impl Topology {
+    /// The production pipeline (GUIDE §2): every kind is consumed by at least one worker.
+    pub fn pipeline(settings: &BrokerSettings) -> Self {
+        use Kind::*;
+        Self::new(settings)
+            .with_worker("lint", [BuildRequested])
+            .with_worker("build", [LintPassed])
+            .with_worker("scan", [BuildSucceeded, ScanRequested])
+            .with_worker("repo-tracker", [BuildSucceeded])
+            .with_worker(
+                "notify",
+                [
+                    LintFailed,
+                    BuildSucceeded,
+                    BuildFailed,
+                    ScanCompleted,
+                    ScanFailed,
+                ],
+            )
+    }
+
+    /// An empty topology (exchange, dead letters) in the settings' namespace.
+    pub fn new(settings: &BrokerSettings) -> Self {
+        Self {
+            namespace: settings.namespace.clone(),
+            workers: Vec::new(),
+            retry_delays_ms: dedup(&settings.retry_delays_ms),
+            delivery_limit: settings.delivery_limit,
+        }
+    }
+
+    /// Add a worker queue bound to `consumes`.
+    pub fn with_worker(
+        mut self,
+        worker: &'static str,
+        consumes: impl IntoIterator<Item = Kind>,
+    ) -> Self {
+        self.workers.push(WorkerQueue {
+            worker,
+            consumes: consumes.into_iter().collect(),
+        });
+        self
+    }
+
+    /// The worker queues.
+    pub fn workers(&self) -> &[WorkerQueue] {
+        &self.workers
+    }
+
+    /// Whether `worker` has a queue here.
+    pub fn has_worker(&self, worker: &str) -> bool {
+        self.workers.iter().any(|w| w.worker == worker)
+    }
+
+    /// The topic exchange events are published to.
+    pub fn exchange(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The fanout exchange dead letters are published to.
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dlx", self.namespace)
+    }
+
+    /// The queue where dead letters wait for a human.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.namespace)
+    }
+
+    /// The queue of `worker`.
+    pub fn worker_queue(&self, worker: &str) -> String {
+        format!("{}.{worker}", self.namespace)
+    }
+
+    /// The delay queue of `worker` for a delay of `delay_ms`.
+    pub fn retry_queue(&self, worker: &str, delay_ms: u64) -> String {
+        format!("{}.{worker}.retry.{delay_ms}ms", self.namespace)
+    }
+
+    /// Every queue name, for teardown and status listings.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut queues = vec![self.dead_letter_queue()];
+        for worker in &self.workers {
+            queues.push(self.worker_queue(worker.worker));
+            for &delay in &self.retry_delays_ms {
+                queues.push(self.retry_queue(worker.worker, delay));
+            }
+        }
+        queues
+    }
+
+    /// Declare everything. Safe to run any number of times, from any number of processes, as
+    /// long as they agree on the arguments (a disagreement is a 406 naming the argument).
+    pub async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
+        let durable_exchange = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let failed = |what: String| move |source| BrokerError::Topology { what, source };
+
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Topic,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failed(format!("exchange {}", self.exchange())))?;
+        let dlx = self.dead_letter_exchange();
+        channel
+            .exchange_declare(
+                dlx.as_str().into(),
+                ExchangeKind::Fanout,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failed(format!("exchange {dlx}")))?;
+        let dead = self.dead_letter_queue();
+        channel
+            .queue_declare(
+                dead.as_str().into(),
+                durable_queue,
+                quorum_arguments().into(),
+            )
+            .await
+            .map_err(failed(format!("queue {dead}")))?;
+        channel
+            .queue_bind(
+                dead.as_str().into(),
+                dlx.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failed(format!("binding {dead} to {dlx}")))?;
+
+        for worker in &self.workers {
+            let queue = self.worker_queue(worker.worker);
+            let mut arguments = quorum_arguments();
+            arguments.push((
+                "x-delivery-limit",
+                AMQPValue::LongLongInt(self.delivery_limit.into()),
+            ));
+            arguments.extend(dead_letter_to(&dlx, None));
+            channel
+                .queue_declare(queue.as_str().into(), durable_queue, arguments.into())
+                .await
+                .map_err(failed(format!("queue {queue}")))?;
+            for kind in &worker.consumes {
+                channel
+                    .queue_bind(
+                        queue.as_str().into(),
+                        self.exchange().into(),
+                        kind.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(failed(format!("binding {queue} to {kind}")))?;
+            }
+            for &delay in &self.retry_delays_ms {
+                let retry = self.retry_queue(worker.worker, delay);
+                let mut arguments = quorum_arguments();
+                arguments.push((
+                    "x-message-ttl",
+                    AMQPValue::LongLongInt(i64::try_from(delay).unwrap_or(i64::MAX)),
+                ));
+                // Back to the worker's own queue through the default exchange.
+                arguments.extend(dead_letter_to("", Some(&queue)));
+                channel
+                    .queue_declare(retry.as_str().into(), durable_queue, arguments.into())
+                    .await
+                    .map_err(failed(format!("queue {retry}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Arguments as an ordered list; converted to a `FieldTable` at declaration.
+struct Arguments(Vec<(&'static str, AMQPValue)>);
+
+impl Arguments {
+    fn push(&mut self, argument: (&'static str, AMQPValue)) {
+        self.0.push(argument);
+    }
+}
+
+impl Extend<(&'static str, AMQPValue)> for Arguments {
+    fn extend<I: IntoIterator<Item = (&'static str, AMQPValue)>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl From<Arguments> for FieldTable {
+    fn from(arguments: Arguments) -> Self {
+        let mut table = FieldTable::default();
+        for (key, value) in arguments.0 {
+            table.insert(ShortString::from(key), value);
+        }
+        table
+    }
+}
+
+fn long_string(text: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(text))
+}
+
+fn quorum_arguments() -> Arguments {
+    Arguments(vec![("x-queue-type", long_string("quorum"))])
+}
+
+/// At-least-once dead-lettering (quorum queues): the message leaves the queue only once the
+/// target has confirmed it. Requires `x-overflow = reject-publish`.
+fn dead_letter_to(exchange: &str, routing_key: Option<&str>) -> Vec<(&'static str, AMQPValue)> {
+    let mut arguments = vec![
+        ("x-dead-letter-exchange", long_string(exchange)),
+        ("x-dead-letter-strategy", long_string("at-least-once")),
+        ("x-overflow", long_string("reject-publish")),
+    ];
+    if let Some(key) = routing_key {
+        arguments.push(("x-dead-letter-routing-key", long_string(key)));
+    }
+    arguments
+}
+
+fn dedup(delays: &[u64]) -> Vec<u64> {
+    let mut unique = Vec::with_capacity(delays.len());
+    for &delay in delays {
+        if !unique.contains(&delay) {
+            unique.push(delay);
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_consumed_by_some_worker_of_the_pipeline() {
+        let topology = Topology::pipeline(&BrokerSettings::default());
+        for kind in Kind::ALL {
+            assert!(
+                topology
+                    .workers()
+                    .iter()
+                    .any(|w| w.consumes.contains(&kind)),
+                "{kind} would be unroutable"
+            );
+        }
+    }
+
+    #[test]
+    fn names_follow_the_namespace() {
+        let settings = BrokerSettings {
+            namespace: "t1".into(),
+            retry_delays_ms: vec![100, 100, 500],
+            ..BrokerSettings::default()
+        };
+        let topology = Topology::new(&settings).with_worker("a", [Kind::BuildRequested]);
+        assert_eq!(
+            topology.all_queues(),
+            ["t1.dead", "t1.a", "t1.a.retry.100ms", "t1.a.retry.500ms"]
+        );
+        assert_eq!(topology.exchange(), "t1");
+        assert_eq!(topology.dead_letter_exchange(), "t1.dlx");
+    }
+}
