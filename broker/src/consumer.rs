@@ -52,6 +52,8 @@ pub struct Job {
     pub attempt: u32,
     /// The broker delivered it before (to a consumer that crashed or lost its connection).
     pub redelivered: bool,
+    /// When it was last sent to a delay queue (`x-slipway-retried-at-ms`), if ever.
+    pub retried_at: Option<Timestamp>,
 }
 
 /// What a handler decided about a job.
@@ -112,7 +114,7 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Name the connection (visible in `rabbitmqctl list_connections user_provided_name`).
+    /// Name the connection (the `connection_name` client property in `rabbitmqctl list_connections client_properties`).
     pub fn with_connection_name(mut self, name: impl Into<String>) -> Self {
         self.connection_name = name.into();
         self
@@ -313,8 +315,13 @@ impl Settler {
                     envelope,
                     attempt,
                     redelivered: delivery.redelivered,
+                    retried_at: headers::integer(incoming_headers, headers::RETRIED_AT_MS)
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .map(Timestamp::from_unix_millis),
                 };
-                let outcome = AssertUnwindSafe(handler.handle(job))
+                // The call itself is inside the async block so that a handler that panics before
+                // returning its future is caught too.
+                let outcome = AssertUnwindSafe(async { handler.handle(job).await })
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| {

@@ -105,6 +105,20 @@ impl Publisher {
         try_join_all(pending).await.map(drop)
     }
 
+    /// Publish bytes that need not be a valid envelope (replaying dead letters, poison tests),
+    /// with `routing_key` on the topology's exchange, and wait for the confirm.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+        self.send_confirmed(&Outgoing {
+            exchange: &self.exchange,
+            routing_key,
+            body,
+            properties: BasicProperties::default()
+                .with_content_type(CONTENT_TYPE.into())
+                .with_delivery_mode(PERSISTENT),
+        })
+        .await
+    }
+
     /// Send one message; the returned future resolves when the broker has confirmed it.
     pub(crate) async fn send(
         &self,

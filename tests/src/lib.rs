@@ -1,0 +1,364 @@
+//! The one shared helper of Slipway's integration tests: it makes sure a real RabbitMQ is running,
+//! gives each test its own namespace (exchange and queues), runs test workers, records effects
+//! idempotently, and waits on events with deadlines (never fixed sleeps).
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use slipway_broker::{
+    BrokerConnection, BrokerError, BrokerSettings, Consumer, Handler, Publisher, Topology,
+};
+use slipway_common::message::test_support::sample_commit;
+use slipway_common::message::{BuildRequested, LintPassed};
+use slipway_common::{Cause, Envelope, JobId, Message, index::test_support::sample_entry};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The broker the tests use (started by `deploy/dev-env.sh`, or by [`ensure_rabbitmq`]).
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Make sure RabbitMQ answers on 127.0.0.1:5672, starting it if it is installed but stopped.
+///
+/// # Panics
+/// When RabbitMQ is not installed or does not start: run `bash deploy/dev-env.sh` first.
+pub fn ensure_rabbitmq() {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        if std::net::TcpStream::connect(("127.0.0.1", 5672)).is_ok() {
+            return Ok(());
+        }
+        let status = Command::new("rabbitmq-server")
+            .arg("-detached")
+            .status()
+            .map_err(|e| {
+                format!("cannot run rabbitmq-server ({e}); run `bash deploy/dev-env.sh`")
+            })?;
+        if !status.success() {
+            return Err(format!("rabbitmq-server -detached exited with {status}"));
+        }
+        rabbitmqctl(&["await_startup", "--timeout", "120"]).map(drop)
+    });
+    if let Err(reason) = started {
+        panic!("RabbitMQ is not available: {reason}");
+    }
+}
+
+/// Run `rabbitmqctl` with `args`, returning its stdout.
+pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run rabbitmqctl: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "rabbitmqctl {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Close every broker connection whose client-provided name is `name`; returns how many.
+pub fn close_connections_named(name: &str) -> Result<usize, String> {
+    // RabbitMQ 3.10 has no user_provided_name column: the name is in the client properties,
+    // printed as `{"connection_name","<name>"}`.
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ])?;
+    let needle = format!("\"{name}\"");
+    let mut closed = 0;
+    for line in listing.lines() {
+        if let Some((pid, properties)) = line.split_once('\t')
+            && properties.contains(&needle)
+        {
+            rabbitmqctl(&["close_connection", pid.trim(), "closed by a Slipway test"])?;
+            closed += 1;
+        }
+    }
+    Ok(closed)
+}
+
+/// Broker settings for a test: its own namespace, short retry delays, quick reconnects.
+pub fn test_settings(test: &str) -> BrokerSettings {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    BrokerSettings {
+        url: AMQP_URL.to_owned(),
+        namespace: format!("test.{test}.{}.{n}", std::process::id()),
+        retry_delays_ms: vec![200, 400, 800],
+        max_retries: 3,
+        max_reconnect_delay_ms: 1_000,
+        drain_timeout_ms: 10_000,
+        ..BrokerSettings::default()
+    }
+}
+
+/// The two-stage chain of the delivery tests: `first` takes `build.requested` and emits
+/// `lint.passed`; `second` takes `lint.passed` and records the effect.
+pub fn chain_topology(settings: &BrokerSettings) -> Topology {
+    Topology::new(settings)
+        .with_worker("first", [slipway_common::Kind::BuildRequested])
+        .with_worker("second", [slipway_common::Kind::LintPassed])
+}
+
+/// A test's own corner of the broker.
+pub struct TestBus {
+    /// Its settings (unique namespace).
+    pub settings: BrokerSettings,
+    /// Its queues.
+    pub topology: Topology,
+    connection: BrokerConnection,
+    /// A confirm-mode publisher on the test's own connection.
+    pub publisher: Publisher,
+}
+
+impl TestBus {
+    /// Start RabbitMQ if needed, connect, and declare the topology.
+    pub async fn start(settings: BrokerSettings, topology: Topology) -> Self {
+        ensure_rabbitmq();
+        let connection = BrokerConnection::connect(&settings, "slipway-test-driver")
+            .await
+            .expect("connect to the test broker");
+        let channel = connection.channel().await.expect("channel");
+        topology.declare(&channel).await.expect("declare topology");
+        let publisher = Publisher::open(&connection, &topology)
+            .await
+            .expect("publisher");
+        Self {
+            settings,
+            topology,
+            connection,
+            publisher,
+        }
+    }
+
+    /// The test's connection, for inspection.
+    pub fn connection(&self) -> &BrokerConnection {
+        &self.connection
+    }
+
+    /// Run `handler` as `worker` in this process until stopped.
+    pub fn spawn_worker<H: Handler>(&self, worker: &'static str, handler: H) -> RunningWorker {
+        self.spawn_named_worker(
+            worker,
+            &format!("{}-{worker}", self.settings.namespace),
+            handler,
+        )
+    }
+
+    /// Like [`spawn_worker`](Self::spawn_worker), with the connection named `connection_name`.
+    pub fn spawn_named_worker<H: Handler>(
+        &self,
+        worker: &'static str,
+        connection_name: &str,
+        handler: H,
+    ) -> RunningWorker {
+        let shutdown = CancellationToken::new();
+        let consumer = Consumer::new(
+            worker,
+            self.settings.clone(),
+            self.topology.clone(),
+            handler,
+        )
+        .with_connection_name(connection_name);
+        let task = tokio::spawn(consumer.run(shutdown.clone()));
+        RunningWorker { shutdown, task }
+    }
+
+    /// Publish `count` new `build.requested` jobs; returns their job ids.
+    pub async fn publish_jobs(&self, count: usize) -> Vec<JobId> {
+        let jobs: Vec<Envelope> = (0..count).map(|_| build_requested()).collect();
+        for batch in jobs.chunks(100) {
+            self.publisher
+                .publish_all(batch)
+                .await
+                .expect("publish jobs");
+        }
+        jobs.iter().map(|job| job.job_id).collect()
+    }
+
+    /// Ready messages per queue.
+    pub async fn depths(&self) -> HashMap<String, u32> {
+        slipway_broker::inspect::queue_depths(&self.connection, &self.topology)
+            .await
+            .expect("queue depths")
+            .into_iter()
+            .collect()
+    }
+
+    /// Take everything from the dead-letter queue.
+    pub async fn take_dead_letters(&self) -> Vec<slipway_broker::inspect::DeadLetter> {
+        slipway_broker::inspect::take_dead_letters(&self.connection, &self.topology, 10_000)
+            .await
+            .expect("take dead letters")
+    }
+
+    /// Take dead letters until there are `count`, or fail after `deadline`.
+    pub async fn wait_for_dead_letters(
+        &self,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<slipway_broker::inspect::DeadLetter> {
+        let started = Instant::now();
+        let mut letters = Vec::new();
+        loop {
+            letters.extend(self.take_dead_letters().await);
+            if letters.len() >= count {
+                return letters;
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "only {} of {count} dead letters after {deadline:?}",
+                letters.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Delete the test's queues and exchanges (on a fresh connection: the test may have
+    /// restarted the broker under the old one).
+    pub async fn cleanup(self) {
+        self.connection.close().await;
+        let connection = BrokerConnection::connect(&self.settings, "slipway-test-cleanup")
+            .await
+            .expect("connect for cleanup");
+        slipway_broker::inspect::delete_topology(&connection, &self.topology)
+            .await
+            .expect("delete test topology");
+        connection.close().await;
+    }
+}
+
+/// A worker running in a task of the test process.
+pub struct RunningWorker {
+    /// Cancel to shut the worker down.
+    pub shutdown: CancellationToken,
+    task: JoinHandle<Result<(), BrokerError>>,
+}
+
+impl RunningWorker {
+    /// Shut down, wait for the drain, and return the runner's result.
+    pub async fn stop(self) -> Result<(), BrokerError> {
+        self.shutdown.cancel();
+        self.task.await.expect("worker task did not panic")
+    }
+}
+
+/// A fresh `build.requested` job for the sample entry.
+pub fn build_requested() -> Envelope {
+    Envelope::new_job(
+        Cause::User,
+        Message::BuildRequested(BuildRequested {
+            entry: sample_entry(),
+            commit: None,
+        }),
+    )
+}
+
+/// The `lint.passed` event that follows `job`.
+pub fn lint_passed_after(job: &Envelope) -> Envelope {
+    job.follow_up(Message::LintPassed(LintPassed {
+        entry: sample_entry(),
+        commit: sample_commit(),
+        findings: Vec::new(),
+    }))
+}
+
+/// Effects keyed by job id, applied at most once each (the idempotency key), with every delivery
+/// counted, and a signal to wait on.
+#[derive(Debug)]
+pub struct EffectLog {
+    state: Mutex<EffectState>,
+    applied: watch::Sender<usize>,
+}
+
+#[derive(Debug, Default)]
+struct EffectState {
+    deliveries: HashMap<JobId, u32>,
+    effects: HashMap<JobId, u32>,
+}
+
+impl Default for EffectLog {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            applied: watch::Sender::new(0),
+        }
+    }
+}
+
+impl EffectLog {
+    /// Count a delivery of `job`, and apply its effect unless already applied. Returns whether
+    /// the effect was applied now.
+    pub fn deliver(&self, job: JobId) -> bool {
+        let mut state = self.state.lock().expect("effect log lock");
+        *state.deliveries.entry(job).or_default() += 1;
+        let applied = state.effects.entry(job).or_default();
+        if *applied > 0 {
+            return false;
+        }
+        *applied += 1;
+        let distinct = state.effects.len();
+        drop(state);
+        self.applied.send_replace(distinct);
+        true
+    }
+
+    /// How many times each job's effect was applied.
+    pub fn effects(&self) -> HashMap<JobId, u32> {
+        self.state.lock().expect("effect log lock").effects.clone()
+    }
+
+    /// How many times each job was delivered to the recording handler.
+    pub fn deliveries(&self) -> HashMap<JobId, u32> {
+        self.state
+            .lock()
+            .expect("effect log lock")
+            .deliveries
+            .clone()
+    }
+
+    /// Wait until `count` distinct effects have been applied, or fail after `deadline`.
+    pub async fn wait_for(&self, count: usize, deadline: Duration) -> Result<(), String> {
+        let mut applied = self.applied.subscribe();
+        let started = Instant::now();
+        tokio::time::timeout(deadline, applied.wait_for(|&n| n >= count))
+            .await
+            .map(drop)
+            .map_err(|_| {
+                format!(
+                    "only {} of {count} effects after {:?}",
+                    *self.applied.borrow(),
+                    started.elapsed()
+                )
+            })
+    }
+}
+
+/// Wait until `condition` holds, checking every 50 ms, or fail after `deadline` with `what`.
+/// For state only observable by asking (queue depths, the broker's connection list).
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
