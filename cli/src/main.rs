@@ -1,0 +1,196 @@
+//! `slipway`: the command line of the pipeline — check index files, submit build requests for
+//! their entries, and show what waits in each queue.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
+use slipway_common::config::{ConfigSources, load};
+use slipway_common::index::{IndexFile, parse_index};
+use slipway_common::message::BuildRequested;
+use slipway_common::{Cause, Envelope, Message};
+
+/// Command-line arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Slipway container image pipeline: command line"
+)]
+struct Cli {
+    /// Configuration file (default: /etc/slipway/cli.toml if present; SLIPWAY_* env overrides).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Index files.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+    /// Publish a build.requested job for entries of an index file.
+    Submit {
+        /// The index file (`Projects:` list).
+        file: PathBuf,
+        /// Only the entry with this `job-id` (default: every entry).
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Ready messages in each queue of the pipeline.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum IndexCommand {
+    /// Validate index files; exit 1 when an entry is invalid.
+    Check {
+        /// Index files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The CLI's configuration.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct CliConfig {
+    broker: BrokerSettings,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("slipway: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Index {
+            command: IndexCommand::Check { files },
+        } => check(&files),
+        Command::Submit { file, job } => {
+            let config = config(cli.config.as_deref())?;
+            submit(&config.broker, &file, job.as_deref()).await
+        }
+        Command::Status => {
+            let config = config(cli.config.as_deref())?;
+            status(&config.broker).await
+        }
+    }
+}
+
+fn config(file: Option<&Path>) -> anyhow::Result<CliConfig> {
+    let sources = ConfigSources::for_worker("cli");
+    let sources = match file {
+        Some(file) => sources.with_file(file),
+        None => sources,
+    };
+    Ok(load(&sources)?)
+}
+
+fn read_index(file: &Path) -> anyhow::Result<IndexFile> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    parse_index(&text).with_context(|| format!("{}", file.display()))
+}
+
+fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut all_valid = true;
+    for file in files {
+        let index = read_index(file)?;
+        for invalid in &index.invalid {
+            println!("{}: {invalid}", file.display());
+        }
+        println!(
+            "{}: {} valid, {} invalid",
+            file.display(),
+            index.entries.len(),
+            index.invalid.len()
+        );
+        all_valid &= index.invalid.is_empty();
+    }
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn submit(
+    settings: &BrokerSettings,
+    file: &Path,
+    job: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let index = read_index(file)?;
+    for invalid in &index.invalid {
+        eprintln!("{}: skipped: {invalid}", file.display());
+    }
+    let jobs: Vec<Envelope> = index
+        .entries
+        .into_iter()
+        .filter(|entry| job.is_none_or(|wanted| entry.job_id == wanted))
+        .map(|entry| {
+            Envelope::new_job(
+                Cause::User,
+                Message::BuildRequested(BuildRequested {
+                    entry,
+                    commit: None,
+                }),
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        !jobs.is_empty(),
+        "no valid entry{} in {}",
+        job.map(|j| format!(" with job-id {j:?}"))
+            .unwrap_or_default(),
+        file.display()
+    );
+    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
+    let topology = Topology::pipeline(settings);
+    topology.declare(&connection.channel().await?).await?;
+    let publisher = Publisher::open(&connection, &topology).await?;
+    publisher.publish_all(&jobs).await?;
+    for job in &jobs {
+        if let Message::BuildRequested(request) = &job.message {
+            println!("{}  build.requested  {}", job.job_id, request.entry.image());
+        }
+    }
+    println!(
+        "submitted {} job(s) to {}",
+        jobs.len(),
+        settings.redacted_url()
+    );
+    connection.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(settings: &BrokerSettings) -> anyhow::Result<ExitCode> {
+    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
+    let topology = Topology::pipeline(settings);
+    let depths = slipway_broker::inspect::queue_depths(&connection, &topology).await?;
+    if depths.is_empty() {
+        println!(
+            "no Slipway queues in namespace {:?} yet: nothing was ever submitted",
+            settings.namespace
+        );
+    }
+    for (queue, ready) in depths {
+        println!("{ready:>8}  {queue}");
+    }
+    connection.close().await;
+    Ok(ExitCode::SUCCESS)
+}

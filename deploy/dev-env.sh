@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# Slipway development environment: install what is missing and start the
+# local services Slipway needs (RabbitMQ, dockerd, a Distribution registry)
+# plus a locally built Debian base image. Idempotent: a second run only
+# checks and finishes in a few seconds. See usage() below.
+#
+# Designed for a Debian bookworm machine, run as root, where systemd is not
+# PID 1: services are started by hand and detached from this script. Network
+# traffic goes only to the Debian package mirror (apt-get, mmdebstrap) and
+# to 127.0.0.0/8.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+
+# Overridable settings.
+BASE_IMAGE="${SLIPWAY_BASE_IMAGE:-slipway/debian:bookworm}"
+BASE_TAR="${SLIPWAY_BASE_TAR:-/var/cache/slipway/bookworm-minbase.tar}"
+DPKG_LOCK_TIMEOUT="${SLIPWAY_DPKG_LOCK_TIMEOUT:-300}" # seconds
+
+readonly PACKAGES=(
+    rabbitmq-server
+    docker.io
+    docker-registry
+    mmdebstrap
+    debian-archive-keyring # mmdebstrap verifies the mirror with it
+    mount                  # mmdebstrap (root mode) mounts /proc etc.
+    curl
+    git
+)
+
+readonly LOG_DIR=/var/log/slipway
+readonly RUN_DIR=/run/slipway
+readonly RABBITMQ_CONF=/etc/rabbitmq/rabbitmq.conf
+readonly RABBITMQ_PLUGINS_FILE=/etc/rabbitmq/enabled_plugins
+readonly RABBITMQ_METRICS_URL=http://127.0.0.1:15692/metrics
+readonly REGISTRY_CONF=/etc/slipway/registry/config.yml
+readonly REGISTRY_ROOT=/var/lib/slipway/registry
+readonly REGISTRY_URL=http://127.0.0.1:5000/v2/
+readonly REGISTRY_PIDFILE="$RUN_DIR/registry.pid"
+
+usage() {
+    cat <<EOF
+Usage: bash deploy/dev-env.sh [-h|--help]
+
+Set up (idempotently) the Slipway development environment on Debian
+bookworm, as root:
+
+  packages   install missing: ${PACKAGES[*]}
+  rabbitmq   install deploy/rabbitmq/rabbitmq.conf, enable rabbitmq_prometheus,
+             start the broker on amqp://127.0.0.1:5672 (metrics on :15692)
+  docker     start dockerd --bridge=none --iptables=false (log $LOG_DIR/dockerd.log)
+  registry   start docker-registry on 127.0.0.1:5000 (log $LOG_DIR/registry.log)
+  base image build $BASE_IMAGE with mmdebstrap + docker import
+
+Services already running are left alone (a broker or registry is restarted
+only when its configuration file changed). Nothing is pulled from the
+Internet except Debian packages.
+
+Environment:
+  SLIPWAY_BASE_IMAGE          base image name   (default slipway/debian:bookworm)
+  SLIPWAY_BASE_TAR            cached rootfs tar (default /var/cache/slipway/bookworm-minbase.tar)
+  SLIPWAY_DPKG_LOCK_TIMEOUT   seconds to wait for the dpkg/apt lock (default 300)
+EOF
+}
+
+log() { printf 'dev-env: %s\n' "$*"; }
+die() {
+    printf 'dev-env: ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Files to delete when the script exits (temporary files, a policy-rc.d we
+# created).
+CLEANUP=()
+cleanup() {
+    local f
+    for f in "${CLEANUP[@]}"; do rm -f -- "$f"; done
+}
+trap cleanup EXIT
+
+# wait_for SECONDS COMMAND...: poll COMMAND (output discarded) until it
+# succeeds; fail once SECONDS have passed. Polls quickly at first, then once
+# a second.
+wait_for() {
+    local deadline=$((SECONDS + $1)) delays=(0.1 0.2 0.5 1) i=0
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep "${delays[i]}"
+        if ((i < ${#delays[@]} - 1)); then i=$((i + 1)); fi
+    done
+    return 0
+}
+
+# port_open HOST PORT: a TCP connection succeeds.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# http_ok URL: GET returns 2xx. Local URLs only; never use a proxy.
+http_ok() { curl -fsS --noproxy '*' --max-time 5 -o /dev/null "$1" 2>/dev/null; }
+
+# install_file SRC DST: copy SRC to DST (mode 0644) atomically if the content
+# differs. Succeeds if DST was (re)written, fails if it was already current.
+install_file() {
+    local src=$1 dst=$2
+    [[ -f $src ]] || die "missing $src"
+    if [[ -f $dst ]] && cmp -s -- "$src" "$dst"; then
+        return 1
+    fi
+    mkdir -p -- "$(dirname -- "$dst")"
+    install -m 0644 -- "$src" "$dst.dev-env.tmp"
+    mv -f -- "$dst.dev-env.tmp" "$dst"
+}
+
+# start_detached LOGFILE COMMAND...: run COMMAND in its own session, in the
+# background, immune to this script's exit, with output appended to LOGFILE.
+# Prints the PID.
+start_detached() {
+    local logfile=$1
+    shift
+    mkdir -p -- "$(dirname -- "$logfile")"
+    printf '\n==== %s dev-env: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
+    setsid nohup "$@" >>"$logfile" 2>&1 </dev/null &
+    echo "$!"
+}
+
+# show_log FILE: last lines of a log, to stderr, before dying.
+show_log() {
+    [[ -f $1 ]] || return 0
+    printf 'dev-env: --- last lines of %s ---\n' "$1" >&2
+    tail -n 25 -- "$1" >&2 || true
+}
+
+# ---------------------------------------------------------------- packages --
+
+readonly APT_LOCKS_RE='/var/lib/dpkg/lock(-frontend)?|/var/lib/apt/lists/lock|/var/cache/apt/archives/lock'
+dpkg_locked() { lslocks -n -o PATH 2>/dev/null | grep -qxE "$APT_LOCKS_RE"; }
+dpkg_unlocked() { ! dpkg_locked; }
+
+# Another apt/dpkg run (e.g. a background install) may hold the locks.
+# apt-get install honours DPkg::Lock::Timeout, but apt-get update does not
+# wait for the lists lock, so wait for all of them here first.
+wait_for_dpkg_lock() {
+    dpkg_locked || return 0
+    log "packages ... waiting up to ${DPKG_LOCK_TIMEOUT}s for the dpkg/apt lock, held by:"
+    lslocks -n -o PID,COMMAND,PATH 2>/dev/null | grep -E "($APT_LOCKS_RE)\$" | sed 's/^/dev-env:   /' || true
+    wait_for "$DPKG_LOCK_TIMEOUT" dpkg_unlocked ||
+        die "the dpkg/apt lock is still held after ${DPKG_LOCK_TIMEOUT}s"
+}
+
+missing_packages() {
+    local pkg
+    for pkg in "${PACKAGES[@]}"; do
+        [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] ||
+            printf '%s\n' "$pkg"
+    done
+}
+
+# Package maintainer scripts must not start services: without systemd as
+# PID 1, invoke-rc.d would run the SysV init scripts (e.g. dockerd with its
+# default bridge and iptables setup). A policy-rc.d that exits 101 denies
+# that. Keep an existing one; remove ours afterwards.
+deny_service_starts() {
+    local policy=/usr/sbin/policy-rc.d
+    [[ -e $policy ]] && return 0
+    printf '#!/bin/sh\n# Temporary, written by Slipway deploy/dev-env.sh.\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    CLEANUP+=("$policy")
+}
+
+ensure_packages() {
+    wait_for_dpkg_lock
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
+        log "packages ... ok (already installed)"
+        return
+    fi
+    log "packages ... installing ${missing[*]}"
+    deny_service_starts
+    local apt=(apt-get -q -o DPkg::Lock::Timeout="$DPKG_LOCK_TIMEOUT")
+    "${apt[@]}" update
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}"
+    mapfile -t missing < <(missing_packages)
+    ((${#missing[@]} == 0)) || die "still not installed: ${missing[*]}"
+    log "packages ... ok (installed)"
+}
+
+# ---------------------------------------------------------------- rabbitmq --
+
+rabbitmq_ping() { rabbitmq-diagnostics -q ping >/dev/null 2>&1; }
+rabbitmq_ready() {
+    rabbitmq-diagnostics -q check_running >/dev/null 2>&1 && port_open 127.0.0.1 5672
+}
+rabbitmq_prometheus_enabled() {
+    [[ -f $RABBITMQ_PLUGINS_FILE ]] && grep -qw rabbitmq_prometheus "$RABBITMQ_PLUGINS_FILE"
+}
+
+ensure_rabbitmq() {
+    local state="" running=0 start=$SECONDS
+    rabbitmq_ping && running=1
+
+    if install_file "$SCRIPT_DIR/rabbitmq/rabbitmq.conf" "$RABBITMQ_CONF"; then
+        log "rabbitmq ... installed $RABBITMQ_CONF"
+        if ((running)); then
+            # The configuration is read at boot only.
+            log "rabbitmq ... restarting the broker to apply the new configuration"
+            rabbitmqctl -q shutdown >/dev/null
+            running=0
+            state="restarted"
+        fi
+    fi
+
+    if ! rabbitmq_prometheus_enabled; then
+        if ((running)); then
+            rabbitmq-plugins -q enable rabbitmq_prometheus >/dev/null
+        else
+            rabbitmq-plugins -q enable --offline rabbitmq_prometheus >/dev/null
+        fi
+        log "rabbitmq ... enabled plugin rabbitmq_prometheus"
+    fi
+
+    if ((running)); then
+        state="already running"
+    else
+        log "rabbitmq ... starting rabbitmq-server -detached"
+        # -detached daemonizes; keep its (tiny) output away from our caller's
+        # stdout so nothing waiting on our pipe hangs on the broker.
+        rabbitmq-server -detached >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null
+        if ! wait_for 90 rabbitmq_ready; then
+            local f
+            for f in /var/log/rabbitmq/rabbit@*.log "$LOG_DIR/rabbitmq-start.log"; do show_log "$f"; done
+            die "rabbitmq did not become ready within 90s"
+        fi
+        state="${state:-started} in $((SECONDS - start))s"
+    fi
+
+    port_open 127.0.0.1 5672 || die "rabbitmq answers ping but 127.0.0.1:5672 refuses connections (check $RABBITMQ_CONF)"
+    # The plugin's HTTP listener comes up with the node; allow it a moment.
+    wait_for 30 http_ok "$RABBITMQ_METRICS_URL" ||
+        die "rabbitmq metrics endpoint $RABBITMQ_METRICS_URL does not answer"
+    log "rabbitmq ... ok ($state; metrics at $RABBITMQ_METRICS_URL)"
+}
+
+# ------------------------------------------------------------------ docker --
+
+docker_ok() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# The docker CLI may be newer than Debian's dockerd 20.10 (API 1.41). Current
+# clients negotiate the API version down by themselves; older ones that do
+# not would fail with "client version X is too new". Only in that case pin
+# DOCKER_API_VERSION to what the daemon supports.
+docker_pin_api_if_needed() {
+    docker_ok && return 0
+    local err max
+    err="$(docker version 2>&1 >/dev/null || true)"
+    max="$(sed -n 's/.*[Mm]aximum supported API version is \([0-9.]*\).*/\1/p' <<<"$err" | head -n 1)"
+    [[ -n $max ]] || return 0
+    export DOCKER_API_VERSION="$max"
+    log "docker ... client API too new for the daemon; using DOCKER_API_VERSION=$max (export it in your shell too)"
+}
+
+ensure_docker() {
+    local state start=$SECONDS
+    docker_pin_api_if_needed
+    if docker_ok; then
+        state="already running"
+    else
+        local pidfile=/var/run/docker.pid
+        # A dockerd that died uncleanly leaves its pid file behind and a new
+        # one refuses to start.
+        if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            rm -f -- "$pidfile"
+        fi
+        log "docker ... starting dockerd (log $LOG_DIR/dockerd.log)"
+        start_detached "$LOG_DIR/dockerd.log" dockerd --bridge=none --iptables=false >/dev/null
+        wait_for 60 docker_version_or_pin || {
+            show_log "$LOG_DIR/dockerd.log"
+            die "dockerd did not come up within 60s"
+        }
+        state="started in $((SECONDS - start))s"
+    fi
+    DOCKER_VERSION="$(docker version --format '{{.Server.Version}}')"
+    log "docker ... ok ($state; server $DOCKER_VERSION, API $(docker version --format '{{.Server.APIVersion}}'))"
+}
+
+docker_version_or_pin() {
+    docker_pin_api_if_needed
+    docker_ok
+}
+
+# ---------------------------------------------------------------- registry --
+
+registry_ok() { http_ok "$REGISTRY_URL"; }
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+start_registry() {
+    mkdir -p -- "$REGISTRY_ROOT" "$RUN_DIR"
+    log "registry ... starting docker-registry (log $LOG_DIR/registry.log)"
+    start_detached "$LOG_DIR/registry.log" docker-registry serve "$REGISTRY_CONF" >"$REGISTRY_PIDFILE"
+    wait_for 30 registry_ok || {
+        show_log "$LOG_DIR/registry.log"
+        die "registry did not answer $REGISTRY_URL within 30s"
+    }
+}
+
+ensure_registry() {
+    local state start=$SECONDS changed=0
+    if install_file "$SCRIPT_DIR/registry/config.yml" "$REGISTRY_CONF"; then
+        changed=1
+        log "registry ... installed $REGISTRY_CONF"
+    fi
+    if registry_ok; then
+        if ((changed)); then
+            local pid=""
+            [[ -f $REGISTRY_PIDFILE ]] && pid="$(cat "$REGISTRY_PIDFILE")"
+            if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+                log "registry ... restarting to apply the new configuration"
+                kill "$pid"
+                wait_for 15 pid_gone "$pid" || die "registry (pid $pid) did not stop"
+                start_registry
+                state="restarted in $((SECONDS - start))s"
+            else
+                log "registry ... WARNING: config changed but the running registry was not started by dev-env.sh; restart it by hand"
+                state="already running, old config"
+            fi
+        else
+            state="already running"
+        fi
+    else
+        start_registry
+        state="started in $((SECONDS - start))s"
+    fi
+    log "registry ... ok ($state; storage $REGISTRY_ROOT)"
+}
+
+# -------------------------------------------------------------- base image --
+
+ensure_base_tar() {
+    [[ -s $BASE_TAR ]] && return 0
+    mkdir -p -- "$(dirname -- "$BASE_TAR")"
+    local tmp="${BASE_TAR%.tar}.partial-$$.tar" mlog="$LOG_DIR/mmdebstrap.log"
+    CLEANUP+=("$tmp")
+    log "base image ... building $BASE_TAR with mmdebstrap (log $mlog)"
+    if ! mmdebstrap --variant=minbase --format=tar bookworm "$tmp" >"$mlog" 2>&1; then
+        show_log "$mlog"
+        die "mmdebstrap failed"
+    fi
+    mv -f -- "$tmp" "$BASE_TAR"
+}
+
+ensure_base_image() {
+    local start=$SECONDS
+    if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        log "base image ... ok ($BASE_IMAGE already present)"
+        return
+    fi
+    ensure_base_tar
+    log "base image ... importing $BASE_TAR as $BASE_IMAGE"
+    # An imported rootfs has no default command; give it one so
+    # `docker run IMAGE` works.
+    docker import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+    log "base image ... ok ($BASE_IMAGE built in $((SECONDS - start))s)"
+}
+
+# -------------------------------------------------------------------- main --
+
+main() {
+    case "${1:-}" in
+    -h | --help)
+        usage
+        return 0
+        ;;
+    "") ;;
+    *)
+        usage >&2
+        return 2
+        ;;
+    esac
+    ((EUID == 0)) || die "must run as root"
+    mkdir -p -- "$LOG_DIR" "$RUN_DIR"
+
+    ensure_packages
+    ensure_rabbitmq
+    ensure_docker
+    ensure_registry
+    ensure_base_image
+    log "ready: rabbitmq amqp://127.0.0.1:5672, registry 127.0.0.1:5000, docker $DOCKER_VERSION, base image $BASE_IMAGE"
+}
+
+main "$@"

@@ -1,0 +1,42 @@
+//! `.ci/run` runs the README's test command verbatim, and the README's commands name files that
+//! exist: the documentation a new user follows cannot drift from what CI proves.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    slipway_common::workspace::root_from(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("workspace root")
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_verbatim() {
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let command = ci
+        .lines()
+        .rfind(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .unwrap();
+    assert!(
+        command.contains("cargo test"),
+        "last command of .ci/run: {command}"
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.lines().any(|line| line == command),
+        "README.md does not contain the CI command line {command:?}"
+    );
+}
+
+#[test]
+fn the_readme_commands_name_existing_files() {
+    let root = root();
+    for path in ["deploy/dev-env.sh", "deploy/examples/index.yaml", ".ci/run"] {
+        assert!(
+            root.join(path).exists(),
+            "{path} is named in the README but missing"
+        );
+    }
+    let index = std::fs::read_to_string(root.join("deploy/examples/index.yaml")).unwrap();
+    let parsed = slipway_common::index::parse_index(&index).unwrap();
+    assert!(parsed.invalid.is_empty(), "{:?}", parsed.invalid);
+    assert_eq!(parsed.entries.len(), 2);
+}
