@@ -23,7 +23,7 @@ async fn workers_reconnect_after_a_broker_restart_and_all_500_jobs_complete() {
     let effects = Arc::new(EffectLog::default());
     // Slow enough that the restart lands mid-run.
     let first = bus.spawn_worker("first", |job: Job| async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
         Outcome::Ack(vec![lint_passed_after(&job.envelope)])
     });
     let second = {

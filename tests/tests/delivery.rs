@@ -301,6 +301,29 @@ async fn retry_delays_grow_and_the_attempt_count_travels_with_the_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_events_cannot_be_published_is_retried_then_dead_lettered_never_acked_away() {
+    // Nobody consumes lint.passed here, so `first`'s events are unroutable. Acking the job
+    // anyway would lose it; the runner must retry it and finally dead-letter it.
+    let settings = test_settings("unpublishable");
+    let topology = Topology::new(&settings).with_worker("first", [Kind::BuildRequested]);
+    let bus = TestBus::start(settings, topology).await;
+    let worker = bus.spawn_worker("first", forward);
+    let jobs = bus.publish_jobs(1).await;
+
+    let letters = bus.wait_for_dead_letters(1, DEADLINE).await;
+    worker.stop().await.unwrap();
+    assert_eq!(Envelope::decode(&letters[0].body).unwrap().job_id, jobs[0]);
+    assert_eq!(letters[0].attempt, 3);
+    let reason = &letters[0].reason;
+    assert!(
+        reason.starts_with("gave up after 3 retries: its events could not be published")
+            && reason.contains("unroutable"),
+        "{reason}"
+    );
+    bus.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_publish_is_an_error() {
     let settings = test_settings("unroutable");
     // Nobody consumes scan.requested in this topology.
