@@ -130,6 +130,7 @@ impl<H: Handler> Consumer<H> {
                 self.worker
             )));
         }
+        events::worker_started(self.worker);
         let mut lost_because: Option<String> = None;
         let mut quick_failures = 0u32;
         loop {

@@ -271,6 +271,15 @@ pub mod events {
     }
 
     impl JobOutcome {
+        /// Every outcome.
+        pub const ALL: [JobOutcome; 5] = [
+            JobOutcome::Acked,
+            JobOutcome::Retried,
+            JobOutcome::DeadLettered,
+            JobOutcome::Undecodable,
+            JobOutcome::Abandoned,
+        ];
+
         /// The metric label value.
         pub fn as_str(self) -> &'static str {
             match self {
@@ -281,6 +290,22 @@ pub mod events {
                 JobOutcome::Abandoned => "abandoned",
             }
         }
+    }
+
+    /// A worker starts: export every series of its core metrics at zero, so dashboards and
+    /// `rate()` see them before the first job (prometheus omits label sets never touched).
+    pub fn worker_started(worker: &'static str) {
+        let metrics = core_metrics();
+        for outcome in JobOutcome::ALL {
+            metrics
+                .jobs_total
+                .with_label_values(&[worker, outcome.as_str()]);
+            metrics
+                .job_duration_seconds
+                .with_label_values(&[worker, outcome.as_str()]);
+        }
+        metrics.jobs_in_flight.with_label_values(&[worker]);
+        metrics.broker_reconnects_total.with_label_values(&[worker]);
     }
 
     /// A job was taken from the queue; dropping the returned guard marks it no longer in flight.
@@ -413,6 +438,7 @@ mod tests {
             .emit();
         }
         events::broker_reconnected("telemetry-test", "test");
+        events::worker_started("telemetry-idle");
 
         let mut stream = tokio::net::TcpStream::connect(server.local_addr)
             .await
@@ -429,6 +455,8 @@ mod tests {
             r#"slipway_job_duration_seconds_count{outcome="acked",worker="telemetry-test"} 1"#,
             r#"slipway_jobs_in_flight{worker="telemetry-test"} 0"#,
             r#"slipway_broker_reconnects_total{worker="telemetry-test"} 1"#,
+            r#"slipway_jobs_total{outcome="dead_lettered",worker="telemetry-idle"} 0"#,
+            r#"slipway_broker_reconnects_total{worker="telemetry-idle"} 0"#,
         ] {
             assert!(response.contains(line), "missing {line} in\n{response}");
         }

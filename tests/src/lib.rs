@@ -362,3 +362,10 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Current value of the series `series` (name and labels, as printed) in this process's metrics.
+pub fn metric_value(series: &str) -> Option<f64> {
+    slipway_common::telemetry::render_metrics()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}

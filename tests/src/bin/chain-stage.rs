@@ -22,6 +22,9 @@ struct Args {
     /// Jobs handled at once.
     #[arg(long, default_value_t = 1)]
     prefetch: u16,
+    /// Serve `/metrics` on this address.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// AMQP URL.
     #[arg(long, default_value = slipway_tests::AMQP_URL)]
     url: String,
@@ -44,6 +47,9 @@ async fn main() -> anyhow::Result<()> {
         Outcome::Ack(vec![slipway_tests::lint_passed_after(&job.envelope)])
     };
     let shutdown = slipway_common::shutdown::on_termination_signals()?;
+    if let Some(addr) = args.metrics_addr {
+        slipway_common::telemetry::serve_metrics(addr, shutdown.clone()).await?;
+    }
     Consumer::new("first", settings, topology, handler)
         .run(shutdown)
         .await?;
