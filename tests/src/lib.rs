@@ -369,3 +369,16 @@ pub fn metric_value(series: &str) -> Option<f64> {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
+
+/// The last stage of the test chain (`second`, consuming `lint.passed`): records each job's
+/// effect in `effects` and acks.
+pub fn recording_handler(
+    effects: &std::sync::Arc<EffectLog>,
+) -> impl Fn(slipway_broker::Job) -> std::future::Ready<slipway_broker::Outcome> + use<> {
+    let effects = std::sync::Arc::clone(effects);
+    move |job: slipway_broker::Job| {
+        assert_eq!(job.envelope.kind(), slipway_common::Kind::LintPassed);
+        effects.deliver(job.envelope.job_id);
+        std::future::ready(slipway_broker::Outcome::Ack(Vec::new()))
+    }
+}

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use slipway_broker::{BrokerSettings, Job, Outcome};
 use slipway_tests::{
-    EffectLog, TestBus, chain_topology, lint_passed_after, metric_value, rabbitmqctl, test_settings,
+    EffectLog, TestBus, chain_topology, lint_passed_after, metric_value, rabbitmqctl,
+    recording_handler, test_settings,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,13 +27,7 @@ async fn workers_reconnect_after_a_broker_restart_and_all_500_jobs_complete() {
         tokio::time::sleep(Duration::from_millis(40)).await;
         Outcome::Ack(vec![lint_passed_after(&job.envelope)])
     });
-    let second = {
-        let effects = effects.clone();
-        bus.spawn_worker("second", move |job: Job| {
-            effects.deliver(job.envelope.job_id);
-            std::future::ready(Outcome::Ack(Vec::new()))
-        })
-    };
+    let second = bus.spawn_worker("second", recording_handler(&effects));
 
     effects.wait_for(50, Duration::from_secs(60)).await.unwrap();
     rabbitmqctl(&["stop_app"]).unwrap();

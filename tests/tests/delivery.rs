@@ -11,7 +11,7 @@ use slipway_broker::{Job, Outcome, PublishError, Topology};
 use slipway_common::{Envelope, Kind, Timestamp, envelope::WIRE_VERSION};
 use slipway_tests::{
     EffectLog, TestBus, build_requested, chain_topology, close_connections_named, eventually,
-    lint_passed_after, metric_value, test_settings,
+    lint_passed_after, metric_value, recording_handler, test_settings,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -20,16 +20,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// `first`: build.requested → lint.passed.
 async fn forward(job: Job) -> Outcome {
     Outcome::Ack(vec![lint_passed_after(&job.envelope)])
-}
-
-/// `second`: record the effect of each job.
-fn record(effects: &Arc<EffectLog>) -> impl Fn(Job) -> std::future::Ready<Outcome> + use<> {
-    let effects = Arc::clone(effects);
-    move |job: Job| {
-        assert_eq!(job.envelope.kind(), Kind::LintPassed);
-        effects.deliver(job.envelope.job_id);
-        std::future::ready(Outcome::Ack(Vec::new()))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +31,7 @@ async fn a_thousand_jobs_through_two_stages_each_take_effect_exactly_once() {
     let bus = TestBus::start(settings.clone(), chain_topology(&settings)).await;
     let effects = Arc::new(EffectLog::default());
     let first = bus.spawn_worker("first", forward);
-    let second = bus.spawn_worker("second", record(&effects));
+    let second = bus.spawn_worker("second", recording_handler(&effects));
 
     let jobs = bus.publish_jobs(1000).await;
     effects.wait_for(1000, DEADLINE).await.unwrap();
@@ -72,7 +62,7 @@ async fn a_job_whose_connection_is_killed_mid_job_is_redelivered_and_takes_effec
     let settings = test_settings("killconn");
     let bus = TestBus::start(settings.clone(), chain_topology(&settings)).await;
     let effects = Arc::new(EffectLog::default());
-    let second = bus.spawn_worker("second", record(&effects));
+    let second = bus.spawn_worker("second", recording_handler(&effects));
 
     // `first` applies its effect, then hangs on the first delivery: the connection is killed
     // before it can ack, so the broker must redeliver the job.

@@ -6,8 +6,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_broker::{Job, Outcome};
-use slipway_tests::{EffectLog, TestBus, chain_topology, eventually, test_settings};
+use slipway_tests::{
+    EffectLog, TestBus, chain_topology, eventually, recording_handler, test_settings,
+};
 use tokio::process::{Child, Command};
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -20,16 +21,6 @@ fn chain_stage(namespace: &str, work_ms: u64, prefetch: u16) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start chain-stage")
-}
-
-fn recording_handler(
-    effects: &Arc<EffectLog>,
-) -> impl Fn(Job) -> std::future::Ready<Outcome> + use<> {
-    let effects = effects.clone();
-    move |job: Job| {
-        effects.deliver(job.envelope.job_id);
-        std::future::ready(Outcome::Ack(Vec::new()))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
