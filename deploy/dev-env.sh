@@ -26,6 +26,7 @@ readonly PACKAGES=(
     mount                  # mmdebstrap (root mode) mounts /proc etc.
     curl
     git
+    shellcheck             # slipway lint runs it over RUN scripts (SC findings)
 )
 
 readonly LOG_DIR=/var/log/slipway

@@ -1,5 +1,7 @@
 //! `slipway`: the command line of the pipeline — check index files, submit build requests for
-//! their entries, and show what waits in each queue.
+//! their entries, show what waits in each queue, and lint Dockerfiles.
+
+mod lint;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +24,8 @@ use slipway_common::{Cause, Envelope, Message};
 )]
 struct Cli {
     /// Configuration file (default: /etc/slipway/cli.toml if present; SLIPWAY_* env overrides).
-    #[arg(long, global = true)]
+    /// Give it before the subcommand.
+    #[arg(long)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -45,6 +48,8 @@ enum Command {
     },
     /// Ready messages in each queue of the pipeline.
     Status,
+    /// Lint Dockerfiles with hadolint's rules (same codes, levels, options and exit codes).
+    Lint(lint::LintArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config(cli.config.as_deref())?;
             status(&config.broker).await
         }
+        Command::Lint(args) => Ok(lint::run(&args)),
     }
 }
 

@@ -260,50 +260,20 @@ fn image_component(field: &'static str, value: String) -> Result<String, EntryEr
     }
 }
 
-/// A git URL of an allowed scheme that cannot be mistaken for a git option.
+/// A git URL of an allowed scheme that cannot be mistaken for a git option (the rules are shared
+/// with [`crate::source`], which fetches it).
 fn git_url(value: String) -> Result<String, EntryError> {
-    const SCHEMES: [&str; 5] = ["https://", "http://", "git://", "ssh://", "file://"];
-    let has_scheme = SCHEMES.iter().any(|scheme| value.starts_with(scheme));
-    let scp_like = !value.contains("://")
-        && value
-            .split_once(':')
-            .is_some_and(|(host, path)| host.contains('@') && !path.is_empty());
-    let safe_chars = !value.starts_with('-')
-        && !value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
-    if (has_scheme || scp_like) && safe_chars {
-        Ok(value)
-    } else {
-        Err(EntryError::new(
-            "git-url",
-            format!(
-                "expected an https://, http://, git://, ssh://, file:// or user@host:path URL without spaces, found {value:?}"
-            ),
-        ))
+    match crate::source::check_git_url(&value) {
+        Ok(()) => Ok(value),
+        Err(problem) => Err(EntryError::new("git-url", problem)),
     }
 }
 
-/// A relative path that stays inside the repository; normalised without `./` and trailing `/`.
+/// A relative path that stays inside the repository; normalised without `./` and trailing `/`. A
+/// leading `/` means the repository root.
 fn repo_path(field: &'static str, value: &str) -> Result<String, EntryError> {
-    let path = Path::new(value.trim_start_matches('/'));
-    let mut parts = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_str().unwrap_or_default()),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                return Err(EntryError::new(
-                    field,
-                    format!("expected a path inside the repository, found {value:?}"),
-                ));
-            }
-        }
-    }
-    if value.contains('\0') {
-        return Err(EntryError::new(field, "path contains a NUL byte"));
-    }
-    Ok(parts.join("/"))
+    crate::source::repo_relative_path(value.trim_start_matches('/'))
+        .map_err(|problem| EntryError::new(field, problem))
 }
 
 /// `build-context` is relative to `git-path` and may climb out of it, but not out of the repo.
@@ -328,23 +298,12 @@ fn context_inside_repo(git_path: &str, context: &str) -> Result<(), EntryError> 
     Ok(())
 }
 
-/// A branch, tag or commit name git would accept, which cannot be taken for an option.
+/// A branch, tag or commit name git would accept, which cannot be taken for an option (the rules
+/// are shared with [`crate::source`]).
 fn git_ref(value: String) -> Result<String, EntryError> {
-    let valid = !value.is_empty()
-        && !value.starts_with('-')
-        && !value.contains("..")
-        && !value.ends_with('/')
-        && !value.ends_with(".lock")
-        && !value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
-    if valid {
-        Ok(value)
-    } else {
-        Err(EntryError::new(
-            "git-branch",
-            format!("expected a git branch, tag or commit name, found {value:?}"),
-        ))
+    match crate::source::check_git_ref(&value) {
+        Ok(()) => Ok(value),
+        Err(problem) => Err(EntryError::new("git-branch", problem)),
     }
 }
 

@@ -6,6 +6,9 @@ pub mod envelope;
 pub mod index;
 pub mod message;
 pub mod shutdown;
+/// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
+/// exports under time and size limits.
+pub mod source;
 pub mod telemetry;
 pub mod workspace;
 

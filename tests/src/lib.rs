@@ -2,6 +2,8 @@
 //! gives each test its own namespace (exchange and queues), runs test workers, records effects
 //! idempotently, and waits on events with deadlines (never fixed sleeps).
 
+pub mod git;
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};

