@@ -213,6 +213,13 @@ fn lint_files(
         .map_or(1, |n| n.get())
         .min(files.len())
         .max(1);
+    if workers == 1 {
+        // One file (or one core): no thread to start.
+        return files
+            .iter()
+            .map(|file| lint_file(file, options, shellcheck))
+            .collect();
+    }
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<FileResult>> = vec![None; files.len()];
     let chunks: Vec<Vec<(usize, FileResult)>> = std::thread::scope(|scope| {

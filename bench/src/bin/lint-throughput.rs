@@ -106,6 +106,18 @@ fn main() -> anyhow::Result<()> {
             theirs += timed(hadolint_cmd(std::slice::from_ref(file)))?.0;
         }
         report("one process per file", files.len(), ours, theirs);
+        // What starting any process costs here: the floor of the per-file round.
+        let mut floor = Duration::ZERO;
+        for _ in &files {
+            let started = Instant::now();
+            Command::new("true").stdin(Stdio::null()).output()?;
+            floor += started.elapsed();
+        }
+        println!(
+            "  process start-up floor (`true` per file): {:.3} s, i.e. at most {:.0}x over hadolint per file",
+            floor.as_secs_f64(),
+            theirs.as_secs_f64() / floor.as_secs_f64()
+        );
     }
     Ok(())
 }

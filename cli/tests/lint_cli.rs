@@ -1,0 +1,282 @@
+//! `slipway lint` as users run it: exit codes as hadolint's, output formats, standard input,
+//! configuration from a file, the environment and options, many files in order, ShellCheck.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const ERRORS: &str = "FROM debian:12\nMAINTAINER me\nRUN apt-get install -y curl\n";
+const STYLE_ONLY: &str = "FROM debian:12\nLABEL -bad=1\n";
+const CLEAN: &str = "FROM debian:12.5\nCMD [\"true\"]\n";
+
+/// A scratch directory with Dockerfiles, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("slipway-lint-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `slipway lint ARGS` in `dir` with no HADOLINT_* variables and no home configuration.
+fn slipway(dir: &Scratch, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    cmd.arg("lint")
+        .args(args)
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SLIPWAY_LINT_SHELLCHECK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HADOLINT_") || name == "NO_COLOR" {
+            cmd.env_remove(name);
+        }
+    }
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().expect("run slipway");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("slipway finishes")
+}
+
+fn json(output: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON array ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn codes(output: &Output) -> Vec<(String, u64)> {
+    json(output)
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap_or_default().to_string(),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exit_codes_follow_the_failure_threshold_like_hadolint() {
+    let dir = Scratch::new("exit");
+    let errors = dir.file("Errors", ERRORS);
+    let style = dir.file("Style", STYLE_ONLY);
+    let clean = dir.file("Clean", CLEAN);
+    let never = ["--shellcheck", "never"];
+    let run = |extra: &[&str], file: &PathBuf| {
+        let mut args: Vec<&str> = never.to_vec();
+        args.extend_from_slice(extra);
+        args.push(file.to_str().expect("utf-8 path"));
+        slipway(&dir, &args, &[], None).status.code()
+    };
+    assert_eq!(run(&[], &errors), Some(1));
+    assert_eq!(run(&["--no-fail"], &errors), Some(0));
+    assert_eq!(run(&[], &clean), Some(0));
+    // Style findings are below the default threshold (info)…
+    assert_eq!(run(&[], &style), Some(0));
+    // …and above it when the threshold is style.
+    assert_eq!(run(&["-t", "style"], &style), Some(1));
+    assert_eq!(run(&["--failure-threshold", "error"], &errors), Some(1));
+    let warnings_only = dir.file("Warn", "FROM debian:12\nRUN cd /tmp\n");
+    assert_eq!(
+        run(&["--failure-threshold", "error"], &warnings_only),
+        Some(0)
+    );
+    // An unparseable file and a missing file fail.
+    let broken = dir.file("Broken", "FROM a:1\n{{ x }}\n");
+    assert_eq!(run(&[], &broken), Some(1));
+    assert_eq!(run(&[], &dir.0.join("missing")), Some(1));
+    // A bad option value is an error, not a silent default.
+    let out = slipway(
+        &dir,
+        &["-t", "fatal", errors.to_str().unwrap_or_default()],
+        &[],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fatal"));
+}
+
+#[test]
+fn json_output_has_hadolints_shape_and_keeps_file_order_across_threads() {
+    let dir = Scratch::new("order");
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| {
+            dir.file(
+                &format!("Dockerfile.{i:02}"),
+                if i % 2 == 0 { ERRORS } else { STYLE_ONLY },
+            )
+        })
+        .collect();
+    let mut args = vec!["--format", "json", "--shellcheck", "never"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap_or_default()));
+    let out = slipway(&dir, &args, &[], None);
+    let findings = json(&out);
+    let order: Vec<&str> = findings
+        .iter()
+        .map(|f| f["file"].as_str().unwrap_or_default())
+        .collect();
+    let mut expected: Vec<&str> = order.clone();
+    expected.dedup();
+    assert_eq!(expected.len(), 40, "every file reported once, contiguously");
+    assert!(expected.windows(2).all(|w| w[0] < w[1]), "input order kept");
+    let first = &findings[0];
+    let keys: Vec<&String> = first.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["code", "column", "file", "level", "line", "message"]);
+    assert_eq!(first["code"], "DL4000");
+    assert_eq!(first["level"], "error");
+    assert_eq!(first["line"], 2);
+}
+
+#[test]
+fn stdin_is_read_for_a_dash() {
+    let dir = Scratch::new("stdin");
+    let out = slipway(
+        &dir,
+        &["-f", "json", "--shellcheck", "never", "-"],
+        &[],
+        Some(ERRORS),
+    );
+    let findings = json(&out);
+    assert!(findings.iter().all(|f| f["file"] == "-"));
+    assert!(codes(&out).contains(&("DL4000".to_string(), 2)));
+}
+
+#[test]
+fn configuration_from_file_environment_and_options_layers() {
+    let dir = Scratch::new("config");
+    let file = dir.file("Dockerfile", ERRORS);
+    let path = file.to_str().unwrap_or_default();
+    let base = ["-f", "json", "--shellcheck", "never"];
+    let with = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push(path);
+        slipway(&dir, &args, env, None)
+    };
+    // Found in the working directory.
+    dir.file(
+        ".hadolint.yaml",
+        "ignored: [DL4000]\noverride:\n  error: [DL3008]\n",
+    );
+    let out = with(&[], &[]);
+    let findings = json(&out);
+    assert!(!codes(&out).iter().any(|(c, _)| c == "DL4000"));
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "DL3008" && f["level"] == "error")
+    );
+    // The environment adds to it.
+    let out = with(&[], &[("HADOLINT_IGNORE", "DL3008,DL3015")]);
+    assert!(!codes(&out).iter().any(|(c, _)| c == "DL3008"));
+    // Options add to both; --config replaces the search.
+    let explicit = dir.file("other.yaml", "failure-threshold: error\n");
+    let out = with(
+        &[
+            "--config",
+            explicit.to_str().unwrap_or_default(),
+            "--ignore",
+            "DL4000",
+        ],
+        &[],
+    );
+    assert!(
+        codes(&out).iter().any(|(c, _)| c == "DL3008"),
+        "the cwd file is not read with --config"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "only warnings remain and the threshold is error"
+    );
+    // A broken configuration file is a clear error.
+    let broken = dir.file("broken.yaml", "failure-threshold: [\n");
+    let out = with(&["--config", broken.to_str().unwrap_or_default()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yaml"));
+}
+
+#[test]
+fn every_format_renders() {
+    let dir = Scratch::new("formats");
+    let file = dir.file("Dockerfile", ERRORS);
+    let path = file.to_str().unwrap_or_default();
+    let render = |format: &str| {
+        let out = slipway(
+            &dir,
+            &["--format", format, "--shellcheck", "never", path],
+            &[],
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(render("tty").contains(&format!("{path}:2 DL4000 error: MAINTAINER is deprecated")));
+    assert!(render("gnu").contains(&format!("slipway-lint:{path}:2:1: DL4000 error:")));
+    assert!(render("checkstyle").contains("source='DL4000'"));
+    let sarif: serde_json::Value = serde_json::from_str(&render("sarif")).expect("SARIF is JSON");
+    assert_eq!(sarif["version"], "2.1.0");
+}
+
+#[test]
+fn shellcheck_findings_appear_when_shellcheck_runs() {
+    let dir = Scratch::new("shellcheck");
+    let file = dir.file("Dockerfile", "FROM debian:12.5\nARG V\nRUN echo $FOO $V\n");
+    let path = file.to_str().unwrap_or_default();
+    let out = slipway(
+        &dir,
+        &["-f", "json", "--shellcheck", "always", path],
+        &[],
+        None,
+    );
+    assert!(
+        out.status.code().is_some(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings = codes(&out);
+    assert!(
+        findings.contains(&("SC2086".to_string(), 3)),
+        "{findings:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = slipway(
+        &dir,
+        &["-f", "json", "--shellcheck", "never", path],
+        &[],
+        None,
+    );
+    assert!(codes(&out).iter().all(|(c, _)| c.starts_with("DL")));
+}
