@@ -311,6 +311,67 @@ mod tests {
         );
     }
 
+    fn codes(text: &str, settings: &Settings) -> Vec<(String, u32)> {
+        lint(text, settings)
+            .into_iter()
+            .map(|f| (f.code, f.line))
+            .collect()
+    }
+
+    #[test]
+    fn an_ignore_pragma_covers_the_next_line_only() {
+        let text = "FROM debian:12\n# hadolint ignore=DL3003,DL3008\nRUN cd /x && apt-get install -y a\nRUN cd /y\n";
+        let found = codes(text, &Settings::default());
+        assert!(!found.contains(&("DL3003".into(), 3)) && !found.contains(&("DL3008".into(), 3)));
+        assert!(found.contains(&("DL3003".into(), 4)), "{found:?}");
+        let disabled = Settings {
+            disable_ignore_pragma: true,
+            ..Settings::default()
+        };
+        assert!(codes(text, &disabled).contains(&("DL3003".into(), 3)));
+    }
+
+    #[test]
+    fn global_and_stage_pragmas() {
+        let text = "# hadolint global ignore=DL3003\nFROM debian:12 AS a\nRUN cd /x\n# hadolint stage ignore=DL4000\nFROM debian:12 AS b\nMAINTAINER x\nFROM debian:12 AS c\nMAINTAINER y\n";
+        let found = codes(text, &Settings::default());
+        assert!(!found.iter().any(|(c, _)| c == "DL3003"), "{found:?}");
+        assert!(
+            !found.contains(&("DL4000".into(), 6)),
+            "the stage pragma covers stage b"
+        );
+        assert!(
+            found.contains(&("DL4000".into(), 8)),
+            "…and not stage c: {found:?}"
+        );
+    }
+
+    #[test]
+    fn overrides_and_ignores_apply_after_the_rules() {
+        let text = "FROM debian:12\nMAINTAINER x\nRUN cd /x\n";
+        let mut settings = Settings::default();
+        settings.overrides.insert("DL4000".into(), Severity::Info);
+        settings.overrides.insert("DL3003".into(), Severity::Ignore);
+        settings
+            .overrides
+            .insert("DL3057".into(), Severity::Warning);
+        let found = lint(text, &settings);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.code == "DL4000" && f.severity == Severity::Info)
+        );
+        assert!(!found.iter().any(|f| f.code == "DL3003"));
+        assert!(
+            found.iter().any(|f| f.code == "DL3057"),
+            "an off-by-default rule shown by an override"
+        );
+        settings.ignored.insert("DL4000".into());
+        assert!(!lint(text, &settings).iter().any(|f| f.code == "DL4000"));
+        let lines: Vec<u32> = found.iter().map(|f| f.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted by line");
+    }
+
     #[test]
     fn a_parse_error_is_the_only_finding() {
         let failures = lint(

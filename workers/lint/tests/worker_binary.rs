@@ -1,0 +1,167 @@
+//! The `slipway-lint` binary as ops run it, against the real RabbitMQ started by the shared test
+//! helper: configured only through `SLIPWAY_*` variables, it lints a job from a local git repository,
+//! publishes `lint.passed` with the commit SHA, exports its lint metrics on `/metrics`, and exits 0
+//! on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use slipway_broker::{Job, Outcome, Topology};
+use slipway_common::index::Entry;
+use slipway_common::index::test_support::sample_entry;
+use slipway_common::message::BuildRequested;
+use slipway_common::{Cause, Envelope, Message};
+use slipway_tests::git::LocalRepo;
+use slipway_tests::{AMQP_URL, TestBus, test_settings};
+use tokio::sync::mpsc;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills the worker if the test fails before stopping it.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// `GET /metrics` once; `None` while the endpoint is not up.
+fn scrape(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
+    let settings = test_settings("lint-binary");
+    let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
+    let (tx, mut passed) = mpsc::unbounded_channel();
+    let observer = bus.spawn_worker("build", move |job: Job| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(job.envelope);
+            Outcome::Ack(Vec::new())
+        }
+    });
+
+    let repo = LocalRepo::new("binary");
+    let sha = repo.commit(
+        &[(
+            "Dockerfile",
+            "FROM debian:12.5\nRUN apt-get install -y curl\n",
+        )],
+        "a Dockerfile with warnings only",
+    );
+    let cache =
+        std::env::temp_dir().join(format!("slipway-lint-binary-cache-{}", std::process::id()));
+    let metrics_port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
+        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .env("SLIPWAY_BROKER__NAMESPACE", &settings.namespace)
+        .env("SLIPWAY_SOURCE__CACHE_DIR", &cache)
+        .env("SLIPWAY_LINT__SHELLCHECK", "never")
+        .env(
+            "SLIPWAY_TELEMETRY__METRICS_ADDR",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("SLIPWAY_TELEMETRY__LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start slipway-lint");
+    let mut worker = Worker(child);
+
+    let entry = Entry {
+        git_url: repo.url(),
+        git_branch: "main".into(),
+        git_path: "/".into(),
+        target_file: "Dockerfile".into(),
+        lint: Default::default(),
+        ..sample_entry()
+    };
+    let job = Envelope::new_job(
+        Cause::User,
+        Message::BuildRequested(BuildRequested {
+            entry,
+            commit: None,
+        }),
+    );
+    bus.publisher.publish(&job).await.expect("publish");
+    let started = Instant::now();
+    let event = loop {
+        if let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(100), passed.recv()).await
+        {
+            break event;
+        }
+        if let Some(exit) = worker.0.try_wait().expect("wait") {
+            panic!("slipway-lint exited early with {exit}");
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no lint.passed before the deadline"
+        );
+    };
+    assert_eq!(event.job_id, job.job_id);
+    let Message::LintPassed(lint) = event.message else {
+        panic!("warnings only: the default threshold (error) lets it pass")
+    };
+    assert_eq!(lint.commit.as_str(), sha);
+    assert!(lint.findings.iter().any(|f| f.code == "DL3008"));
+
+    let started = Instant::now();
+    let metrics = loop {
+        match scrape(metrics_port) {
+            Some(text)
+                if text.contains("slipway_lint_duration_seconds_count{verdict=\"passed\"} 1") =>
+            {
+                break text;
+            }
+            _ if started.elapsed() > DEADLINE => panic!("no lint metrics on /metrics"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(
+        metrics.contains("slipway_lint_findings_total{code=\"DL3008\",level=\"warning\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("slipway_jobs_total{outcome=\"acked\",worker=\"lint\"} 1"),
+        "{metrics}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = worker.0.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "slipway-lint did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "SIGTERM is a clean stop");
+    observer.stop().await.expect("observer stops");
+    bus.cleanup().await;
+    let _ = std::fs::remove_dir_all(cache);
+}
