@@ -12,8 +12,9 @@ use crate::message::Level;
 
 /// One validated index entry: the whole spec of a build job.
 ///
-/// Field names on the wire and in YAML are the container index's kebab-case ones.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Field names on the wire and in YAML are the container index's kebab-case ones. Its `Debug`
+/// output hides credentials in `git_url`, so logging an entry never leaks them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawEntry", rename_all = "kebab-case")]
 pub struct Entry {
     /// Position of the entry in its index file, when it has one.
@@ -51,6 +52,30 @@ pub struct Entry {
     pub network: NetworkMode,
     /// Per-entry lint settings.
     pub lint: LintSettings,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("job_id", &self.job_id)
+            .field("git_url", &crate::source::redact_credentials(&self.git_url))
+            .field("git_path", &self.git_path)
+            .field("git_branch", &self.git_branch)
+            .field("target_file", &self.target_file)
+            .field("desired_tag", &self.desired_tag)
+            .field("notify_email", &self.notify_email)
+            .field("build_context", &self.build_context)
+            .field("prebuild_script", &self.prebuild_script)
+            .field("prebuild_context", &self.prebuild_context)
+            .field("depends_on", &self.depends_on)
+            .field("smoke_test", &self.smoke_test)
+            .field("build_args", &self.build_args)
+            .field("network", &self.network)
+            .field("lint", &self.lint)
+            .finish()
+    }
 }
 
 /// Network given to build steps.
@@ -506,6 +531,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(trailing_slash.git_path, "docker");
+    }
+
+    #[test]
+    fn debug_output_hides_credentials_in_the_git_url() {
+        let mut entry = test_support::sample_entry();
+        entry.git_url = "https://robot:s3cr3t-token@git.example.com/team/app.git".into();
+        let shown = format!("{entry:?}");
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+        assert!(shown.contains("git.example.com/team/app.git"), "{shown}");
     }
 
     #[test]

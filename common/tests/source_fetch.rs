@@ -142,6 +142,7 @@ impl Fixture {
             cache_dir: self.root.0.join("cache"),
             fetch_timeout_ms: 20_000,
             max_repo_bytes: 64 * 1024 * 1024,
+            allow_file_urls: true,
         };
         tweak(&mut settings);
         SourceCache::new(settings).unwrap()
@@ -250,6 +251,22 @@ async fn a_branch_resolves_to_the_commit_git_rev_parse_names() {
             .as_str(),
         fx.c4
     );
+}
+
+#[tokio::test]
+async fn file_urls_are_refused_unless_allowed() {
+    let fx = Fixture::new("nofile");
+    let cache = SourceCache::new(SourceSettings {
+        cache_dir: fx.root.0.join("strict-cache"),
+        ..SourceSettings::default()
+    })
+    .unwrap();
+    let error = cache.fetch(&fx.url(), "main").await.unwrap_err();
+    assert!(
+        !error.is_transient(),
+        "a setting, not a passing fault: {error}"
+    );
+    assert!(error.to_string().contains("allow_file_urls"), "{error}");
 }
 
 #[tokio::test]

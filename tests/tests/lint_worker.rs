@@ -40,6 +40,7 @@ impl LintRig {
         let cache = SourceCache::new(SourceSettings {
             cache_dir: cache_dir.0.clone(),
             fetch_timeout_ms: 20_000,
+            allow_file_urls: true,
             ..SourceSettings::default()
         })
         .expect("source cache");

@@ -83,6 +83,10 @@ pub struct SourceSettings {
     /// Largest size in bytes of one repository's mirror on disk; also the largest file that can be
     /// read and the largest tree that can be exported (uncompressed).
     pub max_repo_bytes: u64,
+    /// Whether `file://` URLs may be fetched. Off by default: an index entry must not make a
+    /// worker read repositories on its own disk (other mirrors in the cache among them). Turn it on
+    /// for development and tests.
+    pub allow_file_urls: bool,
 }
 
 impl Default for SourceSettings {
@@ -91,6 +95,7 @@ impl Default for SourceSettings {
             cache_dir: PathBuf::from("/var/cache/slipway/git"),
             fetch_timeout_ms: 300_000,
             max_repo_bytes: 2 * 1024 * 1024 * 1024,
+            allow_file_urls: false,
         }
     }
 }
@@ -144,6 +149,19 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
+    /// A validated remote, refusing `file://` unless `allow_file_urls`.
+    fn allowed(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
+        if !settings.allow_file_urls && url.trim_start().to_ascii_lowercase().starts_with("file:") {
+            return Err(SourceError::InvalidUrl {
+                problem: format!(
+                    "file:// URLs are disabled on this worker ([source] allow_file_urls = false), found {:?}",
+                    redact_credentials(url)
+                ),
+            });
+        }
+        Self::parse(url)
+    }
+
     fn parse(url: &str) -> Result<Self, SourceError> {
         check_git_url(url).map_err(|problem| SourceError::InvalidUrl { problem })?;
         Ok(Self {
@@ -231,7 +249,7 @@ impl SourceCache {
 
     /// The directory of the bare mirror of `url` (whether or not it exists yet).
     pub fn mirror_dir(&self, url: &str) -> Result<PathBuf, SourceError> {
-        let remote = Remote::parse(url)?;
+        let remote = Remote::allowed(url, self.settings())?;
         Ok(self.mirror(&remote).dir)
     }
 
@@ -239,7 +257,7 @@ impl SourceCache {
     /// without fetching the commit. Branches win over tags of the same name. A full commit id is
     /// returned as given (lowercased) without asking the server; [`fetch`](Self::fetch) checks it.
     pub async fn resolve(&self, url: &str, git_ref: &str) -> Result<CommitSha, SourceError> {
-        let remote = Remote::parse(url)?;
+        let remote = Remote::allowed(url, self.settings())?;
         let wanted = Wanted::parse(git_ref)?;
         let call = self.call(&remote);
         match self
@@ -267,7 +285,7 @@ impl SourceCache {
     /// and the duration.
     pub async fn fetch(&self, url: &str, git_ref: &str) -> Result<FetchedCommit, SourceError> {
         let started = std::time::Instant::now();
-        let remote = Remote::parse(url)?;
+        let remote = Remote::allowed(url, self.settings())?;
         let result = self.fetch_remote(&remote, git_ref).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
@@ -1183,6 +1201,7 @@ mod tests {
                 cache_dir: self.root.join("cache"),
                 fetch_timeout_ms: 20_000,
                 max_repo_bytes: 64 << 20,
+                allow_file_urls: true,
             };
             SourceCache::with_extra_config(settings, vec!["protocol.version=0".to_owned()]).unwrap()
         }

@@ -73,6 +73,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         .env("SLIPWAY_BROKER__URL", AMQP_URL)
         .env("SLIPWAY_BROKER__NAMESPACE", &settings.namespace)
         .env("SLIPWAY_SOURCE__CACHE_DIR", &cache)
+        .env("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true")
         .env("SLIPWAY_LINT__SHELLCHECK", "never")
         .env(
             "SLIPWAY_TELEMETRY__METRICS_ADDR",
