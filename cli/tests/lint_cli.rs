@@ -9,38 +9,15 @@ const ERRORS: &str = "FROM debian:12\nMAINTAINER me\nRUN apt-get install -y curl
 const STYLE_ONLY: &str = "FROM debian:12\nLABEL -bad=1\n";
 const CLEAN: &str = "FROM debian:12.5\nCMD [\"true\"]\n";
 
-/// A scratch directory with Dockerfiles, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("slipway-lint-cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write file");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use slipway_tests::TempDir;
 
 /// Runs `slipway lint ARGS` in `dir` with no HADOLINT_* variables and no home configuration.
-fn slipway(dir: &Scratch, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+fn slipway(dir: &TempDir, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
     cmd.arg("lint")
         .args(args)
-        .current_dir(&dir.0)
-        .env("HOME", &dir.0)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("SLIPWAY_LINT_SHELLCHECK")
         .stdin(Stdio::piped())
@@ -90,7 +67,7 @@ fn codes(output: &Output) -> Vec<(String, u64)> {
 
 #[test]
 fn exit_codes_follow_the_failure_threshold_like_hadolint() {
-    let dir = Scratch::new("exit");
+    let dir = TempDir::new("exit");
     let errors = dir.file("Errors", ERRORS);
     let style = dir.file("Style", STYLE_ONLY);
     let clean = dir.file("Clean", CLEAN);
@@ -117,7 +94,7 @@ fn exit_codes_follow_the_failure_threshold_like_hadolint() {
     // An unparseable file and a missing file fail.
     let broken = dir.file("Broken", "FROM a:1\n{{ x }}\n");
     assert_eq!(run(&[], &broken), Some(1));
-    assert_eq!(run(&[], &dir.0.join("missing")), Some(1));
+    assert_eq!(run(&[], &dir.path().join("missing")), Some(1));
     // A bad option value is an error, not a silent default.
     let out = slipway(
         &dir,
@@ -131,7 +108,7 @@ fn exit_codes_follow_the_failure_threshold_like_hadolint() {
 
 #[test]
 fn json_output_has_hadolints_shape_and_keeps_file_order_across_threads() {
-    let dir = Scratch::new("order");
+    let dir = TempDir::new("order");
     let files: Vec<PathBuf> = (0..40)
         .map(|i| {
             dir.file(
@@ -162,7 +139,7 @@ fn json_output_has_hadolints_shape_and_keeps_file_order_across_threads() {
 
 #[test]
 fn stdin_is_read_for_a_dash() {
-    let dir = Scratch::new("stdin");
+    let dir = TempDir::new("stdin");
     let out = slipway(
         &dir,
         &["-f", "json", "--shellcheck", "never", "-"],
@@ -176,7 +153,7 @@ fn stdin_is_read_for_a_dash() {
 
 #[test]
 fn configuration_from_file_environment_and_options_layers() {
-    let dir = Scratch::new("config");
+    let dir = TempDir::new("config");
     let file = dir.file("Dockerfile", ERRORS);
     let path = file.to_str().unwrap_or_default();
     let base = ["-f", "json", "--shellcheck", "never"];
@@ -231,7 +208,7 @@ fn configuration_from_file_environment_and_options_layers() {
 
 #[test]
 fn every_format_renders() {
-    let dir = Scratch::new("formats");
+    let dir = TempDir::new("formats");
     let file = dir.file("Dockerfile", ERRORS);
     let path = file.to_str().unwrap_or_default();
     let render = |format: &str| {
@@ -252,7 +229,7 @@ fn every_format_renders() {
 
 #[test]
 fn shellcheck_findings_appear_when_shellcheck_runs() {
-    let dir = Scratch::new("shellcheck");
+    let dir = TempDir::new("shellcheck");
     let file = dir.file("Dockerfile", "FROM debian:12.5\nARG V\nRUN echo $FOO $V\n");
     let path = file.to_str().unwrap_or_default();
     let out = slipway(

@@ -1,49 +1,41 @@
 //! Local git repositories for tests: created in a private temporary directory, committed to with a
 //! fixed author and date, reachable by a `file://` URL, removed on drop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::TempDir;
 
 /// A git repository (with a work tree) that tests commit files into.
 #[derive(Debug)]
 pub struct LocalRepo {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl LocalRepo {
     /// A new, empty repository whose first branch is `main`.
     pub fn new(name: &str) -> LocalRepo {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "slipway-test-repo-{}-{}-{name}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the repository directory");
-        let repo = LocalRepo { dir };
+        let repo = LocalRepo {
+            dir: TempDir::new(&format!("repo-{name}")),
+        };
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
         repo
     }
 
     /// The `file://` URL of the repository.
     pub fn url(&self) -> String {
-        format!("file://{}", self.dir.display())
+        format!("file://{}", self.dir.path().display())
     }
 
     /// The work tree.
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// Writes `files` (path, contents) and commits them; returns the commit SHA.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         for (path, contents) in files {
-            let full = self.dir.join(path);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).expect("create directories in the work tree");
-            }
-            std::fs::write(&full, contents).expect("write a file in the work tree");
+            self.dir.file(path, contents);
             self.git(&["add", "--", path]);
         }
         self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
@@ -61,7 +53,7 @@ impl LocalRepo {
     pub fn git(&self, args: &[&str]) -> String {
         let output = Command::new("git")
             .args(args)
-            .current_dir(&self.dir)
+            .current_dir(self.dir.path())
             .env("GIT_AUTHOR_NAME", "Slipway Test")
             .env("GIT_AUTHOR_EMAIL", "test@slipway.invalid")
             .env("GIT_COMMITTER_NAME", "Slipway Test")
@@ -78,11 +70,5 @@ impl LocalRepo {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
-
-impl Drop for LocalRepo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -3,6 +3,9 @@
 //! idempotently, and waits on events with deadlines (never fixed sleeps).
 
 pub mod git;
+pub mod scratch;
+
+pub use scratch::TempDir;
 
 use std::collections::HashMap;
 use std::process::Command;

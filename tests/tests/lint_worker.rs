@@ -14,7 +14,7 @@ use slipway_common::{Cause, Envelope, JobId, Message};
 use slipway_lint::job::{LintJobSettings, ShellcheckMode};
 use slipway_lint::worker::LintHandler;
 use slipway_tests::git::LocalRepo;
-use slipway_tests::{RunningWorker, TestBus, test_settings};
+use slipway_tests::{RunningWorker, TempDir, TestBus, test_settings};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ impl LintRig {
         let bus = TestBus::start(settings, topology).await;
         let cache_dir = TempDir::new(test);
         let cache = SourceCache::new(SourceSettings {
-            cache_dir: cache_dir.0.clone(),
+            cache_dir: cache_dir.path().to_path_buf(),
             fetch_timeout_ms: 20_000,
             allow_file_urls: true,
             ..SourceSettings::default()
@@ -106,25 +106,6 @@ impl LintRig {
             worker.stop().await.expect("worker stops cleanly");
         }
         self.bus.cleanup().await;
-    }
-}
-
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("slipway-lint-cache-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("cache dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -721,16 +721,34 @@ fn flag_bool(
     }
 }
 
+/// Rejects a flag given twice (`--exclude` may repeat), as language-docker does.
+fn reject_duplicate_flags(
+    flags: &[(String, Option<String>)],
+    at: Position,
+) -> Result<(), ParseError> {
+    for (i, (name, _)) in flags.iter().enumerate() {
+        if name != "exclude" && flags[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(at.error(format!("duplicate flag: --{name}")));
+        }
+    }
+    Ok(())
+}
+
+/// The error for a flag the instruction does not take (or one it takes, given without its value).
+fn unknown_flag(name: &str, value: Option<&str>, at: Position) -> ParseError {
+    if value.is_none_or(str::is_empty) {
+        at.error(format!("unexpected flag --{name} with no value"))
+    } else {
+        at.error(format!("invalid flag: --{name}"))
+    }
+}
+
 /// `COPY [flags] src... dest`
 fn parse_copy(body: &str, at: Position) -> Result<CopyArgs, ParseError> {
     let (flags, rest) = split_flags(body);
     let mut copy = CopyArgs::default();
-    let mut seen: Vec<&str> = Vec::new();
+    reject_duplicate_flags(&flags, at)?;
     for (name, value) in &flags {
-        if name != "exclude" && seen.contains(&name.as_str()) {
-            return Err(at.error(format!("duplicate flag: --{name}")));
-        }
-        seen.push(name);
         match (name.as_str(), value) {
             ("from", Some(v)) => copy.from = Some(v.clone()),
             ("chown", Some(v)) => copy.chown = Some(v.clone()),
@@ -738,10 +756,7 @@ fn parse_copy(body: &str, at: Position) -> Result<CopyArgs, ParseError> {
             ("exclude", Some(v)) => copy.exclude.push(v.clone()),
             ("link", v) => copy.link = flag_bool(name, v.as_deref(), at, "COPY")?,
             ("parents", v) => copy.parents = flag_bool(name, v.as_deref(), at, "COPY")?,
-            (_, None) | (_, Some(_)) if value.as_deref().is_none_or(str::is_empty) => {
-                return Err(at.error(format!("unexpected flag --{name} with no value")));
-            }
-            _ => return Err(at.error(format!("invalid flag: --{name}"))),
+            (_, v) => return Err(unknown_flag(name, v.as_deref(), at)),
         }
     }
     if rest.starts_with("<<") {
@@ -767,12 +782,8 @@ fn parse_copy(body: &str, at: Position) -> Result<CopyArgs, ParseError> {
 fn parse_add(body: &str, at: Position) -> Result<AddArgs, ParseError> {
     let (flags, rest) = split_flags(body);
     let mut add = AddArgs::default();
-    let mut seen: Vec<&str> = Vec::new();
+    reject_duplicate_flags(&flags, at)?;
     for (name, value) in &flags {
-        if name != "exclude" && seen.contains(&name.as_str()) {
-            return Err(at.error(format!("duplicate flag: --{name}")));
-        }
-        seen.push(name);
         match (name.as_str(), value) {
             ("checksum", Some(v)) => add.checksum = Some(v.clone()),
             ("chown", Some(v)) => add.chown = Some(v.clone()),
@@ -781,10 +792,7 @@ fn parse_add(body: &str, at: Position) -> Result<AddArgs, ParseError> {
             ("link", v) => add.link = flag_bool(name, v.as_deref(), at, "ADD")?,
             ("keep-git-dir", v) => add.keep_git_dir = flag_bool(name, v.as_deref(), at, "ADD")?,
             ("unpack", v) => add.unpack = Some(flag_bool(name, v.as_deref(), at, "ADD")?),
-            (_, v) if v.as_deref().is_none_or(str::is_empty) => {
-                return Err(at.error(format!("unexpected flag --{name} with no value")));
-            }
-            _ => return Err(at.error(format!("invalid flag: --{name}"))),
+            (_, v) => return Err(unknown_flag(name, v.as_deref(), at)),
         }
     }
     (add.sources, add.dest) = parse_paths(rest, at, "ADD")?;
@@ -943,7 +951,7 @@ fn parse_healthcheck(body: &str, at: Position) -> Result<Option<HealthcheckArgs>
         return Ok(None);
     }
     let (flags, rest) = split_flags(body);
-    let mut seen = Vec::new();
+    reject_duplicate_flags(&flags, at)?;
     let mut out = Vec::new();
     for (name, value) in flags {
         if ![
@@ -957,10 +965,6 @@ fn parse_healthcheck(body: &str, at: Position) -> Result<Option<HealthcheckArgs>
         {
             return Err(at.error(format!("invalid flag: --{name}")));
         }
-        if seen.contains(&name) {
-            return Err(at.error(format!("duplicate flag: --{name}")));
-        }
-        seen.push(name.clone());
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Err(at.error(format!("unexpected flag --{name} with no value")));
         };

@@ -14,7 +14,7 @@ use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::BuildRequested;
 use slipway_common::{Cause, Envelope, Message};
 use slipway_tests::git::LocalRepo;
-use slipway_tests::{AMQP_URL, TestBus, test_settings};
+use slipway_tests::{AMQP_URL, TempDir, TestBus, test_settings};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -66,13 +66,12 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         )],
         "a Dockerfile with warnings only",
     );
-    let cache =
-        std::env::temp_dir().join(format!("slipway-lint-binary-cache-{}", std::process::id()));
+    let cache = TempDir::new("lint-binary-cache");
     let metrics_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
         .env("SLIPWAY_BROKER__URL", AMQP_URL)
         .env("SLIPWAY_BROKER__NAMESPACE", &settings.namespace)
-        .env("SLIPWAY_SOURCE__CACHE_DIR", &cache)
+        .env("SLIPWAY_SOURCE__CACHE_DIR", cache.path())
         .env("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true")
         .env("SLIPWAY_LINT__SHELLCHECK", "never")
         .env(
@@ -124,26 +123,24 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     assert_eq!(lint.commit.as_str(), sha);
     assert!(lint.findings.iter().any(|f| f.code == "DL3008"));
 
+    // The job is counted once it is settled, just after lint.passed was confirmed: poll.
+    let wanted = [
+        "slipway_lint_duration_seconds_count{verdict=\"passed\"} 1",
+        "slipway_lint_findings_total{code=\"DL3008\",level=\"warning\"} 1",
+        "slipway_jobs_total{outcome=\"acked\",worker=\"lint\"} 1",
+    ];
     let started = Instant::now();
-    let metrics = loop {
-        match scrape(metrics_port) {
-            Some(text)
-                if text.contains("slipway_lint_duration_seconds_count{verdict=\"passed\"} 1") =>
-            {
-                break text;
-            }
-            _ if started.elapsed() > DEADLINE => panic!("no lint metrics on /metrics"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+    loop {
+        let metrics = scrape(metrics_port).unwrap_or_default();
+        if wanted.iter().all(|line| metrics.contains(line)) {
+            break;
         }
-    };
-    assert!(
-        metrics.contains("slipway_lint_findings_total{code=\"DL3008\",level=\"warning\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("slipway_jobs_total{outcome=\"acked\",worker=\"lint\"} 1"),
-        "{metrics}"
-    );
+        assert!(
+            started.elapsed() < DEADLINE,
+            "lint metrics missing from /metrics: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &worker.0.id().to_string()])
@@ -164,5 +161,4 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean stop");
     observer.stop().await.expect("observer stops");
     bus.cleanup().await;
-    let _ = std::fs::remove_dir_all(cache);
 }
