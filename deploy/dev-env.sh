@@ -228,7 +228,11 @@ ensure_rabbitmq() {
         log "rabbitmq ... starting rabbitmq-server -detached"
         # -detached daemonizes; keep its (tiny) output away from our caller's
         # stdout so nothing waiting on our pipe hangs on the broker.
-        rabbitmq-server -detached >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null
+        # Every quorum queue holds file handles; the default limit of 1024 is exhausted by a few
+        # hundred queues (test namespaces left by killed test runs), and then the broker stops
+        # accepting connections. Raise it for the broker (a no-op where the hard limit is lower).
+        (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+            exec rabbitmq-server -detached) >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null
         if ! wait_for 90 rabbitmq_ready; then
             local f
             for f in /var/log/rabbitmq/rabbit@*.log "$LOG_DIR/rabbitmq-start.log"; do show_log "$f"; done

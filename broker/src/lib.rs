@@ -7,11 +7,13 @@
 //! - [`Consumer`]: the runner that turns a [`Handler`]'s [`Outcome`] into acks, retries and dead
 //!   letters, reconnecting when the connection drops and draining on shutdown;
 //! - [`inspect`]: queue depths and dead letters, for the CLI and tests.
+//! - [`logs`]: build logs on the `<namespace>.logs` stream: [`logs::LogWriter`] and [`logs::LogReader`].
 
 mod connection;
 mod consumer;
 pub mod headers;
 pub mod inspect;
+pub mod logs;
 mod publisher;
 mod settings;
 mod topology;

@@ -2,6 +2,7 @@
 //! their entries, show what waits in each queue, and lint Dockerfiles.
 
 mod lint;
+mod logs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Status,
     /// Lint Dockerfiles with hadolint's rules (same codes, levels, options and exit codes).
     Lint(lint::LintArgs),
+    /// Print a job's build log (from the `<namespace>.logs` stream), or follow it until it ends.
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +98,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status(&config.broker).await
         }
         Command::Lint(args) => Ok(lint::run(&args)),
+        Command::Logs(args) => {
+            let config = config(cli.config.as_deref())?;
+            logs::run(&config.broker, &args).await
+        }
     }
 }
 

@@ -52,6 +52,94 @@ pub fn ensure_rabbitmq() {
     }
 }
 
+/// The Docker daemon's socket the tests use (dockerd started by `deploy/dev-env.sh`).
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The local registry (Distribution, HTTP, no auth) the tests push to.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+
+/// The local base image the tests build from (nothing can be pulled).
+pub const BASE_IMAGE: &str = "slipway/debian:bookworm";
+
+/// Make sure dockerd answers on [`DOCKER_SOCKET`], the registry on [`REGISTRY`] and
+/// [`BASE_IMAGE`] exists, running `deploy/dev-env.sh` (idempotent) when any of them is missing.
+///
+/// # Panics
+/// When they are still missing afterwards: run `bash deploy/dev-env.sh` as root and read its log.
+pub fn ensure_docker() {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        if docker_environment_ready().is_ok() {
+            return Ok(());
+        }
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev-env.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} exited with {}: {}{}",
+                script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        docker_environment_ready()
+    });
+    if let Err(reason) = started {
+        panic!("Docker is not available: {reason}");
+    }
+}
+
+/// Whether the daemon, the registry and the base image are there; the error says which is not.
+fn docker_environment_ready() -> Result<(), String> {
+    let ping = docker_get("/_ping")?;
+    if ping != 200 {
+        return Err(format!(
+            "GET /_ping on {DOCKER_SOCKET}: expected 200, found {ping}"
+        ));
+    }
+    let image = docker_get(&format!("/images/{BASE_IMAGE}/json"))?;
+    if image != 200 {
+        return Err(format!(
+            "expected the base image {BASE_IMAGE}, the daemon answered {image}"
+        ));
+    }
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
+        Duration::from_secs(2),
+    )
+    .map_err(|e| format!("expected the registry on {REGISTRY}: {e}"))?;
+    Ok(())
+}
+
+/// The HTTP status of `GET path` on the Docker socket (HTTP/1.0, so the daemon closes when done).
+fn docker_get(path: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut socket = std::os::unix::net::UnixStream::connect(DOCKER_SOCKET)
+        .map_err(|e| format!("cannot connect to {DOCKER_SOCKET}: {e}"))?;
+    let limit = Some(Duration::from_secs(5));
+    socket.set_read_timeout(limit).map_err(|e| e.to_string())?;
+    socket.set_write_timeout(limit).map_err(|e| e.to_string())?;
+    write!(socket, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .map_err(|e| format!("cannot write to {DOCKER_SOCKET}: {e}"))?;
+    let mut head = [0u8; 12];
+    socket
+        .read_exact(&mut head)
+        .map_err(|e| format!("no answer on {DOCKER_SOCKET}: {e}"))?;
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "expected an HTTP status line, found {:?}",
+                String::from_utf8_lossy(&head)
+            )
+        })
+}
+
 /// Run `rabbitmqctl` with `args`, returning its stdout.
 pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("rabbitmqctl")

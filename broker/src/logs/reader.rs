@@ -1,0 +1,544 @@
+//! [`LogReader`]: one job's log out of the shared log stream, as a stream of [`LogChunk`]s.
+//!
+//! RabbitMQ 3.10 has no server-side stream filtering, so the reader consumes the stream from the
+//! start of its window ([`ReadFrom`]; default: 24 hours ago, so a read does not scan a week of
+//! everyone's logs) and keeps the messages whose `x-slipway-job-id` is the job's, acking
+//! everything (stream consumers need acks and a prefetch to get more).
+//!
+//! **Where "now" ends.** Before reading, a short-lived second consumer starting at `last` learns
+//! the offset of the stream's newest chunk (nothing within `idle_timeout`: the stream is empty);
+//! the read has *caught up* once it reaches that offset, or when no message arrives for
+//! `idle_timeout` (a window that starts after the newest chunk). Other jobs writing all the time
+//! therefore do not keep a read from ending.
+//!
+//! - Without `follow`, the read ends when it has caught up.
+//! - With `follow`, it ends when it has caught up *and* the latest run of the job has published
+//!   its end-of-log marker (a run that started later, e.g. a redelivery, is followed in turn);
+//!   until then it waits for more.
+//!
+//! Either way `deadline` bounds the whole read.
+//!
+//! Chunks come in stream order, which is each run's `seq` order (a writer publishes one chunk at a
+//! time, confirmed); a chunk published twice (a retry after a lost confirm) is skipped, and chunks
+//! missing before one (older than the window, or expired) are counted in [`LogChunk::skipped`].
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{Stream, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Consumer};
+use slipway_common::JobId;
+use tokio::time::Instant;
+
+use super::{ChunkMeta, LogError};
+use crate::connection::BrokerConnection;
+use crate::headers;
+
+/// The header RabbitMQ puts on every message delivered from a stream: its offset.
+const STREAM_OFFSET: &str = "x-stream-offset";
+/// How long the tail probe collects the newest chunk's messages after the first one arrives.
+const TAIL_GRACE: Duration = Duration::from_millis(100);
+
+/// Where in the stream a read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The oldest message still in the stream (may read up to `max_age` of every job's logs).
+    First,
+    /// Messages the broker stored at most this long ago.
+    Ago(Duration),
+    /// Messages the broker stored at or after this time.
+    Since(SystemTime),
+}
+
+/// How to read a job's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Where the read starts (default: 24 hours ago).
+    pub from: ReadFrom,
+    /// Wait for the job's log to end instead of stopping at the end of the stream.
+    pub follow: bool,
+    /// A stream from which nothing arrives for this long has been read to its end (default 1 s).
+    pub idle_timeout: Duration,
+    /// The longest the whole read may take; `None`: no limit (default 5 minutes).
+    pub deadline: Option<Duration>,
+    /// Unacked messages the broker may send ahead (default 100).
+    pub prefetch: u16,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            from: ReadFrom::Ago(Duration::from_secs(24 * 3600)),
+            follow: false,
+            idle_timeout: Duration::from_secs(1),
+            deadline: Some(Duration::from_secs(300)),
+            prefetch: 100,
+        }
+    }
+}
+
+/// One chunk of a job's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogChunk {
+    /// The job.
+    pub job_id: JobId,
+    /// The run that wrote it (`x-slipway-run`).
+    pub run: String,
+    /// 1 for the first run of the job seen in the read, 2 for the next, …
+    pub run_number: u32,
+    /// The job's retry count when the run started (`x-slipway-attempt`).
+    pub attempt: u32,
+    /// Position in the run, from 0.
+    pub seq: u64,
+    /// Chunks of this run before this one that the read did not see (older than the read's
+    /// start, or already expired).
+    pub skipped: u64,
+    /// Whole lines of log text (empty on the end-of-log marker).
+    pub text: String,
+    /// `Some(outcome)` on the run's end-of-log marker.
+    pub outcome: Option<String>,
+}
+
+impl LogChunk {
+    /// Whether this is the run's end-of-log marker.
+    pub fn is_final(&self) -> bool {
+        self.outcome.is_some()
+    }
+}
+
+/// Reads job logs from one log stream.
+#[derive(Debug)]
+pub struct LogReader<'c> {
+    connection: &'c BrokerConnection,
+    stream: String,
+}
+
+impl<'c> LogReader<'c> {
+    /// A reader of `stream` (`log_stream_name(namespace)`) over `connection`.
+    pub fn new(connection: &'c BrokerConnection, stream: &str) -> Self {
+        Self {
+            connection,
+            stream: stream.to_owned(),
+        }
+    }
+
+    /// `job_id`'s log, chunk by chunk, as the module documentation describes. An error ends the
+    /// stream.
+    pub fn read(&self, job_id: JobId, options: ReadOptions) -> LogChunks<'c> {
+        let state = ReadState {
+            connection: self.connection,
+            stream: self.stream.clone(),
+            job_text: job_id.to_string(),
+            job_id,
+            deadline: options.deadline.map(|d| Instant::now() + d),
+            options,
+            phase: Phase::Start,
+            runs: Vec::new(),
+            out: VecDeque::new(),
+        };
+        let stream = futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next_item().await;
+            item.map(|item| (item, state))
+        });
+        LogChunks {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+/// The chunks of one job's log, in order; a [`Stream`], or call [`next`](Self::next).
+pub struct LogChunks<'c> {
+    inner: Pin<Box<dyn Stream<Item = Result<LogChunk, LogError>> + Send + 'c>>,
+}
+
+impl LogChunks<'_> {
+    /// The next chunk; `None` once the read is over.
+    pub async fn next(&mut self) -> Option<Result<LogChunk, LogError>> {
+        self.inner.next().await
+    }
+}
+
+impl Stream for LogChunks<'_> {
+    type Item = Result<LogChunk, LogError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for LogChunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogChunks").finish_non_exhaustive()
+    }
+}
+
+struct ReadState<'c> {
+    connection: &'c BrokerConnection,
+    stream: String,
+    job_id: JobId,
+    job_text: String,
+    options: ReadOptions,
+    deadline: Option<Instant>,
+    phase: Phase,
+    /// Runs of the job, in the order they appeared.
+    runs: Vec<RunState>,
+    out: VecDeque<LogChunk>,
+}
+
+enum Phase {
+    Start,
+    Reading(Box<Session>),
+    Done,
+}
+
+/// The open consumer of a read.
+struct Session {
+    channel: Channel,
+    consumer: Consumer,
+    /// Offset of the newest message when the read started.
+    tail: Option<i64>,
+    caught_up: bool,
+}
+
+struct RunState {
+    run: String,
+    next_seq: u64,
+    finished: bool,
+}
+
+impl ReadState<'_> {
+    async fn next_item(&mut self) -> Option<Result<LogChunk, LogError>> {
+        loop {
+            if let Some(chunk) = self.out.pop_front() {
+                return Some(Ok(chunk));
+            }
+            match &mut self.phase {
+                Phase::Done => return None,
+                Phase::Start => match self.open().await {
+                    Ok(phase) => self.phase = phase,
+                    Err(error) => {
+                        self.phase = Phase::Done;
+                        return Some(Err(error));
+                    }
+                },
+                Phase::Reading(session) => {
+                    let latest_finished = self.runs.last().is_some_and(|run| run.finished);
+                    if session.caught_up && (!self.options.follow || latest_finished) {
+                        self.finish().await;
+                        continue;
+                    }
+                    if let Err(error) = self.step().await {
+                        self.finish().await;
+                        return Some(Err(error));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Phase, LogError> {
+        let tail = self.probe_tail().await?;
+        if tail.is_none() && !self.options.follow {
+            // An empty stream: nothing to read.
+            return Ok(Phase::Done);
+        }
+        let channel = self.channel().await?;
+        let consumer = self
+            .consume(&channel, offset_argument(self.options.from), "read")
+            .await?;
+        Ok(Phase::Reading(Box::new(Session {
+            channel,
+            consumer,
+            tail,
+            caught_up: false,
+        })))
+    }
+
+    async fn channel(&self) -> Result<Channel, LogError> {
+        let channel = self.connection.channel().await?;
+        channel
+            .basic_qos(self.options.prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(|source| self.consume_error(source))?;
+        Ok(channel)
+    }
+
+    async fn consume(
+        &self,
+        channel: &Channel,
+        offset: AMQPValue,
+        purpose: &str,
+    ) -> Result<Consumer, LogError> {
+        let mut arguments = FieldTable::default();
+        arguments.insert(ShortString::from(STREAM_OFFSET), offset);
+        let tag = format!("slipway-logs-{purpose}-{}", uuid::Uuid::now_v7());
+        channel
+            .basic_consume(
+                self.stream.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                arguments,
+            )
+            .await
+            .map_err(|source| self.consume_error(source))
+    }
+
+    fn consume_error(&self, source: lapin::Error) -> LogError {
+        let not_found =
+            matches!(source.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404);
+        if not_found {
+            LogError::NoStream {
+                stream: self.stream.clone(),
+            }
+        } else {
+            LogError::Consume {
+                stream: self.stream.clone(),
+                source,
+            }
+        }
+    }
+
+    /// The offset of the newest message now: the highest offset delivered by a consumer starting
+    /// at `last` (the newest chunk) within a moment of its first delivery. `None` when nothing
+    /// arrives within `idle_timeout` (an empty stream).
+    async fn probe_tail(&self) -> Result<Option<i64>, LogError> {
+        let channel = self.channel().await?;
+        let last = AMQPValue::LongString(LongString::from("last"));
+        let mut consumer = self.consume(&channel, last, "tail").await?;
+        let mut tail = None;
+        let mut first = true;
+        let mut until = Instant::now() + self.options.idle_timeout;
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout_at(until, consumer.next()).await {
+            if first {
+                first = false;
+                until = Instant::now() + TAIL_GRACE;
+            }
+            let offset = headers::integer(delivery.properties.headers().as_ref(), STREAM_OFFSET);
+            tail = tail.max(offset);
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+        let _ = channel.close(200, "tail found".into()).await;
+        Ok(tail)
+    }
+
+    /// Wait for one delivery and handle it.
+    async fn step(&mut self) -> Result<(), LogError> {
+        let idle_timeout = self.options.idle_timeout;
+        let deadline = self.deadline;
+        let Phase::Reading(session) = &mut self.phase else {
+            return Ok(());
+        };
+        let Session {
+            consumer,
+            tail,
+            caught_up,
+            ..
+        } = &mut **session;
+        // Before catching up, silence means the end of the stream; after, only the deadline counts.
+        let idle_at = (!*caught_up).then(|| Instant::now() + idle_timeout);
+        let wake_at = [idle_at, deadline].into_iter().flatten().min();
+        let next = match wake_at {
+            Some(at) => match tokio::time::timeout_at(at, consumer.next()).await {
+                Ok(next) => next,
+                Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(self.deadline_error());
+                }
+                Err(_) => {
+                    *caught_up = true;
+                    return Ok(());
+                }
+            },
+            None => consumer.next().await,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(source)) => {
+                return Err(LogError::Consume {
+                    stream: self.stream.clone(),
+                    source,
+                });
+            }
+            None => {
+                return Err(LogError::ConsumerEnded {
+                    stream: self.stream.clone(),
+                });
+            }
+        };
+        let offset = headers::integer(delivery.properties.headers().as_ref(), STREAM_OFFSET);
+        if offset.is_some() && offset >= *tail {
+            *caught_up = true;
+        }
+        self.take(&delivery);
+        // A failed ack means the channel is gone: the next wait reports it.
+        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        Ok(())
+    }
+
+    fn deadline_error(&self) -> LogError {
+        LogError::Deadline {
+            stream: self.stream.clone(),
+            what: if self.options.follow {
+                "the end of the job's log"
+            } else {
+                "the end of the stream"
+            },
+            after: self.options.deadline.unwrap_or_default(),
+        }
+    }
+
+    /// Keep `delivery` if it is a new chunk of the job's log.
+    fn take(&mut self, delivery: &Delivery) {
+        let headers = delivery.properties.headers().as_ref();
+        if headers::text(headers, headers::JOB_ID).as_deref() != Some(self.job_text.as_str()) {
+            return;
+        }
+        let meta = match ChunkMeta::from_headers(headers) {
+            Ok(meta) => meta,
+            Err(error) => {
+                tracing::debug!(stream = %self.stream, %error, "skipping a message that is not a log chunk");
+                return;
+            }
+        };
+        if let Some(chunk) = accept(&mut self.runs, meta, &delivery.data) {
+            self.out.push_back(chunk);
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Phase::Reading(session) = std::mem::replace(&mut self.phase, Phase::Done) {
+            let _ = session
+                .channel
+                .basic_cancel(session.consumer.tag(), BasicCancelOptions::default())
+                .await;
+            let _ = session.channel.close(200, "log read".into()).await;
+        }
+        tracing::debug!(job_id = %self.job_id, runs = self.runs.len(), "log read done");
+    }
+}
+
+/// Turn a chunk of the job into a [`LogChunk`], unless it repeats one already seen.
+fn accept(runs: &mut Vec<RunState>, meta: ChunkMeta, body: &[u8]) -> Option<LogChunk> {
+    let index = match runs.iter().position(|run| run.run == meta.run) {
+        Some(index) => index,
+        None => {
+            runs.push(RunState {
+                run: meta.run.clone(),
+                next_seq: 0,
+                finished: false,
+            });
+            runs.len() - 1
+        }
+    };
+    let run = &mut runs[index];
+    if meta.seq < run.next_seq || run.finished {
+        return None;
+    }
+    let skipped = meta.seq - run.next_seq;
+    run.next_seq = meta.seq + 1;
+    run.finished = meta.outcome.is_some();
+    Some(LogChunk {
+        job_id: meta.job_id,
+        run: meta.run,
+        run_number: u32::try_from(index + 1).unwrap_or(u32::MAX),
+        attempt: meta.attempt,
+        seq: meta.seq,
+        skipped,
+        text: String::from_utf8_lossy(body).into_owned(),
+        outcome: meta.outcome,
+    })
+}
+
+/// The `x-stream-offset` consumer argument for `from`.
+fn offset_argument(from: ReadFrom) -> AMQPValue {
+    let since = match from {
+        ReadFrom::First => return AMQPValue::LongString(LongString::from("first")),
+        ReadFrom::Ago(ago) => SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH),
+        ReadFrom::Since(at) => at,
+    };
+    // AMQP timestamps are whole seconds since the epoch.
+    let seconds = since
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    AMQPValue::Timestamp(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(run: &str, seq: u64, outcome: Option<&str>) -> ChunkMeta {
+        ChunkMeta {
+            job_id: JobId::new(),
+            run: run.into(),
+            attempt: 0,
+            seq,
+            outcome: outcome.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn runs_are_numbered_in_order_of_appearance_and_duplicates_are_skipped() {
+        let mut runs = Vec::new();
+        let a0 = accept(&mut runs, meta("a", 0, None), b"a0\n").unwrap();
+        assert_eq!((a0.run_number, a0.seq, a0.skipped), (1, 0, 0));
+        assert!(accept(&mut runs, meta("a", 0, None), b"a0\n").is_none());
+        let b0 = accept(&mut runs, meta("b", 0, None), b"b0\n").unwrap();
+        assert_eq!(b0.run_number, 2);
+        let a1 = accept(&mut runs, meta("a", 1, Some("lost")), b"").unwrap();
+        assert!(a1.is_final());
+        assert_eq!(a1.run_number, 1);
+        assert!(runs[0].finished && !runs[1].finished);
+        assert!(
+            accept(&mut runs, meta("a", 2, None), b"late").is_none(),
+            "nothing after a run's end"
+        );
+    }
+
+    #[test]
+    fn chunks_missing_before_one_are_counted() {
+        let mut runs = Vec::new();
+        let first = accept(&mut runs, meta("a", 5, None), b"x\n").unwrap();
+        assert_eq!(
+            first.skipped, 5,
+            "the read started in the middle of the run"
+        );
+        let gap = accept(&mut runs, meta("a", 8, None), b"y\n").unwrap();
+        assert_eq!(gap.skipped, 2);
+    }
+
+    #[test]
+    fn the_offset_argument_is_first_or_a_timestamp_in_seconds() {
+        assert_eq!(
+            offset_argument(ReadFrom::First),
+            AMQPValue::LongString(LongString::from("first"))
+        );
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_999);
+        assert_eq!(
+            offset_argument(ReadFrom::Since(at)),
+            AMQPValue::Timestamp(1_700_000_000)
+        );
+        let AMQPValue::Timestamp(seconds) =
+            offset_argument(ReadFrom::Ago(Duration::from_secs(7200)))
+        else {
+            panic!("not a timestamp");
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            (now - 7201..=now - 7199).contains(&seconds),
+            "{seconds} vs {now}"
+        );
+        assert_eq!(
+            offset_argument(ReadFrom::Ago(Duration::MAX)),
+            AMQPValue::Timestamp(0)
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! `DockerEngine::build`: one classic-builder build from a tar context, its output streamed line by
+//! line, bounded by a time limit and a cancellation token, and no intermediate container left
+//! behind whatever the outcome.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::pin::pin;
+use std::time::Duration;
+
+use bollard::models::BuildInfo;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::error::classify_build_failure;
+use super::{DockerEngine, DockerError, ImageRef, JOB_LABEL, job_filter};
+
+/// The network the build's `RUN` steps (or a container) get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// No network at all: only a loopback interface of its own.
+    None,
+    /// The host's network (needed to reach a registry or a mirror on the host).
+    Host,
+}
+
+impl Network {
+    /// The daemon's name of the mode.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Host => "host",
+        }
+    }
+}
+
+/// Where the build context (a tar archive, optionally gzip/bzip2/xz compressed, with the
+/// Dockerfile inside) comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildContext {
+    /// The archive in memory.
+    Tar(Vec<u8>),
+    /// An archive file, streamed to the daemon (for contexts too large to hold in memory).
+    TarFile(PathBuf),
+}
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// The context archive.
+    pub context: BuildContext,
+    /// The Dockerfile's path inside the context (`Dockerfile`, `docker/app.Dockerfile`).
+    pub dockerfile: String,
+    /// `repository:tag` names to give the image (may be empty: the image is then known by id).
+    pub tags: Vec<String>,
+    /// Labels of the final image ([`JOB_LABEL`] is added from `job_label`).
+    pub labels: BTreeMap<String, String>,
+    /// `ARG` values.
+    pub build_args: BTreeMap<String, String>,
+    /// The network of the `RUN` steps.
+    pub network: Network,
+    /// The build's time limit, context upload included.
+    pub timeout: Duration,
+    /// The job id, the value of the [`JOB_LABEL`] label.
+    pub job_label: String,
+    /// Build every step afresh (`nocache`). The classic builder's cache ignores the network mode,
+    /// so a layer made by a `host`-network build would otherwise be reused by a `none` build.
+    pub no_cache: bool,
+}
+
+/// A finished build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The image id (`sha256:…`).
+    pub id: String,
+    /// The tags it was given (those of the spec).
+    pub tags: Vec<String>,
+}
+
+/// Why the stream stopped being read.
+enum Ending {
+    Finished,
+    Failed(bollard::errors::Error),
+    TimedOut,
+    Cancelled,
+}
+
+impl DockerEngine {
+    /// Build `spec` with the classic builder: `rm` and `forcerm` (no intermediate container
+    /// survives, even a failed step's), no `pull` (a missing base image is still fetched, from a
+    /// registry the daemon can reach), the spec's network for `RUN` steps, and the spec's labels
+    /// plus [`JOB_LABEL`] on the final image. Every output line goes to `log` (the steps' output,
+    /// status lines once per change, errors, and `slipway: …` notes of this layer).
+    ///
+    /// On the time limit or `cancel`, the request is dropped, which makes the daemon stop the build
+    /// and remove the running step's container; this waits (up to
+    /// [`DockerSettings::cleanup_grace`](super::DockerSettings::cleanup_grace)) until that container
+    /// is gone, and removes it by force otherwise.
+    ///
+    /// Errors: a failing step, an invalid Dockerfile or an unknown base image is
+    /// [`DockerError::Build`] naming the step; [`DockerError::BuildTimedOut`];
+    /// [`DockerError::Cancelled`]; a full disk is [`DockerError::NoSpace`].
+    pub async fn build(
+        &self,
+        spec: &BuildSpec,
+        log: &mut (dyn FnMut(&str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<BuiltImage, DockerError> {
+        let tags = spec
+            .tags
+            .iter()
+            .map(|t| ImageRef::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        job_filter(&spec.job_label)?;
+        if spec.dockerfile.is_empty() {
+            return Err(DockerError::InvalidSpec {
+                problem: "expected the Dockerfile's path inside the context, found an empty path"
+                    .into(),
+            });
+        }
+        let mut labels: HashMap<&str, &str> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        labels.insert(JOB_LABEL, &spec.job_label);
+        let build_args: HashMap<&str, &str> = spec
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(&spec.dockerfile)
+            .version(BuilderVersion::BuilderV1)
+            .rm(true)
+            .forcerm(true)
+            .networkmode(spec.network.mode())
+            .nocache(spec.no_cache)
+            .labels(&labels)
+            .buildargs(&build_args);
+        if let Some(first) = tags.first() {
+            options = options.t(&first.to_string());
+        }
+        let body = match &spec.context {
+            BuildContext::Tar(bytes) => bollard::body_full(bytes.clone().into()),
+            BuildContext::TarFile(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| DockerError::Io {
+                        what: format!("cannot open the build context {}", path.display()),
+                        source,
+                    })?;
+                bollard::body_try_stream(tokio_util::io::ReaderStream::new(file))
+            }
+        };
+
+        let client = self.client_with_timeout(spec.timeout);
+        let mut progress = BuildProgress::default();
+        let ending = {
+            let mut stream = pin!(client.build_image(options.build(), None, Some(body)));
+            let mut deadline = pin!(tokio::time::sleep(spec.timeout));
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break Ending::Cancelled,
+                    () = &mut deadline => break Ending::TimedOut,
+                    item = stream.next() => item,
+                };
+                match item {
+                    None => break Ending::Finished,
+                    Some(Ok(info)) => progress.observe(&info, log),
+                    Some(Err(e)) => break Ending::Failed(e),
+                }
+            }
+            // The stream (and with it the HTTP request) is dropped here: for a cancelled or
+            // timed-out build, that is what makes the daemon stop it.
+        };
+        progress.flush(log);
+
+        let failure = match ending {
+            Ending::Finished => None,
+            Ending::Failed(bollard::errors::Error::DockerStreamError { error }) => {
+                log(&format!("error: {error}"));
+                Some(classify_build_failure(progress.step.clone(), error))
+            }
+            Ending::Failed(bollard::errors::Error::DockerResponseServerError {
+                message, ..
+            }) => {
+                // The daemon refused the build before it started (an invalid Dockerfile, a
+                // missing one): the input's fault.
+                log(&format!("error: {message}"));
+                Some(classify_build_failure(progress.step.clone(), message))
+            }
+            Ending::Failed(other) => {
+                Some(DockerError::from_bollard("build", other).with_timeout(spec.timeout))
+            }
+            Ending::TimedOut => {
+                log(&format!(
+                    "slipway: the build ran past its time limit of {:?}; stopping it",
+                    spec.timeout
+                ));
+                Some(DockerError::BuildTimedOut {
+                    limit: spec.timeout,
+                    step: progress.step.clone(),
+                })
+            }
+            Ending::Cancelled => {
+                log("slipway: the build was cancelled; stopping it");
+                Some(DockerError::Cancelled { operation: "build" })
+            }
+        };
+        if let Some(failure) = failure {
+            if let Err(e) = self.ensure_gone(&progress.containers, log).await {
+                tracing::warn!(error = %e, "cannot make sure a build's containers are gone");
+            }
+            return Err(failure);
+        }
+
+        let id = match progress.image_id.clone() {
+            Some(id) => id,
+            None => self.image_id_after_build(&progress).await?,
+        };
+        for extra in tags.iter().skip(1) {
+            let options = TagImageOptionsBuilder::default()
+                .repo(extra.repository())
+                .tag(extra.tag())
+                .build();
+            self.call("tag image", self.docker.tag_image(&id, Some(options)))
+                .await?;
+        }
+        Ok(BuiltImage {
+            id,
+            tags: spec.tags.clone(),
+        })
+    }
+
+    /// The image id when the stream had no `aux` id: from `Successfully built <short id>`.
+    async fn image_id_after_build(&self, progress: &BuildProgress) -> Result<String, DockerError> {
+        let unexpected = |found: &str| DockerError::UnexpectedResponse {
+            operation: "build",
+            expected: "the built image's id (an `aux` ID or `Successfully built <id>`)".into(),
+            found: found.to_owned(),
+        };
+        let Some(short) = &progress.built_short_id else {
+            return Err(unexpected("a build stream that ended without either"));
+        };
+        self.image_id(short)
+            .await?
+            .ok_or_else(|| unexpected(&format!("`Successfully built {short}` but no such image")))
+    }
+
+    /// Wait until each of a stopped build's step containers is gone (the daemon removes them by
+    /// itself); remove by force those still there after the grace period.
+    async fn ensure_gone(
+        &self,
+        containers: &[String],
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
+        let grace = self.settings.cleanup_grace;
+        let mut first_error = None;
+        for id in containers {
+            // `condition=removed` answers once the container is gone; 404 when it already is.
+            let options = WaitContainerOptionsBuilder::default()
+                .condition("removed")
+                .build();
+            let client = self.client_with_timeout(grace);
+            let mut wait = client.wait_container(id, Some(options));
+            let gone = match tokio::time::timeout(grace, wait.next()).await {
+                Ok(None) => true,
+                Ok(Some(Ok(_))) => true,
+                Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { .. }))) => true,
+                Ok(Some(Err(e))) => DockerError::from_bollard("wait container", e).is_not_found(),
+                Err(_) => false,
+            };
+            if gone {
+                continue;
+            }
+            log(&format!(
+                "slipway: the daemon left build container {id} behind for {grace:?}; removing it"
+            ));
+            match self.force_remove_container(id).await {
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a build stream has said so far, and the turning of its messages into log lines.
+#[derive(Debug, Default)]
+pub(crate) struct BuildProgress {
+    /// The last `Step N/M : …` line.
+    pub(crate) step: Option<String>,
+    /// The step containers announced by `---> Running in <id>`.
+    pub(crate) containers: Vec<String>,
+    /// The image id from the final `aux` message.
+    pub(crate) image_id: Option<String>,
+    /// The short id of `Successfully built <id>`.
+    pub(crate) built_short_id: Option<String>,
+    /// The unfinished last line of the `stream` text.
+    partial: String,
+    /// The last status shown for each progress id (status lines are shown once per change).
+    statuses: HashMap<String, String>,
+}
+
+impl BuildProgress {
+    /// Take one message of the build stream, sending its complete lines to `log`.
+    pub(crate) fn observe(&mut self, info: &BuildInfo, log: &mut (dyn FnMut(&str) + Send)) {
+        if let Some(text) = &info.stream {
+            self.partial.push_str(text);
+            while let Some(newline) = self.partial.find('\n') {
+                let line: String = self.partial.drain(..=newline).collect();
+                self.line(line.trim_end_matches(['\n', '\r']), log);
+            }
+        }
+        if let Some(status) = &info.status {
+            let key = info.id.clone().unwrap_or_default();
+            if self.statuses.get(&key) != Some(status) {
+                match &info.id {
+                    Some(id) => log(&format!("{id}: {status}")),
+                    None => log(status),
+                }
+                self.statuses.insert(key, status.clone());
+            }
+        }
+        if let Some(id) = info.aux.as_ref().and_then(|aux| aux.id.as_ref()) {
+            self.image_id = Some(id.clone());
+        }
+    }
+
+    /// Send the unfinished last line, if any.
+    pub(crate) fn flush(&mut self, log: &mut (dyn FnMut(&str) + Send)) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(line.trim_end_matches('\r'), log);
+        }
+    }
+
+    fn line(&mut self, line: &str, log: &mut (dyn FnMut(&str) + Send)) {
+        if line.starts_with("Step ") && line.contains(" : ") {
+            self.step = Some(line.to_owned());
+        } else if let Some(id) = line.trim_start().strip_prefix("---> Running in ") {
+            let id = id.trim();
+            if is_hex_id(id) {
+                self.containers.push(id.to_owned());
+            }
+        } else if let Some(id) = line.strip_prefix("Successfully built ") {
+            let id = id.trim();
+            if is_hex_id(id) {
+                self.built_short_id = Some(id.to_owned());
+            }
+        }
+        log(line);
+    }
+}
+
+fn is_hex_id(id: &str) -> bool {
+    (12..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::ImageId;
+
+    fn stream(text: &str) -> BuildInfo {
+        BuildInfo {
+            stream: Some(text.to_owned()),
+            ..BuildInfo::default()
+        }
+    }
+
+    #[test]
+    fn lines_split_across_messages_are_joined_and_steps_and_containers_tracked() {
+        let mut progress = BuildProgress::default();
+        let mut lines = Vec::new();
+        let mut log = |l: &str| lines.push(l.to_owned());
+        for text in [
+            "Step 1/2 : FROM slipway/debian:bookworm\n",
+            " ---> 4ef747b20095\n",
+            "Step 2/2 : RUN echo one; ",
+            "echo two\n",
+            " ---> Running in bfa68a735ef0\n",
+            "one\ntw",
+            "o\n",
+            "Removing intermediate container bfa68a735ef0\n",
+            "Successfully built 34e9c9ce73bb\n",
+            "trailing",
+        ] {
+            progress.observe(&stream(text), &mut log);
+        }
+        progress.observe(
+            &BuildInfo {
+                aux: Some(ImageId {
+                    id: Some("sha256:34e9".into()),
+                }),
+                ..BuildInfo::default()
+            },
+            &mut log,
+        );
+        progress.flush(&mut log);
+        assert_eq!(
+            lines,
+            [
+                "Step 1/2 : FROM slipway/debian:bookworm",
+                " ---> 4ef747b20095",
+                "Step 2/2 : RUN echo one; echo two",
+                " ---> Running in bfa68a735ef0",
+                "one",
+                "two",
+                "Removing intermediate container bfa68a735ef0",
+                "Successfully built 34e9c9ce73bb",
+                "trailing",
+            ]
+        );
+        assert_eq!(
+            progress.step.as_deref(),
+            Some("Step 2/2 : RUN echo one; echo two")
+        );
+        assert_eq!(progress.containers, ["bfa68a735ef0"]);
+        assert_eq!(progress.built_short_id.as_deref(), Some("34e9c9ce73bb"));
+        assert_eq!(progress.image_id.as_deref(), Some("sha256:34e9"));
+    }
+
+    #[test]
+    fn status_lines_are_shown_once_per_change() {
+        let mut progress = BuildProgress::default();
+        let mut lines = Vec::new();
+        let mut log = |l: &str| lines.push(l.to_owned());
+        let status = |id: &str, s: &str| BuildInfo {
+            id: Some(id.into()),
+            status: Some(s.into()),
+            ..BuildInfo::default()
+        };
+        for info in [
+            status("a1", "Downloading"),
+            status("a1", "Downloading"),
+            status("b2", "Downloading"),
+            status("a1", "Download complete"),
+        ] {
+            progress.observe(&info, &mut log);
+        }
+        assert_eq!(
+            lines,
+            [
+                "a1: Downloading",
+                "b2: Downloading",
+                "a1: Download complete"
+            ]
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The build worker's one door to the Docker daemon (the only module importing bollard, with the
+//! scan worker): build an image from a tar context, push it, run a container with a time limit,
+//! look images up, clean up what a job left behind, and measure the daemon's disk.
+//!
+//! Facts this module relies on (dockerd 20.10, API 1.41, bollard 0.21), each checked by
+//! `tests/docker_engine.rs` unless marked otherwise:
+//! - bollard asks for API 1.53 unless told otherwise: [`DockerEngine::connect`] negotiates.
+//! - Builds use the classic builder (`version=1`). Its `labels` option is applied by a `LABEL`
+//!   step appended to the *last* stage (counted in `Step N/M`), so only the final image carries the
+//!   labels: intermediate containers, the images of earlier stages and the step images a failed
+//!   build leaves behind are unlabelled. [`DockerEngine::build`] therefore tracks the
+//!   intermediate containers by the `---> Running in <id>` lines and makes sure each is gone when
+//!   the build ends.
+//! - Dropping the build's HTTP request cancels the build: the daemon kills and removes the running
+//!   step's container by itself (within about a second).
+//! - With `forcerm` the container of a failed step is removed too (`rm` alone leaves it).
+//! - The classic builder's cache key ignores the network mode: a `RUN` step that succeeded under
+//!   `host` is reused as is by a later `none` build of the same instructions (checked by hand).
+//! - The push stream ends with `<tag>: digest: sha256:… size: N`; bollard's `PushImageInfo` drops
+//!   the `aux` object, so the digest is read from that status line. It equals the registry's
+//!   `Docker-Content-Digest` for the tag.
+
+mod build;
+mod error;
+mod image;
+mod push;
+mod run;
+mod space;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+
+pub use crate::registry::RegistryCredentials;
+pub use build::{BuildContext, BuildSpec, BuiltImage, Network};
+pub use error::DockerError;
+pub use image::{ImageRef, PushedImage};
+pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
+pub use space::DiskSpace;
+
+/// The label every container and image a job creates carries, with the job id as its value.
+pub const JOB_LABEL: &str = "io.slipway.job-id";
+
+/// Time limits of the engine's own calls (a build's and a container's limits are in their specs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerSettings {
+    /// Limit of a short API call (inspect, list, remove, create, kill, the logs of one container).
+    pub api_timeout: Duration,
+    /// Limit of a whole push.
+    pub push_timeout: Duration,
+    /// How long to wait for the daemon to remove a cancelled build's container by itself before
+    /// removing it by force.
+    pub cleanup_grace: Duration,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        Self {
+            api_timeout: Duration::from_secs(60),
+            push_timeout: Duration::from_secs(30 * 60),
+            cleanup_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A connection to the local Docker daemon (cheap to clone: clones share the connection pool).
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    settings: DockerSettings,
+}
+
+impl DockerEngine {
+    /// Connect to the local daemon (`DOCKER_HOST` if it is a `unix://` URL, else
+    /// `/var/run/docker.sock`) with the default [`DockerSettings`], and negotiate the API version.
+    pub async fn connect() -> Result<Self, DockerError> {
+        Self::connect_with(DockerSettings::default()).await
+    }
+
+    /// [`DockerEngine::connect`] with explicit settings.
+    pub async fn connect_with(settings: DockerSettings) -> Result<Self, DockerError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| DockerError::from_bollard("connect", e))?
+            .with_timeout(client_timeout(settings.api_timeout));
+        let docker = within(settings.api_timeout, "version negotiation", async {
+            docker.negotiate_version().await
+        })
+        .await?;
+        Ok(Self { docker, settings })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &DockerSettings {
+        &self.settings
+    }
+
+    /// The API version in use after negotiation (`1.41` for dockerd 20.10).
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    /// The id (`sha256:…`) of the local image `reference` (a name:tag or an id), or `None` when the
+    /// daemon has no such image.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, DockerError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(reference))
+            .await
+        {
+            Ok(image) => image
+                .id
+                .map(Some)
+                .ok_or_else(|| DockerError::UnexpectedResponse {
+                    operation: "inspect image",
+                    expected: format!("the id of image {reference}"),
+                    found: "an answer without `Id`".into(),
+                }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The labels of the local image `reference`, or `None` when the daemon has no such image.
+    pub async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Result<Option<HashMap<String, String>>, DockerError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(reference))
+            .await
+        {
+            Ok(image) => Ok(Some(
+                image.config.and_then(|c| c.labels).unwrap_or_default(),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remove the tag (or image id) `reference`: the image itself goes when no other tag and no
+    /// container uses it. Never forced: an image a container uses stays and the daemon's 409 is
+    /// returned as [`DockerError::Api`]. Removing what is already gone succeeds.
+    pub async fn remove_image(&self, reference: &str) -> Result<(), DockerError> {
+        let options = RemoveImageOptionsBuilder::default()
+            .force(false)
+            .noprune(false)
+            .build();
+        match self
+            .call(
+                "remove image",
+                self.docker.remove_image(reference, Some(options), None),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remove (killing first when running) every container, in any state, labelled
+    /// [`JOB_LABEL`]`=<job_label_value>`, with its anonymous volumes; returns how many were
+    /// removed. This catches the containers of [`DockerEngine::run_container`] whose caller was
+    /// dropped mid-run. (Build steps' containers carry no labels: [`DockerEngine::build`] removes
+    /// those itself.)
+    pub async fn remove_job_containers(&self, job_label_value: &str) -> Result<usize, DockerError> {
+        let filter = job_filter(job_label_value)?;
+        let filters = HashMap::from([("label", vec![filter])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .call(
+                "list containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        let mut removed = 0;
+        let mut first_error = None;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            match self.force_remove_container(&id).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot remove a job's container");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// Remove the dangling (untagged) images labelled [`JOB_LABEL`]`=<job_label_value>`, never any
+    /// other: a finished image that lost its tag to a rebuild. Images in use by a container stay.
+    /// Returns how many were removed.
+    ///
+    /// The classic builder labels only the final image, so the untagged step images of a failed
+    /// build and the images of earlier stages carry no job label and are not found here; they
+    /// double as the build cache and are left to a periodic `docker image prune`.
+    pub async fn remove_dangling_images_of(
+        &self,
+        job_label_value: &str,
+    ) -> Result<usize, DockerError> {
+        let filter = job_filter(job_label_value)?;
+        let filters = HashMap::from([
+            ("dangling", vec!["true".to_owned()]),
+            ("label", vec![filter]),
+        ]);
+        let options = ListImagesOptionsBuilder::default()
+            .all(false)
+            .filters(&filters)
+            .build();
+        let images = self
+            .call("list images", self.docker.list_images(Some(options)))
+            .await?;
+        let mut removed = 0;
+        for image in images {
+            // The filter is the daemon's; check again so that nothing else is ever removed.
+            let ours = image.repo_tags.iter().all(|t| t == "<none>:<none>")
+                && image.labels.get(JOB_LABEL).map(String::as_str) == Some(job_label_value);
+            if !ours {
+                continue;
+            }
+            let options = RemoveImageOptionsBuilder::default()
+                .force(false)
+                .noprune(false)
+                .build();
+            match self
+                .call(
+                    "remove image",
+                    self.docker.remove_image(&image.id, Some(options), None),
+                )
+                .await
+            {
+                Ok(_) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(DockerError::Api {
+                    status: 409,
+                    message,
+                    ..
+                }) => {
+                    tracing::info!(image = %image.id, %message, "dangling image in use, kept");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Remove the container `id` by force with its anonymous volumes; `Ok(false)` when it was
+    /// already gone.
+    async fn force_remove_container(&self, id: &str) -> Result<bool, DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .call(
+                "remove container",
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            // "removal of container … is already in progress": the daemon is removing it.
+            Err(DockerError::Api {
+                status: 409,
+                message,
+                ..
+            }) if message.contains("already in progress") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Run one short API call under [`DockerSettings::api_timeout`].
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, DockerError> {
+        within(self.settings.api_timeout, operation, call).await
+    }
+
+    /// A client whose per-request limit (bollard's, on the response headers) is `limit`.
+    fn client_with_timeout(&self, limit: Duration) -> Docker {
+        self.docker.clone().with_timeout(client_timeout(limit))
+    }
+}
+
+/// bollard's request limit for calls that should end within `limit` by our own clock: whole
+/// seconds, never zero (zero would fail every request at once), a little later than ours.
+fn client_timeout(limit: Duration) -> Duration {
+    Duration::from_secs(limit.as_secs().saturating_add(5).max(1))
+}
+
+/// Run `call` for at most `limit`, translating its errors.
+async fn within<T>(
+    limit: Duration,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, DockerError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(DockerError::from_bollard(operation, e).with_timeout(limit)),
+        Err(_) => Err(DockerError::ApiTimeout {
+            operation,
+            after: limit,
+        }),
+    }
+}
+
+/// The `label` filter value selecting a job's objects.
+fn job_filter(job_label_value: &str) -> Result<String, DockerError> {
+    if job_label_value.is_empty() || job_label_value.chars().any(char::is_control) {
+        return Err(DockerError::InvalidSpec {
+            problem: format!(
+                "expected a non-empty job label value without control characters, found {job_label_value:?}"
+            ),
+        });
+    }
+    Ok(format!("{JOB_LABEL}={job_label_value}"))
+}

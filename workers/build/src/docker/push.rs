@@ -1,0 +1,105 @@
+//! `DockerEngine::push`: push one `repository:tag` to its registry and return the manifest digest
+//! the registry stored it under.
+
+use std::collections::HashMap;
+use std::pin::pin;
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::PushImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use super::image::parse_push_digest;
+use super::{DockerEngine, DockerError, ImageRef, PushedImage, RegistryCredentials};
+
+impl DockerEngine {
+    /// Push `reference` (already tagged locally) with `auth` when the registry needs a login.
+    /// Status lines go to `log`, once per change per layer. The digest is read from the daemon's
+    /// final `<tag>: digest: sha256:… size: N` status line.
+    ///
+    /// Errors: [`DockerError::Push`] (transient unless the registry refused the credentials or
+    /// the tag does not exist locally: dockerd 20.10 reports that inside the stream as
+    /// `tag does not exist: …`); [`DockerError::ApiTimeout`] past
+    /// [`DockerSettings::push_timeout`](super::DockerSettings::push_timeout).
+    pub async fn push(
+        &self,
+        reference: &ImageRef,
+        auth: Option<&RegistryCredentials>,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<PushedImage, DockerError> {
+        let limit = self.settings.push_timeout;
+        let options = PushImageOptionsBuilder::default()
+            .tag(reference.tag())
+            .build();
+        let credentials = auth.map(|c| DockerCredentials {
+            username: Some(c.username().to_owned()),
+            password: Some(c.password().to_owned()),
+            serveraddress: reference.registry().map(str::to_owned),
+            ..DockerCredentials::default()
+        });
+        let client = self.client_with_timeout(limit);
+        let mut digest = None;
+        let read = async {
+            let mut stream =
+                pin!(client.push_image(reference.repository(), Some(options), credentials));
+            let mut last_status: HashMap<Option<i64>, String> = HashMap::new();
+            while let Some(item) = stream.next().await {
+                let info = match item {
+                    Ok(info) => info,
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        log(&format!("error: {error}"));
+                        return Err(if super::error::is_no_space(&error) {
+                            DockerError::NoSpace {
+                                operation: "push",
+                                message: error,
+                            }
+                        } else {
+                            DockerError::Push {
+                                reference: reference.to_string(),
+                                message: error,
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        return Err(DockerError::from_bollard("push", e).with_timeout(limit));
+                    }
+                };
+                let Some(status) = info.status else { continue };
+                if let Some(found) = parse_push_digest(&status) {
+                    digest = Some(found);
+                }
+                // PushImageInfo carries no layer id: key the once-per-change filter on the
+                // progress total, which tells the layers apart well enough for a log.
+                let key = info.progress_detail.as_ref().and_then(|p| p.total);
+                if last_status.get(&key) != Some(&status) {
+                    log(&status);
+                    last_status.insert(key, status);
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(limit, read).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(DockerError::ApiTimeout {
+                    operation: "push",
+                    after: limit,
+                });
+            }
+        }
+        let Some((digest, manifest_size)) = digest else {
+            return Err(DockerError::UnexpectedResponse {
+                operation: "push",
+                expected: format!(
+                    "a `{}: digest: sha256:… size: N` status line",
+                    reference.tag()
+                ),
+                found: "a push stream that ended without one".into(),
+            });
+        };
+        Ok(PushedImage {
+            reference: reference.clone(),
+            digest,
+            manifest_size,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! Slipway's build worker: turns a linted commit into a tested image in the registry. The pure core
+//! ([`plan`]) decides what to build and what to publish; the other modules talk to git, the Docker
+//! Engine and the registry.
+
+pub mod context;
+pub mod docker;
+pub mod plan;
+pub mod registry;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,608 @@
+//! The build worker's pure decisions: where the context and Dockerfile are in the checkout, which
+//! images the Dockerfile builds on, the content key that identifies a build, the image names and
+//! labels, whether an image already in the registry makes the build unnecessary, and the messages
+//! a job ends with. No I/O.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha2::{Digest, Sha256};
+use slipway_common::Message;
+use slipway_common::index::{Entry, NetworkMode};
+use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
+use slipway_lint::parser;
+use slipway_lint::syntax::Instruction;
+
+/// Label: the repository URL the image was built from (credentials removed).
+pub const LABEL_SOURCE: &str = "io.slipway.source-url";
+/// Label: the commit built.
+pub const LABEL_COMMIT: &str = "io.slipway.commit";
+/// Label: the sha256 of the Dockerfile built.
+pub const LABEL_DOCKERFILE_DIGEST: &str = "io.slipway.dockerfile-digest";
+/// Label: the pipeline job that built it.
+pub const LABEL_JOB: &str = "io.slipway.job-id";
+/// Label: the content key (see [`content_key`]).
+pub const LABEL_CONTENT_KEY: &str = "io.slipway.content-key";
+
+/// Why a job cannot be planned: the entry and the checkout disagree. Permanent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A path of the entry leaves the repository.
+    #[error("{field} {value:?} (relative to git-path {git_path:?}) leaves the repository")]
+    OutsideRepository {
+        /// The entry field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The entry's git-path.
+        git_path: String,
+    },
+    /// The Dockerfile does not parse.
+    #[error("the Dockerfile does not parse: {0}")]
+    Dockerfile(String),
+    /// The Dockerfile has no `FROM`.
+    #[error("the Dockerfile has no FROM instruction")]
+    NoFrom,
+}
+
+/// Normalises `path` (a `/`-separated path relative to the repository root) to its components,
+/// resolving `.` and `..`; `None` when it climbs out of the root.
+fn normalise(path: &str) -> Option<Vec<&str>> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts)
+}
+
+/// A path relative to the repository root: `relative` is taken from `git_path`, except that a
+/// leading `/` means the root itself (the container index's rule for `build-context`).
+pub fn repo_path(git_path: &str, relative: &str, field: &'static str) -> Result<String, PlanError> {
+    let joined = if relative.starts_with('/') {
+        relative.to_string()
+    } else {
+        format!("{git_path}/{relative}")
+    };
+    normalise(&joined)
+        .map(|parts| parts.join("/"))
+        .ok_or_else(|| PlanError::OutsideRepository {
+            field,
+            value: relative.to_string(),
+            git_path: git_path.to_string(),
+        })
+}
+
+/// Where things are in the checkout, relative to the repository root (`""` = the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The build context directory.
+    pub context: String,
+    /// The Dockerfile.
+    pub dockerfile: String,
+    /// The directory the prebuild script runs in, when there is a script.
+    pub prebuild_context: Option<String>,
+}
+
+impl Layout {
+    /// The layout an entry describes.
+    pub fn of(entry: &Entry) -> Result<Layout, PlanError> {
+        let git_path = entry.git_path.trim_matches('/');
+        let context = repo_path(git_path, &entry.build_context, "build-context")?;
+        let dockerfile = repo_path(git_path, &entry.target_file, "target-file")?;
+        let prebuild_context = match (&entry.prebuild_script, &entry.prebuild_context) {
+            (None, _) => None,
+            // The prebuild context is relative to the repository root.
+            (Some(_), Some(dir)) => Some(repo_path("", dir, "prebuild-context")?),
+            (Some(_), None) => Some(git_path.to_string()),
+        };
+        Ok(Layout {
+            context,
+            dockerfile,
+            prebuild_context,
+        })
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Expands `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}` and `${VAR+alt}`
+/// in `text` with `vars` (unset variables expand to nothing), as Docker does in `FROM`.
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '\\' && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
+            continue;
+        }
+        if chars[i] != '$' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        if chars.get(i + 1) == Some(&'{') {
+            let Some(close) = chars[i + 2..].iter().position(|c| *c == '}') else {
+                out.extend(&chars[i..]);
+                break;
+            };
+            let inner: String = chars[i + 2..i + 2 + close].iter().collect();
+            i += close + 3;
+            let name_end = inner
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(inner.len());
+            let (name, op) = inner.split_at(name_end);
+            let value = vars.get(name).map(String::as_str);
+            let expanded = if let Some(default) = op.strip_prefix(":-") {
+                value
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(default)
+                    .to_string()
+            } else if let Some(default) = op.strip_prefix('-') {
+                value.unwrap_or(default).to_string()
+            } else if let Some(alt) = op.strip_prefix(":+") {
+                if value.is_some_and(|v| !v.is_empty()) {
+                    alt.to_string()
+                } else {
+                    String::new()
+                }
+            } else if let Some(alt) = op.strip_prefix('+') {
+                if value.is_some() {
+                    alt.to_string()
+                } else {
+                    String::new()
+                }
+            } else {
+                value.unwrap_or_default().to_string()
+            };
+            out.push_str(&expanded);
+        } else {
+            let start = i + 1;
+            let mut end = start;
+            while end < chars.len() && (chars[end].is_ascii_alphanumeric() || chars[end] == '_') {
+                end += 1;
+            }
+            if end == start {
+                out.push('$');
+                i += 1;
+                continue;
+            }
+            let name: String = chars[start..end].iter().collect();
+            out.push_str(vars.get(&name).map(String::as_str).unwrap_or_default());
+            i = end;
+        }
+    }
+    out
+}
+
+/// The images the Dockerfile builds on, in order of first use: every `FROM` (and `COPY --from=`
+/// naming an image) that is not an earlier stage or `scratch`, with the global `ARG`s (overridden
+/// by `build_args`) expanded.
+pub fn parent_images(
+    dockerfile: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Vec<String>, PlanError> {
+    let parsed = parser::parse(dockerfile).map_err(|e| PlanError::Dockerfile(e.to_string()))?;
+    let mut global_args: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen_from = false;
+    let mut stages: Vec<String> = Vec::new();
+    let mut stage_count = 0usize;
+    let mut parents: Vec<String> = Vec::new();
+    let add = |reference: String, stages: &[String], parents: &mut Vec<String>| {
+        let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&reference));
+        if !is_stage
+            && reference != "scratch"
+            && !reference.is_empty()
+            && !parents.contains(&reference)
+        {
+            parents.push(reference);
+        }
+    };
+    for located in &parsed.instructions {
+        match &located.instruction {
+            Instruction::Arg { name, default } if !seen_from => {
+                let value = build_args
+                    .get(name)
+                    .cloned()
+                    .or_else(|| default.clone())
+                    .unwrap_or_default();
+                global_args.insert(name.clone(), value);
+            }
+            Instruction::From(image) => {
+                seen_from = true;
+                let mut reference = String::new();
+                if let Some(registry) = &image.registry {
+                    reference.push_str(registry);
+                    reference.push('/');
+                }
+                reference.push_str(&image.name);
+                if let Some(tag) = &image.tag {
+                    reference.push(':');
+                    reference.push_str(tag);
+                }
+                if let Some(digest) = &image.digest {
+                    reference.push('@');
+                    reference.push_str(digest);
+                }
+                add(expand(&reference, &global_args), &stages, &mut parents);
+                if let Some(alias) = &image.alias {
+                    stages.push(alias.clone());
+                }
+                // Later stages may name this one by its index.
+                stages.push(stage_count.to_string());
+                stage_count += 1;
+            }
+            Instruction::Copy(copy) => {
+                if let Some(from) = &copy.from {
+                    add(expand(from, &global_args), &stages, &mut parents);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !seen_from {
+        return Err(PlanError::NoFrom);
+    }
+    Ok(parents)
+}
+
+/// The identity of a build's inputs: `sha256` over the commit, the Dockerfile's digest, each parent
+/// image with its digest, and the build arguments, in a fixed canonical form. Equal keys mean the
+/// same image would be built.
+pub fn content_key(
+    commit: &CommitSha,
+    dockerfile_digest: &str,
+    parent_digests: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
+) -> String {
+    let mut canonical = format!(
+        "slipway-content-key-v1\ncommit {}\ndockerfile {dockerfile_digest}\n",
+        commit.as_str()
+    );
+    for (image, digest) in parent_digests {
+        canonical.push_str(&format!("parent {image:?} {digest}\n"));
+    }
+    for (name, value) in build_args {
+        canonical.push_str(&format!("arg {name:?} {value:?}\n"));
+    }
+    sha256(canonical.as_bytes())
+}
+
+/// Image names of one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// `host[:port]` of the registry.
+    pub registry: String,
+    /// `<app-id>/<job-id>` in the registry.
+    pub repository: String,
+    /// The tag users asked for.
+    pub desired_tag: String,
+    /// The tag the image is pushed under for its smoke test, before promotion.
+    pub test_tag: String,
+}
+
+impl Names {
+    /// The names for `entry` in `registry` (host[:port]).
+    pub fn of(entry: &Entry, registry: &str) -> Names {
+        Names {
+            registry: registry.to_string(),
+            repository: format!("{}/{}", entry.app_id, entry.job_id),
+            desired_tag: entry.desired_tag.clone(),
+            test_tag: test_tag(&entry.desired_tag),
+        }
+    }
+
+    /// `registry/repository:desired_tag`.
+    pub fn image(&self) -> String {
+        format!("{}/{}:{}", self.registry, self.repository, self.desired_tag)
+    }
+
+    /// `registry/repository:test_tag`.
+    pub fn test_image(&self) -> String {
+        format!("{}/{}:{}", self.registry, self.repository, self.test_tag)
+    }
+}
+
+/// The test tag for a desired tag: `<tag>-slipway-test`, cut to Docker's 128 characters.
+pub fn test_tag(desired: &str) -> String {
+    const SUFFIX: &str = "-slipway-test";
+    let keep = desired.len().min(128 - SUFFIX.len());
+    format!("{}{SUFFIX}", &desired[..keep])
+}
+
+/// The labels every built image carries.
+pub fn labels(
+    entry: &Entry,
+    commit: &CommitSha,
+    dockerfile_digest: &str,
+    job_id: &str,
+    content_key: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            LABEL_SOURCE.to_string(),
+            slipway_common::source::redact_credentials(&entry.git_url),
+        ),
+        (LABEL_COMMIT.to_string(), commit.as_str().to_string()),
+        (
+            LABEL_DOCKERFILE_DIGEST.to_string(),
+            dockerfile_digest.to_string(),
+        ),
+        (LABEL_JOB.to_string(), job_id.to_string()),
+        (LABEL_CONTENT_KEY.to_string(), content_key.to_string()),
+    ])
+}
+
+/// Whether the image already under the desired tag was built from exactly these inputs.
+pub fn already_built(existing_labels: &BTreeMap<String, String>, content_key: &str) -> bool {
+    existing_labels.get(LABEL_CONTENT_KEY).map(String::as_str) == Some(content_key)
+}
+
+/// The network build steps get.
+pub fn network_allowed(entry: &Entry) -> bool {
+    entry.network == NetworkMode::Host
+}
+
+/// The last lines of a log, for `build.failed`.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    lines: VecDeque<String>,
+    capacity: usize,
+}
+
+impl LogTail {
+    /// Keeps the last `capacity` lines.
+    pub fn new(capacity: usize) -> LogTail {
+        LogTail {
+            lines: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+        }
+    }
+
+    /// Adds the lines of `text` (a chunk may hold several; empty lines are kept).
+    pub fn push(&mut self, text: &str) {
+        for line in text.trim_end_matches('\n').split('\n') {
+            if self.capacity == 0 {
+                return;
+            }
+            if self.lines.len() == self.capacity {
+                self.lines.pop_front();
+            }
+            self.lines
+                .push_back(line.trim_end_matches('\r').to_string());
+        }
+    }
+
+    /// The lines kept, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.iter().cloned().collect()
+    }
+}
+
+/// `build.failed` for a stage.
+pub fn failed(
+    entry: &Entry,
+    commit: &CommitSha,
+    stage: BuildStage,
+    error: String,
+    tail: &LogTail,
+) -> Message {
+    Message::BuildFailed(BuildFailed {
+        entry: entry.clone(),
+        commit: commit.clone(),
+        stage,
+        error,
+        log_tail: tail.lines(),
+    })
+}
+
+/// What a successful job reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Success {
+    /// The pushed reference (desired tag).
+    pub image: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// The inputs' identity.
+    pub content_key: String,
+    /// Parent image → digest.
+    pub parent_digests: BTreeMap<String, String>,
+    /// Wall time of the job.
+    pub duration_ms: u64,
+}
+
+/// `build.succeeded`.
+pub fn succeeded(entry: &Entry, commit: &CommitSha, success: Success) -> Message {
+    Message::BuildSucceeded(BuildSucceeded {
+        entry: entry.clone(),
+        commit: commit.clone(),
+        image: success.image,
+        digest: success.digest,
+        content_key: success.content_key,
+        parent_digests: success.parent_digests,
+        duration_ms: success.duration_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_common::index::test_support::sample_entry;
+    use slipway_common::message::test_support::sample_commit;
+
+    #[test]
+    fn layout_resolves_contexts_like_the_container_index() {
+        let mut entry = sample_entry();
+        entry.git_path = "/images/web/".into();
+        entry.target_file = "Dockerfile".into();
+        entry.build_context = "./".into();
+        entry.prebuild_script = None;
+        let layout = Layout::of(&entry).unwrap();
+        assert_eq!(
+            (layout.context.as_str(), layout.dockerfile.as_str()),
+            ("images/web", "images/web/Dockerfile")
+        );
+        entry.build_context = "../..".into();
+        assert_eq!(Layout::of(&entry).unwrap().context, "");
+        entry.build_context = "/shared".into();
+        assert_eq!(Layout::of(&entry).unwrap().context, "shared");
+        entry.build_context = "../../..".into();
+        assert!(matches!(
+            Layout::of(&entry),
+            Err(PlanError::OutsideRepository {
+                field: "build-context",
+                ..
+            })
+        ));
+        entry.build_context = "./".into();
+        entry.prebuild_script = Some("prep.sh".into());
+        entry.prebuild_context = Some("/".into());
+        assert_eq!(
+            Layout::of(&entry).unwrap().prebuild_context.as_deref(),
+            Some("")
+        );
+        entry.prebuild_context = None;
+        assert_eq!(
+            Layout::of(&entry).unwrap().prebuild_context.as_deref(),
+            Some("images/web")
+        );
+    }
+
+    #[test]
+    fn expansion_follows_docker() {
+        let vars = BTreeMap::from([
+            ("A".to_string(), "x".to_string()),
+            ("E".to_string(), String::new()),
+        ]);
+        assert_eq!(
+            expand(
+                "$A/${A}-${B:-d}-${E:-d}-${E-d}-${A:+alt}-${B:+alt}-\\$A",
+                &vars
+            ),
+            "x/x-d-d--alt--$A"
+        );
+    }
+
+    #[test]
+    fn parents_skip_stages_and_scratch_and_expand_global_args() {
+        let dockerfile = "ARG BASE=slipway/debian:bookworm\nARG TOOLS\nFROM ${BASE} AS build\nRUN make\nFROM scratch AS empty\nFROM build AS test\nFROM 127.0.0.1:5000/team/runtime:1\nCOPY --from=build /a /a\nCOPY --from=127.0.0.1:5000/team/tools:2 /t /t\nCOPY --from=0 /b /b\n";
+        let parents = parent_images(dockerfile, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            parents,
+            [
+                "slipway/debian:bookworm",
+                "127.0.0.1:5000/team/runtime:1",
+                "127.0.0.1:5000/team/tools:2"
+            ]
+        );
+        let args = BTreeMap::from([("BASE".to_string(), "other:3".to_string())]);
+        assert_eq!(parent_images(dockerfile, &args).unwrap()[0], "other:3");
+        assert_eq!(
+            parent_images("# nothing\n", &BTreeMap::new()),
+            Err(PlanError::NoFrom)
+        );
+        assert!(matches!(
+            parent_images("FROM a\n{{x}}\n", &BTreeMap::new()),
+            Err(PlanError::Dockerfile(_))
+        ));
+    }
+
+    #[test]
+    fn the_content_key_changes_with_every_input_and_only_with_them() {
+        let commit = sample_commit();
+        let parents = BTreeMap::from([("base:1".to_string(), "sha256:aa".to_string())]);
+        let args = BTreeMap::from([("V".to_string(), "1".to_string())]);
+        let key = content_key(&commit, "sha256:df", &parents, &args);
+        assert_eq!(
+            key,
+            content_key(&commit, "sha256:df", &parents.clone(), &args.clone())
+        );
+        assert!(key.starts_with("sha256:") && key.len() == 71);
+        let other_commit = CommitSha::try_from("b".repeat(40)).unwrap();
+        assert_ne!(
+            key,
+            content_key(&other_commit, "sha256:df", &parents, &args)
+        );
+        assert_ne!(key, content_key(&commit, "sha256:dg", &parents, &args));
+        let other_parents = BTreeMap::from([("base:1".to_string(), "sha256:ab".to_string())]);
+        assert_ne!(
+            key,
+            content_key(&commit, "sha256:df", &other_parents, &args)
+        );
+        let other_args = BTreeMap::from([("V".to_string(), "2".to_string())]);
+        assert_ne!(
+            key,
+            content_key(&commit, "sha256:df", &parents, &other_args)
+        );
+        // No ambiguity from concatenation: ("a b", "c") is not ("a", "b c").
+        let split1 = BTreeMap::from([("A".to_string(), "b c".to_string())]);
+        let split2 = BTreeMap::from([("A b".to_string(), "c".to_string())]);
+        assert_ne!(
+            content_key(&commit, "d", &parents, &split1),
+            content_key(&commit, "d", &parents, &split2)
+        );
+    }
+
+    #[test]
+    fn names_and_labels() {
+        let entry = sample_entry();
+        let names = Names::of(&entry, "127.0.0.1:5000");
+        assert_eq!(
+            names.image(),
+            format!(
+                "127.0.0.1:5000/{}/{}:{}",
+                entry.app_id, entry.job_id, entry.desired_tag
+            )
+        );
+        assert!(names.test_image().ends_with("-slipway-test"));
+        assert_eq!(test_tag(&"t".repeat(128)).len(), 128);
+        let mut with_secret = entry.clone();
+        with_secret.git_url = "https://bot:token123@git.example.com/x.git".into();
+        let labels = labels(
+            &with_secret,
+            &sample_commit(),
+            "sha256:df",
+            "job",
+            "sha256:key",
+        );
+        assert!(!labels[LABEL_SOURCE].contains("token123"));
+        assert!(already_built(&labels, "sha256:key"));
+        assert!(!already_built(&labels, "sha256:other"));
+        assert!(!already_built(&BTreeMap::new(), "sha256:key"));
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_last_lines() {
+        let mut tail = LogTail::new(3);
+        tail.push("one\ntwo\n");
+        tail.push("three\r\nfour\n");
+        assert_eq!(tail.lines(), ["two", "three", "four"]);
+        let message = failed(
+            &sample_entry(),
+            &sample_commit(),
+            BuildStage::Build,
+            "step 2 failed".into(),
+            &tail,
+        );
+        let Message::BuildFailed(failed) = message else {
+            panic!()
+        };
+        assert_eq!(failed.stage, BuildStage::Build);
+        assert_eq!(failed.log_tail.len(), 3);
+    }
+}

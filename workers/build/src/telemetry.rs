@@ -1,0 +1,93 @@
+//! The build worker's typed telemetry events: each writes one log line and updates one metric with
+//! bounded labels (never job ids or image names as labels).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts};
+use slipway_common::JobId;
+use slipway_common::telemetry::register;
+
+use crate::docker::DiskSpace;
+
+/// `slipway_build_duration_seconds{outcome}`.
+static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "slipway_build_duration_seconds",
+                "Time of one build job, by outcome (succeeded, failed, retried).",
+            )
+            .buckets(vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ]),
+            &["outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// `slipway_build_pushed_bytes_total`.
+static PUSHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "slipway_build_pushed_bytes_total",
+            "Bytes of image manifests' layers pushed to the registry (as the daemon reports the pushed image's size).",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// `slipway_build_docker_root_free{resource}` (bytes, inodes).
+static DISK_FREE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "slipway_build_docker_root_free",
+                "Free space on the Docker root at the last check, by resource (bytes, inodes).",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Registers the build metrics so that they are exported (at zero) from the start.
+pub fn register_metrics() {
+    for outcome in ["succeeded", "failed", "retried"] {
+        DURATION.with_label_values(&[outcome]);
+    }
+    LazyLock::force(&PUSHED);
+    for resource in ["bytes", "inodes"] {
+        DISK_FREE.with_label_values(&[resource]);
+    }
+}
+
+/// A build job ended with `outcome` after `duration`.
+pub fn build_finished(job_id: JobId, image: &str, outcome: &'static str, duration: Duration) {
+    DURATION
+        .with_label_values(&[outcome])
+        .observe(duration.as_secs_f64());
+    tracing::info!(job_id = %job_id, image, outcome, duration_ms = duration.as_millis() as u64, "build finished");
+}
+
+/// An image of `bytes` was pushed.
+pub fn bytes_pushed(bytes: u64) {
+    PUSHED.inc_by(bytes);
+    tracing::debug!(bytes, "image pushed");
+}
+
+/// The Docker root's free space was measured.
+pub fn disk_free(space: &DiskSpace) {
+    DISK_FREE
+        .with_label_values(&["bytes"])
+        .set(i64::try_from(space.free_bytes).unwrap_or(i64::MAX));
+    DISK_FREE
+        .with_label_values(&["inodes"])
+        .set(i64::try_from(space.free_inodes).unwrap_or(i64::MAX));
+    tracing::debug!(
+        free_bytes = space.free_bytes,
+        free_inodes = space.free_inodes,
+        "docker root space checked"
+    );
+}

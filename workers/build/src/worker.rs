@@ -1,0 +1,685 @@
+//! The build worker's wiring: for each `lint.passed`, check the disk, check out the commit, plan,
+//! skip when the registry already holds the same build, prebuild, build, push the test tag, smoke
+//! test, promote, clean up — streaming the log to the log stream — and publish `build.succeeded` or
+//! `build.failed` (decided in [`crate::plan`]). Transient trouble (disk low, daemon or registry
+//! unreachable, shutdown) is a `Retry`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use slipway_broker::logs::{
+    LogStreamSettings, LogWriter, LogWriterOptions, declare_log_stream, log_stream_name,
+};
+use slipway_broker::{
+    BrokerConnection, BrokerSettings, Consumer, Job, Outcome, Publisher, Topology,
+};
+use slipway_common::message::{BuildStage, LintPassed};
+use slipway_common::source::{SourceCache, SourceError, SourceSettings};
+use slipway_common::telemetry::TelemetrySettings;
+use slipway_common::{JobId, Message};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{ContextOptions, context_tar};
+use crate::docker::{
+    BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, MountAccess, Network,
+    RunCommand, RunSpec,
+};
+use crate::plan::{self, Layout, LogTail, Names, Success};
+use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
+
+/// The worker's name: its queue is `<namespace>.build`.
+pub const WORKER: &str = "build";
+
+/// The `[build]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildSettings {
+    /// Where checkouts are made (one directory per job, removed after it).
+    pub work_dir: PathBuf,
+    /// Longest a `docker build` may take, in milliseconds.
+    pub build_timeout_ms: u64,
+    /// Longest the prebuild script may take, in milliseconds.
+    pub prebuild_timeout_ms: u64,
+    /// Longest the smoke test may take, in milliseconds.
+    pub smoke_test_timeout_ms: u64,
+    /// The image prebuild scripts run in.
+    pub prebuild_image: String,
+    /// Below this many free bytes on the Docker root, jobs are retried later instead of built.
+    pub min_free_bytes: u64,
+    /// Below this many free inodes on the Docker root, jobs are retried later.
+    pub min_free_inodes: u64,
+    /// Largest build context sent to the daemon, in bytes.
+    pub max_context_bytes: u64,
+    /// Lines of log carried by `build.failed`.
+    pub log_tail_lines: usize,
+    /// Whether builds may reuse the daemon's layer cache. Off by default: the classic builder's
+    /// cache ignores the network mode, so a layer made by an entry allowed the network would be
+    /// reused by a `network: none` build of the same steps. Turn it on for nodes whose entries all
+    /// build without network.
+    pub cache: bool,
+}
+
+impl Default for BuildSettings {
+    fn default() -> BuildSettings {
+        BuildSettings {
+            work_dir: PathBuf::from("/var/lib/slipway/build"),
+            build_timeout_ms: 3_600_000,
+            prebuild_timeout_ms: 600_000,
+            smoke_test_timeout_ms: 300_000,
+            prebuild_image: "slipway/debian:bookworm".to_string(),
+            min_free_bytes: 5 * 1024 * 1024 * 1024,
+            min_free_inodes: 100_000,
+            max_context_bytes: 1024 * 1024 * 1024,
+            log_tail_lines: 50,
+            cache: false,
+        }
+    }
+}
+
+/// Everything `slipway-build` reads from `/etc/slipway/build.toml` and `SLIPWAY_*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildWorkerConfig {
+    /// `[broker]`.
+    pub broker: BrokerSettings,
+    /// `[telemetry]`.
+    pub telemetry: TelemetrySettings,
+    /// `[source]`: the git cache.
+    pub source: SourceSettings,
+    /// `[registry]`: where images go.
+    pub registry: RegistrySettings,
+    /// `[logs]`: retention of the `<namespace>.logs` stream that carries build logs.
+    pub logs: LogStreamSettings,
+    /// `[build]`.
+    pub build: BuildSettings,
+}
+
+/// Why the worker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The git cache cannot be used.
+    #[error("source cache: {0}")]
+    Source(#[from] SourceError),
+    /// The Docker daemon cannot be reached.
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+    /// The registry settings are unusable.
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The work directory cannot be created.
+    #[error("work directory {}: {source}", path.display())]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The broker failed for good.
+    #[error(transparent)]
+    Broker(#[from] slipway_broker::BrokerError),
+}
+
+/// How a stage ended when it did not succeed.
+enum Stop {
+    /// The job is done: publish this `build.failed`.
+    Failed(BuildStage, String),
+    /// Try again later.
+    Retry(String),
+}
+
+impl From<DockerError> for Stop {
+    fn from(error: DockerError) -> Stop {
+        Stop::Retry(format!("docker: {error}"))
+    }
+}
+
+/// Maps a source error to the checkout stage's outcome.
+fn checkout_stop(error: SourceError) -> Stop {
+    if error.is_transient() {
+        Stop::Retry(format!("checkout: {error}"))
+    } else {
+        Stop::Failed(BuildStage::Checkout, error.to_string())
+    }
+}
+
+/// Maps a registry error to the push stage's outcome.
+fn registry_stop(error: RegistryError) -> Stop {
+    if error.is_transient() {
+        Stop::Retry(format!("registry: {error}"))
+    } else {
+        Stop::Failed(BuildStage::Push, error.to_string())
+    }
+}
+
+/// Maps a Docker error in `stage` to its outcome (transient → retry, otherwise the stage failed).
+fn docker_stop(stage: BuildStage, error: DockerError) -> Stop {
+    if error.is_transient() {
+        Stop::Retry(format!("docker: {error}"))
+    } else {
+        Stop::Failed(stage, error.to_string())
+    }
+}
+
+/// Handles `lint.passed` jobs.
+pub struct BuildHandler {
+    settings: BuildSettings,
+    cache: SourceCache,
+    docker: DockerEngine,
+    registry: RegistryClient,
+    credentials: Option<RegistryCredentials>,
+    registry_host: String,
+    logs: LogSink,
+    shutdown: CancellationToken,
+}
+
+/// Where build logs go: a publisher on the worker's log connection, re-opened when it breaks.
+/// Logs are best effort: without the stream, a job still runs and keeps its log tail.
+struct LogSink {
+    broker: BrokerSettings,
+    stream: String,
+    retention: LogStreamSettings,
+    session: Mutex<Option<(BrokerConnection, Publisher)>>,
+}
+
+impl LogSink {
+    /// A writer for one job's run, (re)connecting when needed; `None` when the broker refuses.
+    async fn writer(&self, job_id: JobId, attempt: u32) -> Option<LogWriter> {
+        let mut session = self.session.lock().await;
+        for _ in 0..2 {
+            if session.is_none() {
+                match self.connect().await {
+                    Ok(opened) => *session = Some(opened),
+                    Err(error) => {
+                        tracing::warn!(%job_id, %error, "build log stream unavailable; keeping the log tail only");
+                        return None;
+                    }
+                }
+            }
+            if let Some((connection, _)) = session.as_ref() {
+                // A channel that cannot be opened means the connection is gone.
+                match Publisher::open(connection, &Topology::pipeline(&self.broker)).await {
+                    Ok(publisher) => {
+                        let options = LogWriterOptions {
+                            finish_timeout: Duration::from_secs(5),
+                            ..LogWriterOptions::default()
+                        };
+                        return Some(LogWriter::start(
+                            &publisher,
+                            &self.stream,
+                            job_id,
+                            attempt,
+                            options,
+                        ));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%job_id, %error, "log connection lost; reconnecting");
+                        *session = None;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<(BrokerConnection, Publisher), slipway_broker::BrokerError> {
+        let connection = BrokerConnection::connect(&self.broker, "slipway-build-logs").await?;
+        declare_log_stream(&connection, &self.stream, &self.retention).await?;
+        let publisher = Publisher::open(&connection, &Topology::pipeline(&self.broker)).await?;
+        Ok((connection, publisher))
+    }
+}
+
+/// One job's log: to the log stream and to the tail kept for `build.failed`.
+struct JobLog {
+    writer: Option<LogWriter>,
+    tail: LogTail,
+}
+
+impl JobLog {
+    fn line(&mut self, text: &str) {
+        self.tail.push(text);
+        if let Some(writer) = &self.writer {
+            for line in text.trim_end_matches('\n').split('\n') {
+                writer.write_line(line);
+            }
+        }
+    }
+}
+
+impl BuildHandler {
+    /// Builds a handler from the worker's configuration.
+    pub async fn new(
+        config: &BuildWorkerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<BuildHandler, WorkerError> {
+        std::fs::create_dir_all(&config.build.work_dir).map_err(|source| WorkerError::WorkDir {
+            path: config.build.work_dir.clone(),
+            source,
+        })?;
+        remove_stale_checkouts(&config.build);
+        let credentials = RegistryCredentials::from_settings(&config.registry)?;
+        let registry = RegistryClient::new(&config.registry, credentials.clone())?;
+        Ok(BuildHandler {
+            settings: config.build.clone(),
+            cache: SourceCache::new(config.source.clone())?,
+            docker: DockerEngine::connect().await?,
+            registry_host: registry.host().to_string(),
+            registry,
+            credentials,
+            logs: LogSink {
+                broker: config.broker.clone(),
+                stream: log_stream_name(&config.broker.namespace),
+                retention: config.logs.clone(),
+                session: Mutex::new(None),
+            },
+            shutdown,
+        })
+    }
+
+    /// Builds the job's image and says what to publish (or to retry, or to reject).
+    pub async fn build(&self, job: &Job) -> Outcome {
+        let Message::LintPassed(request) = &job.envelope.message else {
+            return Outcome::Reject(format!(
+                "the build worker consumes lint.passed, not {}",
+                job.envelope.kind().as_str()
+            ));
+        };
+        let started = Instant::now();
+        let job_id = job.envelope.job_id;
+        let mut log = JobLog {
+            writer: self.logs.writer(job_id, job.attempt).await,
+            tail: LogTail::new(self.settings.log_tail_lines),
+        };
+        let work = self
+            .settings
+            .work_dir
+            .join(format!("{job_id}-{}", job.attempt));
+        let result = self
+            .run_stages(request, job_id, &work, &mut log, started)
+            .await;
+        self.clean_up(job_id, request, &work, &mut log).await;
+        let (outcome, verdict) = match result {
+            Ok(success) => (
+                Outcome::Ack(vec![job.envelope.follow_up(plan::succeeded(
+                    &request.entry,
+                    &request.commit,
+                    success,
+                ))]),
+                "succeeded",
+            ),
+            Err(Stop::Failed(stage, error)) => {
+                log.line(&format!("slipway: {stage:?} failed: {error}"));
+                (
+                    Outcome::Ack(vec![job.envelope.follow_up(plan::failed(
+                        &request.entry,
+                        &request.commit,
+                        stage,
+                        error,
+                        &log.tail,
+                    ))]),
+                    "failed",
+                )
+            }
+            Err(Stop::Retry(reason)) => {
+                log.line(&format!("slipway: will retry: {reason}"));
+                (Outcome::Retry(reason), "retried")
+            }
+        };
+        if let Some(writer) = log.writer.take()
+            && let Err(error) = writer.finish(verdict).await
+        {
+            tracing::warn!(%job_id, %error, "the end of the build log did not reach the stream");
+        }
+        crate::telemetry::build_finished(
+            job_id,
+            &request.entry.image(),
+            verdict,
+            started.elapsed(),
+        );
+        outcome
+    }
+
+    async fn run_stages(
+        &self,
+        request: &LintPassed,
+        job_id: JobId,
+        work: &Path,
+        log: &mut JobLog,
+        started: Instant,
+    ) -> Result<Success, Stop> {
+        let entry = &request.entry;
+        // Bounded: never start a build on a nearly full disk.
+        let space = self.docker.root_dir_space().await?;
+        crate::telemetry::disk_free(&space);
+        if space.free_bytes < self.settings.min_free_bytes
+            || space.free_inodes < self.settings.min_free_inodes
+        {
+            return Err(Stop::Retry(format!(
+                "the Docker root has {} bytes and {} inodes free; at least {} bytes and {} inodes are required (build.min_free_bytes, build.min_free_inodes)",
+                space.free_bytes,
+                space.free_inodes,
+                self.settings.min_free_bytes,
+                self.settings.min_free_inodes
+            )));
+        }
+
+        // Checkout of exactly the commit that was linted.
+        log.line(&format!(
+            "slipway: checking out {} at {}",
+            slipway_common::source::redact_credentials(&entry.git_url),
+            request.commit.as_str()
+        ));
+        let fetched = self
+            .cache
+            .fetch(&entry.git_url, request.commit.as_str())
+            .await
+            .map_err(checkout_stop)?;
+        // A redelivered job (its worker was killed) finds its old checkout: start afresh.
+        if work.exists() {
+            tokio::fs::remove_dir_all(work).await.map_err(|e| {
+                Stop::Retry(format!(
+                    "cannot remove the stale checkout {}: {e}",
+                    work.display()
+                ))
+            })?;
+        }
+        fetched.export_tree("", work).await.map_err(checkout_stop)?;
+        let layout =
+            Layout::of(entry).map_err(|e| Stop::Failed(BuildStage::Checkout, e.to_string()))?;
+        let dockerfile_path = work.join(&layout.dockerfile);
+        let dockerfile = std::fs::read(&dockerfile_path).map_err(|e| {
+            Stop::Failed(
+                BuildStage::Checkout,
+                format!(
+                    "cannot read the Dockerfile {} at {}: {e}",
+                    layout.dockerfile,
+                    request.commit.as_str()
+                ),
+            )
+        })?;
+        let dockerfile_digest = plan::sha256(&dockerfile);
+        let text = String::from_utf8_lossy(&dockerfile);
+
+        // The content key: commit, Dockerfile, parents, build args.
+        let parents = plan::parent_images(&text, &entry.build_args)
+            .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
+        let mut parent_digests = BTreeMap::new();
+        for parent in parents {
+            let Some(id) = self.docker.image_id(&parent).await? else {
+                return Err(Stop::Failed(
+                    BuildStage::Build,
+                    format!(
+                        "base image {parent} is not on this node, and images are not pulled from outside"
+                    ),
+                ));
+            };
+            parent_digests.insert(parent, id);
+        }
+        let key = plan::content_key(
+            &request.commit,
+            &dockerfile_digest,
+            &parent_digests,
+            &entry.build_args,
+        );
+        let names = Names::of(entry, &self.registry_host);
+        log.line(&format!("slipway: content key {key}"));
+
+        // Idempotency: the registry already has this very build under the desired tag.
+        if let Some(existing) = self
+            .registry
+            .image_labels(&names.repository, &names.desired_tag)
+            .await
+            .map_err(registry_stop)?
+            && plan::already_built(&existing.labels, &key)
+        {
+            log.line(&format!(
+                "slipway: {} already holds this build ({}); nothing to do",
+                names.image(),
+                existing.digest
+            ));
+            return Ok(Success {
+                image: names.image(),
+                digest: existing.digest,
+                content_key: key,
+                parent_digests,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+
+        let job_label = job_id.to_string();
+        let mut labels = plan::labels(entry, &request.commit, &dockerfile_digest, &job_label, &key);
+        labels.insert(plan::LABEL_JOB.to_string(), job_label.clone());
+
+        // Prebuild script, in a throwaway container without network.
+        if let (Some(script), Some(dir)) = (&entry.prebuild_script, &layout.prebuild_context) {
+            log.line(&format!("slipway: prebuild {script} in /{dir}"));
+            let outcome = self
+                .docker
+                .run_container(
+                    &RunSpec {
+                        image: self.settings.prebuild_image.clone(),
+                        command: RunCommand::Exec(vec![
+                            "/bin/sh".into(),
+                            format!("./{}", script.trim_start_matches("./")),
+                        ]),
+                        network: Network::None,
+                        timeout: Duration::from_millis(self.settings.prebuild_timeout_ms),
+                        workdir: Some(format!("/src/{dir}")),
+                        binds: vec![BindMount {
+                            host_dir: work.to_path_buf(),
+                            container_dir: "/src".to_string(),
+                            access: MountAccess::ReadWrite,
+                        }],
+                        labels: BTreeMap::new(),
+                        env: BTreeMap::new(),
+                        job_label: job_label.clone(),
+                        tail_lines: self.settings.log_tail_lines,
+                    },
+                    &self.shutdown,
+                )
+                .await
+                .map_err(|e| docker_stop(BuildStage::Prebuild, e))?;
+            for line in &outcome.output.lines {
+                log.line(line);
+            }
+            if outcome.timed_out {
+                return Err(Stop::Failed(
+                    BuildStage::Prebuild,
+                    format!(
+                        "the prebuild script ran past {} ms",
+                        self.settings.prebuild_timeout_ms
+                    ),
+                ));
+            }
+            if outcome.exit_code != 0 {
+                return Err(Stop::Failed(
+                    BuildStage::Prebuild,
+                    format!("the prebuild script exited with {}", outcome.exit_code),
+                ));
+            }
+        }
+
+        // The build.
+        let tar = context_tar(
+            work,
+            &layout.context,
+            &layout.dockerfile,
+            &ContextOptions {
+                max_bytes: self.settings.max_context_bytes,
+                ..ContextOptions::default()
+            },
+        )
+        .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
+        log.line(&format!(
+            "slipway: sending a build context of {} entries, {} bytes",
+            tar.entries, tar.content_bytes
+        ));
+        let spec = BuildSpec {
+            context: BuildContext::Tar(tar.tar),
+            dockerfile: tar.dockerfile,
+            tags: vec![names.test_image(), names.image()],
+            labels,
+            build_args: entry.build_args.clone(),
+            network: if plan::network_allowed(entry) {
+                Network::Host
+            } else {
+                Network::None
+            },
+            timeout: Duration::from_millis(self.settings.build_timeout_ms),
+            job_label: job_label.clone(),
+            no_cache: !self.settings.cache,
+        };
+        let mut sink = |line: &str| log.line(line);
+        let built = self.docker.build(&spec, &mut sink, &self.shutdown).await;
+        if self.shutdown.is_cancelled() {
+            return Err(Stop::Retry(
+                "the worker is shutting down; the build was cancelled".into(),
+            ));
+        }
+        built.map_err(|e| docker_stop(BuildStage::Build, e))?;
+
+        // Push the test tag; the digest comes from the push.
+        let mut sink = |line: &str| log.line(line);
+        let test_image = ImageRef::parse(&names.test_image())
+            .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
+        let pushed = self
+            .docker
+            .push(&test_image, self.credentials.as_ref(), &mut sink)
+            .await
+            .map_err(|e| docker_stop(BuildStage::Push, e))?;
+        crate::telemetry::bytes_pushed(pushed.manifest_size);
+
+        // Smoke test, then promotion of that very digest.
+        if let Some(test) = &entry.smoke_test {
+            log.line(&format!("slipway: smoke test: {test}"));
+            let outcome = self
+                .docker
+                .run_container(
+                    &RunSpec {
+                        image: names.test_image(),
+                        command: RunCommand::Shell(test.clone()),
+                        network: Network::None,
+                        timeout: Duration::from_millis(self.settings.smoke_test_timeout_ms),
+                        workdir: None,
+                        binds: Vec::new(),
+                        labels: BTreeMap::new(),
+                        env: BTreeMap::new(),
+                        job_label: job_label.clone(),
+                        tail_lines: self.settings.log_tail_lines,
+                    },
+                    &self.shutdown,
+                )
+                .await
+                .map_err(|e| docker_stop(BuildStage::Test, e))?;
+            for line in &outcome.output.lines {
+                log.line(line);
+            }
+            if outcome.timed_out {
+                return Err(Stop::Failed(
+                    BuildStage::Test,
+                    format!(
+                        "the smoke test ran past {} ms",
+                        self.settings.smoke_test_timeout_ms
+                    ),
+                ));
+            }
+            if outcome.exit_code != 0 {
+                return Err(Stop::Failed(
+                    BuildStage::Test,
+                    format!(
+                        "the smoke test exited with {}; {} was not moved",
+                        outcome.exit_code,
+                        names.image()
+                    ),
+                ));
+            }
+        }
+        self.registry
+            .tag(&names.repository, &pushed.digest, &names.desired_tag)
+            .await
+            .map_err(registry_stop)?;
+        log.line(&format!("slipway: {} is {}", names.image(), pushed.digest));
+        Ok(Success {
+            image: names.image(),
+            digest: pushed.digest,
+            content_key: key,
+            parent_digests,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Removes the job's containers, its local test tag, the dangling images of its build and its
+    /// checkout. Failures are logged, not fatal: the next job's clean-up tries again.
+    async fn clean_up(&self, job_id: JobId, request: &LintPassed, work: &Path, log: &mut JobLog) {
+        let job_label = job_id.to_string();
+        if let Err(error) = self.docker.remove_job_containers(&job_label).await {
+            tracing::warn!(%job_id, %error, "removing the job's containers failed");
+        }
+        let names = Names::of(&request.entry, &self.registry_host);
+        if let Err(error) = self.docker.remove_image(&names.test_image()).await {
+            tracing::debug!(%job_id, %error, "removing the test tag failed (it may not exist)");
+        }
+        match self.docker.remove_dangling_images_of(&job_label).await {
+            Ok(n) if n > 0 => log.line(&format!(
+                "slipway: removed {n} dangling image(s) of this build"
+            )),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%job_id, %error, "removing dangling images failed"),
+        }
+        if work.exists()
+            && let Err(error) = tokio::fs::remove_dir_all(work).await
+        {
+            tracing::warn!(%job_id, %error, path = %work.display(), "removing the checkout failed");
+        }
+    }
+}
+
+/// Removes checkouts left by worker processes that were killed: directories in the work directory
+/// untouched for longer than a build may last (plus an hour). Younger ones may belong to another
+/// worker process on this node.
+fn remove_stale_checkouts(settings: &BuildSettings) {
+    let horizon = Duration::from_millis(settings.build_timeout_ms) + Duration::from_secs(3600);
+    let Ok(entries) = std::fs::read_dir(&settings.work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > horizon);
+        if stale {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed a stale checkout")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %entry.path().display(), %error, "cannot remove a stale checkout")
+                }
+            }
+        }
+    }
+}
+
+/// Runs the build worker until `shutdown` is cancelled.
+pub async fn run(
+    config: BuildWorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    crate::telemetry::register_metrics();
+    let handler = Arc::new(BuildHandler::new(&config, shutdown.clone()).await?);
+    let topology = Topology::pipeline(&config.broker);
+    let handle = move |job: Job| {
+        let handler = Arc::clone(&handler);
+        async move { handler.build(&job).await }
+    };
+    Consumer::new(WORKER, config.broker, topology, handle)
+        .run(shutdown)
+        .await?;
+    Ok(())
+}

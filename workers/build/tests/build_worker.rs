@@ -1,0 +1,376 @@
+//! The build worker against the real dockerd, the real registry on 127.0.0.1:5000 and the real
+//! RabbitMQ (all started by `deploy/dev-env.sh` through the shared helper): a two-stage build is
+//! pushed and its digest is the registry's; a second delivery of the same job builds and pushes
+//! nothing; build errors, smoke-test failures and network use without network fail with their stage
+//! and log; a low disk retries without building.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_broker::logs::{LogReader, ReadOptions, delete_log_stream, log_stream_name};
+use slipway_broker::{Job, Outcome, Topology};
+use slipway_build::worker::{BuildHandler, BuildSettings, BuildWorkerConfig};
+use slipway_common::index::Entry;
+use slipway_common::index::test_support::sample_entry;
+use slipway_common::message::{BuildStage, CommitSha, LintPassed};
+use slipway_common::source::SourceSettings;
+use slipway_common::{Cause, Envelope, JobId, Message};
+use slipway_tests::git::LocalRepo;
+use slipway_tests::{RunningWorker, TempDir, TestBus, test_settings};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(300);
+
+const TWO_STAGE: &str = "FROM slipway/debian:bookworm AS build\nRUN echo built > /artifact\nFROM slipway/debian:bookworm\nCOPY --from=build /artifact /artifact\nCMD [\"cat\", \"/artifact\"]\n";
+
+/// A unique image namespace for this run (the registry outlives test runs).
+fn app_id(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("sltest{}x{nanos}-{test}", std::process::id())
+}
+
+struct BuildRig {
+    bus: TestBus,
+    workers: Vec<RunningWorker>,
+    events: mpsc::UnboundedReceiver<Envelope>,
+    _dirs: (TempDir, TempDir),
+}
+
+impl BuildRig {
+    async fn start(test: &str, adjust: impl FnOnce(&mut BuildSettings)) -> BuildRig {
+        slipway_tests::ensure_docker();
+        let settings = test_settings(test);
+        let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
+        let cache = TempDir::new(&format!("{test}-git"));
+        let work = TempDir::new(&format!("{test}-work"));
+        let mut config = BuildWorkerConfig {
+            broker: settings.clone(),
+            source: SourceSettings {
+                cache_dir: cache.path().to_path_buf(),
+                allow_file_urls: true,
+                ..SourceSettings::default()
+            },
+            build: BuildSettings {
+                work_dir: work.path().to_path_buf(),
+                min_free_bytes: 0,
+                min_free_inodes: 0,
+                smoke_test_timeout_ms: 60_000,
+                ..BuildSettings::default()
+            },
+            ..BuildWorkerConfig::default()
+        };
+        adjust(&mut config.build);
+        let handler = Arc::new(
+            BuildHandler::new(&config, CancellationToken::new())
+                .await
+                .expect("build handler"),
+        );
+        let build = bus.spawn_worker("build", move |job: Job| {
+            let handler = handler.clone();
+            async move { handler.build(&job).await }
+        });
+        let (tx, events) = mpsc::unbounded_channel();
+        let notify = bus.spawn_worker("notify", move |job: Job| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(job.envelope);
+                Outcome::Ack(Vec::new())
+            }
+        });
+        BuildRig {
+            bus,
+            workers: vec![build, notify],
+            events,
+            _dirs: (cache, work),
+        }
+    }
+
+    async fn request(&self, entry: &Entry, commit: &str) -> JobId {
+        let job = Envelope::new_job(
+            Cause::User,
+            Message::LintPassed(LintPassed {
+                entry: entry.clone(),
+                commit: CommitSha::try_from(commit.to_string()).expect("a commit SHA"),
+                findings: Vec::new(),
+            }),
+        );
+        self.bus.publisher.publish(&job).await.expect("publish");
+        job.job_id
+    }
+
+    async fn outcome(&mut self, job: JobId) -> Message {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("a build outcome before the deadline")
+                .expect("observer running");
+            if event.job_id == job {
+                return event.message;
+            }
+        }
+    }
+
+    /// The job's build log, read back from the `<namespace>.logs` stream.
+    async fn log_of(&self, job: JobId) -> String {
+        let stream = log_stream_name(&self.bus.settings.namespace);
+        let reader = LogReader::new(self.bus.connection(), &stream);
+        let mut chunks = reader.read(job, ReadOptions::default());
+        let mut text = String::new();
+        while let Some(chunk) = chunks.next().await {
+            text.push_str(&chunk.expect("a log chunk").text);
+        }
+        text
+    }
+
+    async fn stop(self) {
+        for worker in self.workers {
+            worker.stop().await.expect("worker stops");
+        }
+        let stream = log_stream_name(&self.bus.settings.namespace);
+        let _ = delete_log_stream(self.bus.connection(), &stream).await;
+        self.bus.cleanup().await;
+    }
+}
+
+fn entry(repo: &LocalRepo, test: &str) -> Entry {
+    Entry {
+        app_id: app_id(test),
+        job_id: "app".into(),
+        desired_tag: "latest".into(),
+        git_url: repo.url(),
+        git_branch: "main".into(),
+        git_path: "/".into(),
+        target_file: "Dockerfile".into(),
+        build_context: "./".into(),
+        prebuild_script: None,
+        prebuild_context: None,
+        smoke_test: None,
+        build_args: BTreeMap::new(),
+        lint: Default::default(),
+        network: slipway_common::index::NetworkMode::None,
+        ..sample_entry()
+    }
+}
+
+/// The registry's digest for `repository:tag` (`Docker-Content-Digest`), via curl.
+fn registry_digest(repository: &str, tag: &str) -> Option<String> {
+    let output = Command::new("curl")
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://127.0.0.1:5000/v2/{repository}/manifests/{tag}"),
+        ])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
+        })
+}
+
+/// Image push events of the daemon since `since` (unix seconds) for images whose name contains `needle`.
+fn pushes_since(since: u64, needle: &str) -> usize {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 1)
+        .unwrap_or_default();
+    let output = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=push",
+            "--format",
+            "{{.Actor.ID}}",
+        ])
+        .output()
+        .expect("docker events");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn leftover_containers(job: JobId) -> usize {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.slipway.job-id={job}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_delivery_builds_nothing()
+ {
+    let mut rig = BuildRig::start("build-twostage", |_| {}).await;
+    let repo = LocalRepo::new("twostage");
+    let sha = repo.commit(&[("Dockerfile", TWO_STAGE)], "two stages");
+    let mut entry = entry(&repo, "twostage");
+    entry.smoke_test = Some("test \"$(cat /artifact)\" = built".into());
+    let since = now_secs();
+
+    let first = rig.request(&entry, &sha).await;
+    let Message::BuildSucceeded(built) = rig.outcome(first).await else {
+        panic!("the two-stage build must succeed")
+    };
+    let repository = format!("{}/{}", entry.app_id, entry.job_id);
+    assert_eq!(built.image, format!("127.0.0.1:5000/{repository}:latest"));
+    assert_eq!(
+        Some(built.digest.clone()),
+        registry_digest(&repository, "latest"),
+        "the digest is the registry's"
+    );
+    assert_eq!(built.commit.as_str(), sha);
+    assert!(built.parent_digests.contains_key("slipway/debian:bookworm"));
+    assert!(built.content_key.starts_with("sha256:"));
+    assert_eq!(leftover_containers(first), 0, "no container left behind");
+    let log = rig.log_of(first).await;
+    assert!(log.contains("slipway: content key"), "{log}");
+    assert!(
+        log.contains("Step 1/"),
+        "the daemon's build output is in the log: {log}"
+    );
+
+    // The same job again (a redelivery after a lost ack looks exactly like this).
+    let second = rig.request(&entry, &sha).await;
+    let Message::BuildSucceeded(again) = rig.outcome(second).await else {
+        panic!("the second delivery must succeed too")
+    };
+    assert_eq!(again.digest, built.digest);
+    assert_eq!(again.content_key, built.content_key);
+    assert_eq!(
+        pushes_since(since, &entry.app_id),
+        1,
+        "one push for two deliveries"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_errors_smoke_test_failures_and_network_use_fail_with_stage_and_log() {
+    let mut rig = BuildRig::start("build-failures", |_| {}).await;
+    let repo = LocalRepo::new("failures");
+
+    let broken = repo.commit(
+        &[(
+            "Dockerfile",
+            "FROM slipway/debian:bookworm\nRUN echo about-to-fail && false\n",
+        )],
+        "broken",
+    );
+    let entry = entry(&repo, "failures");
+    let job = rig.request(&entry, &broken).await;
+    let Message::BuildFailed(failed) = rig.outcome(job).await else {
+        panic!("build.failed expected")
+    };
+    assert_eq!(failed.stage, BuildStage::Build);
+    assert!(
+        failed.log_tail.iter().any(|l| l.contains("about-to-fail")),
+        "{:?}",
+        failed.log_tail
+    );
+    assert!(failed.log_tail.len() <= 50);
+    assert_eq!(
+        leftover_containers(job),
+        0,
+        "the failed step's container is removed"
+    );
+
+    let offline = repo.commit(
+        &[(
+            "Dockerfile",
+            "FROM slipway/debian:bookworm\nRUN bash -c 'echo > /dev/tcp/127.0.0.1/5000'\n",
+        )],
+        "needs network",
+    );
+    let job = rig.request(&entry, &offline).await;
+    let Message::BuildFailed(failed) = rig.outcome(job).await else {
+        panic!("a RUN step using the network must fail when the network is off")
+    };
+    assert_eq!(failed.stage, BuildStage::Build);
+
+    // A good image whose smoke test fails: the desired tag is not moved.
+    let good = repo.commit(&[("Dockerfile", TWO_STAGE)], "good");
+    let mut tested = entry.clone();
+    tested.job_id = "tested".into();
+    tested.smoke_test = Some("echo smoke-says-no; exit 3".into());
+    let job = rig.request(&tested, &good).await;
+    let Message::BuildFailed(failed) = rig.outcome(job).await else {
+        panic!("build.failed expected")
+    };
+    assert_eq!(failed.stage, BuildStage::Test);
+    assert!(
+        failed.log_tail.iter().any(|l| l.contains("smoke-says-no")),
+        "{:?}",
+        failed.log_tail
+    );
+    let repository = format!("{}/{}", tested.app_id, tested.job_id);
+    assert_eq!(
+        registry_digest(&repository, "latest"),
+        None,
+        "the desired tag was not moved"
+    );
+    assert!(
+        registry_digest(&repository, "latest-slipway-test").is_some(),
+        "the test tag holds the candidate"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_disk_retries_the_job_and_builds_nothing() {
+    let rig = BuildRig::start("build-lowdisk", |build| build.min_free_bytes = u64::MAX).await;
+    let repo = LocalRepo::new("lowdisk");
+    let sha = repo.commit(&[("Dockerfile", TWO_STAGE)], "fine");
+    let entry = entry(&repo, "lowdisk");
+    let job = rig.request(&entry, &sha).await;
+    let dead = rig.bus.wait_for_dead_letters(1, DEADLINE).await;
+    let envelope = Envelope::decode(&dead[0].body).expect("the job");
+    assert_eq!(envelope.job_id, job);
+    assert!(dead[0].attempt >= 1, "retried before giving up");
+    assert!(
+        dead[0].reason.contains("min_free_bytes"),
+        "{}",
+        dead[0].reason
+    );
+    let repository = format!("{}/{}", entry.app_id, entry.job_id);
+    assert_eq!(
+        registry_digest(&repository, "latest-slipway-test"),
+        None,
+        "nothing was pushed"
+    );
+    let images = Command::new("docker")
+        .args(["images", "-q", &format!("127.0.0.1:5000/{repository}")])
+        .output()
+        .expect("docker images");
+    assert!(images.stdout.is_empty(), "nothing was built");
+    rig.stop().await;
+}

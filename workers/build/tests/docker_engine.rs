@@ -1,0 +1,869 @@
+//! The Docker Engine layer against a real dockerd 20.10 (API 1.41), the local registry on
+//! 127.0.0.1:5000 and the local base image (`deploy/dev-env.sh`, started through
+//! `slipway_tests::ensure_docker`). Every test names its images and job labels after the process id
+//! and a counter, and removes what it created.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use slipway_build::docker::{
+    BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, JOB_LABEL,
+    MountAccess, Network, RegistryCredentials, RunCommand, RunOutcome, RunSpec,
+};
+use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker};
+use tokio_util::sync::CancellationToken;
+
+/// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
+fn unique(what: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{what}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn engine() -> DockerEngine {
+    ensure_docker();
+    let engine = DockerEngine::connect().await.expect("connect to dockerd");
+    assert_eq!(engine.api_version(), "1.41", "dev-env's dockerd 20.10");
+    engine
+}
+
+/// A tar archive of `files` (path, contents).
+fn context(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, contents.as_bytes())
+            .expect("append to the tar");
+    }
+    builder.into_inner().expect("finish the tar")
+}
+
+fn spec(dockerfile: &str, tags: Vec<String>, job: &str) -> BuildSpec {
+    BuildSpec {
+        context: BuildContext::Tar(context(&[("Dockerfile", dockerfile)])),
+        dockerfile: "Dockerfile".into(),
+        tags,
+        labels: BTreeMap::new(),
+        build_args: BTreeMap::new(),
+        network: Network::None,
+        timeout: Duration::from_secs(60),
+        job_label: job.to_owned(),
+        no_cache: false,
+    }
+}
+
+fn run_spec(image: &str, script: &str, job: &str) -> RunSpec {
+    RunSpec {
+        image: image.to_owned(),
+        command: RunCommand::Shell(script.to_owned()),
+        network: Network::None,
+        timeout: Duration::from_secs(30),
+        workdir: None,
+        binds: Vec::new(),
+        labels: BTreeMap::new(),
+        env: BTreeMap::new(),
+        job_label: job.to_owned(),
+        tail_lines: 20,
+    }
+}
+
+/// Collected build output, shareable with the `log` callback.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn sink(&self) -> impl FnMut(&str) + Send + use<> {
+        let lines = Arc::clone(&self.0);
+        move |line: &str| lines.lock().unwrap().push(line.to_owned())
+    }
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+    /// The step containers the build announced (`---> Running in <id>`).
+    fn containers(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter_map(|l| l.trim().strip_prefix("---> Running in "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run the docker CLI");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Containers in any state labelled with the job, as `docker ps -a` lists them.
+fn job_containers(job: &str) -> String {
+    docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label={JOB_LABEL}={job}"),
+    ])
+}
+
+/// Whether the container `id` still exists, in any state.
+fn container_exists(id: &str) -> bool {
+    !docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("id={id}"),
+    ])
+    .is_empty()
+}
+
+/// Removes on drop what a test created: its tags, then the untagged step images its builds logged
+/// (`---> <id>` lines; tagged images such as the base image are never touched).
+struct Cleanup {
+    tags: Vec<String>,
+    logs: Vec<Log>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
+        let mut ids: Vec<String> = self
+            .logs
+            .iter()
+            .flat_map(Log::lines)
+            .filter_map(|l| {
+                let id = l.trim().strip_prefix("---> ")?;
+                (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+            })
+            .collect();
+        ids.reverse();
+        for id in ids {
+            let tags = Command::new("docker")
+                .args(["image", "inspect", "-f", "{{len .RepoTags}}", &id])
+                .output();
+            if tags.is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"0") {
+                let _ = Command::new("docker").args(["rmi", &id]).output();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_two_stage_build_gets_its_tags_labels_and_build_args() {
+    let engine = engine().await;
+    let job = unique("job-two-stage");
+    let name = unique("slipway-test/two-stage");
+    let tags = vec![format!("{name}:one"), format!("{name}:two")];
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: tags.clone(),
+        logs: vec![log.clone()],
+    };
+    let dockerfile = format!(
+        "FROM {BASE_IMAGE} AS builder\nARG GREETING\nRUN echo \"$GREETING from {job}\" > /greeting\n\
+         FROM {BASE_IMAGE}\nCOPY --from=builder /greeting /greeting\nRUN cat /greeting\n"
+    );
+    let mut spec = spec(&dockerfile, tags.clone(), &job);
+    spec.labels = BTreeMap::from([("org.opencontainers.image.revision".into(), "abc123".into())]);
+    spec.build_args = BTreeMap::from([("GREETING".into(), "hello".into())]);
+
+    let built = engine
+        .build(&spec, &mut log.sink(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("build failed: {e}\n{}", log.text()));
+
+    assert!(built.id.starts_with("sha256:"), "{built:?}");
+    assert_eq!(built.tags, tags);
+    for tag in &tags {
+        assert_eq!(
+            engine.image_id(tag).await.unwrap().as_ref(),
+            Some(&built.id)
+        );
+    }
+    let labels = engine.image_labels(&built.id).await.unwrap().unwrap();
+    assert_eq!(
+        labels
+            .get("org.opencontainers.image.revision")
+            .map(String::as_str),
+        Some("abc123")
+    );
+    assert_eq!(labels.get(JOB_LABEL), Some(&job));
+    let text = log.text();
+    assert!(text.contains("Step 1/"), "{text}");
+    assert!(
+        text.contains(&format!("hello from {job}")),
+        "the RUN output is logged: {text}"
+    );
+
+    // The build argument reached the first stage and its file the second.
+    let outcome = engine
+        .run_container(
+            &run_spec(&tags[0], "cat /greeting", &job),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.output.lines, [format!("hello from {job}")]);
+    assert_eq!(
+        job_containers(&job),
+        "",
+        "run_container removed its container"
+    );
+    assert!(log.containers().iter().all(|c| !container_exists(c)));
+
+    // Removing the tags removes the image.
+    for tag in &tags {
+        engine.remove_image(tag).await.unwrap();
+    }
+    assert_eq!(engine.image_id(&tags[0]).await.unwrap(), None);
+    assert_eq!(engine.image_id(&built.id).await.unwrap(), None);
+    engine
+        .remove_image(&tags[0])
+        .await
+        .expect("removing what is gone succeeds");
+}
+
+#[tokio::test]
+async fn a_failing_run_step_is_a_permanent_build_error_naming_the_step_and_leaves_no_container() {
+    let engine = engine().await;
+    let job = unique("job-failing");
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let dockerfile =
+        format!("FROM {BASE_IMAGE}\nRUN echo start {job}\nRUN echo failing {job} && exit 3\n");
+    let err = engine
+        .build(
+            &spec(&dockerfile, Vec::new(), &job),
+            &mut log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("the build must fail");
+
+    let DockerError::Build { step, message } = &err else {
+        panic!("expected DockerError::Build, found {err:?}");
+    };
+    // 3/4: the daemon appends a `LABEL` step for the build's labels.
+    assert_eq!(
+        step.as_deref(),
+        Some(format!("Step 3/4 : RUN echo failing {job} && exit 3").as_str())
+    );
+    assert!(message.contains("returned a non-zero code: 3"), "{message}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("Step 3/4"), "{err}");
+    // Both RUN steps' containers were announced, and both are gone: removed by the daemon itself
+    // (`forcerm`), not by the engine's fallback.
+    assert!(
+        !log.text().contains("left build container"),
+        "{}",
+        log.text()
+    );
+    let containers = log.containers();
+    assert_eq!(containers.len(), 2, "{}", log.text());
+    for c in &containers {
+        assert!(!container_exists(c), "container {c} was left behind");
+    }
+    assert_eq!(engine.remove_job_containers(&job).await.unwrap(), 0);
+    assert_eq!(job_containers(&job), "");
+}
+
+#[tokio::test]
+async fn invalid_dockerfiles_and_unknown_base_images_are_permanent_build_errors() {
+    let engine = engine().await;
+    let job = unique("job-invalid");
+    let absent = unique("slipway-test/absent");
+    for dockerfile in [
+        format!("FROM {BASE_IMAGE}\nBOGUS x\n"),
+        format!("FROM {REGISTRY}/{absent}:x\nRUN true\n"),
+    ] {
+        let log = Log::default();
+        let err = engine
+            .build(
+                &spec(&dockerfile, Vec::new(), &job),
+                &mut log.sink(),
+                &CancellationToken::new(),
+            )
+            .await
+            .expect_err("the build must fail");
+        assert!(
+            matches!(err, DockerError::Build { .. }),
+            "{dockerfile}: {err:?}"
+        );
+        assert!(!err.is_transient(), "{err}");
+    }
+    // A Dockerfile path missing from the context.
+    let mut missing = spec(&format!("FROM {BASE_IMAGE}\n"), Vec::new(), &job);
+    missing.dockerfile = "nope/Dockerfile".into();
+    let err = engine
+        .build(
+            &missing,
+            &mut Log::default().sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("the build must fail");
+    assert!(!err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("nope/Dockerfile"), "{err}");
+}
+
+#[tokio::test]
+async fn network_none_has_no_network_and_host_reaches_the_registry() {
+    let engine = engine().await;
+    let job = unique("job-network");
+    let name = unique("slipway-test/network");
+    // `getent hosts localhost` works without a network (/etc/hosts); a TCP connection to the
+    // registry on the host's loopback works only with the host's network.
+    let probe = "getent hosts localhost && bash -c 'echo > /dev/tcp/127.0.0.1/5000'";
+    let host_log = Log::default();
+    let none_log = Log::default();
+    let _cleanup = Cleanup {
+        tags: vec![format!("{name}:host")],
+        logs: vec![host_log.clone(), none_log.clone()],
+    };
+    // Each build's RUN is unique: the classic builder's cache ignores the network mode, so a step
+    // that succeeded with `host` would be reused by a `none` build.
+    let mut none = spec(
+        &format!("FROM {BASE_IMAGE}\nRUN {probe} && echo none {job}\n"),
+        Vec::new(),
+        &job,
+    );
+    none.network = Network::None;
+    let err = engine
+        .build(&none, &mut none_log.sink(), &CancellationToken::new())
+        .await
+        .expect_err("no network with Network::None");
+    assert!(matches!(err, DockerError::Build { .. }), "{err:?}");
+    assert!(
+        none_log.text().contains("localhost"),
+        "getent ran: {}",
+        none_log.text()
+    );
+
+    let mut host = spec(
+        &format!("FROM {BASE_IMAGE}\nRUN {probe} && echo host {job}\n"),
+        vec![format!("{name}:host")],
+        &job,
+    );
+    host.network = Network::Host;
+    engine
+        .build(&host, &mut host_log.sink(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("host network build failed: {e}\n{}", host_log.text()));
+
+    // The same for containers.
+    let mut run = run_spec(BASE_IMAGE, probe, &job);
+    let cancel = CancellationToken::new();
+    let no_network = engine.run_container(&run, &cancel).await.unwrap();
+    assert_ne!(no_network.exit_code, 0, "{no_network:?}");
+    run.network = Network::Host;
+    let host_network = engine.run_container(&run, &cancel).await.unwrap();
+    assert!(host_network.succeeded(), "{host_network:?}");
+    assert_eq!(job_containers(&job), "");
+}
+
+/// The registry's `Docker-Content-Digest` of `repository:tag` (schema 2 manifest).
+fn registry_digest(repository_path: &str, tag: &str) -> String {
+    let headers = Command::new("curl")
+        .args([
+            "-sfI",
+            "--noproxy",
+            "*",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{REGISTRY}/v2/{repository_path}/manifests/{tag}"),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(headers.status.success(), "curl: {headers:?}");
+    String::from_utf8_lossy(&headers.stdout)
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_owned())
+        })
+        .expect("a Docker-Content-Digest header")
+}
+
+#[tokio::test]
+async fn a_push_returns_the_digest_the_registry_serves() {
+    let engine = engine().await;
+    let job = unique("job-push");
+    let path = unique("slipway-test/push");
+    let one = ImageRef::parse(&format!("{REGISTRY}/{path}:one")).unwrap();
+    let two = ImageRef::parse(&format!("{REGISTRY}/{path}:two")).unwrap();
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: vec![one.to_string(), two.to_string()],
+        logs: vec![log.clone()],
+    };
+    let dockerfile = format!("FROM {BASE_IMAGE}\nRUN echo {job} > /job\n");
+    engine
+        .build(
+            &spec(&dockerfile, vec![one.to_string(), two.to_string()], &job),
+            &mut log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("build failed: {e}\n{}", log.text()));
+
+    let push_log = Log::default();
+    let pushed = engine.push(&one, None, &mut push_log.sink()).await.unwrap();
+    assert_eq!(pushed.reference, one);
+    assert_eq!(
+        pushed.digest,
+        registry_digest(&path, "one"),
+        "{}",
+        push_log.text()
+    );
+    assert!(pushed.manifest_size > 0);
+    assert!(push_log.text().contains("Pushed"), "{}", push_log.text());
+
+    // Credentials are sent as X-Registry-Auth; this registry ignores them.
+    let credentials = RegistryCredentials::new("slipway", "not-checked");
+    let again = engine
+        .push(&two, Some(&credentials), &mut Log::default().sink())
+        .await
+        .unwrap();
+    assert_eq!(again.digest, pushed.digest, "same image, same manifest");
+    assert_eq!(again.digest, registry_digest(&path, "two"));
+
+    // Nothing to push.
+    let absent = ImageRef::parse(&format!("{REGISTRY}/{path}:absent")).unwrap();
+    let err = engine
+        .push(&absent, None, &mut Log::default().sink())
+        .await
+        .expect_err("no such local image");
+    assert!(matches!(err, DockerError::Push { .. }), "{err:?}");
+    assert!(err.to_string().contains("tag does not exist"), "{err}");
+    assert!(!err.is_transient(), "{err}");
+}
+
+#[tokio::test]
+async fn run_container_reports_exit_code_and_output_tail_and_mounts_read_write() {
+    let engine = engine().await;
+    let job = unique("job-run");
+    let dir = TempDir::new("docker-engine-bind");
+    dir.file("input.txt", "from the host\n");
+    let mut spec = run_spec(
+        BASE_IMAGE,
+        "for i in $(seq 1 30); do echo line $i; done; cat input.txt; echo \"$GREETING\" > out.txt; \
+         echo oops >&2; exit 4",
+        &job,
+    );
+    spec.tail_lines = 3;
+    spec.workdir = Some("/ctx".into());
+    spec.env = BTreeMap::from([("GREETING".into(), "written in the container".into())]);
+    spec.labels = BTreeMap::from([("io.slipway.step".into(), "prebuild".into())]);
+    spec.binds = vec![BindMount {
+        host_dir: dir.path().to_owned(),
+        container_dir: "/ctx".into(),
+        access: MountAccess::ReadWrite,
+    }];
+    let outcome: RunOutcome = engine
+        .run_container(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 4);
+    assert!(!outcome.timed_out && !outcome.succeeded());
+    assert_eq!(outcome.output.total_lines, 32);
+    // stdout and stderr are two streams: their relative order is not kept by the daemon.
+    assert_eq!(outcome.output.lines.len(), 3);
+    assert!(outcome.output.lines.contains(&"from the host".to_string()));
+    assert!(
+        outcome
+            .output
+            .lines
+            .iter()
+            .all(|l| ["line 29", "line 30", "from the host", "oops"].contains(&l.as_str())),
+        "{:?}",
+        outcome.output.lines
+    );
+    assert!(outcome.output.is_truncated());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "written in the container\n"
+    );
+    assert_eq!(job_containers(&job), "");
+
+    // An image that is not there is a permanent error, and leaves nothing.
+    let missing = run_spec(
+        &format!("{}:absent", unique("slipway-test/none")),
+        "true",
+        &job,
+    );
+    let err = engine
+        .run_container(&missing, &CancellationToken::new())
+        .await
+        .expect_err("no such image");
+    assert!(!err.is_transient(), "{err:?}");
+}
+
+#[tokio::test]
+async fn run_container_kills_and_removes_at_the_time_limit_and_on_cancel() {
+    let engine = engine().await;
+    let job = unique("job-run-timeout");
+    let mut spec = run_spec(BASE_IMAGE, "echo started; exec sleep 60", &job);
+    spec.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let outcome = engine
+        .run_container(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.timed_out, "{outcome:?}");
+    assert_eq!(outcome.exit_code, 137, "SIGKILL");
+    assert_eq!(outcome.output.lines, ["started"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(job_containers(&job), "", "the killed container was removed");
+
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    spec.timeout = Duration::from_secs(60);
+    let err = engine
+        .run_container(&spec, &cancel)
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, DockerError::Cancelled { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(
+        job_containers(&job),
+        "",
+        "the cancelled container was removed"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_build_stops_it_within_seconds_and_leaves_no_container() {
+    let engine = engine().await;
+    let job = unique("job-cancel");
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let cancel = CancellationToken::new();
+    let cancelled_at = Arc::new(Mutex::new(None));
+    let mut sink = log.sink();
+    let mut on_line = {
+        let cancel = cancel.clone();
+        let cancelled_at = Arc::clone(&cancelled_at);
+        move |line: &str| {
+            sink(line);
+            // Cancel once the sleeping step's container runs.
+            if line.contains("---> Running in ") {
+                cancelled_at
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(Instant::now);
+                cancel.cancel();
+            }
+        }
+    };
+    let dockerfile = format!("FROM {BASE_IMAGE}\nRUN sleep 60 && echo {job}\n");
+    let err = engine
+        .build(&spec(&dockerfile, Vec::new(), &job), &mut on_line, &cancel)
+        .await
+        .expect_err("cancelled");
+    let took = cancelled_at
+        .lock()
+        .unwrap()
+        .expect("the step started")
+        .elapsed();
+
+    assert!(matches!(err, DockerError::Cancelled { .. }), "{err:?}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    let text = log.text();
+    assert!(
+        !text.contains("left build container"),
+        "the daemon removed the step's container by itself: {text}"
+    );
+    let containers = log.containers();
+    assert_eq!(containers.len(), 1, "{text}");
+    assert!(
+        !container_exists(&containers[0]),
+        "{} is still there",
+        containers[0]
+    );
+}
+
+#[tokio::test]
+async fn a_build_past_its_time_limit_is_stopped() {
+    let engine = engine().await;
+    let job = unique("job-build-timeout");
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let mut spec = spec(
+        &format!("FROM {BASE_IMAGE}\nRUN sleep 60 && echo {job}\n"),
+        Vec::new(),
+        &job,
+    );
+    spec.timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = engine
+        .build(&spec, &mut log.sink(), &CancellationToken::new())
+        .await
+        .expect_err("timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let DockerError::BuildTimedOut { limit, step } = &err else {
+        panic!("expected BuildTimedOut, found {err:?}");
+    };
+    assert_eq!(*limit, Duration::from_secs(2));
+    assert!(
+        step.as_deref().is_some_and(|s| s.contains("RUN sleep 60")),
+        "{step:?}"
+    );
+    assert!(!err.is_transient());
+    assert!(
+        !log.text().contains("left build container"),
+        "{}",
+        log.text()
+    );
+    assert_eq!(log.containers().len(), 1, "{}", log.text());
+    for c in log.containers() {
+        assert!(!container_exists(&c), "{c} was left behind");
+    }
+}
+
+#[tokio::test]
+async fn a_context_tar_file_is_streamed() {
+    let engine = engine().await;
+    let job = unique("job-tar-file");
+    let name = unique("slipway-test/tar-file");
+    let dir = TempDir::new("docker-engine-context");
+    let tar = dir.path().join("context.tar");
+    std::fs::write(
+        &tar,
+        context(&[
+            (
+                "docker/app.Dockerfile",
+                &format!("FROM {BASE_IMAGE}\nCOPY hello.txt /hello.txt\n"),
+            ),
+            ("hello.txt", &job),
+        ]),
+    )
+    .unwrap();
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: vec![format!("{name}:1")],
+        logs: vec![log.clone()],
+    };
+    let mut spec = spec("", vec![format!("{name}:1")], &job);
+    spec.context = BuildContext::TarFile(tar);
+    spec.dockerfile = "docker/app.Dockerfile".into();
+    engine
+        .build(&spec, &mut log.sink(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("build failed: {e}\n{}", log.text()));
+    let outcome = engine
+        .run_container(
+            &run_spec(&format!("{name}:1"), "cat /hello.txt", &job),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.output.lines, [job]);
+}
+
+#[tokio::test]
+async fn job_cleanup_removes_the_jobs_containers_and_dangling_images_and_nothing_else() {
+    let engine = engine().await;
+    let job = unique("job-cleanup");
+    let other_job = unique("job-cleanup-other");
+    let name = unique("slipway-test/cleanup");
+    let tag = format!("{name}:1");
+    let other_tag = format!("{name}:other");
+    let logs: Vec<Log> = (0..3).map(|_| Log::default()).collect();
+    let _cleanup = Cleanup {
+        tags: vec![tag.clone(), other_tag.clone()],
+        logs: logs.clone(),
+    };
+
+    // Two containers of the job (one running), one of another job.
+    let label = format!("{JOB_LABEL}={job}");
+    let other_label = format!("{JOB_LABEL}={other_job}");
+    docker(&[
+        "create",
+        "--label",
+        &label,
+        "--network",
+        "none",
+        BASE_IMAGE,
+        "true",
+    ]);
+    docker(&[
+        "run",
+        "-d",
+        "--label",
+        &label,
+        "--network",
+        "none",
+        BASE_IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let other = docker(&[
+        "create",
+        "--label",
+        &other_label,
+        "--network",
+        "none",
+        BASE_IMAGE,
+        "true",
+    ]);
+    assert_eq!(engine.remove_job_containers(&job).await.unwrap(), 2);
+    assert_eq!(job_containers(&job), "");
+    assert_eq!(engine.remove_job_containers(&job).await.unwrap(), 0);
+    assert!(container_exists(&other), "another job's container stays");
+    assert_eq!(engine.remove_job_containers(&other_job).await.unwrap(), 1);
+
+    // A finished image of the job that lost its tag to a rebuild is dangling and labelled.
+    let cancel = CancellationToken::new();
+    let first = engine
+        .build(
+            &spec(
+                &format!("FROM {BASE_IMAGE}\nRUN echo first {job}\n"),
+                vec![tag.clone()],
+                &job,
+            ),
+            &mut logs[0].sink(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    engine
+        .build(
+            &spec(
+                &format!("FROM {BASE_IMAGE}\nRUN echo second {job}\n"),
+                vec![tag.clone()],
+                &job,
+            ),
+            &mut logs[1].sink(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    // The same for another job.
+    let other_first = engine
+        .build(
+            &spec(
+                &format!("FROM {BASE_IMAGE}\nRUN echo first {other_job}\n"),
+                vec![other_tag.clone()],
+                &other_job,
+            ),
+            &mut logs[2].sink(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    docker(&["tag", BASE_IMAGE, &other_tag]); // other_first is now dangling too
+    assert!(engine.image_id(&first.id).await.unwrap().is_some());
+
+    assert_eq!(engine.remove_dangling_images_of(&job).await.unwrap(), 1);
+    assert_eq!(engine.image_id(&first.id).await.unwrap(), None);
+    assert!(
+        engine.image_id(&tag).await.unwrap().is_some(),
+        "the tagged image stays"
+    );
+    assert!(
+        engine.image_id(&other_first.id).await.unwrap().is_some(),
+        "another job's dangling image stays"
+    );
+    assert_eq!(
+        engine.remove_dangling_images_of(&other_job).await.unwrap(),
+        1
+    );
+    assert_eq!(engine.image_id(&other_first.id).await.unwrap(), None);
+    assert!(matches!(
+        engine.remove_job_containers("").await,
+        Err(DockerError::InvalidSpec { .. })
+    ));
+}
+
+#[tokio::test]
+async fn root_dir_space_is_plausible() {
+    let engine = engine().await;
+    let space = engine.root_dir_space().await.unwrap();
+    assert_eq!(
+        space.path.to_str(),
+        Some(docker(&["info", "-f", "{{.DockerRootDir}}"]).as_str())
+    );
+    assert!(space.total_bytes > 0 && space.free_bytes > 0, "{space:?}");
+    assert!(space.free_bytes <= space.total_bytes, "{space:?}");
+    assert!(space.free_inodes <= space.total_inodes, "{space:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_ignores_the_network_mode_and_no_cache_restores_the_isolation() {
+    let engine = engine().await;
+    let job = unique("netcache");
+    // The registry listens on the host's 127.0.0.1:5000: reachable with network host only.
+    let dockerfile =
+        format!("FROM {BASE_IMAGE}\nRUN bash -c 'echo > /dev/tcp/127.0.0.1/5000' && echo {job}\n");
+    let mut host = spec(&dockerfile, Vec::new(), &job);
+    host.network = Network::Host;
+    engine
+        .build(&host, &mut Log::default().sink(), &CancellationToken::new())
+        .await
+        .expect("with the host network the registry answers");
+    let mut none = spec(&dockerfile, Vec::new(), &job);
+    none.network = Network::None;
+    let cached = engine
+        .build(&none, &mut Log::default().sink(), &CancellationToken::new())
+        .await;
+    assert!(
+        cached.is_ok(),
+        "the classic builder reuses the host-network layer: {cached:?}"
+    );
+    none.no_cache = true;
+    let fresh = engine
+        .build(&none, &mut Log::default().sink(), &CancellationToken::new())
+        .await;
+    assert!(
+        matches!(fresh, Err(DockerError::Build { .. })),
+        "built afresh without network, the step fails: {fresh:?}"
+    );
+    engine.remove_job_containers(&job).await.expect("cleanup");
+}

@@ -1,0 +1,567 @@
+//! The registry client against the local Distribution registry on 127.0.0.1:5000 (an image pushed
+//! there by the docker CLI first), and against a fake registry on a local port that demands a
+//! Bearer token, so the token flow is exercised as real registries run it.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use slipway_build::registry::{
+    RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
+};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const LOCAL_REGISTRY: &str = "127.0.0.1:5000";
+const LABEL: &str = "io.slipway.content-key";
+
+fn local_client() -> RegistryClient {
+    client_for(&format!("http://{LOCAL_REGISTRY}"), None)
+}
+
+fn client_for(url: &str, credentials: Option<RegistryCredentials>) -> RegistryClient {
+    let settings = RegistrySettings {
+        url: url.to_owned(),
+        timeout_ms: 10_000,
+        ..RegistrySettings::default()
+    };
+    RegistryClient::new(&settings, credentials).expect("valid settings")
+}
+
+/// Run the docker CLI; its stdout, or a panic naming the command and its stderr.
+fn docker(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .expect("write docker's stdin");
+    }
+    let output = child.wait_with_output().expect("wait for docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// An image this test process pushed to the local registry.
+struct Pushed {
+    /// `slipway-test-<pid>/reg`.
+    repository: String,
+    /// The digest `docker push` printed for the tag `one`.
+    digest: String,
+    /// The value of [`LABEL`] in it.
+    label: String,
+}
+
+/// Build `FROM slipway/debian:bookworm` + a unique `LABEL` (no network), push it as `:one`, once
+/// per test process.
+fn pushed() -> &'static Pushed {
+    static PUSHED: OnceLock<Pushed> = OnceLock::new();
+    PUSHED.get_or_init(|| {
+        slipway_tests::ensure_docker();
+        let pid = std::process::id();
+        let repository = format!("slipway-test-{pid}/reg");
+        let image = format!("{LOCAL_REGISTRY}/{repository}:one");
+        let label = format!("abc-{pid}");
+        let dockerfile = format!(
+            "FROM {}\nLABEL {LABEL}={label}\n",
+            slipway_tests::BASE_IMAGE
+        );
+        docker(
+            &["build", "--network", "none", "--quiet", "-t", &image, "-"],
+            Some(&dockerfile),
+        );
+        let push = docker(&["push", &image], None);
+        // The local tag is not needed once pushed; the registry keeps the image.
+        docker(&["rmi", &image], None);
+        let digest = push
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("one: digest: ")
+                    .and_then(|rest| rest.split_whitespace().next())
+            })
+            .unwrap_or_else(|| {
+                panic!("expected `one: digest: sha256:…` in docker push's output: {push}")
+            })
+            .to_owned();
+        Pushed {
+            repository,
+            digest,
+            label,
+        }
+    })
+}
+
+/// The `Docker-Content-Digest` curl sees for a manifest.
+fn curl_digest(repository: &str, reference: &str) -> String {
+    let output = Command::new("curl")
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{LOCAL_REGISTRY}/v2/{repository}/manifests/{reference}"),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(output.status.success(), "curl failed: {output:?}");
+    let head = String::from_utf8_lossy(&output.stdout).into_owned();
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no Docker-Content-Digest in {head}"))
+}
+
+#[tokio::test]
+async fn manifest_digest_matches_what_docker_push_and_curl_report() {
+    let pushed = pushed();
+    let client = local_client();
+    let digest = client
+        .manifest_digest(&pushed.repository, "one")
+        .await
+        .expect("HEAD the manifest");
+    assert_eq!(
+        digest.as_deref(),
+        Some(pushed.digest.as_str()),
+        "docker push printed it"
+    );
+    assert_eq!(digest, Some(curl_digest(&pushed.repository, "one")));
+    // By digest, the same digest comes back.
+    let by_digest = client
+        .manifest_digest(&pushed.repository, &pushed.digest)
+        .await
+        .unwrap();
+    assert_eq!(by_digest.as_deref(), Some(pushed.digest.as_str()));
+}
+
+#[tokio::test]
+async fn image_labels_returns_the_dockerfile_label() {
+    let pushed = pushed();
+    let image = local_client()
+        .image_labels(&pushed.repository, "one")
+        .await
+        .expect("read the labels")
+        .expect("the image exists");
+    assert_eq!(image.digest, pushed.digest);
+    assert_eq!(
+        image.labels.get(LABEL),
+        Some(&pushed.label),
+        "{:?}",
+        image.labels
+    );
+}
+
+#[tokio::test]
+async fn missing_repositories_tags_and_digests_are_none() {
+    let pushed = pushed();
+    let client = local_client();
+    let missing_repo = format!("slipway-test-{}/never-pushed", std::process::id());
+    assert_eq!(
+        client.manifest_digest(&missing_repo, "one").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        client
+            .manifest_digest(&pushed.repository, "no-such-tag")
+            .await
+            .unwrap(),
+        None
+    );
+    let absent_digest = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(
+        client
+            .manifest_digest(&pushed.repository, &absent_digest)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        client.image_labels(&missing_repo, "one").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        client
+            .image_labels(&pushed.repository, "no-such-tag")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
+    let pushed = pushed();
+    let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
+    let client = client_for(&format!("http://{}", proxy.address), None);
+    client
+        .tag(&pushed.repository, &pushed.digest, "two")
+        .await
+        .expect("tag the digest");
+    assert_eq!(
+        local_client()
+            .manifest_digest(&pushed.repository, "two")
+            .await
+            .unwrap(),
+        Some(pushed.digest.clone())
+    );
+    assert_eq!(curl_digest(&pushed.repository, "two"), pushed.digest);
+    let requests = proxy.requests();
+    assert_eq!(
+        requests,
+        vec![
+            format!("GET /v2/{}/manifests/{}", pushed.repository, pushed.digest),
+            format!("PUT /v2/{}/manifests/two", pushed.repository),
+        ],
+        "only the manifest moves: no blob is uploaded or mounted"
+    );
+
+    // Tagging a digest the repository does not have is a permanent error naming it.
+    let absent = format!("sha256:{}", "1".repeat(64));
+    let error = local_client()
+        .tag(&pushed.repository, &absent, "three")
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    assert!(
+        error.to_string().contains(&absent) && error.to_string().contains("404"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_transient_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let error = client_for(&format!("http://{address}"), None)
+        .manifest_digest("app/job", "latest")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::Transport { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_transient(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&address.to_string()) && message.contains("HEAD"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_times_out_transiently() {
+    // Accepts connections (the kernel's backlog) but never reads or answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let settings = RegistrySettings {
+        url: format!("http://{address}"),
+        timeout_ms: 300,
+        ..RegistrySettings::default()
+    };
+    let client = RegistryClient::new(&settings, None).unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.manifest_digest("app/job", "latest"),
+    )
+    .await
+    .expect("the client's own timeout fires first")
+    .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn the_bearer_token_flow_fetches_a_token_with_basic_auth_and_reuses_it() {
+    let registry = FakeRegistry::start().await;
+    let client = client_for(
+        &format!("http://{}", registry.address),
+        Some(RegistryCredentials::new("user", "secret")),
+    );
+    let digest = client
+        .manifest_digest("app", "latest")
+        .await
+        .expect("authenticated HEAD");
+    assert_eq!(digest, Some(FakeRegistry::digest()));
+    assert_eq!(
+        registry.requests(),
+        vec![
+            "HEAD /v2/app/manifests/latest anonymous".to_owned(),
+            "GET /token?service=fake-registry&scope=repository%3Aapp%3Apull basic:user:secret"
+                .to_owned(),
+            "HEAD /v2/app/manifests/latest bearer:token-for-repository:app:pull".to_owned(),
+        ]
+    );
+
+    // The token is cached for its scope: the next read goes straight through.
+    client.manifest_digest("app", "latest").await.unwrap();
+    assert_eq!(registry.requests().len(), 4);
+    assert_eq!(
+        registry.requests()[3],
+        "HEAD /v2/app/manifests/latest bearer:token-for-repository:app:pull"
+    );
+
+    // Pushing needs the push scope: a second token, for the scope the challenge names.
+    client
+        .tag("app", &FakeRegistry::digest(), "promoted")
+        .await
+        .expect("tag through the fake registry");
+    let requests = registry.requests();
+    assert_eq!(
+        requests[4..],
+        [
+            format!("GET /v2/app/manifests/{} bearer:token-for-repository:app:pull", FakeRegistry::digest()),
+            "PUT /v2/app/manifests/promoted anonymous".to_owned(),
+            "GET /token?service=fake-registry&scope=repository%3Aapp%3Apull%2Cpush basic:user:secret"
+                .to_owned(),
+            "PUT /v2/app/manifests/promoted bearer:token-for-repository:app:pull,push".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_are_a_permanent_error_that_does_not_leak_them() {
+    let registry = FakeRegistry::start().await;
+    let client = client_for(
+        &format!("http://{}", registry.address),
+        Some(RegistryCredentials::new("user", "wrong-password")),
+    );
+    let error = client.manifest_digest("app", "latest").await.unwrap_err();
+    assert!(matches!(error, RegistryError::Denied { .. }), "{error:?}");
+    assert!(!error.is_transient(), "{error}");
+    let message = format!("{error} {error:?}");
+    assert!(!message.contains("wrong-password"), "{message}");
+    assert!(
+        message.contains("/token") && message.contains("\"user\""),
+        "{message}"
+    );
+
+    // Without credentials the token service refuses too; the message says none were configured.
+    let anonymous = client_for(&format!("http://{}", registry.address), None);
+    let error = anonymous
+        .manifest_digest("app", "latest")
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.to_string().contains("no credentials"), "{error}");
+}
+
+/// A registry that wants a Bearer token from its own `/token`, issued for `user:secret`.
+/// Each connection carries one request (`Connection: close`).
+struct FakeRegistry {
+    address: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeRegistry {
+    const MANIFEST: &'static str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#;
+
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&served);
+                tokio::spawn(async move {
+                    let _ = Self::serve(stream, address, log).await;
+                });
+            }
+        });
+        Self { address, log }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The digest of [`Self::MANIFEST`], which the fake serves for every tag and digest.
+    fn digest() -> String {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(Self::MANIFEST.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    async fn serve(
+        stream: TcpStream,
+        address: std::net::SocketAddr,
+        log: Arc<Mutex<Vec<String>>>,
+    ) -> std::io::Result<()> {
+        let mut stream = BufReader::new(stream);
+        let mut request_line = String::new();
+        stream.read_line(&mut request_line).await?;
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default().to_owned();
+        let mut authorization = String::new();
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if stream.read_line(&mut line).await? == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim().to_owned();
+                match name.to_ascii_lowercase().as_str() {
+                    "authorization" => authorization = value,
+                    "content-length" => content_length = value.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; content_length];
+        stream.read_exact(&mut body).await?;
+
+        let who = if let Some(token) = authorization.strip_prefix("Bearer ") {
+            format!("bearer:{token}")
+        } else if authorization == "Basic dXNlcjpzZWNyZXQ=" {
+            "basic:user:secret".to_owned()
+        } else if authorization.starts_with("Basic ") {
+            "basic:other".to_owned()
+        } else {
+            "anonymous".to_owned()
+        };
+        log.lock().unwrap().push(format!("{method} {target} {who}"));
+
+        let push = method == "PUT";
+        let needed = if push {
+            "repository:app:pull,push"
+        } else {
+            "repository:app:pull"
+        };
+        let (status, headers, reply): (&str, Vec<String>, Vec<u8>) = if target.starts_with("/token")
+        {
+            let scope = if target.contains("pull%2Cpush") {
+                "repository:app:pull,push"
+            } else {
+                "repository:app:pull"
+            };
+            if who == "basic:user:secret" {
+                let json = format!(r#"{{"token":"token-for-{scope}","expires_in":300}}"#);
+                (
+                    "200 OK",
+                    vec!["Content-Type: application/json".into()],
+                    json.into_bytes(),
+                )
+            } else {
+                (
+                    "401 Unauthorized",
+                    vec![],
+                    br#"{"details":"bad credentials"}"#.to_vec(),
+                )
+            }
+        } else if who != format!("bearer:token-for-{needed}") {
+            let challenge = format!(
+                r#"WWW-Authenticate: Bearer realm="http://{address}/token",service="fake-registry",scope="{needed}""#
+            );
+            (
+                "401 Unauthorized",
+                vec![challenge],
+                br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+            )
+        } else if push {
+            let digest = format!("Docker-Content-Digest: {}", Self::digest());
+            ("201 Created", vec![digest], Vec::new())
+        } else {
+            let headers = vec![
+                format!("Docker-Content-Digest: {}", Self::digest()),
+                "Content-Type: application/vnd.docker.distribution.manifest.v2+json".to_owned(),
+            ];
+            ("200 OK", headers, Self::MANIFEST.as_bytes().to_vec())
+        };
+        let mut response = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for header in headers {
+            response.push_str(&header);
+            response.push_str("\r\n");
+        }
+        response.push_str(&format!("Content-Length: {}\r\n\r\n", reply.len()));
+        let stream = stream.get_mut();
+        stream.write_all(response.as_bytes()).await?;
+        if method != "HEAD" {
+            stream.write_all(&reply).await?;
+        }
+        stream.shutdown().await
+    }
+}
+
+/// A TCP proxy in front of a real registry that records the request lines clients send.
+struct RecordingProxy {
+    address: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    async fn start(upstream: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = Arc::clone(&recorded);
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let upstream_to_client = tokio::spawn(async move {
+                        tokio::io::copy(&mut server_read, &mut client_write).await
+                    });
+                    let mut buffer = vec![0; 64 * 1024];
+                    let mut pending = Vec::new();
+                    loop {
+                        let n = match client_read.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buffer[..n]);
+                        // Request lines start a line and name a method and a /v2/ path.
+                        while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                            let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                            pending.drain(..end + 2);
+                            let mut words = line.split(' ');
+                            if let (Some(method), Some(path), Some(version)) =
+                                (words.next(), words.next(), words.next())
+                                && version.starts_with("HTTP/")
+                                && path.starts_with("/v2/")
+                                && ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+                                    .contains(&method)
+                            {
+                                log.lock().unwrap().push(format!("{method} {path}"));
+                            }
+                        }
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                    let _ = upstream_to_client.await;
+                });
+            }
+        });
+        Self { address, log }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
