@@ -231,8 +231,12 @@ ensure_rabbitmq() {
         # Every quorum queue holds file handles; the default limit of 1024 is exhausted by a few
         # hundred queues (test namespaces left by killed test runs), and then the broker stops
         # accepting connections. Raise it for the broker (a no-op where the hard limit is lower).
+        # Debian's wrapper switches to the rabbitmq user with `su`, whose PAM session resets the
+        # limit to 1024, so switch with setpriv (no PAM) instead.
         (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-            exec rabbitmq-server -detached) >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null
+            cd /var/lib/rabbitmq
+            HOME=/var/lib/rabbitmq exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
+                rabbitmq-server -detached) >>"$LOG_DIR/rabbitmq-start.log" 2>&1 </dev/null
         if ! wait_for 90 rabbitmq_ready; then
             local f
             for f in /var/log/rabbitmq/rabbit@*.log "$LOG_DIR/rabbitmq-start.log"; do show_log "$f"; done
