@@ -394,6 +394,17 @@ impl LogTail {
     }
 }
 
+/// The image a classic-builder step produced, from its ` ---> <12 hex>` log line (`None` for
+/// other lines, `---> Running in …` and `---> Using cache` included).
+pub fn step_image_id(line: &str) -> Option<&str> {
+    let id = line.trim().strip_prefix("---> ")?.trim();
+    (id.len() == 12
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then_some(id)
+}
+
 /// `build.failed` for a stage.
 pub fn failed(
     entry: &Entry,
@@ -584,6 +595,16 @@ mod tests {
         assert!(already_built(&labels, "sha256:key"));
         assert!(!already_built(&labels, "sha256:other"));
         assert!(!already_built(&BTreeMap::new(), "sha256:key"));
+    }
+
+    #[test]
+    fn step_images_are_read_from_the_build_log() {
+        assert_eq!(step_image_id(" ---> 3f2a1b4c5d6e"), Some("3f2a1b4c5d6e"));
+        assert_eq!(step_image_id(" ---> 3f2a1b4c5d6e\n"), Some("3f2a1b4c5d6e"));
+        assert_eq!(step_image_id(" ---> Running in 3f2a1b4c5d6e"), None);
+        assert_eq!(step_image_id(" ---> Using cache"), None);
+        assert_eq!(step_image_id("Step 2/3 : RUN make"), None);
+        assert_eq!(step_image_id(" ---> 3F2A1B4C5D6E"), None);
     }
 
     #[test]

@@ -233,15 +233,25 @@ impl LogSink {
     }
 }
 
-/// One job's log: to the log stream and to the tail kept for `build.failed`.
+/// One job's log (to the log stream and to the tail kept for `build.failed`) and what clean-up
+/// needs to know about its images.
 struct JobLog {
     writer: Option<LogWriter>,
     tail: LogTail,
+    /// Images the build's steps produced, from the log, oldest first.
+    step_images: Vec<String>,
+    /// The local image the desired tag named before this build, and the one it names after.
+    replaced: Option<(Option<String>, String)>,
 }
 
 impl JobLog {
     fn line(&mut self, text: &str) {
         self.tail.push(text);
+        for line in text.lines() {
+            if let Some(id) = plan::step_image_id(line) {
+                self.step_images.push(id.to_string());
+            }
+        }
         if let Some(writer) = &self.writer {
             for line in text.trim_end_matches('\n').split('\n') {
                 writer.write_line(line);
@@ -293,6 +303,8 @@ impl BuildHandler {
         let mut log = JobLog {
             writer: self.logs.writer(job_id, job.attempt).await,
             tail: LogTail::new(self.settings.log_tail_lines),
+            step_images: Vec::new(),
+            replaced: None,
         };
         let work = self
             .settings
@@ -301,7 +313,8 @@ impl BuildHandler {
         let result = self
             .run_stages(request, job_id, &work, &mut log, started)
             .await;
-        self.clean_up(job_id, request, &work, &mut log).await;
+        self.clean_up(job_id, request, &work, &mut log, result.is_ok())
+            .await;
         let (outcome, verdict) = match result {
             Ok(success) => (
                 Outcome::Ack(vec![job.envelope.follow_up(plan::succeeded(
@@ -409,13 +422,9 @@ impl BuildHandler {
             .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
         let mut parent_digests = BTreeMap::new();
         for parent in parents {
-            let Some(id) = self.docker.image_id(&parent).await? else {
-                return Err(Stop::Failed(
-                    BuildStage::Build,
-                    format!(
-                        "base image {parent} is not on this node, and images are not pulled from outside"
-                    ),
-                ));
+            let id = match self.docker.image_id(&parent).await? {
+                Some(id) => id,
+                None => self.pull_parent(&parent, log).await?,
             };
             parent_digests.insert(parent, id);
         }
@@ -521,7 +530,7 @@ impl BuildHandler {
         let spec = BuildSpec {
             context: BuildContext::Tar(tar.tar),
             dockerfile: tar.dockerfile,
-            tags: vec![names.test_image(), names.image()],
+            tags: vec![names.test_image()],
             labels,
             build_args: entry.build_args.clone(),
             network: if plan::network_allowed(entry) {
@@ -533,6 +542,7 @@ impl BuildHandler {
             job_label: job_label.clone(),
             no_cache: !self.settings.cache,
         };
+        let previous = self.docker.image_id(&names.image()).await?;
         let mut sink = |line: &str| log.line(line);
         let built = self.docker.build(&spec, &mut sink, &self.shutdown).await;
         if self.shutdown.is_cancelled() {
@@ -540,7 +550,7 @@ impl BuildHandler {
                 "the worker is shutting down; the build was cancelled".into(),
             ));
         }
-        built.map_err(|e| docker_stop(BuildStage::Build, e))?;
+        let built = built.map_err(|e| docker_stop(BuildStage::Build, e))?;
 
         // Push the test tag; the digest comes from the push.
         let mut sink = |line: &str| log.line(line);
@@ -603,6 +613,12 @@ impl BuildHandler {
             .await
             .map_err(registry_stop)?;
         log.line(&format!("slipway: {} is {}", names.image(), pushed.digest));
+        // The promoted image keeps the desired name on this node too (children built here use
+        // it as their parent); the image that had the name is removed at clean-up.
+        let desired = ImageRef::parse(&names.image())
+            .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
+        self.docker.tag_image(&built.id, &desired).await?;
+        log.replaced = Some((previous, built.id.clone()));
         Ok(Success {
             image: names.image(),
             digest: pushed.digest,
@@ -612,9 +628,48 @@ impl BuildHandler {
         })
     }
 
+    /// Brings a parent image that is not on this node from Slipway's own registry (where another
+    /// node's build put it); images elsewhere are never pulled.
+    async fn pull_parent(&self, parent: &str, log: &mut JobLog) -> Result<String, Stop> {
+        let from_our_registry = parent
+            .split_once('/')
+            .is_some_and(|(host, _)| host == self.registry_host);
+        if !from_our_registry {
+            return Err(Stop::Failed(
+                BuildStage::Build,
+                format!(
+                    "base image {parent} is not on this node, and only images of {} are pulled",
+                    self.registry_host
+                ),
+            ));
+        }
+        let reference =
+            ImageRef::parse(parent).map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
+        log.line(&format!("slipway: pulling the parent image {parent}"));
+        let mut sink = |line: &str| log.line(line);
+        self.docker
+            .pull(&reference, self.credentials.as_ref(), &mut sink)
+            .await
+            .map_err(|e| docker_stop(BuildStage::Build, e))?;
+        match self.docker.image_id(parent).await? {
+            Some(id) => Ok(id),
+            None => Err(Stop::Failed(
+                BuildStage::Build,
+                format!("{parent} was pulled but is not on this node"),
+            )),
+        }
+    }
+
     /// Removes the job's containers, its local test tag, the dangling images of its build and its
     /// checkout. Failures are logged, not fatal: the next job's clean-up tries again.
-    async fn clean_up(&self, job_id: JobId, request: &LintPassed, work: &Path, log: &mut JobLog) {
+    async fn clean_up(
+        &self,
+        job_id: JobId,
+        request: &LintPassed,
+        work: &Path,
+        log: &mut JobLog,
+        succeeded: bool,
+    ) {
         let job_label = job_id.to_string();
         if let Err(error) = self.docker.remove_job_containers(&job_label).await {
             tracing::warn!(%job_id, %error, "removing the job's containers failed");
@@ -622,6 +677,31 @@ impl BuildHandler {
         let names = Names::of(&request.entry, &self.registry_host);
         if let Err(error) = self.docker.remove_image(&names.test_image()).await {
             tracing::debug!(%job_id, %error, "removing the test tag failed (it may not exist)");
+        }
+        // A build that did not finish leaves its steps' images behind, unlabelled: remove the
+        // untagged ones (never forced: an image in use or with children stays; a tagged image such
+        // as the base is never touched).
+        if !succeeded {
+            match self.docker.remove_untagged_images(&log.step_images).await {
+                Ok(0) => {}
+                Ok(removed) => log.line(&format!(
+                    "slipway: removed {removed} image(s) of the unfinished build"
+                )),
+                Err(error) => {
+                    tracing::warn!(%job_id, %error, "removing the unfinished build's images failed")
+                }
+            }
+        }
+        // The image the desired tag named here before this build is now untagged: remove it, and
+        // with it the layers no other image uses.
+        if let Some((Some(previous), current)) = &log.replaced
+            && previous != current
+            && let Ok(1) = self
+                .docker
+                .remove_untagged_images(std::slice::from_ref(previous))
+                .await
+        {
+            log.line("slipway: removed the image this build replaced");
         }
         match self.docker.remove_dangling_images_of(&job_label).await {
             Ok(n) if n > 0 => log.line(&format!(

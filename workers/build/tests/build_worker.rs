@@ -214,6 +214,26 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
+fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The id of a local image.
+fn local_image_id(reference: &str) -> Option<String> {
+    let output = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
 fn leftover_containers(job: JobId) -> usize {
     let output = Command::new("docker")
         .args([
@@ -271,6 +291,43 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
         1,
         "one push for two deliveries"
     );
+
+    // A new commit replaces the image locally: the replaced one does not stay behind.
+    let old_local = local_image_id(&built.image).expect("the built image is kept locally");
+    let changed = repo.commit(
+        &[("Dockerfile", &format!("{TWO_STAGE}LABEL round=3\n"))],
+        "changed",
+    );
+    let third = rig.request(&entry.clone(), &changed).await;
+    let outcome = rig.outcome(third).await;
+    assert!(matches!(outcome, Message::BuildSucceeded(_)), "{outcome:?}");
+    let new_local = local_image_id(&built.image).expect("the new image is tagged locally");
+    assert_ne!(new_local, old_local);
+    assert!(!image_exists(&old_local), "the replaced image was removed");
+
+    // A child of that image, on a node that does not have it: the parent comes from the registry.
+    let removed = Command::new("docker")
+        .args(["rmi", &built.image])
+        .output()
+        .expect("docker rmi");
+    assert!(removed.status.success());
+    let child_sha = repo.commit(
+        &[(
+            "child/Dockerfile",
+            &format!("FROM {}\nRUN test -f /artifact\n", built.image),
+        )],
+        "child",
+    );
+    let mut child = entry.clone();
+    child.job_id = "child".into();
+    child.git_path = "/child".into();
+    child.smoke_test = None;
+    let job = rig.request(&child, &child_sha).await;
+    let outcome = rig.outcome(job).await;
+    let Message::BuildSucceeded(child_built) = outcome else {
+        panic!("the child builds on the pulled parent: {outcome:?}")
+    };
+    assert!(child_built.parent_digests.contains_key(&built.image));
     rig.stop().await;
 }
 
@@ -282,7 +339,7 @@ async fn build_errors_smoke_test_failures_and_network_use_fail_with_stage_and_lo
     let broken = repo.commit(
         &[(
             "Dockerfile",
-            "FROM slipway/debian:bookworm\nRUN echo about-to-fail && false\n",
+            "FROM slipway/debian:bookworm\nRUN echo first-step-works > /one\nRUN echo about-to-fail && false\n",
         )],
         "broken",
     );
@@ -302,6 +359,24 @@ async fn build_errors_smoke_test_failures_and_network_use_fail_with_stage_and_lo
         leftover_containers(job),
         0,
         "the failed step's container is removed"
+    );
+    // The first step's image (untagged, left by the failed build) is removed; the base stays.
+    let step_images: Vec<&str> = failed
+        .log_tail
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("---> "))
+        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    assert_eq!(
+        step_images.len(),
+        2,
+        "the base and the first step: {:?}",
+        failed.log_tail
+    );
+    assert!(image_exists("slipway/debian:bookworm"));
+    assert!(
+        !image_exists(step_images[1]),
+        "the failed build's step image is removed"
     );
 
     let offline = repo.commit(
@@ -372,5 +447,59 @@ async fn a_low_disk_retries_the_job_and_builds_nothing() {
         .output()
         .expect("docker images");
     assert!(images.stdout.is_empty(), "nothing was built");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prebuild_script_prepares_the_context_without_network_and_its_failure_is_reported() {
+    let mut rig = BuildRig::start("build-prebuild", |_| {}).await;
+    let repo = LocalRepo::new("prebuild");
+    let sha = repo.commit(
+        &[
+            (
+                "app/Dockerfile",
+                "FROM slipway/debian:bookworm\nARG FLAVOUR\nCOPY generated.txt /generated.txt\nRUN echo \"$FLAVOUR\" > /flavour\n",
+            ),
+            (
+                "tools/prepare.sh",
+                "#!/bin/sh\nset -e\necho \"made by prebuild in $(pwd)\" > ../app/generated.txt\n\
+                 if bash -c 'echo > /dev/tcp/127.0.0.1/5000' 2>/dev/null; then echo network > ../app/generated.txt; fi\n",
+            ),
+        ],
+        "prebuild",
+    );
+    let mut entry = entry(&repo, "prebuild");
+    entry.git_path = "/app".into();
+    entry.prebuild_script = Some("prepare.sh".into());
+    entry.prebuild_context = Some("/tools".into());
+    entry.build_args = BTreeMap::from([("FLAVOUR".to_string(), "spicy".to_string())]);
+    entry.smoke_test = Some(
+        "grep -qx 'made by prebuild in /src/tools' /generated.txt && grep -qx spicy /flavour"
+            .into(),
+    );
+    let job = rig.request(&entry, &sha).await;
+    let outcome = rig.outcome(job).await;
+    let Message::BuildSucceeded(_) = outcome else {
+        panic!(
+            "the prebuild output reaches the image, offline, and the build arg applies: {outcome:?}"
+        )
+    };
+
+    let broken = repo.commit(
+        &[("tools/prepare.sh", "#!/bin/sh\necho preparing; exit 7\n")],
+        "broken prebuild",
+    );
+    let job = rig.request(&entry, &broken).await;
+    let Message::BuildFailed(failed) = rig.outcome(job).await else {
+        panic!("build.failed expected")
+    };
+    assert_eq!(failed.stage, BuildStage::Prebuild);
+    assert!(failed.error.contains('7'), "{}", failed.error);
+    assert!(
+        failed.log_tail.iter().any(|l| l.contains("preparing")),
+        "{:?}",
+        failed.log_tail
+    );
+    assert_eq!(leftover_containers(job), 0);
     rig.stop().await;
 }

@@ -200,6 +200,48 @@ impl DockerEngine {
         }
     }
 
+    /// Removes those of `ids` (image ids, full or short; given oldest first, removed newest first)
+    /// that no tag names. Never forced: an image in use by a container or with children stays,
+    /// and a tagged image (a base image, another build's result) is never touched. Returns how
+    /// many were removed.
+    pub async fn remove_untagged_images(&self, ids: &[String]) -> Result<usize, DockerError> {
+        let mut removed = 0;
+        for id in ids.iter().rev() {
+            let image = match self
+                .call("inspect image", self.docker.inspect_image(id))
+                .await
+            {
+                Ok(image) => image,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let untagged = image
+                .repo_tags
+                .as_ref()
+                .is_none_or(|tags| tags.iter().all(|t| t == "<none>:<none>"));
+            if !untagged {
+                continue;
+            }
+            let options = RemoveImageOptionsBuilder::default()
+                .force(false)
+                .noprune(false)
+                .build();
+            match self
+                .call(
+                    "remove image",
+                    self.docker.remove_image(id, Some(options), None),
+                )
+                .await
+            {
+                Ok(_) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(DockerError::Api { status: 409, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Remove the dangling (untagged) images labelled [`JOB_LABEL`]`=<job_label_value>`, never any
     /// other: a finished image that lost its tag to a rebuild. Images in use by a container stay.
     /// Returns how many were removed.

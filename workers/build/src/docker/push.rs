@@ -103,3 +103,71 @@ impl DockerEngine {
         })
     }
 }
+
+impl DockerEngine {
+    /// Pull `reference` from its registry (Slipway's own registry, for parents built by
+    /// Slipway on another node), with `auth` when the registry needs a login. Status lines go to
+    /// `log`. A failure the daemon reports in the stream (unknown manifest, refused login) is
+    /// [`DockerError::Push`] naming the reference; an unreachable daemon or registry is transient.
+    pub async fn pull(
+        &self,
+        reference: &ImageRef,
+        auth: Option<&RegistryCredentials>,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
+        let limit = self.settings.push_timeout;
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(reference.repository())
+            .tag(reference.tag())
+            .build();
+        let credentials = auth.map(|c| DockerCredentials {
+            username: Some(c.username().to_owned()),
+            password: Some(c.password().to_owned()),
+            serveraddress: reference.registry().map(str::to_owned),
+            ..DockerCredentials::default()
+        });
+        let client = self.client_with_timeout(limit);
+        let read = async {
+            let mut stream = pin!(client.create_image(Some(options), None, credentials));
+            let mut last = String::new();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(status) = info.status
+                            && status != last
+                        {
+                            log(&status);
+                            last = status;
+                        }
+                    }
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        log(&format!("error: {error}"));
+                        return Err(DockerError::Push {
+                            reference: reference.to_string(),
+                            message: error,
+                        });
+                    }
+                    Err(e) => return Err(DockerError::from_bollard("pull", e).with_timeout(limit)),
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(limit, read).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::ApiTimeout {
+                operation: "pull",
+                after: limit,
+            }),
+        }
+    }
+
+    /// Gives the local image `id` the name `reference` (moving the name if another image had it).
+    pub async fn tag_image(&self, id: &str, reference: &ImageRef) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(reference.repository())
+            .tag(reference.tag())
+            .build();
+        self.call("tag image", self.docker.tag_image(id, Some(options)))
+            .await
+    }
+}
