@@ -250,6 +250,22 @@ impl TestBus {
         )
     }
 
+    /// Runs `worker` as an observer: it acks every job without events and sends its envelope
+    /// to `events` (several observers may share one sender).
+    pub fn spawn_observer(
+        &self,
+        worker: &'static str,
+        events: tokio::sync::mpsc::UnboundedSender<Envelope>,
+    ) -> RunningWorker {
+        self.spawn_worker(worker, move |job: slipway_broker::Job| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(job.envelope);
+                slipway_broker::Outcome::Ack(Vec::new())
+            }
+        })
+    }
+
     /// Like [`spawn_worker`](Self::spawn_worker), with the connection named `connection_name`.
     pub fn spawn_named_worker<H: Handler>(
         &self,

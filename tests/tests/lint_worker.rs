@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use slipway_broker::{Job, Outcome, Topology};
+use slipway_broker::{Job, Topology};
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::{BuildRequested, CommitSha, Level};
@@ -59,17 +59,8 @@ impl LintRig {
             async move { handler.lint(&job).await }
         });
         let (tx, events) = mpsc::unbounded_channel();
-        let observer = |tx: mpsc::UnboundedSender<Envelope>| {
-            move |job: Job| {
-                let tx = tx.clone();
-                async move {
-                    let _ = tx.send(job.envelope);
-                    Outcome::Ack(Vec::new())
-                }
-            }
-        };
-        let build = bus.spawn_worker("build", observer(tx.clone()));
-        let notify = bus.spawn_worker("notify", observer(tx));
+        let build = bus.spawn_observer("build", tx.clone());
+        let notify = bus.spawn_observer("notify", tx);
         LintRig {
             bus,
             workers: vec![lint, build, notify],

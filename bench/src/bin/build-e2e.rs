@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use slipway_broker::{Job, Outcome, Topology};
+use slipway_broker::Topology;
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::{CommitSha, LintPassed};
@@ -99,13 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = test_settings("bench-build");
     let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
     let (tx, mut done) = mpsc::unbounded_channel();
-    let observer = bus.spawn_worker("notify", move |job: Job| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(job.envelope);
-            Outcome::Ack(Vec::new())
-        }
-    });
+    let observer = bus.spawn_observer("notify", tx);
     let cache = TempDir::new("bench-build-git");
     let work = TempDir::new("bench-build-work");
     let worker = Worker(

@@ -466,50 +466,27 @@ impl BuildHandler {
         // Prebuild script, in a throwaway container without network.
         if let (Some(script), Some(dir)) = (&entry.prebuild_script, &layout.prebuild_context) {
             log.line(&format!("slipway: prebuild {script} in /{dir}"));
-            let outcome = self
-                .docker
-                .run_container(
-                    &RunSpec {
-                        image: self.settings.prebuild_image.clone(),
-                        command: RunCommand::Exec(vec![
-                            "/bin/sh".into(),
-                            format!("./{}", script.trim_start_matches("./")),
-                        ]),
-                        network: Network::None,
-                        timeout: Duration::from_millis(self.settings.prebuild_timeout_ms),
-                        workdir: Some(format!("/src/{dir}")),
-                        binds: vec![BindMount {
-                            host_dir: work.to_path_buf(),
-                            container_dir: "/src".to_string(),
-                            access: MountAccess::ReadWrite,
-                        }],
-                        labels: BTreeMap::new(),
-                        env: BTreeMap::new(),
-                        job_label: job_label.clone(),
-                        tail_lines: self.settings.log_tail_lines,
-                    },
-                    &self.shutdown,
-                )
-                .await
-                .map_err(|e| docker_stop(BuildStage::Prebuild, e))?;
-            for line in &outcome.output.lines {
-                log.line(line);
-            }
-            if outcome.timed_out {
-                return Err(Stop::Failed(
-                    BuildStage::Prebuild,
-                    format!(
-                        "the prebuild script ran past {} ms",
-                        self.settings.prebuild_timeout_ms
-                    ),
-                ));
-            }
-            if outcome.exit_code != 0 {
-                return Err(Stop::Failed(
-                    BuildStage::Prebuild,
-                    format!("the prebuild script exited with {}", outcome.exit_code),
-                ));
-            }
+            let spec = RunSpec {
+                image: self.settings.prebuild_image.clone(),
+                command: RunCommand::Exec(vec![
+                    "/bin/sh".into(),
+                    format!("./{}", script.trim_start_matches("./")),
+                ]),
+                network: Network::None,
+                timeout: Duration::from_millis(self.settings.prebuild_timeout_ms),
+                workdir: Some(format!("/src/{dir}")),
+                binds: vec![BindMount {
+                    host_dir: work.to_path_buf(),
+                    container_dir: "/src".to_string(),
+                    access: MountAccess::ReadWrite,
+                }],
+                labels: BTreeMap::new(),
+                env: BTreeMap::new(),
+                job_label: job_label.clone(),
+                tail_lines: self.settings.log_tail_lines,
+            };
+            self.run_step(BuildStage::Prebuild, "the prebuild script", &spec, log)
+                .await?;
         }
 
         // The build.
@@ -566,47 +543,26 @@ impl BuildHandler {
         // Smoke test, then promotion of that very digest.
         if let Some(test) = &entry.smoke_test {
             log.line(&format!("slipway: smoke test: {test}"));
-            let outcome = self
-                .docker
-                .run_container(
-                    &RunSpec {
-                        image: names.test_image(),
-                        command: RunCommand::Shell(test.clone()),
-                        network: Network::None,
-                        timeout: Duration::from_millis(self.settings.smoke_test_timeout_ms),
-                        workdir: None,
-                        binds: Vec::new(),
-                        labels: BTreeMap::new(),
-                        env: BTreeMap::new(),
-                        job_label: job_label.clone(),
-                        tail_lines: self.settings.log_tail_lines,
-                    },
-                    &self.shutdown,
-                )
+            let spec = RunSpec {
+                image: names.test_image(),
+                command: RunCommand::Shell(test.clone()),
+                network: Network::None,
+                timeout: Duration::from_millis(self.settings.smoke_test_timeout_ms),
+                workdir: None,
+                binds: Vec::new(),
+                labels: BTreeMap::new(),
+                env: BTreeMap::new(),
+                job_label: job_label.clone(),
+                tail_lines: self.settings.log_tail_lines,
+            };
+            self.run_step(BuildStage::Test, "the smoke test", &spec, log)
                 .await
-                .map_err(|e| docker_stop(BuildStage::Test, e))?;
-            for line in &outcome.output.lines {
-                log.line(line);
-            }
-            if outcome.timed_out {
-                return Err(Stop::Failed(
-                    BuildStage::Test,
-                    format!(
-                        "the smoke test ran past {} ms",
-                        self.settings.smoke_test_timeout_ms
-                    ),
-                ));
-            }
-            if outcome.exit_code != 0 {
-                return Err(Stop::Failed(
-                    BuildStage::Test,
-                    format!(
-                        "the smoke test exited with {}; {} was not moved",
-                        outcome.exit_code,
-                        names.image()
-                    ),
-                ));
-            }
+                .map_err(|stop| match stop {
+                    Stop::Failed(stage, error) => {
+                        Stop::Failed(stage, format!("{error}; {} was not moved", names.image()))
+                    }
+                    retry => retry,
+                })?;
         }
         self.registry
             .tag(&names.repository, &pushed.digest, &names.desired_tag)
@@ -626,6 +582,38 @@ impl BuildHandler {
             parent_digests,
             duration_ms: started.elapsed().as_millis() as u64,
         })
+    }
+
+    /// Runs a throwaway container for `stage` (`what` names it in errors), copying its output to
+    /// the log; a time-out or a non-zero exit fails the stage.
+    async fn run_step(
+        &self,
+        stage: BuildStage,
+        what: &str,
+        spec: &RunSpec,
+        log: &mut JobLog,
+    ) -> Result<(), Stop> {
+        let outcome = self
+            .docker
+            .run_container(spec, &self.shutdown)
+            .await
+            .map_err(|e| docker_stop(stage, e))?;
+        for line in &outcome.output.lines {
+            log.line(line);
+        }
+        if outcome.timed_out {
+            return Err(Stop::Failed(
+                stage,
+                format!("{what} ran past {} ms", spec.timeout.as_millis()),
+            ));
+        }
+        if outcome.exit_code != 0 {
+            return Err(Stop::Failed(
+                stage,
+                format!("{what} exited with {}", outcome.exit_code),
+            ));
+        }
+        Ok(())
     }
 
     /// Brings a parent image that is not on this node from Slipway's own registry (where another

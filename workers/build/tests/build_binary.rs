@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway_broker::{Job, Outcome, Topology};
+use slipway_broker::Topology;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::index::{Entry, NetworkMode};
 use slipway_common::message::{CommitSha, LintPassed};
@@ -77,13 +77,7 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_no_container() {
     let settings = test_settings("build-sigkill");
     let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
     let (tx, mut events) = mpsc::unbounded_channel();
-    let observer = bus.spawn_worker("notify", move |job: Job| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(job.envelope);
-            Outcome::Ack(Vec::new())
-        }
-    });
+    let observer = bus.spawn_observer("notify", tx);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_broker::logs::{LogReader, ReadOptions, delete_log_stream, log_stream_name};
-use slipway_broker::{Job, Outcome, Topology};
+use slipway_broker::{Job, Topology};
 use slipway_build::worker::{BuildHandler, BuildSettings, BuildWorkerConfig};
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
@@ -76,13 +76,7 @@ impl BuildRig {
             async move { handler.build(&job).await }
         });
         let (tx, events) = mpsc::unbounded_channel();
-        let notify = bus.spawn_worker("notify", move |job: Job| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(job.envelope);
-                Outcome::Ack(Vec::new())
-            }
-        });
+        let notify = bus.spawn_observer("notify", tx);
         BuildRig {
             bus,
             workers: vec![build, notify],

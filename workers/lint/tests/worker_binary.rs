@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway_broker::{Job, Outcome, Topology};
+use slipway_broker::Topology;
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::BuildRequested;
@@ -50,13 +50,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     let settings = test_settings("lint-binary");
     let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
     let (tx, mut passed) = mpsc::unbounded_channel();
-    let observer = bus.spawn_worker("build", move |job: Job| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(job.envelope);
-            Outcome::Ack(Vec::new())
-        }
-    });
+    let observer = bus.spawn_observer("build", tx);
 
     let repo = LocalRepo::new("binary");
     let sha = repo.commit(
