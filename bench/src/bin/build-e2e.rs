@@ -110,6 +110,10 @@ async fn main() -> anyhow::Result<()> {
             .env("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true")
             .env("SLIPWAY_BUILD__WORK_DIR", work.path())
             .env("SLIPWAY_BUILD__MIN_FREE_BYTES", "0")
+            .env(
+                "SLIPWAY_BUILD__CACHE",
+                std::env::var("BENCH_CACHE").unwrap_or_else(|_| "false".into()),
+            )
             .env("SLIPWAY_TELEMETRY__METRICS_ADDR", "127.0.0.1:0")
             .env("SLIPWAY_TELEMETRY__LOG_FILTER", "warn")
             .stdout(Stdio::null())

@@ -173,6 +173,8 @@ pub struct BuildHandler {
     credentials: Option<RegistryCredentials>,
     registry_host: String,
     logs: LogSink,
+    /// Disk reclamation still running for finished jobs; the next job waits for it.
+    reclaiming: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     shutdown: CancellationToken,
 }
 
@@ -286,6 +288,7 @@ impl BuildHandler {
                 retention: config.logs.clone(),
                 session: Mutex::new(None),
             },
+            reclaiming: Mutex::new(Vec::new()),
             shutdown,
         })
     }
@@ -298,6 +301,7 @@ impl BuildHandler {
                 job.envelope.kind().as_str()
             ));
         };
+        self.finish_reclaiming().await;
         let started = Instant::now();
         let job_id = job.envelope.job_id;
         let mut log = JobLog {
@@ -584,6 +588,16 @@ impl BuildHandler {
         })
     }
 
+    /// Waits for the disk reclamation of earlier jobs (bounded work: a job starts on a clean node).
+    pub async fn finish_reclaiming(&self) {
+        let pending: Vec<_> = self.reclaiming.lock().await.drain(..).collect();
+        for task in pending {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a disk reclamation task failed");
+            }
+        }
+    }
+
     /// Runs a throwaway container for `stage` (`what` names it in errors), copying its output to
     /// the log; a time-out or a non-zero exit fails the stage.
     async fn run_step(
@@ -680,24 +694,29 @@ impl BuildHandler {
                 }
             }
         }
-        // The image the desired tag named here before this build is now untagged: remove it, and
-        // with it the layers no other image uses.
-        if let Some((Some(previous), current)) = &log.replaced
-            && previous != current
-            && let Ok(1) = self
-                .docker
-                .remove_untagged_images(std::slice::from_ref(previous))
-                .await
-        {
-            log.line("slipway: removed the image this build replaced");
-        }
-        match self.docker.remove_dangling_images_of(&job_label).await {
-            Ok(n) if n > 0 => log.line(&format!(
-                "slipway: removed {n} dangling image(s) of this build"
-            )),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%job_id, %error, "removing dangling images failed"),
-        }
+        // Reclaiming disk from images that are no longer named (the image this build's promotion
+        // replaced, dangling images labelled with the job) can take a while: it runs after the
+        // outcome is on its way, and the next job waits for it before it starts.
+        let docker = self.docker.clone();
+        let replaced = log.replaced.clone();
+        let reclaim = tokio::spawn(async move {
+            if let Some((Some(previous), current)) = replaced
+                && previous != current
+                && let Ok(1) = docker
+                    .remove_untagged_images(std::slice::from_ref(&previous))
+                    .await
+            {
+                tracing::info!(%job_id, image = %previous, "removed the image this build replaced");
+            }
+            match docker.remove_dangling_images_of(&job_label).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(%job_id, removed = n, "removed dangling images of the build")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%job_id, %error, "removing dangling images failed"),
+            }
+        });
+        self.reclaiming.lock().await.push(reclaim);
         if work.exists()
             && let Err(error) = tokio::fs::remove_dir_all(work).await
         {
@@ -742,12 +761,15 @@ pub async fn run(
     crate::telemetry::register_metrics();
     let handler = Arc::new(BuildHandler::new(&config, shutdown.clone()).await?);
     let topology = Topology::pipeline(&config.broker);
+    let handler_for_exit = Arc::clone(&handler);
     let handle = move |job: Job| {
         let handler = Arc::clone(&handler);
         async move { handler.build(&job).await }
     };
-    Consumer::new(WORKER, config.broker, topology, handle)
+    let result = Consumer::new(WORKER, config.broker, topology, handle)
         .run(shutdown)
-        .await?;
+        .await;
+    handler_for_exit.finish_reclaiming().await;
+    result?;
     Ok(())
 }
