@@ -147,6 +147,12 @@ impl DockerEngine {
     /// container uses it. Never forced: an image a container uses stays and the daemon's 409 is
     /// returned as [`DockerError::Api`]. Removing what is already gone succeeds.
     pub async fn remove_image(&self, reference: &str) -> Result<(), DockerError> {
+        self.remove_unforced(reference).await.map(drop)
+    }
+
+    /// Removes `reference` without force (pruning untagged parents): `Ok(true)` when removed,
+    /// `Ok(false)` when already gone; an image in use stays and its 409 is the error.
+    async fn remove_unforced(&self, reference: &str) -> Result<bool, DockerError> {
         let options = RemoveImageOptionsBuilder::default()
             .force(false)
             .noprune(false)
@@ -158,8 +164,8 @@ impl DockerEngine {
             )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -222,19 +228,9 @@ impl DockerEngine {
             if !untagged {
                 continue;
             }
-            let options = RemoveImageOptionsBuilder::default()
-                .force(false)
-                .noprune(false)
-                .build();
-            match self
-                .call(
-                    "remove image",
-                    self.docker.remove_image(id, Some(options), None),
-                )
-                .await
-            {
-                Ok(_) => removed += 1,
-                Err(e) if e.is_not_found() => {}
+            match self.remove_unforced(id).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
                 Err(DockerError::Api { status: 409, .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -273,19 +269,9 @@ impl DockerEngine {
             if !ours {
                 continue;
             }
-            let options = RemoveImageOptionsBuilder::default()
-                .force(false)
-                .noprune(false)
-                .build();
-            match self
-                .call(
-                    "remove image",
-                    self.docker.remove_image(&image.id, Some(options), None),
-                )
-                .await
-            {
-                Ok(_) => removed += 1,
-                Err(e) if e.is_not_found() => {}
+            match self.remove_unforced(&image.id).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
                 Err(DockerError::Api {
                     status: 409,
                     message,
