@@ -106,12 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn config(file: Option<&Path>) -> anyhow::Result<CliConfig> {
-    let sources = ConfigSources::for_worker("cli");
-    let sources = match file {
-        Some(file) => sources.with_file(file),
-        None => sources,
-    };
-    Ok(load(&sources)?)
+    Ok(load(&ConfigSources::for_worker("cli").with_file_if(file))?)
 }
 
 fn read_index(file: &Path) -> anyhow::Result<IndexFile> {

@@ -39,6 +39,15 @@ impl ConfigSources {
         self
     }
 
+    /// [`with_file`](Self::with_file) when a file is given (a binary's `--config`), the system
+    /// file otherwise.
+    pub fn with_file_if(self, file: Option<&Path>) -> Self {
+        match file {
+            Some(file) => self.with_file(file),
+            None => self,
+        }
+    }
+
     /// Use another environment prefix (tests use a unique one to stay independent).
     pub fn with_env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = prefix.into();

@@ -69,6 +69,23 @@ pub enum TelemetryError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The SIGTERM/SIGINT handlers cannot be installed.
+    #[error("cannot listen for termination signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// What every worker binary does before its work: install logging, listen for SIGTERM/SIGINT and
+/// serve `/metrics` when an address is configured. Returns the shutdown token to hand to the
+/// worker.
+pub async fn start_process(
+    settings: &TelemetrySettings,
+) -> Result<CancellationToken, TelemetryError> {
+    init_logging(settings)?;
+    let shutdown = crate::shutdown::on_termination_signals().map_err(TelemetryError::Signals)?;
+    if let Some(addr) = settings.metrics_addr {
+        serve_metrics(addr, shutdown.clone()).await?;
+    }
+    Ok(shutdown)
 }
 
 /// Install the global `tracing` subscriber. A second call (tests) leaves the first one in place.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome};
-use slipway_common::telemetry::{TelemetrySettings, init_logging};
+use slipway_common::telemetry::{TelemetrySettings, start_process};
 
 /// Arguments.
 #[derive(Parser, Debug)]
@@ -33,7 +33,11 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(&TelemetrySettings::default())?;
+    let shutdown = start_process(&TelemetrySettings {
+        metrics_addr: args.metrics_addr,
+        ..TelemetrySettings::default()
+    })
+    .await?;
     let settings = BrokerSettings {
         url: args.url,
         namespace: args.namespace,
@@ -46,10 +50,6 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(work).await;
         Outcome::Ack(vec![slipway_tests::lint_passed_after(&job.envelope)])
     };
-    let shutdown = slipway_common::shutdown::on_termination_signals()?;
-    if let Some(addr) = args.metrics_addr {
-        slipway_common::telemetry::serve_metrics(addr, shutdown.clone()).await?;
-    }
     Consumer::new("first", settings, topology, handler)
         .run(shutdown)
         .await?;

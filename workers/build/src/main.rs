@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use slipway_build::worker::{BuildWorkerConfig, WORKER, run};
 use slipway_common::config::{ConfigSources, load};
-use slipway_common::telemetry::{init_logging, serve_metrics};
+use slipway_common::telemetry::start_process;
 
 /// Command-line arguments (everything else is configuration).
 #[derive(Parser, Debug)]
@@ -46,20 +46,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let mut sources = ConfigSources::for_worker(WORKER);
-    if let Some(file) = &args.config {
-        sources = sources.with_file(file);
-    }
+    let sources = ConfigSources::for_worker(WORKER).with_file_if(args.config.as_deref());
     let config: BuildWorkerConfig = load(&sources).context("loading the configuration")?;
     if args.print_config {
         println!("{config:#?}");
         return Ok(());
     }
-    init_logging(&config.telemetry)?;
-    let shutdown = slipway_common::shutdown::on_termination_signals()?;
-    if let Some(addr) = config.telemetry.metrics_addr {
-        serve_metrics(addr, shutdown.clone()).await?;
-    }
+    let shutdown = start_process(&config.telemetry).await?;
     run(config, shutdown).await?;
     Ok(())
 }

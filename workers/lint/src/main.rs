@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use slipway_common::config::{ConfigSources, load};
-use slipway_common::telemetry::{init_logging, serve_metrics};
+use slipway_common::telemetry::start_process;
 use slipway_lint::worker::{LintWorkerConfig, WORKER, run};
 
 /// Command-line arguments (everything else is configuration).
@@ -32,20 +32,13 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut sources = ConfigSources::for_worker(WORKER);
-    if let Some(file) = &args.config {
-        sources = sources.with_file(file);
-    }
+    let sources = ConfigSources::for_worker(WORKER).with_file_if(args.config.as_deref());
     let config: LintWorkerConfig = load(&sources).context("loading the configuration")?;
     if args.print_config {
         println!("{config:#?}");
         return Ok(());
     }
-    init_logging(&config.telemetry)?;
-    let shutdown = slipway_common::shutdown::on_termination_signals()?;
-    if let Some(addr) = config.telemetry.metrics_addr {
-        serve_metrics(addr, shutdown.clone()).await?;
-    }
+    let shutdown = start_process(&config.telemetry).await?;
     run(config, shutdown).await?;
     Ok(())
 }
