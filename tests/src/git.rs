@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use slipway_common::index::test_support::sample_entry;
+use slipway_common::index::{Entry, NetworkMode};
+
 use crate::TempDir;
 
 /// A git repository (with a work tree) that tests commit files into.
@@ -25,6 +28,29 @@ impl LocalRepo {
     /// The `file://` URL of the repository.
     pub fn url(&self) -> String {
         format!("file://{}", self.dir.path().display())
+    }
+
+    /// A plain index entry for this repository: the `Dockerfile` at the root of `main`, built as
+    /// `<app_id>/app:latest`, without network, prebuild script, smoke test, build arguments or
+    /// lint overrides (the sample entry's other fields).
+    pub fn entry(&self, app_id: &str) -> Entry {
+        Entry {
+            app_id: app_id.to_string(),
+            job_id: "app".into(),
+            desired_tag: "latest".into(),
+            git_url: self.url(),
+            git_branch: "main".into(),
+            git_path: "/".into(),
+            target_file: "Dockerfile".into(),
+            build_context: "./".into(),
+            prebuild_script: None,
+            prebuild_context: None,
+            smoke_test: None,
+            build_args: Default::default(),
+            network: NetworkMode::None,
+            lint: Default::default(),
+            ..sample_entry()
+        }
     }
 
     /// The work tree.

@@ -102,12 +102,10 @@ impl LintRig {
 
 fn entry_for(repo: &LocalRepo, branch: &str, path: &str, file: &str) -> Entry {
     Entry {
-        git_url: repo.url(),
         git_branch: branch.to_string(),
         git_path: path.to_string(),
         target_file: file.to_string(),
-        lint: Default::default(),
-        ..sample_entry()
+        ..repo.entry("slipway-test")
     }
 }
 

@@ -15,7 +15,6 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use slipway_broker::Topology;
 use slipway_common::index::Entry;
-use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::{CommitSha, LintPassed};
 use slipway_common::{Cause, Envelope, Message};
 use slipway_tests::git::LocalRepo;
@@ -140,20 +139,10 @@ async fn main() -> anyhow::Result<()> {
             "bench round",
         );
         let entry = Entry {
-            app_id: run_id.clone(),
             job_id: "slipway".into(),
             desired_tag: format!("r{round}"),
-            git_url: repo.url(),
-            git_branch: "main".into(),
-            git_path: "/".into(),
-            target_file: "Dockerfile".into(),
-            build_context: "./".into(),
-            prebuild_script: None,
-            prebuild_context: None,
-            smoke_test: None,
             build_args: [("PAYLOAD_MIB".to_string(), args.payload_mib.to_string())].into(),
-            lint: Default::default(),
-            ..sample_entry()
+            ..repo.entry(&run_id)
         };
         let job = Envelope::new_job(
             Cause::User,

@@ -2,13 +2,10 @@
 //! to a second worker process and completes exactly once, and no container of the killed build is
 //! left behind. Real dockerd, registry and RabbitMQ, through the shared helper.
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use slipway_broker::Topology;
-use slipway_common::index::test_support::sample_entry;
-use slipway_common::index::{Entry, NetworkMode};
 use slipway_common::message::{CommitSha, LintPassed};
 use slipway_common::{Cause, Envelope, Message};
 use slipway_tests::git::LocalRepo;
@@ -91,23 +88,7 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_no_container() {
         )],
         "slow",
     );
-    let entry = Entry {
-        app_id: format!("sltest{}-sigkill", std::process::id()),
-        job_id: "app".into(),
-        desired_tag: "latest".into(),
-        git_url: repo.url(),
-        git_branch: "main".into(),
-        git_path: "/".into(),
-        target_file: "Dockerfile".into(),
-        build_context: "./".into(),
-        prebuild_script: None,
-        prebuild_context: None,
-        smoke_test: None,
-        build_args: BTreeMap::new(),
-        network: NetworkMode::None,
-        lint: Default::default(),
-        ..sample_entry()
-    };
+    let entry = repo.entry(&format!("sltest{}-sigkill", std::process::id()));
     let (cache, work) = (TempDir::new("sigkill-git"), TempDir::new("sigkill-work"));
     let mut first = start_worker(&settings.namespace, &cache, &work);
     let job = Envelope::new_job(

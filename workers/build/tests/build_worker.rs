@@ -13,7 +13,6 @@ use slipway_broker::logs::{LogReader, ReadOptions, delete_log_stream, log_stream
 use slipway_broker::{Job, Topology};
 use slipway_build::worker::{BuildHandler, BuildSettings, BuildWorkerConfig};
 use slipway_common::index::Entry;
-use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::{BuildStage, CommitSha, LintPassed};
 use slipway_common::source::SourceSettings;
 use slipway_common::{Cause, Envelope, JobId, Message};
@@ -134,23 +133,7 @@ impl BuildRig {
 }
 
 fn entry(repo: &LocalRepo, test: &str) -> Entry {
-    Entry {
-        app_id: app_id(test),
-        job_id: "app".into(),
-        desired_tag: "latest".into(),
-        git_url: repo.url(),
-        git_branch: "main".into(),
-        git_path: "/".into(),
-        target_file: "Dockerfile".into(),
-        build_context: "./".into(),
-        prebuild_script: None,
-        prebuild_context: None,
-        smoke_test: None,
-        build_args: BTreeMap::new(),
-        lint: Default::default(),
-        network: slipway_common::index::NetworkMode::None,
-        ..sample_entry()
-    }
+    repo.entry(&app_id(test))
 }
 
 /// The registry's digest for `repository:tag` (`Docker-Content-Digest`), via curl.

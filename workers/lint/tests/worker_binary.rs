@@ -9,8 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use slipway_broker::Topology;
-use slipway_common::index::Entry;
-use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::BuildRequested;
 use slipway_common::{Cause, Envelope, Message};
 use slipway_tests::git::LocalRepo;
@@ -79,14 +77,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         .expect("start slipway-lint");
     let mut worker = Worker(child);
 
-    let entry = Entry {
-        git_url: repo.url(),
-        git_branch: "main".into(),
-        git_path: "/".into(),
-        target_file: "Dockerfile".into(),
-        lint: Default::default(),
-        ..sample_entry()
-    };
+    let entry = repo.entry("slipway-test");
     let job = Envelope::new_job(
         Cause::User,
         Message::BuildRequested(BuildRequested {
