@@ -16,6 +16,9 @@ use crate::{BrokerError, BrokerSettings};
 /// Longest wait for one connection attempt (TCP + AMQP handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Longest wait for the broker to acknowledge a connection close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An open AMQP connection.
 #[derive(Debug)]
 pub struct BrokerConnection {
@@ -83,12 +86,19 @@ impl BrokerConnection {
         self.inner.status().connected()
     }
 
-    /// Close politely; unacked deliveries go back to their queues.
+    /// Close politely; unacked deliveries go back to their queues. Gives up after 5 s (a dead
+    /// socket never answers the close), leaving the broker to notice the connection is gone.
     pub async fn close(&self) {
-        if self.is_connected()
-            && let Err(error) = self.inner.close(200, "closing".into()).await
-        {
-            tracing::debug!(%error, "closing the broker connection");
+        if !self.is_connected() {
+            return;
+        }
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.inner.close(200, "closing".into())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "closing the broker connection"),
+            Err(_) => tracing::warn!(
+                after_ms = CLOSE_TIMEOUT.as_millis(),
+                "the broker did not answer the connection close; dropping it"
+            ),
         }
     }
 }

@@ -199,10 +199,17 @@ impl<H: Handler> Consumer<H> {
                 .map_err(BrokerError::Channel)?;
             Ok::<_, BrokerError>((channel, publisher, consumer))
         };
-        let (channel, publisher, mut consumer) = match started.await {
-            Ok(started) => started,
-            Err(error) => return SessionEnd::SetupFailed(error),
-        };
+        let (channel, publisher, mut consumer) =
+            match tokio::time::timeout(SETUP_TIMEOUT, started).await {
+                Ok(Ok(started)) => started,
+                Ok(Err(error)) => return SessionEnd::SetupFailed(error),
+                Err(_) => {
+                    return SessionEnd::SetupFailed(BrokerError::SetupTimeout {
+                        queue: queue.to_string(),
+                        after: SETUP_TIMEOUT,
+                    });
+                }
+            };
         if let Some(reason) = lost_because.take() {
             events::broker_reconnected(self.worker, &reason);
         }
@@ -215,10 +222,18 @@ impl<H: Handler> Consumer<H> {
             publisher,
         });
         let mut jobs: JoinSet<Result<(), String>> = JoinSet::new();
+        let mut liveness = tokio::time::interval(LIVENESS_CHECK);
         let end = loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break SessionEnd::Shutdown,
+                // Belt and braces: should lapin ever miss waking the consumer stream when the
+                // connection or channel dies, the session still ends and reconnects.
+                _ = liveness.tick() => {
+                    if !connection.is_connected() || !channel.status().connected() {
+                        break SessionEnd::Lost("the connection or channel closed".to_owned());
+                    }
+                }
                 Some(joined) = jobs.join_next(), if !jobs.is_empty() => {
                     if let Ok(Err(reason)) = joined {
                         break SessionEnd::Lost(reason);
@@ -262,6 +277,13 @@ impl<H: Handler> Consumer<H> {
         end
     }
 }
+
+/// Longest wait for a session to start (channel, topology, qos, publisher, consume) before the
+/// attempt counts as failed and is retried on a new connection.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a session checks that its connection and channel are still open.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 enum SessionEnd {
     Shutdown,

@@ -62,4 +62,12 @@ pub enum BrokerError {
     /// A publish failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Starting a consuming session (topology, qos, consumer) did not finish in time.
+    #[error("starting to consume from {queue} took longer than {after:?}")]
+    SetupTimeout {
+        /// The worker's queue.
+        queue: String,
+        /// How long we waited.
+        after: Duration,
+    },
 }

@@ -8,6 +8,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 use slipway_common::Envelope;
 use slipway_common::envelope::EncodeError;
+use std::time::Duration;
 
 use crate::connection::BrokerConnection;
 use crate::headers;
@@ -50,7 +51,24 @@ pub enum PublishError {
     /// The channel or connection failed.
     #[error("publish failed: {0}")]
     Broker(#[from] lapin::Error),
+    /// The broker neither confirmed nor refused the message in time: the connection is presumed
+    /// broken (a half-open socket, a broker stuck in recovery).
+    #[error(
+        "the broker did not confirm the message to exchange {exchange:?} with routing key {routing_key:?} within {after:?}"
+    )]
+    ConfirmTimeout {
+        /// Target exchange.
+        exchange: String,
+        /// Routing key used.
+        routing_key: String,
+        /// How long we waited.
+        after: Duration,
+    },
 }
+
+/// Longest wait for the broker's confirm of one message. RabbitMQ confirms within milliseconds
+/// when healthy; past this the connection is treated as broken and the job is redelivered.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A channel in confirm mode, publishing to the topology's exchange.
 #[derive(Clone, Debug)]
@@ -140,7 +158,14 @@ impl Publisher {
         let exchange = message.exchange.to_owned();
         let routing_key = message.routing_key.to_owned();
         Ok(async move {
-            match confirm.await? {
+            let Ok(confirmation) = tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await else {
+                return Err(PublishError::ConfirmTimeout {
+                    exchange,
+                    routing_key,
+                    after: CONFIRM_TIMEOUT,
+                });
+            };
+            match confirmation? {
                 Confirmation::Ack(None) => Ok(()),
                 Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
                     Err(PublishError::Unroutable {

@@ -36,10 +36,19 @@ async fn workers_reconnect_after_a_broker_restart_and_all_500_jobs_complete() {
     rabbitmqctl(&["await_startup", "--timeout", "120"]).unwrap();
     assert!(done_before_restart < 500, "the restart happened mid-run");
 
-    effects
-        .wait_for(500, Duration::from_secs(180))
-        .await
-        .unwrap();
+    if let Err(stalled) = effects.wait_for(500, Duration::from_secs(180)).await {
+        // What the broker saw, so a stall in CI can be told apart: a worker not consuming
+        // (consumers 0), or deliveries held unacked by a stuck session.
+        let queues = rabbitmqctl(&[
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ]);
+        let connections = rabbitmqctl(&["list_connections", "name", "state", "channels"]);
+        panic!("{stalled}\nqueues: {queues:?}\nconnections: {connections:?}");
+    }
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 
