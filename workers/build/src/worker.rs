@@ -242,8 +242,20 @@ struct JobLog {
     tail: LogTail,
     /// Images the build's steps produced, from the log, oldest first.
     step_images: Vec<String>,
-    /// The local image the desired tag named before this build, and the one it names after.
-    replaced: Option<(Option<String>, String)>,
+    /// Local images to reclaim once the outcome is on its way.
+    leftovers: Leftovers,
+}
+
+/// Local images a job leaves behind, reclaimed after its outcome is sent (never forced: an image
+/// that is still tagged, used by a container or a parent of another image stays).
+#[derive(Clone, Debug, Default)]
+struct Leftovers {
+    /// The image the test tag named before this job's build (an earlier, interrupted attempt).
+    earlier_test_image: Option<String>,
+    /// The image the desired tag named before the promotion.
+    replaced: Option<String>,
+    /// The promoted image: its name, and the local image built (without the registry's labels).
+    promoted: Option<(ImageRef, String)>,
 }
 
 impl JobLog {
@@ -308,7 +320,7 @@ impl BuildHandler {
             writer: self.logs.writer(job_id, job.attempt).await,
             tail: LogTail::new(self.settings.log_tail_lines),
             step_images: Vec::new(),
-            replaced: None,
+            leftovers: Leftovers::default(),
         };
         let work = self
             .settings
@@ -508,11 +520,13 @@ impl BuildHandler {
             "slipway: sending a build context of {} entries, {} bytes",
             tar.entries, tar.content_bytes
         ));
+        // The labels are added in the registry after the push, not by the build: with the classic
+        // builder they would cost an extra LABEL step (a container created and committed).
         let spec = BuildSpec {
             context: BuildContext::Tar(tar.tar),
             dockerfile: tar.dockerfile,
             tags: vec![names.test_image()],
-            labels,
+            labels: BTreeMap::new(),
             build_args: entry.build_args.clone(),
             network: if plan::network_allowed(entry) {
                 Network::Host
@@ -520,10 +534,10 @@ impl BuildHandler {
                 Network::None
             },
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
-            job_label: job_label.clone(),
             no_cache: !self.settings.cache,
         };
         let previous = self.docker.image_id(&names.image()).await?;
+        log.leftovers.earlier_test_image = self.docker.image_id(&names.test_image()).await?;
         let mut sink = |line: &str| log.line(line);
         let built = self.docker.build(&spec, &mut sink, &self.shutdown).await;
         if self.shutdown.is_cancelled() {
@@ -543,6 +557,15 @@ impl BuildHandler {
             .await
             .map_err(|e| docker_stop(BuildStage::Push, e))?;
         crate::telemetry::bytes_pushed(pushed.manifest_size);
+        let digest = self
+            .registry
+            .put_labelled(&names.repository, &pushed.digest, &names.test_tag, &labels)
+            .await
+            .map_err(registry_stop)?;
+        log.line(&format!(
+            "slipway: labelled {} in the registry: {digest}",
+            names.test_image()
+        ));
 
         // Smoke test, then promotion of that very digest.
         if let Some(test) = &entry.smoke_test {
@@ -569,19 +592,21 @@ impl BuildHandler {
                 })?;
         }
         self.registry
-            .tag(&names.repository, &pushed.digest, &names.desired_tag)
+            .tag(&names.repository, &digest, &names.desired_tag)
             .await
             .map_err(registry_stop)?;
-        log.line(&format!("slipway: {} is {}", names.image(), pushed.digest));
+        log.line(&format!("slipway: {} is {digest}", names.image()));
         // The promoted image keeps the desired name on this node too (children built here use
-        // it as their parent); the image that had the name is removed at clean-up.
+        // it as their parent) at once; after the outcome is sent, the labelled image is pulled
+        // from the registry under that name, so this node holds the same image id as any other.
         let desired = ImageRef::parse(&names.image())
             .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
         self.docker.tag_image(&built.id, &desired).await?;
-        log.replaced = Some((previous, built.id.clone()));
+        log.leftovers.replaced = previous;
+        log.leftovers.promoted = Some((desired, built.id.clone()));
         Ok(Success {
             image: names.image(),
-            digest: pushed.digest,
+            digest,
             content_key: key,
             parent_digests,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -694,33 +719,55 @@ impl BuildHandler {
                 }
             }
         }
-        // Reclaiming disk from images that are no longer named (the image this build's promotion
-        // replaced, dangling images labelled with the job) can take a while: it runs after the
-        // outcome is on its way, and the next job waits for it before it starts.
-        let docker = self.docker.clone();
-        let replaced = log.replaced.clone();
-        let reclaim = tokio::spawn(async move {
-            if let Some((Some(previous), current)) = replaced
-                && previous != current
-                && let Ok(1) = docker
-                    .remove_untagged_images(std::slice::from_ref(&previous))
-                    .await
-            {
-                tracing::info!(%job_id, image = %previous, "removed the image this build replaced");
-            }
-            match docker.remove_dangling_images_of(&job_label).await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(%job_id, removed = n, "removed dangling images of the build")
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%job_id, %error, "removing dangling images failed"),
-            }
-        });
+        // Replacing the promoted image by the registry's labelled one and reclaiming disk from
+        // images no longer named can take a while: it runs after the outcome is on its way, and
+        // the next job waits for it before it starts.
+        let reclaim = tokio::spawn(reclaim(
+            self.docker.clone(),
+            self.credentials.clone(),
+            job_id,
+            log.leftovers.clone(),
+        ));
         self.reclaiming.lock().await.push(reclaim);
         if work.exists()
             && let Err(error) = tokio::fs::remove_dir_all(work).await
         {
             tracing::warn!(%job_id, %error, path = %work.display(), "removing the checkout failed");
+        }
+    }
+}
+
+/// After a job: pulls the promoted image from the registry (only its labelled configuration is
+/// new; the layers are here), then removes the images the job left unnamed.
+async fn reclaim(
+    docker: DockerEngine,
+    credentials: Option<RegistryCredentials>,
+    job_id: JobId,
+    leftovers: Leftovers,
+) {
+    let mut unnamed = Vec::new();
+    if let Some((promoted, built)) = leftovers.promoted {
+        let mut ignore = |_: &str| {};
+        match docker
+            .pull(&promoted, credentials.as_ref(), &mut ignore)
+            .await
+        {
+            Ok(_) => unnamed.push(built),
+            Err(error) => tracing::warn!(
+                %job_id, %error, image = %promoted,
+                "pulling the labelled image failed; this node keeps the unlabelled build under its name"
+            ),
+        }
+    }
+    unnamed.extend(leftovers.replaced);
+    unnamed.extend(leftovers.earlier_test_image);
+    unnamed.sort();
+    unnamed.dedup();
+    match docker.remove_untagged_images(&unnamed).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(%job_id, removed, "removed images the job left unnamed"),
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "removing images the job left unnamed failed")
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use slipway_broker::logs::{LogReader, ReadOptions, delete_log_stream, log_stream_name};
 use slipway_broker::{Job, Topology};
+use slipway_build::plan::{LABEL_COMMIT, LABEL_CONTENT_KEY};
 use slipway_build::worker::{BuildHandler, BuildSettings, BuildWorkerConfig};
 use slipway_common::index::Entry;
 use slipway_common::message::{BuildStage, CommitSha, LintPassed};
@@ -199,6 +200,22 @@ fn image_exists(reference: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The value of the label `name` of a local image (empty when it has none).
+fn local_label(reference: &str, name: &str) -> String {
+    let output = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            &format!("{{{{index .Config.Labels \"{name}\"}}}}"),
+            reference,
+        ])
+        .output()
+        .expect("docker image inspect");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// The id of a local image.
 fn local_image_id(reference: &str) -> Option<String> {
     let output = Command::new("docker")
@@ -267,6 +284,27 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
         pushes_since(since, &entry.app_id),
         1,
         "one push for two deliveries"
+    );
+
+    // The labels were added in the registry (not by a build step), and this node holds the
+    // registry's image under the name (pulled after the first job, before the second started): the
+    // very image any other node pulls.
+    assert_eq!(
+        local_label(&built.image, LABEL_CONTENT_KEY),
+        built.content_key
+    );
+    assert_eq!(local_label(&built.image, LABEL_COMMIT), sha);
+    assert_eq!(
+        local_image_id(&format!(
+            "{}@{}",
+            built.image.rsplit_once(':').unwrap().0,
+            built.digest
+        )),
+        local_image_id(&built.image),
+    );
+    assert!(
+        !log.contains("LABEL io.slipway"),
+        "no label step in the build: {log}"
     );
 
     // A new commit replaces the image locally: the replaced one does not stay behind.

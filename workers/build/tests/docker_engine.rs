@@ -52,7 +52,7 @@ fn context(files: &[(&str, &str)]) -> Vec<u8> {
     builder.into_inner().expect("finish the tar")
 }
 
-fn spec(dockerfile: &str, tags: Vec<String>, job: &str) -> BuildSpec {
+fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
     BuildSpec {
         context: BuildContext::Tar(context(&[("Dockerfile", dockerfile)])),
         dockerfile: "Dockerfile".into(),
@@ -61,7 +61,6 @@ fn spec(dockerfile: &str, tags: Vec<String>, job: &str) -> BuildSpec {
         build_args: BTreeMap::new(),
         network: Network::None,
         timeout: Duration::from_secs(60),
-        job_label: job.to_owned(),
         no_cache: false,
     }
 }
@@ -191,7 +190,7 @@ async fn a_two_stage_build_gets_its_tags_labels_and_build_args() {
         "FROM {BASE_IMAGE} AS builder\nARG GREETING\nRUN echo \"$GREETING from {job}\" > /greeting\n\
          FROM {BASE_IMAGE}\nCOPY --from=builder /greeting /greeting\nRUN cat /greeting\n"
     );
-    let mut spec = spec(&dockerfile, tags.clone(), &job);
+    let mut spec = spec(&dockerfile, tags.clone());
     spec.labels = BTreeMap::from([("org.opencontainers.image.revision".into(), "abc123".into())]);
     spec.build_args = BTreeMap::from([("GREETING".into(), "hello".into())]);
 
@@ -215,9 +214,10 @@ async fn a_two_stage_build_gets_its_tags_labels_and_build_args() {
             .map(String::as_str),
         Some("abc123")
     );
-    assert_eq!(labels.get(JOB_LABEL), Some(&job));
     let text = log.text();
     assert!(text.contains("Step 1/"), "{text}");
+    // The labels cost a step of their own, appended to the six of the Dockerfile.
+    assert!(text.contains("Step 7/7 : LABEL"), "{text}");
     assert!(
         text.contains(&format!("hello from {job}")),
         "the RUN output is logged: {text}"
@@ -265,7 +265,7 @@ async fn a_failing_run_step_is_a_permanent_build_error_naming_the_step_and_leave
         format!("FROM {BASE_IMAGE}\nRUN echo start {job}\nRUN echo failing {job} && exit 3\n");
     let err = engine
         .build(
-            &spec(&dockerfile, Vec::new(), &job),
+            &spec(&dockerfile, Vec::new()),
             &mut log.sink(),
             &CancellationToken::new(),
         )
@@ -275,14 +275,14 @@ async fn a_failing_run_step_is_a_permanent_build_error_naming_the_step_and_leave
     let DockerError::Build { step, message } = &err else {
         panic!("expected DockerError::Build, found {err:?}");
     };
-    // 3/4: the daemon appends a `LABEL` step for the build's labels.
+    // 3/3: a spec without labels gets no extra `LABEL` step from the daemon.
     assert_eq!(
         step.as_deref(),
-        Some(format!("Step 3/4 : RUN echo failing {job} && exit 3").as_str())
+        Some(format!("Step 3/3 : RUN echo failing {job} && exit 3").as_str())
     );
     assert!(message.contains("returned a non-zero code: 3"), "{message}");
     assert!(!err.is_transient());
-    assert!(err.to_string().contains("Step 3/4"), "{err}");
+    assert!(err.to_string().contains("Step 3/3"), "{err}");
     // Both RUN steps' containers were announced, and both are gone: removed by the daemon itself
     // (`forcerm`), not by the engine's fallback.
     assert!(
@@ -302,7 +302,6 @@ async fn a_failing_run_step_is_a_permanent_build_error_naming_the_step_and_leave
 #[tokio::test]
 async fn invalid_dockerfiles_and_unknown_base_images_are_permanent_build_errors() {
     let engine = engine().await;
-    let job = unique("job-invalid");
     let absent = unique("slipway-test/absent");
     for dockerfile in [
         format!("FROM {BASE_IMAGE}\nBOGUS x\n"),
@@ -311,7 +310,7 @@ async fn invalid_dockerfiles_and_unknown_base_images_are_permanent_build_errors(
         let log = Log::default();
         let err = engine
             .build(
-                &spec(&dockerfile, Vec::new(), &job),
+                &spec(&dockerfile, Vec::new()),
                 &mut log.sink(),
                 &CancellationToken::new(),
             )
@@ -324,7 +323,7 @@ async fn invalid_dockerfiles_and_unknown_base_images_are_permanent_build_errors(
         assert!(!err.is_transient(), "{err}");
     }
     // A Dockerfile path missing from the context.
-    let mut missing = spec(&format!("FROM {BASE_IMAGE}\n"), Vec::new(), &job);
+    let mut missing = spec(&format!("FROM {BASE_IMAGE}\n"), Vec::new());
     missing.dockerfile = "nope/Dockerfile".into();
     let err = engine
         .build(
@@ -357,7 +356,6 @@ async fn network_none_has_no_network_and_host_reaches_the_registry() {
     let mut none = spec(
         &format!("FROM {BASE_IMAGE}\nRUN {probe} && echo none {job}\n"),
         Vec::new(),
-        &job,
     );
     none.network = Network::None;
     let err = engine
@@ -374,7 +372,6 @@ async fn network_none_has_no_network_and_host_reaches_the_registry() {
     let mut host = spec(
         &format!("FROM {BASE_IMAGE}\nRUN {probe} && echo host {job}\n"),
         vec![format!("{name}:host")],
-        &job,
     );
     host.network = Network::Host;
     engine
@@ -432,7 +429,7 @@ async fn a_push_returns_the_digest_the_registry_serves() {
     let dockerfile = format!("FROM {BASE_IMAGE}\nRUN echo {job} > /job\n");
     engine
         .build(
-            &spec(&dockerfile, vec![one.to_string(), two.to_string()], &job),
+            &spec(&dockerfile, vec![one.to_string(), two.to_string()]),
             &mut log.sink(),
             &CancellationToken::new(),
         )
@@ -597,7 +594,7 @@ async fn cancelling_a_build_stops_it_within_seconds_and_leaves_no_container() {
     };
     let dockerfile = format!("FROM {BASE_IMAGE}\nRUN sleep 60 && echo {job}\n");
     let err = engine
-        .build(&spec(&dockerfile, Vec::new(), &job), &mut on_line, &cancel)
+        .build(&spec(&dockerfile, Vec::new()), &mut on_line, &cancel)
         .await
         .expect_err("cancelled");
     let took = cancelled_at
@@ -634,7 +631,6 @@ async fn a_build_past_its_time_limit_is_stopped() {
     let mut spec = spec(
         &format!("FROM {BASE_IMAGE}\nRUN sleep 60 && echo {job}\n"),
         Vec::new(),
-        &job,
     );
     spec.timeout = Duration::from_secs(2);
     let started = Instant::now();
@@ -690,7 +686,7 @@ async fn a_context_tar_file_is_streamed() {
         tags: vec![format!("{name}:1")],
         logs: vec![log.clone()],
     };
-    let mut spec = spec("", vec![format!("{name}:1")], &job);
+    let mut spec = spec("", vec![format!("{name}:1")]);
     spec.context = BuildContext::TarFile(tar);
     spec.dockerfile = "docker/app.Dockerfile".into();
     engine
@@ -708,7 +704,8 @@ async fn a_context_tar_file_is_streamed() {
 }
 
 #[tokio::test]
-async fn job_cleanup_removes_the_jobs_containers_and_dangling_images_and_nothing_else() {
+async fn job_cleanup_removes_the_jobs_containers_and_the_untagged_images_it_names_and_nothing_else()
+{
     let engine = engine().await;
     let job = unique("job-cleanup");
     let other_job = unique("job-cleanup-other");
@@ -759,63 +756,63 @@ async fn job_cleanup_removes_the_jobs_containers_and_dangling_images_and_nothing
     assert!(container_exists(&other), "another job's container stays");
     assert_eq!(engine.remove_job_containers(&other_job).await.unwrap(), 1);
 
-    // A finished image of the job that lost its tag to a rebuild is dangling and labelled.
+    // An image that lost its tag to a rebuild is removed; named ones (the rebuild, the base)
+    // and images that are not asked for stay.
     let cancel = CancellationToken::new();
-    let first = engine
-        .build(
-            &spec(
-                &format!("FROM {BASE_IMAGE}\nRUN echo first {job}\n"),
-                vec![tag.clone()],
-                &job,
-            ),
-            &mut logs[0].sink(),
-            &cancel,
-        )
-        .await
-        .unwrap();
-    engine
-        .build(
-            &spec(
-                &format!("FROM {BASE_IMAGE}\nRUN echo second {job}\n"),
-                vec![tag.clone()],
-                &job,
-            ),
-            &mut logs[1].sink(),
-            &cancel,
-        )
-        .await
-        .unwrap();
-    // The same for another job.
-    let other_first = engine
-        .build(
-            &spec(
-                &format!("FROM {BASE_IMAGE}\nRUN echo first {other_job}\n"),
-                vec![other_tag.clone()],
-                &other_job,
-            ),
-            &mut logs[2].sink(),
-            &cancel,
-        )
-        .await
-        .unwrap();
-    docker(&["tag", BASE_IMAGE, &other_tag]); // other_first is now dangling too
-    assert!(engine.image_id(&first.id).await.unwrap().is_some());
-
-    assert_eq!(engine.remove_dangling_images_of(&job).await.unwrap(), 1);
+    let build = async |dockerfile: String, tag: &str, log: &Log| {
+        engine
+            .build(
+                &spec(&dockerfile, vec![tag.to_owned()]),
+                &mut log.sink(),
+                &cancel,
+            )
+            .await
+            .unwrap()
+    };
+    let first = build(
+        format!("FROM {BASE_IMAGE}\nRUN echo first {job}\n"),
+        &tag,
+        &logs[0],
+    )
+    .await;
+    let second = build(
+        format!("FROM {BASE_IMAGE}\nRUN echo second {job}\n"),
+        &tag,
+        &logs[1],
+    )
+    .await;
+    let other_first = build(
+        format!("FROM {BASE_IMAGE}\nRUN echo first {other_job}\n"),
+        &other_tag,
+        &logs[2],
+    )
+    .await;
+    docker(&["tag", BASE_IMAGE, &other_tag]); // other_first is now untagged too
+    let base = engine.image_id(BASE_IMAGE).await.unwrap().unwrap();
+    assert_eq!(
+        engine
+            .remove_untagged_images(&[first.id.clone(), second.id.clone(), base])
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(engine.image_id(&first.id).await.unwrap(), None);
-    assert!(
-        engine.image_id(&tag).await.unwrap().is_some(),
+    assert_eq!(
+        engine.image_id(&tag).await.unwrap().as_ref(),
+        Some(&second.id),
         "the tagged image stays"
     );
     assert!(
         engine.image_id(&other_first.id).await.unwrap().is_some(),
-        "another job's dangling image stays"
+        "an untagged image not asked for stays"
     );
     assert_eq!(
-        engine.remove_dangling_images_of(&other_job).await.unwrap(),
+        engine
+            .remove_untagged_images(std::slice::from_ref(&other_first.id))
+            .await
+            .unwrap(),
         1
     );
-    assert_eq!(engine.image_id(&other_first.id).await.unwrap(), None);
     assert!(matches!(
         engine.remove_job_containers("").await,
         Err(DockerError::InvalidSpec { .. })
@@ -842,13 +839,13 @@ async fn the_cache_ignores_the_network_mode_and_no_cache_restores_the_isolation(
     // The registry listens on the host's 127.0.0.1:5000: reachable with network host only.
     let dockerfile =
         format!("FROM {BASE_IMAGE}\nRUN bash -c 'echo > /dev/tcp/127.0.0.1/5000' && echo {job}\n");
-    let mut host = spec(&dockerfile, Vec::new(), &job);
+    let mut host = spec(&dockerfile, Vec::new());
     host.network = Network::Host;
     engine
         .build(&host, &mut Log::default().sink(), &CancellationToken::new())
         .await
         .expect("with the host network the registry answers");
-    let mut none = spec(&dockerfile, Vec::new(), &job);
+    let mut none = spec(&dockerfile, Vec::new());
     none.network = Network::None;
     let cached = engine
         .build(&none, &mut Log::default().sink(), &CancellationToken::new())

@@ -2,6 +2,7 @@
 //! there by the docker CLI first), and against a fake registry on a local port that demands a
 //! Bearer token, so the token flow is exercised as real registries run it.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -242,6 +243,103 @@ async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
         error.to_string().contains(&absent) && error.to_string().contains("404"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_the_same_layers() {
+    let pushed = pushed();
+    let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
+    let client = client_for(&format!("http://{}", proxy.address), None);
+    let added = BTreeMap::from([
+        ("io.slipway.test".to_owned(), "added".to_owned()),
+        (LABEL.to_owned(), "replaced".to_owned()),
+    ]);
+    let digest = client
+        .put_labelled(&pushed.repository, &pushed.digest, "labelled", &added)
+        .await
+        .expect("label the image");
+    assert_ne!(
+        digest, pushed.digest,
+        "a new configuration is a new manifest"
+    );
+    assert_eq!(curl_digest(&pushed.repository, "labelled"), digest);
+    let image = local_client()
+        .image_labels(&pushed.repository, "labelled")
+        .await
+        .unwrap()
+        .expect("the labelled tag exists");
+    assert_eq!(image.digest, digest);
+    assert_eq!(
+        image.labels.get("io.slipway.test").map(String::as_str),
+        Some("added")
+    );
+    assert_eq!(
+        image.labels.get(LABEL).map(String::as_str),
+        Some("replaced")
+    );
+    let repository = &pushed.repository;
+    let requests = proxy.requests();
+    assert_eq!(
+        requests[..5],
+        [
+            format!("GET /v2/{repository}/manifests/{}", pushed.digest),
+            requests[1].clone(),
+            requests[2].clone(),
+            format!("POST /v2/{repository}/blobs/uploads/"),
+            requests[4].clone(),
+        ],
+        "{requests:#?}"
+    );
+    assert!(requests[1].starts_with(&format!("GET /v2/{repository}/blobs/sha256:")));
+    assert!(requests[2].starts_with(&format!("HEAD /v2/{repository}/blobs/sha256:")));
+    assert!(
+        requests[4].starts_with(&format!("PUT /v2/{repository}/blobs/uploads/"))
+            && requests[4].contains("digest=sha256"),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests[5..],
+        [format!("PUT /v2/{repository}/manifests/labelled")],
+        "no layer is uploaded: {requests:#?}"
+    );
+
+    // Labelling again with the same labels gives the same digest, and uploads nothing new.
+    let again = client
+        .put_labelled(&pushed.repository, &pushed.digest, "labelled-again", &added)
+        .await
+        .unwrap();
+    assert_eq!(again, digest);
+    assert!(
+        !proxy.requests()[6..].iter().any(|r| r.starts_with("POST")),
+        "{:#?}",
+        proxy.requests()
+    );
+
+    // Docker pulls it: same layers as the original, the labels in its configuration.
+    let original = format!("{LOCAL_REGISTRY}/{repository}@{}", pushed.digest);
+    let labelled = format!("{LOCAL_REGISTRY}/{repository}@{digest}");
+    docker(&["pull", "-q", &original], None);
+    docker(&["pull", "-q", &labelled], None);
+    let inspect =
+        |image: &str, format: &str| docker(&["image", "inspect", "-f", format, image], None);
+    assert_eq!(
+        inspect(&original, "{{json .RootFS.Layers}}"),
+        inspect(&labelled, "{{json .RootFS.Layers}}")
+    );
+    assert_eq!(
+        inspect(&labelled, "{{index .Config.Labels \"io.slipway.test\"}}").trim(),
+        "added"
+    );
+    docker(&["rmi", &original, &labelled], None);
+
+    // Labelling a digest the repository does not have is a permanent error naming it.
+    let absent = format!("sha256:{}", "2".repeat(64));
+    let error = local_client()
+        .put_labelled(&pushed.repository, &absent, "labelled-absent", &added)
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.to_string().contains(&absent), "{error}");
 }
 
 #[tokio::test]
@@ -534,10 +632,17 @@ impl RecordingProxy {
                             Ok(n) => n,
                         };
                         pending.extend_from_slice(&buffer[..n]);
-                        // Request lines start a line and name a method and a /v2/ path.
+                        // Request lines name a method and a /v2/ path. One may follow a body
+                        // that did not end its line (a blob upload), hence the search.
                         while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
-                            let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                            let text = String::from_utf8_lossy(&pending[..end]).into_owned();
                             pending.drain(..end + 2);
+                            let start = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+                                .iter()
+                                .filter_map(|m| text.find(&format!("{m} /v2/")))
+                                .min()
+                                .unwrap_or(0);
+                            let line = &text[start..];
                             let mut words = line.split(' ');
                             if let (Some(method), Some(path), Some(version)) =
                                 (words.next(), words.next(), words.next())

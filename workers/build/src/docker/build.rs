@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::error::classify_build_failure;
-use super::{DockerEngine, DockerError, ImageRef, JOB_LABEL, job_filter};
+use super::{DockerEngine, DockerError, ImageRef};
 
 /// The network the build's `RUN` steps (or a container) get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,8 @@ pub struct BuildSpec {
     pub dockerfile: String,
     /// `repository:tag` names to give the image (may be empty: the image is then known by id).
     pub tags: Vec<String>,
-    /// Labels of the final image ([`JOB_LABEL`] is added from `job_label`).
+    /// Labels of the final image. The classic builder applies them with an extra `LABEL` step (a
+    /// container created and committed): leave this empty when the labels can be added later.
     pub labels: BTreeMap<String, String>,
     /// `ARG` values.
     pub build_args: BTreeMap<String, String>,
@@ -63,8 +64,6 @@ pub struct BuildSpec {
     pub network: Network,
     /// The build's time limit, context upload included.
     pub timeout: Duration,
-    /// The job id, the value of the [`JOB_LABEL`] label.
-    pub job_label: String,
     /// Build every step afresh (`nocache`). The classic builder's cache ignores the network mode,
     /// so a layer made by a `host`-network build would otherwise be reused by a `none` build.
     pub no_cache: bool,
@@ -91,7 +90,7 @@ impl DockerEngine {
     /// Build `spec` with the classic builder: `rm` and `forcerm` (no intermediate container
     /// survives, even a failed step's), no `pull` (a missing base image is still fetched, from a
     /// registry the daemon can reach), the spec's network for `RUN` steps, and the spec's labels
-    /// plus [`JOB_LABEL`] on the final image. Every output line goes to `log` (the steps' output,
+    /// (if any) on the final image. Every output line goes to `log` (the steps' output,
     /// status lines once per change, errors, and `slipway: …` notes of this layer).
     ///
     /// On the time limit or `cancel`, the request is dropped, which makes the daemon stop the build
@@ -113,19 +112,17 @@ impl DockerEngine {
             .iter()
             .map(|t| ImageRef::parse(t))
             .collect::<Result<Vec<_>, _>>()?;
-        job_filter(&spec.job_label)?;
         if spec.dockerfile.is_empty() {
             return Err(DockerError::InvalidSpec {
                 problem: "expected the Dockerfile's path inside the context, found an empty path"
                     .into(),
             });
         }
-        let mut labels: HashMap<&str, &str> = spec
+        let labels: HashMap<&str, &str> = spec
             .labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        labels.insert(JOB_LABEL, &spec.job_label);
         let build_args: HashMap<&str, &str> = spec
             .build_args
             .iter()
@@ -138,8 +135,10 @@ impl DockerEngine {
             .forcerm(true)
             .networkmode(spec.network.mode())
             .nocache(spec.no_cache)
-            .labels(&labels)
             .buildargs(&build_args);
+        if !labels.is_empty() {
+            options = options.labels(&labels);
+        }
         if let Some(first) = tags.first() {
             options = options.t(&first.to_string());
         }

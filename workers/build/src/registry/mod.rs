@@ -1,6 +1,7 @@
 //! A client for the Docker Registry HTTP API v2: it reads manifest digests and image labels (for
-//! idempotency) and gives an existing manifest a new tag (for promotion). It never uploads layers:
-//! the Docker daemon pushes images; this client only moves manifests.
+//! idempotency), labels a pushed image (a new configuration blob and manifest, see `relabel.rs`) and
+//! gives an existing manifest a new tag (for promotion). It never uploads layers: the Docker daemon
+//! pushes images; this client only moves manifests and small configuration documents.
 //!
 //! Authentication follows the registry's challenge: none, HTTP Basic, or the Bearer token flow
 //! (`WWW-Authenticate: Bearer realm=…,service=…,scope=…`, then a token fetched from the realm with
@@ -18,6 +19,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTI
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+mod relabel;
 
 /// Docker image manifest, schema 2.
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -495,36 +498,7 @@ impl RegistryClient {
             ),
             found,
         })?;
-        let url = self.url(&format!("v2/{repository}/blobs/{config_digest}"))?;
-        let response = self
-            .send(
-                Method::GET,
-                &url,
-                repository,
-                Access::Pull,
-                HeaderMap::new(),
-                None,
-            )
-            .await?;
-        let status = response.status();
-        let bytes = read_body(Method::GET, &url, response).await?;
-        if status != StatusCode::OK {
-            return Err(status_error(
-                Method::GET,
-                &url,
-                "200 OK with the config blob",
-                status,
-                bytes,
-            ));
-        }
-        let found = sha256_digest(&bytes);
-        if found != config_digest {
-            return Err(RegistryError::DigestMismatch {
-                url: url.to_string(),
-                expected: config_digest,
-                found,
-            });
-        }
+        let (url, bytes) = self.fetch_blob(repository, &config_digest).await?;
         let labels = labels_from_config(&bytes).map_err(|found| RegistryError::Malformed {
             url: url.to_string(),
             expected: "an image configuration JSON whose config.Labels maps strings to strings"
@@ -547,6 +521,75 @@ impl RegistryClient {
         tag: &str,
     ) -> Result<(), RegistryError> {
         check_repository(repository)?;
+        check_tag(tag)?;
+        let manifest = self.existing_manifest(repository, digest).await?;
+        self.put_manifest(repository, tag, &manifest)
+            .await
+            .map(drop)
+    }
+
+    /// Give the image `repository@digest` the labels `labels` under `tag`, without moving a
+    /// layer: its configuration plus the labels is uploaded as a new blob and a manifest naming it
+    /// (the same layers) is put under `tag`. Returns the new manifest's digest. Labelling twice
+    /// with the same labels gives the same digest.
+    pub async fn put_labelled(
+        &self,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, RegistryError> {
+        check_repository(repository)?;
+        check_tag(tag)?;
+        let manifest = self.existing_manifest(repository, digest).await?;
+        if is_index(&manifest.media_type) {
+            return Err(RegistryError::Malformed {
+                url: manifest.url,
+                expected: "a single-platform image manifest to label".to_owned(),
+                found: format!("an index ({})", manifest.media_type),
+            });
+        }
+        let malformed = |url: &str, expected: &str| {
+            let url = url.to_owned();
+            let expected = expected.to_owned();
+            move |found: String| RegistryError::Malformed {
+                url,
+                expected,
+                found,
+            }
+        };
+        let config_digest = config_digest(&manifest.bytes).map_err(malformed(
+            &manifest.url,
+            "an image manifest with config.digest",
+        ))?;
+        let (config_url, config) = self.fetch_blob(repository, &config_digest).await?;
+        let labelled = relabel::config_with_labels(&config, labels).map_err(malformed(
+            config_url.as_str(),
+            "an image configuration JSON object",
+        ))?;
+        let labelled_digest = sha256_digest(&labelled);
+        let size = labelled.len();
+        self.upload_blob(repository, &labelled_digest, labelled)
+            .await?;
+        let bytes =
+            relabel::manifest_with_config(&manifest.bytes, &labelled_digest, size).map_err(
+                malformed(&manifest.url, "an image manifest with a config descriptor"),
+            )?;
+        let new_manifest = Manifest {
+            url: manifest.url,
+            media_type: manifest.media_type,
+            digest: sha256_digest(&bytes),
+            bytes,
+        };
+        self.put_manifest(repository, tag, &new_manifest).await
+    }
+
+    /// The manifest `repository@digest`, which must exist.
+    async fn existing_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Manifest, RegistryError> {
         if !is_digest(digest) {
             return Err(RegistryError::InvalidName {
                 what: "digest",
@@ -554,9 +597,7 @@ impl RegistryClient {
                 expected: "sha256:<64 lowercase hex digits>",
             });
         }
-        check_tag(tag)?;
-        let manifest = self
-            .fetch_manifest(repository, digest)
+        self.fetch_manifest(repository, digest)
             .await?
             .ok_or_else(|| RegistryError::Status {
                 method: Method::GET,
@@ -564,11 +605,21 @@ impl RegistryClient {
                     .url(&format!("v2/{repository}/manifests/{digest}"))
                     .map(|u| u.to_string())
                     .unwrap_or_default(),
-                expected: "200 OK with the manifest to tag",
+                expected: "200 OK with the manifest",
                 status: StatusCode::NOT_FOUND,
                 body: String::new(),
-            })?;
-        let url = self.url(&format!("v2/{repository}/manifests/{tag}"))?;
+            })
+    }
+
+    /// PUT `manifest` under `reference`; returns the digest the registry stored it as, checked
+    /// to be the digest of its bytes.
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<String, RegistryError> {
+        let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
         let content_type =
             HeaderValue::from_str(&manifest.media_type).map_err(|_| RegistryError::Malformed {
@@ -584,7 +635,7 @@ impl RegistryClient {
                 repository,
                 Access::PullPush,
                 headers,
-                Some(manifest.bytes),
+                Some(manifest.bytes.clone()),
             )
             .await?;
         let status = response.status();
@@ -598,18 +649,155 @@ impl RegistryClient {
         }
         let stored = match stored {
             Some(stored) => stored,
-            // Without the header, ask what the tag now names.
+            // Without the header, ask what the reference now names.
             None => self
-                .manifest_digest(repository, tag)
+                .manifest_digest(repository, reference)
                 .await?
                 .unwrap_or_else(|| "nothing (the tag does not exist)".to_owned()),
         };
-        if stored != digest {
+        if stored != manifest.digest {
+            return Err(RegistryError::DigestMismatch {
+                url: url.to_string(),
+                expected: manifest.digest.clone(),
+                found: stored,
+            });
+        }
+        Ok(stored)
+    }
+
+    /// GET the blob `repository@digest` (a small document: a configuration), checked against its
+    /// digest. Returns the URL it came from and its bytes.
+    async fn fetch_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<(Url, Vec<u8>), RegistryError> {
+        let url = self.url(&format!("v2/{repository}/blobs/{digest}"))?;
+        let response = self
+            .send(
+                Method::GET,
+                &url,
+                repository,
+                Access::Pull,
+                HeaderMap::new(),
+                None,
+            )
+            .await?;
+        let status = response.status();
+        let bytes = read_body(Method::GET, &url, response).await?;
+        if status != StatusCode::OK {
+            return Err(status_error(
+                Method::GET,
+                &url,
+                "200 OK with the blob",
+                status,
+                bytes,
+            ));
+        }
+        let found = sha256_digest(&bytes);
+        if found != digest {
             return Err(RegistryError::DigestMismatch {
                 url: url.to_string(),
                 expected: digest.to_owned(),
-                found: stored,
+                found,
             });
+        }
+        Ok((url, bytes))
+    }
+
+    /// Upload `bytes` as the blob `digest` of `repository` (unless the registry has it already):
+    /// an upload session is opened with POST and completed with one PUT of the whole blob.
+    async fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let blob_url = self.url(&format!("v2/{repository}/blobs/{digest}"))?;
+        let response = self
+            .send(
+                Method::HEAD,
+                &blob_url,
+                repository,
+                Access::Pull,
+                HeaderMap::new(),
+                None,
+            )
+            .await?;
+        if response.status() == StatusCode::OK {
+            return Ok(());
+        }
+        let start_url = self.url(&format!("v2/{repository}/blobs/uploads/"))?;
+        let response = self
+            .send(
+                Method::POST,
+                &start_url,
+                repository,
+                Access::PullPush,
+                HeaderMap::new(),
+                Some(Vec::new()),
+            )
+            .await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_body(Method::POST, &start_url, response).await?;
+        if status != StatusCode::ACCEPTED {
+            return Err(status_error(
+                Method::POST,
+                &start_url,
+                "202 Accepted with an upload location",
+                status,
+                body,
+            ));
+        }
+        // The location may be absolute or relative to the registry.
+        let mut upload_url = location
+            .and_then(|location| self.inner.base.join(&location).ok())
+            .ok_or_else(|| RegistryError::Malformed {
+                url: start_url.to_string(),
+                expected: "a Location header with the upload URL".to_owned(),
+                found: "none, or one that is not a URL".to_owned(),
+            })?;
+        if upload_url.host_str() != self.inner.base.host_str() {
+            return Err(RegistryError::Malformed {
+                url: start_url.to_string(),
+                expected: format!(
+                    "an upload location on {}",
+                    self.inner.base.host_str().unwrap_or("the registry")
+                ),
+                found: upload_url.to_string(),
+            });
+        }
+        upload_url.query_pairs_mut().append_pair("digest", digest);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let response = self
+            .send(
+                Method::PUT,
+                &upload_url,
+                repository,
+                Access::PullPush,
+                headers,
+                Some(bytes),
+            )
+            .await?;
+        let status = response.status();
+        let body = read_body(Method::PUT, &upload_url, response).await?;
+        if status != StatusCode::CREATED {
+            return Err(status_error(
+                Method::PUT,
+                &upload_url,
+                "201 Created",
+                status,
+                body,
+            ));
         }
         Ok(())
     }
