@@ -102,3 +102,28 @@ pub struct Package {
     /// Files the package installed (OS packages; empty for language packages).
     pub files: Vec<PackageFile>,
 }
+
+/// The operating system of an image, from `etc/os-release` (or `usr/lib/os-release`), with
+/// `etc/redhat-release` / `etc/alpine-release` as fallbacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OsIdentity {
+    /// `ID` (`debian`, `ubuntu`, `centos`, `rhel`, `fedora`, `alpine`).
+    pub id: String,
+    /// `VERSION_ID` (`12`, `7`, `3.19.1`), when known.
+    pub version_id: Option<String>,
+    /// `ID_LIKE` entries (`rhel fedora` → `["rhel", "fedora"]`).
+    pub id_like: Vec<String>,
+    /// `VERSION_CODENAME` (`bookworm`), when known.
+    pub codename: Option<String>,
+    /// `PRETTY_NAME` (`Debian GNU/Linux 12 (bookworm)`), when known.
+    pub pretty_name: Option<String>,
+}
+
+/// Everything installed in one image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    /// The OS, when the image has an identifiable one.
+    pub os: Option<OsIdentity>,
+    /// OS and language packages, sorted by ecosystem, name, version, location.
+    pub packages: Vec<Package>,
+}
