@@ -1,1 +1,295 @@
-//! (to be written)
+//! The apk database of Alpine images: `lib/apk/db/installed`, one stanza of `X:value` lines per
+//! package (`P` name, `V` version, `A` arch, `o` origin, `L` licence, `F` directory, `R` file in it,
+//! `a` its `uid:gid:mode`, `Z` its checksum `Q1<base64 sha1>`).
+
+use crate::package::{DigestAlgorithm, Ecosystem, FileDigest, Package, PackageFile};
+
+/// The database file, relative to the image root.
+pub const INSTALLED: &str = "lib/apk/db/installed";
+
+/// Why the database could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApkError {
+    /// A line is not `X:value`.
+    #[error("{INSTALLED}: line {line}: expected `X:value`, found {found:?}")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// The line (cut to 80 characters).
+        found: String,
+    },
+    /// A stanza lacks its name or version.
+    #[error("{INSTALLED}: the stanza at line {line} has no {field} line")]
+    MissingField {
+        /// Where the stanza starts.
+        line: usize,
+        /// `P:` or `V:`.
+        field: &'static str,
+    },
+    /// A file line comes before any `F:` directory line.
+    #[error("{INSTALLED}: line {line}: a file (R:) before any directory (F:)")]
+    FileWithoutDirectory {
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// The installed packages of `lib/apk/db/installed`, sorted by name.
+pub fn read_installed(bytes: &[u8]) -> Result<Vec<Package>, ApkError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut packages = Vec::new();
+    let mut current: Option<(usize, Draft)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            if let Some((start, draft)) = current.take() {
+                packages.push(draft.finish(start)?);
+            }
+            continue;
+        }
+        let (key, value) = match line.as_bytes() {
+            [key, b':', ..] => (*key, &line[2..]),
+            _ => {
+                return Err(ApkError::Malformed {
+                    line: index + 1,
+                    found: line.chars().take(80).collect(),
+                });
+            }
+        };
+        let (_, draft) = current.get_or_insert_with(|| (index + 1, Draft::default()));
+        draft.take(key, value, index + 1)?;
+    }
+    if let Some((start, draft)) = current {
+        packages.push(draft.finish(start)?);
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(packages)
+}
+
+/// A package being read.
+#[derive(Default)]
+struct Draft {
+    name: Option<String>,
+    version: Option<String>,
+    arch: Option<String>,
+    origin: Option<String>,
+    license: Option<String>,
+    directory: Option<String>,
+    files: Vec<PackageFile>,
+}
+
+impl Draft {
+    fn take(&mut self, key: u8, value: &str, line: usize) -> Result<(), ApkError> {
+        match key {
+            b'P' => self.name = Some(value.to_owned()),
+            b'V' => self.version = Some(value.to_owned()),
+            b'A' => self.arch = Some(value.to_owned()),
+            b'o' => self.origin = Some(value.to_owned()),
+            b'L' => self.license = Some(value.to_owned()),
+            b'F' => self.directory = Some(value.trim_matches('/').to_owned()),
+            b'R' => {
+                let directory = self
+                    .directory
+                    .as_deref()
+                    .ok_or(ApkError::FileWithoutDirectory { line })?;
+                let path = if directory.is_empty() {
+                    format!("/{value}")
+                } else {
+                    format!("/{directory}/{value}")
+                };
+                self.files.push(PackageFile {
+                    // apk protects /etc: changes there are the administrator's.
+                    config: path.starts_with("/etc/"),
+                    doc: path.starts_with("/usr/share/doc/") || path.starts_with("/usr/share/man/"),
+                    path,
+                    ..PackageFile::default()
+                });
+            }
+            b'a' => {
+                // `uid:gid:mode` (octal permissions) of the preceding file.
+                if let Some(file) = self.files.last_mut()
+                    && let Some(mode) = value.rsplit(':').next()
+                    && let Ok(perms) = u32::from_str_radix(mode, 8)
+                {
+                    file.mode = Some(0o100_000 | (perms & 0o7777));
+                }
+            }
+            b'Z' => {
+                if let Some(file) = self.files.last_mut() {
+                    file.digest = checksum(value);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self, line: usize) -> Result<Package, ApkError> {
+        let name = self
+            .name
+            .ok_or(ApkError::MissingField { line, field: "P:" })?;
+        let version = self
+            .version
+            .ok_or(ApkError::MissingField { line, field: "V:" })?;
+        Ok(Package {
+            ecosystem: Ecosystem::Apk,
+            source_name: self.origin.filter(|o| *o != name),
+            name,
+            version,
+            arch: self.arch,
+            source_version: None,
+            license: self.license,
+            location: format!("/{INSTALLED}"),
+            files: self.files,
+        })
+    }
+}
+
+/// `Q1` + base64 of a SHA-1 → the digest in hex; other forms (an unknown prefix, bad base64) give
+/// none, so the file is listed but not verified.
+fn checksum(value: &str) -> Option<FileDigest> {
+    let encoded = value.strip_prefix("Q1")?;
+    let bytes = base64_decode(encoded)?;
+    (bytes.len() == 20).then(|| FileDigest {
+        algorithm: DigestAlgorithm::Sha1,
+        hex: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}
+
+/// Standard base64 with padding (what apk writes); `None` on anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes = text.trim().as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 {
+            return None;
+        }
+        let mut word = 0u32;
+        for &c in &chunk[..4 - padding] {
+            word = (word << 6) | value(c)?;
+        }
+        word <<= 6 * padding as u32;
+        let decoded = word.to_be_bytes();
+        out.extend_from_slice(&decoded[1..4 - padding]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const INSTALLED_TEXT: &str = "C:Q1abcdefghijklmnopqrstuvwxyzA=
+P:musl
+V:1.2.4_git20230717-r4
+A:x86_64
+S:383152
+I:622592
+T:the musl c library (libc) implementation
+U:https://musl.libc.org/
+L:MIT
+o:musl
+m:Natanael Copa <ncopa@alpinelinux.org>
+t:1705321523
+c:5a9b1e5d6f55c9b3d0d2c0e0f1b2d6a1f5b3f3a2
+F:lib
+R:ld-musl-x86_64.so.1
+a:0:0:755
+Z:Q1HxK0yD1e4u3/X7Q9T2fXxuqgIZ0=
+R:libc.musl-x86_64.so.1
+a:0:0:777
+Z:Q17yJ3JFNypA4mxhJJr0ou6CzsJVI=
+
+P:alpine-baselayout-data
+V:3.4.3-r2
+A:x86_64
+L:GPL-2.0-only
+o:alpine-baselayout
+F:etc
+R:fstab
+Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
+";
+
+    #[test]
+    fn packages_files_modes_and_checksums_are_read() {
+        let packages = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
+        assert_eq!(packages.len(), 2);
+        let data = &packages[0];
+        assert_eq!(data.name, "alpine-baselayout-data");
+        assert_eq!(data.source_name.as_deref(), Some("alpine-baselayout"));
+        assert_eq!(data.files[0].path, "/etc/fstab");
+        assert!(data.files[0].config);
+        let musl = &packages[1];
+        assert_eq!(musl.version, "1.2.4_git20230717-r4");
+        assert_eq!(musl.arch.as_deref(), Some("x86_64"));
+        assert_eq!(musl.license.as_deref(), Some("MIT"));
+        assert_eq!(musl.source_name, None, "origin equal to the name");
+        assert_eq!(musl.files.len(), 2);
+        assert_eq!(musl.files[0].path, "/lib/ld-musl-x86_64.so.1");
+        assert_eq!(musl.files[0].mode, Some(0o100_755));
+        let digest = musl.files[0].digest.as_ref().unwrap();
+        assert_eq!(digest.algorithm, DigestAlgorithm::Sha1);
+        assert_eq!(digest.hex, "1f12b4c83d5ee2edff5fb43d4f67d7c6eaa0219d");
+        assert_eq!(musl.location, "/lib/apk/db/installed");
+    }
+
+    #[test]
+    fn base64_decodes_like_the_standard_alphabet() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
+        assert_eq!(base64_decode("abc"), None);
+        assert_eq!(base64_decode("a===").map(|v| v.len()), None);
+        assert_eq!(checksum("Q2AAAA"), None);
+    }
+
+    #[test]
+    fn corrupted_databases_give_errors_with_lines() {
+        assert_eq!(
+            read_installed(b"P:x\nV:1\nthis is not a field\n").unwrap_err(),
+            ApkError::Malformed {
+                line: 3,
+                found: "this is not a field".into()
+            }
+        );
+        assert_eq!(
+            read_installed(b"P:x\nR:file\n").unwrap_err(),
+            ApkError::FileWithoutDirectory { line: 2 }
+        );
+        assert_eq!(
+            read_installed(b"\nP:x\n").unwrap_err(),
+            ApkError::MissingField {
+                line: 2,
+                field: "V:"
+            }
+        );
+        assert_eq!(read_installed(b"").unwrap(), []);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = read_installed(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_checksums_never_panic(text in "Q1[A-Za-z0-9+/=]{0,40}") {
+            let _ = checksum(&text);
+        }
+    }
+}
