@@ -6,6 +6,7 @@
 //! apk package databases), `lang` (Python, npm and Ruby packages). The image's filesystem comes from
 //! `image` (layers streamed, whiteouts applied, only the files scanners need kept).
 
+pub mod image;
 pub mod lang;
 pub mod os;
 pub mod package;

@@ -1,0 +1,319 @@
+//! One layer's changes (read from its tar stream) and the stacking of layers: whiteouts
+//! (`.wh.<name>` removes `<name>` and everything under it; `.wh..wh..opq` empties its directory
+//! of everything from lower layers) are applied before the layer's own entries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use super::{
+    Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions, digest_stream, normalize,
+};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// What one layer changes.
+#[derive(Debug, Default)]
+pub struct LayerDelta {
+    /// Paths the layer removes from lower layers (with everything under them).
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer contents the layer hides.
+    pub opaque: Vec<String>,
+    /// Paths the layer adds or replaces, in archive order.
+    pub entries: Vec<(String, FileMeta)>,
+    /// Hard links: (path, target) — they take the target's metadata and content.
+    pub hardlinks: Vec<(String, String)>,
+    /// Contents of kept files.
+    pub contents: HashMap<String, Vec<u8>>,
+}
+
+/// Reads one layer's tar stream (uncompressed, or gzip when it starts with gzip's magic).
+pub fn read_layer(
+    reader: impl Read,
+    what: &str,
+    options: &ReadOptions<'_>,
+) -> Result<LayerDelta, ImageError> {
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    let gzip = {
+        use std::io::BufRead as _;
+        let head = reader.fill_buf().map_err(|source| ImageError::Io {
+            what: what.to_owned(),
+            source,
+        })?;
+        head.starts_with(&[0x1f, 0x8b])
+    };
+    if gzip {
+        read_tar(flate2::read::GzDecoder::new(reader), what, options)
+    } else {
+        read_tar(reader, what, options)
+    }
+}
+
+fn read_tar(
+    reader: impl Read,
+    what: &str,
+    options: &ReadOptions<'_>,
+) -> Result<LayerDelta, ImageError> {
+    let io = |source| ImageError::Io {
+        what: what.to_owned(),
+        source,
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut delta = LayerDelta::default();
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let raw_path = entry.path_bytes();
+        let path = normalize(&String::from_utf8_lossy(&raw_path));
+        if path.is_empty() {
+            continue;
+        }
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((parent, name)) => (parent.to_owned(), name.to_owned()),
+            None => (String::new(), path.clone()),
+        };
+        if name == OPAQUE_MARKER {
+            delta.opaque.push(parent);
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            delta.whiteouts.push(if parent.is_empty() {
+                hidden.to_owned()
+            } else {
+                format!("{parent}/{hidden}")
+            });
+            continue;
+        }
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0) & 0o7777;
+        let kind = header.entry_type();
+        let meta = if kind.is_file() || kind == tar::EntryType::Continuous {
+            let keep = (options.keep)(&path);
+            let (size, digests, kept) =
+                digest_stream(&mut entry, options.digests, keep).map_err(io)?;
+            if let Some(bytes) = kept {
+                delta.contents.insert(path.clone(), bytes);
+            }
+            FileMeta {
+                kind: FileKind::Regular,
+                mode,
+                size,
+                digests,
+            }
+        } else if kind.is_dir() {
+            FileMeta {
+                kind: FileKind::Directory,
+                mode,
+                size: 0,
+                digests: Digests::default(),
+            }
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default();
+            FileMeta {
+                kind: FileKind::Symlink(target),
+                mode,
+                size: 0,
+                digests: Digests::default(),
+            }
+        } else if kind.is_hard_link() {
+            if let Some(target) = entry.link_name_bytes() {
+                delta
+                    .hardlinks
+                    .push((path, normalize(&String::from_utf8_lossy(&target))));
+            }
+            continue;
+        } else if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        } else {
+            FileMeta {
+                kind: FileKind::Special,
+                mode,
+                size: 0,
+                digests: Digests::default(),
+            }
+        };
+        delta.entries.push((path, meta));
+    }
+    Ok(delta)
+}
+
+/// Stacks layer deltas, lowest first, into one filesystem.
+pub fn stack(deltas: impl IntoIterator<Item = LayerDelta>, config: Option<Vec<u8>>) -> ImageFs {
+    let mut fs = ImageFs {
+        config,
+        ..ImageFs::default()
+    };
+    for delta in deltas {
+        apply(&mut fs, delta);
+    }
+    fs
+}
+
+fn apply(fs: &mut ImageFs, delta: LayerDelta) {
+    for dir in &delta.opaque {
+        remove_under(fs, dir, false);
+    }
+    for path in &delta.whiteouts {
+        remove_under(fs, path, true);
+    }
+    let mut layer_entries: BTreeMap<String, FileMeta> = BTreeMap::new();
+    for (path, meta) in delta.entries {
+        // A path replaced by a non-directory loses what lower layers had under it.
+        if meta.kind != FileKind::Directory {
+            remove_under(fs, &path, false);
+        }
+        fs.contents.remove(&path);
+        layer_entries.insert(path, meta);
+    }
+    for (path, meta) in &layer_entries {
+        fs.entries.insert(path.clone(), meta.clone());
+    }
+    fs.contents.extend(delta.contents);
+    for (path, target) in delta.hardlinks {
+        if let Some(meta) = fs.entries.get(&target).cloned() {
+            if let Some(content) = fs.contents.get(&target).cloned() {
+                fs.contents.insert(path.clone(), content);
+            }
+            fs.entries.insert(path, meta);
+        }
+    }
+}
+
+/// Removes everything under `path` (and `path` itself when `including`).
+fn remove_under(fs: &mut ImageFs, path: &str, including: bool) {
+    if including {
+        fs.entries.remove(path);
+        fs.contents.remove(path);
+    }
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let doomed: Vec<String> = fs
+        .entries
+        .range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in doomed {
+        fs.entries.remove(&p);
+        fs.contents.remove(&p);
+    }
+}
+
+/// A layer's tar built in memory from (path, kind, content) triples, for tests of this crate.
+#[cfg(test)]
+pub(crate) fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        match content {
+            Some(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, path, *bytes).unwrap();
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o755);
+                header.set_cksum();
+                builder.append_data(&mut header, path, &[][..]).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::DigestSet;
+
+    fn keep_os_release(path: &str) -> bool {
+        path == "etc/os-release"
+    }
+
+    fn read(entries: &[(&str, Option<&[u8]>)]) -> LayerDelta {
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::NONE,
+        };
+        read_layer(&tar_of(entries)[..], "test layer", &options).unwrap()
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories_hide_lower_layers() {
+        let base = read(&[
+            ("etc/", None),
+            ("etc/os-release", Some(b"ID=debian\n")),
+            ("opt/app/", None),
+            ("opt/app/old.txt", Some(b"old")),
+            ("var/cache/", None),
+            ("var/cache/x/", None),
+            ("var/cache/x/y", Some(b"y")),
+            ("tmp/gone", Some(b"g")),
+        ]);
+        let top = read(&[
+            ("etc/os-release", Some(b"ID=alpine\n")),
+            ("opt/app/.wh..wh..opq", Some(b"")),
+            ("opt/app/new.txt", Some(b"new")),
+            ("var/cache/.wh.x", Some(b"")),
+            ("tmp/.wh.gone", Some(b"")),
+        ]);
+        let fs = stack([base, top], None);
+        assert_eq!(fs.content("etc/os-release"), Some(&b"ID=alpine\n"[..]));
+        assert!(
+            fs.meta("opt/app/old.txt").is_none(),
+            "opaque dir hides lower files"
+        );
+        assert!(
+            fs.meta("opt/app/new.txt").is_some(),
+            "but keeps the layer's own"
+        );
+        assert!(fs.meta("var/cache/x").is_none() && fs.meta("var/cache/x/y").is_none());
+        assert!(fs.meta("tmp/gone").is_none());
+        assert!(fs.meta("var/cache").is_some());
+        assert_eq!(fs.kept().len(), 1);
+    }
+
+    #[test]
+    fn a_file_replacing_a_directory_removes_what_was_under_it() {
+        let base = read(&[("a/", None), ("a/b", Some(b"b"))]);
+        let top = read(&[("a", Some(b"now a file"))]);
+        let fs = stack([base, top], None);
+        assert!(fs.meta("a/b").is_none());
+        assert_eq!(fs.meta("a").unwrap().kind, FileKind::Regular);
+        assert_eq!(fs.meta("a").unwrap().size, 10);
+    }
+
+    #[test]
+    fn gzip_layers_are_read_too() {
+        use std::io::Write as _;
+        let tar = tar_of(&[("etc/os-release", Some(b"ID=x\n"))]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::ALL,
+        };
+        let delta = read_layer(&gz.finish().unwrap()[..], "gz", &options).unwrap();
+        assert_eq!(delta.contents["etc/os-release"], b"ID=x\n");
+        assert!(delta.entries[0].1.digests.sha256.is_some());
+    }
+
+    #[test]
+    fn a_truncated_layer_is_an_error_not_a_panic() {
+        let tar = tar_of(&[("etc/os-release", Some(&[b'x'; 2000]))]);
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::NONE,
+        };
+        assert!(read_layer(&tar[..700], "cut", &options).is_err());
+    }
+}

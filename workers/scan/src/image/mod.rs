@@ -1,0 +1,292 @@
+//! An image's filesystem as the scanners see it, without running or unpacking the image: the
+//! metadata (type, mode, size, digests) of every path after the layers are stacked and their
+//! whiteouts applied, and the content of only the files a scanner asked for.
+//!
+//! Sources: an image archive as `docker save` / the Engine's image export writes it (Docker's
+//! `manifest.json` with `<id>/layer.tar`, or the OCI layout with `blobs/sha256/…`; gzip-compressed
+//! layers too), read as one stream ([`archive`]), or a root filesystem directory ([`rootfs`]).
+
+pub mod archive;
+pub mod layers;
+pub mod rootfs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+
+use crate::package::DigestAlgorithm;
+
+/// Largest file kept in memory for a scanner (an rpm database can be large; nothing else is).
+pub const MAX_KEPT_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What a path is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symbolic link to this target.
+    Symlink(String),
+    /// A device, FIFO or socket.
+    Special,
+}
+
+/// The digests of a regular file's content, for the algorithms that were asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Digests {
+    /// MD5 (dpkg).
+    pub md5: Option<[u8; 16]>,
+    /// SHA-1 (apk).
+    pub sha1: Option<[u8; 20]>,
+    /// SHA-256 (rpm).
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl Digests {
+    /// The digest for `algorithm` in lowercase hex, if it was computed.
+    pub fn hex(&self, algorithm: DigestAlgorithm) -> Option<String> {
+        let bytes: &[u8] = match algorithm {
+            DigestAlgorithm::Md5 => self.md5.as_ref()?,
+            DigestAlgorithm::Sha1 => self.sha1.as_ref()?,
+            DigestAlgorithm::Sha256 => self.sha256.as_ref()?,
+            DigestAlgorithm::Sha384 | DigestAlgorithm::Sha512 => return None,
+        };
+        Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// The metadata of one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Its type.
+    pub kind: FileKind,
+    /// Permission bits (and setuid/setgid/sticky), without the type.
+    pub mode: u32,
+    /// Size in bytes of a regular file's content.
+    pub size: u64,
+    /// Digests of a regular file's content (none for other types, or when not asked for).
+    pub digests: Digests,
+}
+
+/// Which digests to compute for every regular file (integrity checking needs the package
+/// databases' algorithms; inventory alone needs none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DigestSet {
+    /// Compute MD5.
+    pub md5: bool,
+    /// Compute SHA-1.
+    pub sha1: bool,
+    /// Compute SHA-256.
+    pub sha256: bool,
+}
+
+impl DigestSet {
+    /// All three: what integrity checking of dpkg, apk and rpm packages needs.
+    pub const ALL: DigestSet = DigestSet {
+        md5: true,
+        sha1: true,
+        sha256: true,
+    };
+    /// None: inventory only.
+    pub const NONE: DigestSet = DigestSet {
+        md5: false,
+        sha1: false,
+        sha256: false,
+    };
+
+    fn any(self) -> bool {
+        self.md5 || self.sha1 || self.sha256
+    }
+}
+
+/// What to read from an image.
+pub struct ReadOptions<'a> {
+    /// Whether the content of this path (relative to the root, no leading `/`) is kept.
+    pub keep: &'a (dyn Fn(&str) -> bool + Sync),
+    /// Digests to compute for every regular file.
+    pub digests: DigestSet,
+}
+
+/// Why an image could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Reading the archive or directory failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being read.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The archive is not an image archive.
+    #[error("{what}: expected {expected}, found {found}")]
+    Format {
+        /// What was being read.
+        what: String,
+        /// What should have been there.
+        expected: String,
+        /// What was there.
+        found: String,
+    },
+}
+
+/// The stacked filesystem of an image.
+#[derive(Debug, Default)]
+pub struct ImageFs {
+    entries: BTreeMap<String, FileMeta>,
+    contents: HashMap<String, Vec<u8>>,
+    config: Option<Vec<u8>>,
+}
+
+impl ImageFs {
+    /// The metadata of `path` (relative to the root, no leading `/`), if it exists.
+    pub fn meta(&self, path: &str) -> Option<&FileMeta> {
+        self.entries.get(normalize(path).as_str())
+    }
+
+    /// The content of a kept file.
+    pub fn content(&self, path: &str) -> Option<&[u8]> {
+        self.contents
+            .get(normalize(path).as_str())
+            .map(Vec::as_slice)
+    }
+
+    /// Every kept file, as (path, content), in path order.
+    pub fn kept(&self) -> Vec<(&str, &[u8])> {
+        let mut kept: Vec<_> = self
+            .contents
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        kept.sort_unstable_by_key(|(p, _)| *p);
+        kept
+    }
+
+    /// Every path with its metadata, in path order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &FileMeta)> {
+        self.entries.iter().map(|(p, m)| (p.as_str(), m))
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the filesystem is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The image configuration JSON (`config.Labels`, `config.User`…), when the source had one.
+    pub fn config(&self) -> Option<&[u8]> {
+        self.config.as_deref()
+    }
+}
+
+/// `./usr/bin/` → `usr/bin`; `/etc/os-release` → `etc/os-release`.
+pub fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/') {
+        if part.is_empty() || part == "." {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// Reads `reader` to its end, computing `digests` and keeping the bytes when `keep` (up to
+/// [`MAX_KEPT_FILE_BYTES`]). Returns the size, the digests and the kept bytes.
+pub(crate) fn digest_stream(
+    reader: &mut dyn Read,
+    digests: DigestSet,
+    keep: bool,
+) -> std::io::Result<(u64, Digests, Option<Vec<u8>>)> {
+    let mut md5 = digests.md5.then(Md5::new);
+    let mut sha1 = digests.sha1.then(Sha1::new);
+    let mut sha256 = digests.sha256.then(Sha256::new);
+    let mut kept = keep.then(Vec::new);
+    let mut size = 0u64;
+    if !digests.any() && !keep {
+        size = std::io::copy(reader, &mut std::io::sink())?;
+        return Ok((size, Digests::default(), None));
+    }
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buffer[..n];
+        size += n as u64;
+        if let Some(h) = md5.as_mut() {
+            h.update(chunk);
+        }
+        if let Some(h) = sha1.as_mut() {
+            h.update(chunk);
+        }
+        if let Some(h) = sha256.as_mut() {
+            h.update(chunk);
+        }
+        if let Some(bytes) = kept.as_mut() {
+            if size > MAX_KEPT_FILE_BYTES {
+                kept = None;
+            } else {
+                bytes.extend_from_slice(chunk);
+            }
+        }
+    }
+    Ok((
+        size,
+        Digests {
+            md5: md5.map(|h| h.finalize().into()),
+            sha1: sha1.map(|h| h.finalize().into()),
+            sha256: sha256.map(|h| h.finalize().into()),
+        },
+        kept,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalized_relative_to_the_root() {
+        assert_eq!(normalize("./usr/bin/"), "usr/bin");
+        assert_eq!(normalize("/etc//os-release"), "etc/os-release");
+        assert_eq!(normalize("."), "");
+    }
+
+    #[test]
+    fn digests_match_known_values() {
+        let (size, digests, kept) =
+            digest_stream(&mut &b"hello\n"[..], DigestSet::ALL, true).unwrap();
+        assert_eq!(size, 6);
+        assert_eq!(kept.as_deref(), Some(&b"hello\n"[..]));
+        assert_eq!(
+            digests.hex(DigestAlgorithm::Md5).unwrap(),
+            "b1946ac92492d2347c6235b4d2611184"
+        );
+        assert_eq!(
+            digests.hex(DigestAlgorithm::Sha1).unwrap(),
+            "f572d396fae9206628714fb2ce00f72e94f2258f"
+        );
+        assert_eq!(
+            digests.hex(DigestAlgorithm::Sha256).unwrap(),
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        let (size, digests, kept) =
+            digest_stream(&mut &b"hello\n"[..], DigestSet::NONE, false).unwrap();
+        assert_eq!((size, digests, kept), (6, Digests::default(), None));
+    }
+}
