@@ -7,6 +7,8 @@
 //! `image` (layers streamed, whiteouts applied, only the files scanners need kept).
 
 pub mod image;
+pub mod integrity;
+pub mod inventory;
 pub mod lang;
 pub mod os;
 pub mod package;

@@ -148,6 +148,62 @@ impl ImageFs {
         self.entries.get(normalize(path).as_str())
     }
 
+    /// The metadata of `path` with symbolic links followed, in its directories and at its end
+    /// (`bin/bash` in a merged-/usr image is `usr/bin/bash`), as the image's own processes would
+    /// see it; `None` when it does not exist or the links loop (more than 40).
+    pub fn resolve(&self, path: &str) -> Option<(String, &FileMeta)> {
+        let mut pending: Vec<String> = normalize(path)
+            .split('/')
+            .rev()
+            .map(str::to_owned)
+            .collect();
+        let mut current = String::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                current = current
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_owned())
+                    .unwrap_or_default();
+                continue;
+            }
+            let candidate = if current.is_empty() {
+                part
+            } else {
+                format!("{current}/{part}")
+            };
+            // Archives may omit parent directories: a missing component is an implicit directory.
+            let Some(meta) = self.entries.get(&candidate) else {
+                if pending.is_empty() {
+                    return None;
+                }
+                current = candidate;
+                continue;
+            };
+            if let FileKind::Symlink(target) = &meta.kind {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                // The rest of the path is resolved below the link's target.
+                let mut target_parts: Vec<String> = target
+                    .split('/')
+                    .filter(|p| !p.is_empty() && *p != ".")
+                    .map(str::to_owned)
+                    .collect();
+                if target.starts_with('/') {
+                    current = String::new();
+                }
+                target_parts.reverse();
+                pending.extend(target_parts);
+                continue;
+            }
+            current = candidate;
+        }
+        let meta = self.entries.get(&current)?;
+        Some((current, meta))
+    }
+
     /// The content of a kept file.
     pub fn content(&self, path: &str) -> Option<&[u8]> {
         self.contents
@@ -259,6 +315,41 @@ pub(crate) fn digest_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta(kind: FileKind) -> FileMeta {
+        FileMeta {
+            kind,
+            mode: 0o755,
+            size: 0,
+            digests: Digests::default(),
+        }
+    }
+
+    #[test]
+    fn symlinks_are_followed_in_directories_and_at_the_end() {
+        let mut fs = ImageFs::default();
+        fs.entries.insert("usr".into(), meta(FileKind::Directory));
+        fs.entries
+            .insert("usr/bin".into(), meta(FileKind::Directory));
+        fs.entries
+            .insert("usr/bin/bash".into(), meta(FileKind::Regular));
+        fs.entries
+            .insert("bin".into(), meta(FileKind::Symlink("usr/bin".into())));
+        fs.entries
+            .insert("usr/bin/sh".into(), meta(FileKind::Symlink("bash".into())));
+        fs.entries.insert("etc".into(), meta(FileKind::Directory));
+        fs.entries.insert(
+            "etc/alt".into(),
+            meta(FileKind::Symlink("/bin/../bin/sh".into())),
+        );
+        fs.entries
+            .insert("loop".into(), meta(FileKind::Symlink("loop".into())));
+        assert_eq!(fs.resolve("/bin/bash").unwrap().0, "usr/bin/bash");
+        assert_eq!(fs.resolve("bin/sh").unwrap().0, "usr/bin/bash");
+        assert_eq!(fs.resolve("etc/alt").unwrap().0, "usr/bin/bash");
+        assert!(fs.resolve("loop").is_none());
+        assert!(fs.resolve("bin/zsh").is_none());
+    }
 
     #[test]
     fn paths_are_normalized_relative_to_the_root() {

@@ -1,0 +1,176 @@
+//! The inventory of real images read from `docker save` streams: the package set equals what the
+//! image's own package manager lists, and a file changed after install is seen as changed.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+
+use slipway_scan::image::archive::read_archive;
+use slipway_scan::image::{DigestSet, ReadOptions};
+use slipway_scan::inventory::{inventory, wanted};
+use slipway_scan::package::{DigestAlgorithm, Ecosystem};
+use slipway_tests::{BASE_IMAGE, ensure_docker};
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Streams `docker save image` into the archive reader (no temporary file).
+fn saved(image: &str, digests: DigestSet) -> slipway_scan::image::ImageFs {
+    let mut child = Command::new("docker")
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run docker save");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let options = ReadOptions {
+        keep: &wanted,
+        digests,
+    };
+    let fs = read_archive(stdout, image, &options).expect("read the saved image");
+    let mut rest = Vec::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_end(&mut rest));
+    assert!(child.wait().expect("docker save exits").success());
+    fs
+}
+
+#[test]
+fn the_debian_base_images_packages_are_exactly_what_dpkg_query_lists() {
+    ensure_docker();
+    let fs = saved(BASE_IMAGE, DigestSet::NONE);
+    let found = inventory(&fs).expect("inventory");
+    let os = found.os.as_ref().expect("an OS");
+    assert_eq!(
+        (os.id.as_str(), os.version_id.as_deref()),
+        ("debian", Some("12"))
+    );
+
+    let listed = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BASE_IMAGE,
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n",
+    ]);
+    let mut expected: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("installed "))
+        .map(str::to_owned)
+        .collect();
+    expected.sort();
+    let mut actual: Vec<String> = found
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == Ecosystem::Deb)
+        .map(|p| {
+            format!(
+                "{} {} {}",
+                p.name,
+                p.version,
+                p.arch.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    actual.sort();
+    assert!(
+        expected.len() > 50,
+        "a minbase image has ~90 packages: {expected:?}"
+    );
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn file_digests_from_the_stream_match_the_dpkg_md5sums() {
+    ensure_docker();
+    let fs = saved(BASE_IMAGE, DigestSet::ALL);
+    let found = inventory(&fs).expect("inventory");
+    let mut checked = 0;
+    let mut differing = Vec::new();
+    for package in &found.packages {
+        for file in &package.files {
+            let (Some(expected), Some(meta)) = (&file.digest, fs.meta(&file.path)) else {
+                continue;
+            };
+            assert_eq!(expected.algorithm, DigestAlgorithm::Md5);
+            checked += 1;
+            if meta.digests.hex(DigestAlgorithm::Md5).as_ref() != Some(&expected.hex) {
+                differing.push(file.path.clone());
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} files checked");
+    // A fresh image matches its package database except configuration files edited by
+    // maintainer scripts at install time.
+    let unexpected: Vec<_> = differing
+        .iter()
+        .filter(|p| !p.starts_with("/etc/"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+}
+
+#[test]
+fn files_changed_after_install_are_reported_by_integrity() {
+    ensure_docker();
+    let tag = format!("slipway-test/integrity:{}", std::process::id());
+    let dockerfile = format!(
+        "FROM {BASE_IMAGE}\nRUN echo tampered >> /usr/lib/os-release && echo 'multi on' >> /etc/host.conf && rm /usr/bin/tac\n"
+    );
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "--network", "none", "-t", &tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    use std::io::Write as _;
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    assert!(build.wait_with_output().unwrap().status.success());
+
+    let fs = saved(&tag, DigestSet::ALL);
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    let found = inventory(&fs).expect("inventory");
+    let report = slipway_scan::integrity::check(&found.packages, &fs);
+    let failures: Vec<(&str, &str)> = report
+        .failures
+        .iter()
+        .map(|f| (f.package.as_str(), f.path.as_str()))
+        .collect();
+    assert!(
+        failures.contains(&("base-files", "/usr/lib/os-release")),
+        "{failures:?}"
+    );
+    assert!(
+        failures.contains(&("coreutils", "/usr/bin/tac")),
+        "{failures:?}"
+    );
+    assert!(
+        report
+            .config_changes
+            .iter()
+            .any(|f| f.path == "/etc/host.conf"),
+        "{:?}",
+        report.config_changes
+    );
+    assert!(
+        !failures.iter().any(|(_, p)| *p == "/etc/host.conf"),
+        "a config change is not a failure"
+    );
+    assert_eq!(failures.len(), 2, "nothing else differs: {failures:?}");
+    assert!(report.verified > 1000);
+}
