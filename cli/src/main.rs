@@ -1,8 +1,10 @@
 //! `slipway`: the command line of the pipeline — check index files, submit build requests for
-//! their entries, show what waits in each queue, and lint Dockerfiles.
+//! their entries, show what waits in each queue, lint Dockerfiles, follow build logs and scan
+//! images.
 
 mod lint;
 mod logs;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +55,9 @@ enum Command {
     Lint(lint::LintArgs),
     /// Print a job's build log (from the `<namespace>.logs` stream), or follow it until it ends.
     Logs(logs::LogsArgs),
+    /// Packages and file integrity of an image archive (`docker save` output, `-` for stdin) or a
+    /// root filesystem directory.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status(&config.broker).await
         }
         Command::Lint(args) => Ok(lint::run(&args)),
+        Command::Scan(args) => Ok(scan::run(&args)),
         Command::Logs(args) => {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await
