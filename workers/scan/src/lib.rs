@@ -9,4 +9,6 @@
 pub mod lang;
 pub mod os;
 pub mod package;
+pub mod purl;
+pub mod sbom;
 pub mod version;
