@@ -12,4 +12,6 @@ pub mod inventory;
 pub mod lang;
 pub mod os;
 pub mod package;
+pub mod purl;
+pub mod sbom;
 pub mod version;
