@@ -6,12 +6,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use slipway_common::envelope::Timestamp;
 use slipway_scan::image::archive::read_archive;
 use slipway_scan::image::rootfs::read_rootfs;
 use slipway_scan::image::{DigestSet, ImageFs, ReadOptions};
 use slipway_scan::integrity::{self, IntegrityReport};
 use slipway_scan::inventory::{inventory, wanted};
 use slipway_scan::package::Inventory;
+use slipway_scan::sbom::{SbomSubject, cyclonedx};
 
 /// Output formats of `slipway scan`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -20,6 +22,8 @@ pub enum ScanFormat {
     Table,
     /// One JSON document: os, packages (without their file lists), integrity.
     Json,
+    /// The CycloneDX 1.5 SBOM alone.
+    Cyclonedx,
 }
 
 /// Arguments of `slipway scan`.
@@ -50,7 +54,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
 fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     let options = ReadOptions {
         keep: &wanted,
-        digests: if args.no_integrity {
+        digests: if args.no_integrity || matches!(args.format, ScanFormat::Cyclonedx) {
             DigestSet::NONE
         } else {
             DigestSet::ALL
@@ -58,7 +62,8 @@ fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     };
     let fs = read_target(&args.target, &options)?;
     let found = inventory(&fs)?;
-    let report = (!args.no_integrity).then(|| integrity::check(&found.packages, &fs));
+    let integrity_wanted = !args.no_integrity && !matches!(args.format, ScanFormat::Cyclonedx);
+    let report = integrity_wanted.then(|| integrity::check(&found.packages, &fs));
     let mut out = std::io::stdout().lock();
     match args.format {
         ScanFormat::Json => {
@@ -77,6 +82,17 @@ fn scan(args: &ScanArgs) -> anyhow::Result<()> {
                 "integrity": report,
             });
             serde_json::to_writer_pretty(&mut out, &document)?;
+            writeln!(out)?;
+        }
+        ScanFormat::Cyclonedx => {
+            let subject = SbomSubject {
+                image: args.target.clone(),
+                digest: None,
+                timestamp: Timestamp::now().to_rfc3339(),
+                tool_name: "slipway".to_owned(),
+                tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            serde_json::to_writer_pretty(&mut out, &cyclonedx(&found, &subject))?;
             writeln!(out)?;
         }
         ScanFormat::Table => print_table(&mut out, &args.target, &found, report.as_ref())?,

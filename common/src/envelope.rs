@@ -93,6 +93,34 @@ impl Timestamp {
     pub fn unix_millis(self) -> u64 {
         self.0
     }
+
+    /// The time as an RFC 3339 UTC date-time with seconds (`2026-11-23T14:05:09Z`).
+    pub fn to_rfc3339(self) -> String {
+        let seconds = self.0 / 1000;
+        let (days, rest) = (seconds / 86_400, seconds % 86_400);
+        // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar), by eras of
+        // 400 years (146 097 days) starting on 0000-03-01.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let day_of_era = z % 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        let year = year_of_era + era * 400 + u64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
+    }
 }
 
 /// Why a job exists. On the wire it is a string: `user`, `git-change`, `parent-rebuilt:<image>`,
@@ -328,6 +356,16 @@ struct WireIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_rfc3339() {
+        let at = |ms| Timestamp::from_unix_millis(ms).to_rfc3339();
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_709_294_400_999), "2024-03-01T12:00:00Z");
+        assert_eq!(at(1_795_446_309_000), "2026-11-23T15:05:09Z");
+        assert_eq!(at(4_102_444_799_000), "2099-12-31T23:59:59Z");
+    }
     use crate::message::{ScanRequested, test_support::sample_messages};
 
     #[test]
