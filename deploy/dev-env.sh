@@ -27,6 +27,7 @@ readonly PACKAGES=(
     curl
     git
     shellcheck             # slipway lint runs it over RUN scripts (SC findings)
+    rpm db5.3-util         # scan tests build rpm databases (sqlite and BerkeleyDB) with rpmbuild, rpm, db5.3_load
 )
 
 readonly LOG_DIR=/var/log/slipway
