@@ -1,8 +1,9 @@
 //! The package inventory of an image: which files the readers need ([`wanted`]) and what they
-//! make of them ([`inventory`]): the OS identity, then each package database present.
+//! make of them ([`inventory`]): the OS identity, then each package database present (dpkg,
+//! apk, rpm).
 
 use crate::image::ImageFs;
-use crate::os::{apk, dpkg, release};
+use crate::os::{apk, dpkg, release, rpm};
 use crate::package::{Inventory, Package};
 
 /// Why the inventory could not be taken: a package database that exists but cannot be read.
@@ -14,11 +15,17 @@ pub enum InventoryError {
     /// The apk database is corrupted.
     #[error("the apk database is unreadable: {0}")]
     Apk(#[from] apk::ApkError),
+    /// The rpm database is corrupted.
+    #[error("the rpm database is unreadable: {0}")]
+    Rpm(#[from] rpm::RpmError),
 }
 
 /// Whether a reader needs the content of `path` (relative to the image root).
 pub fn wanted(path: &str) -> bool {
-    release::RELEASE_FILES.contains(&path) || dpkg::wanted(path) || path == apk::INSTALLED
+    release::RELEASE_FILES.contains(&path)
+        || dpkg::wanted(path)
+        || path == apk::INSTALLED
+        || rpm::RPMDB_PATHS.contains(&path)
 }
 
 /// The OS and packages of `fs`, packages sorted by ecosystem, name, version and location.
@@ -37,6 +44,9 @@ pub fn inventory(fs: &ImageFs) -> Result<Inventory, InventoryError> {
     }
     if let Some(installed) = fs.content(apk::INSTALLED) {
         packages.extend(apk::read_installed(installed)?);
+    }
+    if let Some(database) = rpm::RpmDbFiles::find(|path| fs.content(path)) {
+        packages.extend(rpm::read_database(&database)?);
     }
 
     packages.sort_by(|a, b| {
