@@ -73,11 +73,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -190,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
         );
         let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
     }
-    let (ours_med, theirs_med) = (median(ours), median(theirs));
+    let (ours_med, theirs_med) = (slipway_bench::median(ours), slipway_bench::median(theirs));
     let ratio = ours_med.as_secs_f64() / theirs_med.as_secs_f64();
     println!(
         "median: slipway-build {:.2} s   by hand {:.2} s   ratio {ratio:.3} (target <= 1.05, or within +0.2 s: {:+.2} s)",

