@@ -140,6 +140,37 @@ fn docker_get(path: &str) -> Result<u16, String> {
         })
 }
 
+/// Run the docker CLI (classic builder), with `stdin` fed to it when given; its stdout, or a panic
+/// naming the command and its stderr.
+pub fn docker(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .expect("write docker's stdin");
+    }
+    let output = child.wait_with_output().expect("wait for docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Run `rabbitmqctl` with `args`, returning its stdout.
 pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("rabbitmqctl")

@@ -105,17 +105,9 @@ impl Log {
     }
 }
 
+/// The docker CLI's trimmed stdout (see [`slipway_tests::docker`]).
 fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run the docker CLI");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    slipway_tests::docker(args, None).trim().to_owned()
 }
 
 /// Containers in any state labelled with the job, as `docker ps -a` lists them.

@@ -3,14 +3,14 @@
 //! Bearer token, so the token flow is exercised as real registries run it.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use slipway_build::registry::{
     RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
 };
+use slipway_tests::docker;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,34 +28,6 @@ fn client_for(url: &str, credentials: Option<RegistryCredentials>) -> RegistryCl
         ..RegistrySettings::default()
     };
     RegistryClient::new(&settings, credentials).expect("valid settings")
-}
-
-/// Run the docker CLI; its stdout, or a panic naming the command and its stderr.
-fn docker(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("docker")
-        .args(args)
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .expect("write docker's stdin");
-    }
-    let output = child.wait_with_output().expect("wait for docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed with {}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// An image this test process pushed to the local registry.

@@ -8,20 +8,7 @@ use slipway_scan::image::archive::read_archive;
 use slipway_scan::image::{DigestSet, ReadOptions};
 use slipway_scan::inventory::{inventory, wanted};
 use slipway_scan::package::{DigestAlgorithm, Ecosystem};
-use slipway_tests::{BASE_IMAGE, ensure_docker};
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use slipway_tests::{BASE_IMAGE, docker, ensure_docker};
 
 /// Streams `docker save image` into the archive reader (no temporary file).
 fn saved(image: &str, digests: DigestSet) -> slipway_scan::image::ImageFs {
@@ -53,17 +40,20 @@ fn the_debian_base_images_packages_are_exactly_what_dpkg_query_lists() {
         ("debian", Some("12"))
     );
 
-    let listed = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        BASE_IMAGE,
-        "dpkg-query",
-        "-W",
-        "-f",
-        "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n",
-    ]);
+    let listed = docker(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            BASE_IMAGE,
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n",
+        ],
+        None,
+    );
     let mut expected: Vec<String> = listed
         .lines()
         .filter_map(|l| l.strip_prefix("installed "))
@@ -127,20 +117,10 @@ fn files_changed_after_install_are_reported_by_integrity() {
     let dockerfile = format!(
         "FROM {BASE_IMAGE}\nRUN echo tampered >> /usr/lib/os-release && echo 'multi on' >> /etc/host.conf && rm /usr/bin/tac\n"
     );
-    let mut build = Command::new("docker")
-        .args(["build", "-q", "--network", "none", "-t", &tag, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("docker build");
-    use std::io::Write as _;
-    build
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert!(build.wait_with_output().unwrap().status.success());
+    docker(
+        &["build", "-q", "--network", "none", "-t", &tag, "-"],
+        Some(&dockerfile),
+    );
 
     let fs = saved(&tag, DigestSet::ALL);
     let _ = Command::new("docker").args(["rmi", &tag]).output();
