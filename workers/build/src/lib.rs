@@ -3,7 +3,6 @@
 //! Engine and the registry.
 
 pub mod context;
-pub mod docker;
 pub mod plan;
 pub mod registry;
 pub mod telemetry;

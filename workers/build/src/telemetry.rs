@@ -8,7 +8,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts};
 use slipway_common::JobId;
 use slipway_common::telemetry::register;
 
-use crate::docker::DiskSpace;
+use slipway_docker::DiskSpace;
 
 /// `slipway_build_duration_seconds{outcome}`.
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {

@@ -24,12 +24,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextOptions, context_tar};
-use crate::docker::{
+use crate::plan::{self, Layout, LogTail, Names, Success};
+use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
+use slipway_docker::{
     BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, MountAccess, Network,
     RunCommand, RunSpec,
 };
-use crate::plan::{self, Layout, LogTail, Names, Success};
-use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 
 /// The worker's name: its queue is `<namespace>.build`.
 pub const WORKER: &str = "build";
@@ -285,7 +285,7 @@ impl BuildHandler {
             source,
         })?;
         remove_stale_checkouts(&config.build);
-        let credentials = RegistryCredentials::from_settings(&config.registry)?;
+        let credentials = crate::registry::credentials(&config.registry)?;
         let registry = RegistryClient::new(&config.registry, credentials.clone())?;
         Ok(BuildHandler {
             settings: config.build.clone(),

@@ -19,6 +19,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTI
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+pub use slipway_docker::{PASSWORD_CREDENTIAL, RegistryCredentials};
 
 mod relabel;
 
@@ -39,9 +40,6 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX,
 ];
-
-/// The systemd credential holding the registry password when `password_file` is not set.
-pub const PASSWORD_CREDENTIAL: &str = "registry-password";
 
 /// How long a token is trusted when the token endpoint does not say (the spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -80,62 +78,17 @@ impl Default for RegistrySettings {
     }
 }
 
-/// A user name and password for the registry. Its `Debug` output hides the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RegistryCredentials {
-    username: String,
-    password: String,
-}
-
-impl RegistryCredentials {
-    /// Credentials from a user name and a password.
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self {
-            username: username.into(),
-            password: password.into(),
-        }
-    }
-
-    /// The credentials `settings` name: `username` with the password read from `password_file` or
-    /// the systemd credential `registry-password`. `Ok(None)` when no user name is configured; an
-    /// error when a user name has no password (or a password no user name).
-    pub fn from_settings(settings: &RegistrySettings) -> Result<Option<Self>, RegistryError> {
-        let password = slipway_common::config::read_secret(
-            PASSWORD_CREDENTIAL,
-            settings.password_file.as_deref(),
-        )
-        .map_err(|e| RegistryError::Settings(e.to_string()))?;
-        match (&settings.username, password) {
-            (Some(username), Some(password)) => Ok(Some(Self::new(username.clone(), password))),
-            (None, None) => Ok(None),
-            (Some(username), None) => Err(RegistryError::Settings(format!(
-                "registry.username is {username:?} but no password was found: expected \
-                 registry.password_file or the credential {PASSWORD_CREDENTIAL:?}"
-            ))),
-            (None, Some(_)) => Err(RegistryError::Settings(
-                "a registry password is configured but registry.username is not set".to_owned(),
-            )),
-        }
-    }
-
-    /// The user name.
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    /// The password (for handing to the Docker daemon's push; never log it).
-    pub fn password(&self) -> &str {
-        &self.password
-    }
-}
-
-impl fmt::Debug for RegistryCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+/// The credentials `settings` name: `username` with the password read from `password_file` or
+/// the systemd credential [`PASSWORD_CREDENTIAL`]. `Ok(None)` when no user name is configured; an
+/// error when a user name has no password (or a password no user name).
+pub fn credentials(
+    settings: &RegistrySettings,
+) -> Result<Option<RegistryCredentials>, RegistryError> {
+    RegistryCredentials::configured(
+        settings.username.as_deref(),
+        settings.password_file.as_deref(),
+    )
+    .map_err(|e| RegistryError::Settings(e.to_string()))
 }
 
 /// An image's manifest digest and the labels of its configuration.
@@ -986,7 +939,7 @@ impl RegistryClient {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         } else if basic && let Some(credentials) = &self.inner.credentials {
-            request = request.basic_auth(&credentials.username, Some(&credentials.password));
+            request = request.basic_auth(credentials.username(), Some(credentials.password()));
         }
         if let Some(body) = body {
             request = request.body(body);
@@ -1038,7 +991,7 @@ impl RegistryClient {
         let mut request = self.inner.http.get(token_url.clone());
         if let Some(credentials) = &self.inner.credentials {
             self.check_may_send_credentials(&token_url)?;
-            request = request.basic_auth(&credentials.username, Some(&credentials.password));
+            request = request.basic_auth(credentials.username(), Some(credentials.password()));
         }
         let response = request
             .send()
@@ -1771,7 +1724,7 @@ mod tests {
     }
 
     #[test]
-    fn credentials_come_from_username_and_password_file() {
+    fn credentials_are_read_as_the_settings_name_them() {
         let dir =
             std::env::temp_dir().join(format!("slipway-registry-creds-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -1782,22 +1735,16 @@ mod tests {
             password_file: Some(file.clone()),
             ..RegistrySettings::default()
         };
-        let credentials = RegistryCredentials::from_settings(&settings)
-            .unwrap()
-            .unwrap();
-        assert_eq!(credentials, RegistryCredentials::new("robot", "s3cr3t"));
-        assert!(!format!("{credentials:?}").contains("s3cr3t"));
-
+        let found = credentials(&settings).unwrap().unwrap();
+        assert_eq!(found, RegistryCredentials::new("robot", "s3cr3t"));
         let no_user = RegistrySettings {
             username: None,
-            ..settings.clone()
-        };
-        assert!(RegistryCredentials::from_settings(&no_user).is_err());
-        let missing = RegistrySettings {
-            password_file: Some(dir.join("missing")),
             ..settings
         };
-        assert!(RegistryCredentials::from_settings(&missing).is_err());
+        assert!(matches!(
+            credentials(&no_user),
+            Err(RegistryError::Settings(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

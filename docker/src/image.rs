@@ -1,6 +1,6 @@
 //! Image references as the Docker layer takes them, and what a push returns: `ImageRef` (validated
 //! `[registry/]repository:tag`), `PushedImage`, and the reading of the push stream's
-//! `digest: sha256:… size: N` line. (Registry credentials are [`crate::registry::RegistryCredentials`].)
+//! `digest: sha256:… size: N` line. (Registry credentials are [`crate::RegistryCredentials`].)
 
 use std::fmt;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use slipway_build::docker::{
+use slipway_docker::{
     BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, JOB_LABEL,
     MountAccess, Network, RegistryCredentials, RunCommand, RunOutcome, RunSpec,
 };
@@ -458,6 +458,102 @@ async fn a_push_returns_the_digest_the_registry_serves() {
     assert!(matches!(err, DockerError::Push { .. }), "{err:?}");
     assert!(err.to_string().contains("tag does not exist"), "{err}");
     assert!(!err.is_transient(), "{err}");
+}
+
+#[tokio::test]
+async fn an_image_pulled_by_digest_shows_its_layer_directories_and_exports_as_an_archive() {
+    use futures_util::StreamExt as _;
+    let engine = engine().await;
+    let path = unique("slipway-test/storage");
+    let tagged = ImageRef::parse(&format!("{REGISTRY}/{path}:one")).unwrap();
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: vec![tagged.to_string()],
+        logs: vec![log.clone()],
+    };
+    let dockerfile =
+        format!("FROM {BASE_IMAGE}\nRUN echo marker > /marker\nUSER nobody\nLABEL probe=yes\n");
+    engine
+        .build(
+            &spec(&dockerfile, vec![tagged.to_string()]),
+            &mut log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("build failed: {e}\n{}", log.text()));
+    let pushed = engine
+        .push(&tagged, None, &mut Log::default().sink())
+        .await
+        .unwrap();
+    docker(&["rmi", &tagged.to_string()]);
+    let pinned = format!("{}@{}", tagged.repository(), pushed.digest);
+    assert!(
+        engine.image_storage(&pinned).await.unwrap().is_none(),
+        "removed before the pull"
+    );
+
+    engine
+        .pull_by_digest(&tagged, &pushed.digest, None, &mut Log::default().sink())
+        .await
+        .unwrap();
+    let storage = engine
+        .image_storage(&pinned)
+        .await
+        .unwrap()
+        .expect("pulled");
+    assert!(storage.repo_digests.contains(&pinned), "{storage:?}");
+    let layers: usize = docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &pinned])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(storage.driver, "overlay2");
+    assert_eq!(storage.layer_dirs.len(), layers, "{storage:?}");
+    let top = storage.layer_dirs.last().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(top.join("marker")).unwrap(),
+        "marker\n"
+    );
+    assert!(
+        storage.layer_dirs[0].join("etc/os-release").exists()
+            || storage.layer_dirs[0].join("usr/lib/os-release").exists()
+    );
+    let config: serde_json::Value = serde_json::from_slice(&storage.config_json).unwrap();
+    assert_eq!(config["config"]["User"], "nobody");
+    assert_eq!(config["config"]["Labels"]["probe"], "yes");
+
+    let mut archive = Vec::new();
+    let mut stream = engine.export_image(&pinned);
+    while let Some(chunk) = stream.next().await {
+        archive.extend_from_slice(&chunk.unwrap());
+    }
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+        names.push(
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("/layer.tar")).count(),
+        layers,
+        "{names:?}"
+    );
+
+    let unknown = format!("{}@sha256:{}", tagged.repository(), "0".repeat(64));
+    assert!(engine.image_storage(&unknown).await.unwrap().is_none());
+    let mut missing = engine.export_image(&unknown);
+    let first = missing.next().await.expect("an answer");
+    assert!(first.is_err(), "exporting an unknown image is an error");
+    let bad = engine
+        .pull_by_digest(&tagged, "sha256:xyz", None, &mut Log::default().sink())
+        .await
+        .expect_err("not a digest");
+    assert!(matches!(bad, DockerError::InvalidSpec { .. }), "{bad:?}");
 }
 
 #[tokio::test]

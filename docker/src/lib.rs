@@ -1,6 +1,7 @@
-//! The build worker's one door to the Docker daemon (the only module importing bollard, with the
-//! scan worker): build an image from a tar context, push it, run a container with a time limit,
-//! look images up, clean up what a job left behind, and measure the daemon's disk.
+//! Slipway's one door to the Docker daemon, shared by the build and scan workers (the only crate
+//! importing bollard): build an image from a tar context, push and pull it, run a container with a
+//! time limit, look images up, read an image's layers, clean up what a job left behind, and measure
+//! the daemon's disk.
 //!
 //! Facts this module relies on (dockerd 20.10, API 1.41, bollard 0.21), each checked by
 //! `tests/docker_engine.rs` unless marked otherwise:
@@ -21,7 +22,9 @@
 //!   `Docker-Content-Digest` for the tag.
 
 mod build;
+mod credentials;
 mod error;
+mod filesystem;
 mod image;
 mod push;
 mod run;
@@ -36,9 +39,10 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 
-pub use crate::registry::RegistryCredentials;
 pub use build::{BuildContext, BuildSpec, BuiltImage, Network};
+pub use credentials::{CredentialsError, PASSWORD_CREDENTIAL, RegistryCredentials};
 pub use error::DockerError;
+pub use filesystem::{ArchiveStream, ImageStorage};
 pub use image::{ImageRef, PushedImage};
 pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
 pub use space::DiskSpace;

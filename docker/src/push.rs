@@ -9,7 +9,7 @@ use bollard::query_parameters::PushImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::image::parse_push_digest;
-use super::{DockerEngine, DockerError, ImageRef, PushedImage, RegistryCredentials};
+use crate::{DockerEngine, DockerError, ImageRef, PushedImage, RegistryCredentials};
 
 impl DockerEngine {
     /// Push `reference` (already tagged locally) with `auth` when the registry needs a login.
@@ -115,10 +115,47 @@ impl DockerEngine {
         auth: Option<&RegistryCredentials>,
         log: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
+        self.create_image(reference, reference.tag(), auth, log)
+            .await
+    }
+
+    /// Pull the manifest `digest` (`sha256:` and 64 hex digits) of `reference`'s repository: the
+    /// exact image a build published, whatever its tag names now. The daemon verifies the digest.
+    pub async fn pull_by_digest(
+        &self,
+        reference: &ImageRef,
+        digest: &str,
+        auth: Option<&RegistryCredentials>,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
+        let valid = digest.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if !valid {
+            return Err(DockerError::InvalidSpec {
+                problem: format!(
+                    "expected a digest `sha256:<64 lowercase hex digits>`, found {digest:?}"
+                ),
+            });
+        }
+        self.create_image(reference, digest, auth, log).await
+    }
+
+    /// `POST /images/create` of `reference`'s repository at `tag_or_digest`.
+    async fn create_image(
+        &self,
+        reference: &ImageRef,
+        tag_or_digest: &str,
+        auth: Option<&RegistryCredentials>,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
         let limit = self.settings.push_timeout;
         let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
             .from_image(reference.repository())
-            .tag(reference.tag())
+            .tag(tag_or_digest)
             .build();
         let credentials = auth.map(|c| DockerCredentials {
             username: Some(c.username().to_owned()),
