@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::path::PathBuf;
 
 use super::{
     Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions, digest_stream, normalize,
@@ -25,6 +26,8 @@ pub struct LayerDelta {
     pub hardlinks: Vec<(String, String)>,
     /// Contents of kept files.
     pub contents: HashMap<String, Vec<u8>>,
+    /// Where each regular file's bytes are on this host, when the layer is a directory.
+    pub origins: HashMap<String, PathBuf>,
 }
 
 /// Reads one layer's tar stream (uncompressed, or gzip when it starts with gzip's magic).
@@ -165,12 +168,14 @@ fn apply(fs: &mut ImageFs, delta: LayerDelta) {
             remove_under(fs, &path, false);
         }
         fs.contents.remove(&path);
+        fs.origins.remove(&path);
         layer_entries.insert(path, meta);
     }
     for (path, meta) in &layer_entries {
         fs.entries.insert(path.clone(), meta.clone());
     }
     fs.contents.extend(delta.contents);
+    fs.origins.extend(delta.origins);
     for (path, target) in delta.hardlinks {
         if let Some(meta) = fs.entries.get(&target).cloned() {
             if let Some(content) = fs.contents.get(&target).cloned() {
@@ -186,6 +191,7 @@ fn remove_under(fs: &mut ImageFs, path: &str, including: bool) {
     if including {
         fs.entries.remove(path);
         fs.contents.remove(path);
+        fs.origins.remove(path);
     }
     let prefix = if path.is_empty() {
         String::new()
@@ -201,6 +207,7 @@ fn remove_under(fs: &mut ImageFs, path: &str, including: bool) {
     for p in doomed {
         fs.entries.remove(&p);
         fs.contents.remove(&p);
+        fs.origins.remove(&p);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod rootfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::path::PathBuf;
 
 use md5::Md5;
 use sha1::Sha1;
@@ -98,6 +99,16 @@ impl DigestSet {
         sha256: false,
     };
 
+    /// Just the one digest `algorithm` names ([`DigestSet::NONE`] for one [`Digests`] does not
+    /// hold).
+    pub fn only(algorithm: DigestAlgorithm) -> DigestSet {
+        DigestSet {
+            md5: algorithm == DigestAlgorithm::Md5,
+            sha1: algorithm == DigestAlgorithm::Sha1,
+            sha256: algorithm == DigestAlgorithm::Sha256,
+        }
+    }
+
     fn any(self) -> bool {
         self.md5 || self.sha1 || self.sha256
     }
@@ -140,6 +151,8 @@ pub struct ImageFs {
     entries: BTreeMap<String, FileMeta>,
     contents: HashMap<String, Vec<u8>>,
     config: Option<Vec<u8>>,
+    /// Where regular files' bytes are on this host (filesystems read from directories).
+    origins: HashMap<String, PathBuf>,
 }
 
 impl ImageFs {
@@ -240,6 +253,75 @@ impl ImageFs {
     /// The image configuration JSON (`config.Labels`, `config.User`…), when the source had one.
     pub fn config(&self) -> Option<&[u8]> {
         self.config.as_deref()
+    }
+
+    /// Computes, for each (path, algorithm) of `wanted` whose digest is not known yet, the digest
+    /// from the file's bytes on this host (filesystems read from directories remember where each
+    /// file is), on all cores. Paths that are not regular files read from a directory, and
+    /// algorithms [`Digests`] does not hold, are skipped. Returns how many digests were computed.
+    pub fn compute_digests(
+        &mut self,
+        wanted: &[(String, DigestAlgorithm)],
+    ) -> Result<usize, ImageError> {
+        let mut work: Vec<(String, PathBuf, DigestSet)> = Vec::new();
+        for (path, algorithm) in wanted {
+            let path = normalize(path);
+            let (Some(meta), Some(origin)) = (self.entries.get(&path), self.origins.get(&path))
+            else {
+                continue;
+            };
+            let set = DigestSet::only(*algorithm);
+            if meta.kind != FileKind::Regular
+                || set == DigestSet::NONE
+                || meta.digests.hex(*algorithm).is_some()
+            {
+                continue;
+            }
+            work.push((path, origin.clone(), set));
+        }
+        work.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        work.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(work.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::with_capacity(work.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, origin, set)) = work.get(i) else {
+                            break;
+                        };
+                        let digested = std::fs::File::open(origin)
+                            .and_then(|mut file| digest_stream(&mut file, *set, false))
+                            .map(|(_, digests, _)| digests)
+                            .map_err(|source| ImageError::Io {
+                                what: origin.display().to_string(),
+                                source,
+                            });
+                        if let Ok(mut results) = results.lock() {
+                            results.push((path.clone(), digested));
+                        }
+                    }
+                });
+            }
+        });
+        let results = results
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut computed = 0;
+        for (path, digested) in results {
+            let digests = digested?;
+            if let Some(meta) = self.entries.get_mut(&path) {
+                meta.digests.md5 = meta.digests.md5.or(digests.md5);
+                meta.digests.sha1 = meta.digests.sha1.or(digests.sha1);
+                meta.digests.sha256 = meta.digests.sha256.or(digests.sha256);
+                computed += 1;
+            }
+        }
+        Ok(computed)
     }
 }
 
