@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status(&config.broker).await
         }
         Command::Lint(args) => Ok(lint::run(&args)),
-        Command::Scan(args) => Ok(scan::run(&args)),
+        Command::Scan(args) => Ok(scan::run(&args).await),
         Command::Logs(args) => {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await

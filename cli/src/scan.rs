@@ -1,26 +1,26 @@
-//! `slipway scan TARGET`: the package inventory and integrity of an image read from an archive
-//! (`docker save` output, a file or `-` for stdin) or a root filesystem directory.
+//! `slipway scan TARGET`: the package inventory and integrity of an image of the local Docker
+//! daemon (by name, digest or id), of an image archive (`docker save` output, a file or `-` for
+//! stdin) or of a root filesystem directory.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use slipway_common::envelope::Timestamp;
-use slipway_scan::image::archive::read_archive;
-use slipway_scan::image::rootfs::read_rootfs;
-use slipway_scan::image::{DigestSet, ImageFs, ReadOptions};
-use slipway_scan::integrity::{self, IntegrityReport};
-use slipway_scan::inventory::{inventory, wanted};
+use slipway_scan::image::DigestSet;
+use slipway_scan::integrity::IntegrityReport;
 use slipway_scan::package::Inventory;
+use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse};
 use slipway_scan::sbom::{SbomSubject, cyclonedx};
+use slipway_scan::source::{ReadImage, Target, read_daemon_image, read_local};
 
 /// Output formats of `slipway scan`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ScanFormat {
     /// Human-readable tables.
     Table,
-    /// One JSON document: os, packages (without their file lists), integrity.
+    /// The full report as one JSON document (the shape the scan worker stores).
     Json,
     /// The CycloneDX 1.5 SBOM alone.
     Cyclonedx,
@@ -29,8 +29,9 @@ pub enum ScanFormat {
 /// Arguments of `slipway scan`.
 #[derive(Args, Debug)]
 pub struct ScanArgs {
-    /// An image archive (`docker save IMAGE > image.tar`; `-` reads one from stdin, as in
-    /// `docker save IMAGE | slipway scan -`) or a root filesystem directory.
+    /// What to scan: an image of the local Docker daemon (`name:tag`, `name@sha256:…`, an id), an
+    /// image archive (`docker save IMAGE > image.tar`; `-` reads one from stdin), or a root
+    /// filesystem directory. An existing file or directory of that name wins over an image name.
     pub target: String,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "table")]
@@ -41,8 +42,8 @@ pub struct ScanArgs {
 }
 
 /// Runs `slipway scan`: exit 0 when the image was read, 2 when it could not be.
-pub fn run(args: &ScanArgs) -> ExitCode {
-    match scan(args) {
+pub async fn run(args: &ScanArgs) -> ExitCode {
+    match scan(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("slipway scan: {error:#}");
@@ -51,71 +52,70 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     }
 }
 
-fn scan(args: &ScanArgs) -> anyhow::Result<()> {
-    let options = ReadOptions {
-        keep: &wanted,
-        digests: if args.no_integrity || matches!(args.format, ScanFormat::Cyclonedx) {
-            DigestSet::NONE
-        } else {
-            DigestSet::ALL
-        },
+async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
+    let integrity = !args.no_integrity && !matches!(args.format, ScanFormat::Cyclonedx);
+    // An archive streams once: its digests are computed on the way (a directory's later, lazily).
+    let stream_digests = if integrity {
+        DigestSet::ALL
+    } else {
+        DigestSet::NONE
     };
-    let fs = read_target(&args.target, &options)?;
-    let found = inventory(&fs)?;
-    let integrity_wanted = !args.no_integrity && !matches!(args.format, ScanFormat::Cyclonedx);
-    let report = integrity_wanted.then(|| integrity::check(&found.packages, &fs));
+    let target = Target::parse(&args.target);
+    let read = match &target {
+        Target::Image(reference) => {
+            let engine = slipway_docker::DockerEngine::connect().await.context(
+                "connecting to the Docker daemon (to scan a file or directory, give its path)",
+            )?;
+            read_daemon_image(&engine, reference, stream_digests).await?
+        }
+        local => {
+            let local = local.clone();
+            tokio::task::spawn_blocking(move || read_local(&local, stream_digests)).await??
+        }
+    };
+    let ReadImage {
+        mut fs,
+        access,
+        image_id,
+        repo_digests,
+    } = read;
+    let analysis =
+        tokio::task::spawn_blocking(move || analyse(&mut fs, ScanOptions { integrity })).await??;
+    let subject = Subject {
+        image: args.target.clone(),
+        digest: repo_digests
+            .first()
+            .and_then(|d| d.split_once('@'))
+            .map(|(_, digest)| digest.to_owned()),
+        image_id,
+        access,
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
         ScanFormat::Json => {
-            let document = serde_json::json!({
-                "target": args.target,
-                "os": found.os,
-                "packages": found.packages.iter().map(|p| serde_json::json!({
-                    "ecosystem": p.ecosystem,
-                    "name": p.name,
-                    "version": p.version,
-                    "arch": p.arch,
-                    "source-name": p.source_name,
-                    "license": p.license,
-                    "location": p.location,
-                })).collect::<Vec<_>>(),
-                "integrity": report,
-            });
-            serde_json::to_writer_pretty(&mut out, &document)?;
+            let report = ScanReport::new(subject, Timestamp::now().to_rfc3339(), &analysis);
+            serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
         ScanFormat::Cyclonedx => {
-            let subject = SbomSubject {
+            let sbom_subject = SbomSubject {
                 image: args.target.clone(),
-                digest: None,
+                digest: subject.digest,
                 timestamp: Timestamp::now().to_rfc3339(),
                 tool_name: "slipway".to_owned(),
                 tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             };
-            serde_json::to_writer_pretty(&mut out, &cyclonedx(&found, &subject))?;
+            serde_json::to_writer_pretty(&mut out, &cyclonedx(&analysis.inventory, &sbom_subject))?;
             writeln!(out)?;
         }
-        ScanFormat::Table => print_table(&mut out, &args.target, &found, report.as_ref())?,
+        ScanFormat::Table => print_table(
+            &mut out,
+            &args.target,
+            &analysis.inventory,
+            analysis.integrity.as_ref(),
+        )?,
     }
     Ok(())
-}
-
-fn read_target(target: &str, options: &ReadOptions<'_>) -> anyhow::Result<ImageFs> {
-    if target == "-" {
-        return Ok(read_archive(std::io::stdin().lock(), "stdin", options)?);
-    }
-    let path = Path::new(target);
-    if path.is_dir() {
-        return Ok(read_rootfs(path, options)?);
-    }
-    if path.is_file() {
-        let file =
-            std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {target}: {e}"))?;
-        return Ok(read_archive(file, target, options)?);
-    }
-    anyhow::bail!(
-        "{target:?} is neither a directory nor an image archive; to scan an image of the local daemon, run `docker save {target} | slipway scan -`"
-    )
 }
 
 fn print_table(

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::image::{FileKind, ImageFs};
-use crate::package::{Package, PackageFile};
+use crate::package::{DigestAlgorithm, Package, PackageFile};
 
 /// Paths whose contents change by design at run time; files there are not verified.
 const VOLATILE_PREFIXES: [&str; 5] = ["/var/log/", "/var/cache/", "/var/lib/", "/run/", "/tmp/"];
@@ -78,7 +78,7 @@ pub fn check(packages: &[Package], fs: &ImageFs) -> IntegrityReport {
     let mut report = IntegrityReport::default();
     for package in packages {
         for file in &package.files {
-            if file.volatile || VOLATILE_PREFIXES.iter().any(|p| file.path.starts_with(p)) {
+            if is_volatile(file) {
                 report.volatile_skipped += 1;
                 continue;
             }
@@ -102,6 +102,32 @@ pub fn check(packages: &[Package], fs: &ImageFs) -> IntegrityReport {
         }
     }
     report
+}
+
+/// The (path in `fs`, algorithm) of every file [`check`] would compare by digest whose digest `fs`
+/// does not hold yet: what [`ImageFs::compute_digests`] should hash before the check, for
+/// filesystems read from directories (an archive's digests are computed while it streams).
+pub fn digests_needed(packages: &[Package], fs: &ImageFs) -> Vec<(String, DigestAlgorithm)> {
+    let mut needed = Vec::new();
+    for file in packages.iter().flat_map(|p| &p.files) {
+        if is_volatile(file) {
+            continue;
+        }
+        let Some(expected) = &file.digest else {
+            continue;
+        };
+        if let Some((path, meta)) = fs.resolve(&file.path)
+            && meta.kind == FileKind::Regular
+            && meta.digests.hex(expected.algorithm).is_none()
+        {
+            needed.push((path, expected.algorithm));
+        }
+    }
+    needed
+}
+
+fn is_volatile(file: &PackageFile) -> bool {
+    file.volatile || VOLATILE_PREFIXES.iter().any(|p| file.path.starts_with(p))
 }
 
 fn problem_of(file: &PackageFile, fs: &ImageFs) -> Option<Problem> {

@@ -13,5 +13,7 @@ pub mod lang;
 pub mod os;
 pub mod package;
 pub mod purl;
+pub mod report;
 pub mod sbom;
+pub mod source;
 pub mod version;

@@ -254,7 +254,7 @@ mod tests {
         let whiteout = CString::new(upper.join("gone").as_os_str().as_bytes()).unwrap();
         // SAFETY: a NUL-terminated path; mknod creates a 0/0 character device (needs root, which
         // the tests have, as overlay2 itself does).
-        let made = unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR | 0o000, 0) };
+        let made = unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) };
         let dir = CString::new(upper.join("opt/app").as_os_str().as_bytes()).unwrap();
         // SAFETY: NUL-terminated strings and a one-byte value with its length.
         let marked = unsafe {

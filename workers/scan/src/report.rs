@@ -1,0 +1,198 @@
+//! One image's scan: the steps run over its filesystem ([`analyse`]: inventory, then integrity)
+//! and the full report they make ([`ScanReport`]), which the CLI prints and the worker appends to
+//! the reports stream, with its per-scanner counts (the `scan.completed` summary).
+//!
+//! The report is a document other programs read (`slipway report`, dashboards, the notify
+//! worker): its shape is versioned by [`REPORT_SCHEMA`]; fields are only ever added.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::image::{ImageError, ImageFs};
+use crate::integrity::{self, IntegrityReport};
+use crate::inventory::{InventoryError, inventory};
+use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
+use crate::source::Access;
+
+/// The report format's name and version.
+pub const REPORT_SCHEMA: &str = "slipway.scan-report/1";
+
+/// Which optional scanners run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Compare every package-owned file with its package database (hashes the files).
+    pub integrity: bool,
+}
+
+/// What was scanned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Subject {
+    /// The image reference, archive path or directory as given.
+    pub image: String,
+    /// The manifest digest, when known.
+    pub digest: Option<String>,
+    /// The daemon's image id, when read from a daemon.
+    pub image_id: Option<String>,
+    /// How the files were read.
+    pub access: Access,
+}
+
+/// The analysis of a filesystem, before anything from outside the image (repositories, the OSV
+/// database) is consulted.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The OS and packages.
+    pub inventory: Inventory,
+    /// Integrity, when asked for.
+    pub integrity: Option<IntegrityReport>,
+    /// Time each step took, by scanner name.
+    pub durations: BTreeMap<&'static str, Duration>,
+}
+
+/// Why an image could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// A package database is unreadable.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// Files could not be hashed.
+    #[error("hashing package files: {0}")]
+    Hashing(#[from] ImageError),
+}
+
+/// Runs the steps that need only the image's files (blocking: call it off the async runtime).
+pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, AnalysisError> {
+    let mut durations = BTreeMap::new();
+    let started = Instant::now();
+    let found = inventory(fs)?;
+    durations.insert("inventory", started.elapsed());
+    let integrity = if options.integrity {
+        let started = Instant::now();
+        let needed = integrity::digests_needed(&found.packages, fs);
+        fs.compute_digests(&needed)?;
+        let report = integrity::check(&found.packages, fs);
+        durations.insert("integrity", started.elapsed());
+        Some(report)
+    } else {
+        None
+    };
+    Ok(Analysis {
+        inventory: found,
+        integrity,
+        durations,
+    })
+}
+
+/// One package as the report lists it (its file list stays out: the SBOM and integrity say what
+/// matters about files).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReportedPackage {
+    /// Packaging system.
+    pub ecosystem: Ecosystem,
+    /// Name.
+    pub name: String,
+    /// Version as the database records it.
+    pub version: String,
+    /// Architecture, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// Source package, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    /// Licence, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Where the record was found.
+    pub location: String,
+    /// Package URL.
+    pub purl: String,
+}
+
+impl ReportedPackage {
+    fn of(package: &Package, os: Option<&OsIdentity>) -> Self {
+        Self {
+            ecosystem: package.ecosystem,
+            name: package.name.clone(),
+            version: package.version.clone(),
+            arch: package.arch.clone(),
+            source_name: package.source_name.clone(),
+            license: package.license.clone(),
+            location: package.location.clone(),
+            purl: crate::purl::of(package, os),
+        }
+    }
+}
+
+/// The full report of one scan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ScanReport {
+    /// [`REPORT_SCHEMA`].
+    pub schema: &'static str,
+    /// What was scanned.
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// When (RFC 3339, UTC).
+    pub scanned_at: String,
+    /// The scanning tool and its version.
+    pub tool: String,
+    /// The OS, when identified.
+    pub os: Option<OsIdentity>,
+    /// Every package found, sorted by ecosystem, name, version, location.
+    pub packages: Vec<ReportedPackage>,
+    /// Integrity, when it was checked.
+    pub integrity: Option<IntegrityReport>,
+    /// Milliseconds each scanner took.
+    pub durations_ms: BTreeMap<String, u64>,
+}
+
+impl ScanReport {
+    /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339).
+    pub fn new(subject: Subject, scanned_at: String, analysis: &Analysis) -> Self {
+        let os = analysis.inventory.os.as_ref();
+        Self {
+            schema: REPORT_SCHEMA,
+            subject,
+            scanned_at,
+            tool: format!("slipway {}", env!("CARGO_PKG_VERSION")),
+            os: analysis.inventory.os.clone(),
+            packages: analysis
+                .inventory
+                .packages
+                .iter()
+                .map(|p| ReportedPackage::of(p, os))
+                .collect(),
+            integrity: analysis.integrity.clone(),
+            durations_ms: analysis
+                .durations
+                .iter()
+                .map(|(k, d)| {
+                    (
+                        (*k).to_owned(),
+                        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Results per scanner, the `scan.completed` summary: `packages`, `integrity` (failures),
+    /// `config-changes`.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let mut counts = BTreeMap::new();
+        counts.insert("packages".to_owned(), count(self.packages.len()));
+        if let Some(integrity) = &self.integrity {
+            counts.insert("integrity".to_owned(), count(integrity.failures.len()));
+            counts.insert(
+                "config-changes".to_owned(),
+                count(integrity.config_changes.len()),
+            );
+        }
+        counts
+    }
+}
