@@ -1,0 +1,407 @@
+//! The language-package readers against real installations made at test time by the ecosystems'
+//! own tools — a Python venv (with a develop-mode project), an `npm install`, RubyGems' default
+//! gems and a gem built and installed here — compared with what those tools list.
+//!
+//! Each installation is read as the image reader reads an image: every regular file under a root
+//! (symbolic links are not followed, as a layer's tar stores them as links), its path relative to
+//! that root given to `lang::wanted`, the files it picks given to `lang::read`.
+//!
+//! Needs `python3` with `venv` (Debian: `python3`, `python3-venv`), `npm` with access to the npm
+//! registry (`npm`), and `ruby`/`gem` (`ruby`). A missing tool fails the test with what to install.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use slipway_scan::lang::python::normalized_name;
+use slipway_scan::lang::{self, LangFile};
+use slipway_scan::package::{Ecosystem, Package};
+
+/// A (name, version) pair, the unit every comparison is made in.
+type NameVersion = (String, String);
+
+/// A scratch directory for one test under Cargo's temporary directory for integration tests,
+/// emptied when created and removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh, empty directory for the test called `name`.
+    fn new(name: &str) -> Scratch {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("lang-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `command` and returns its standard output; a program that cannot be started fails the
+/// test saying which apt package provides it, a failing one shows its output.
+fn run(command: &mut Command, apt_package: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("cannot run {command:?}: {e}; install it (Debian: apt-get install -y {apt_package})")
+    });
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap_or_else(|e| panic!("{command:?} printed something that is not UTF-8: {e}"))
+}
+
+/// Every package under `root` whose path relative to `base` the readers pick.
+fn scan(base: &Path, root: &Path) -> Vec<Package> {
+    let mut packages = Vec::new();
+    let mut directories = vec![root.to_path_buf()];
+    while let Some(directory) = directories.pop() {
+        let entries = fs::read_dir(&directory)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", directory.display()));
+        for entry in entries {
+            let entry =
+                entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", directory.display()));
+            let path = entry.path();
+            let file_type = entry
+                .file_type()
+                .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
+            if file_type.is_dir() {
+                directories.push(path);
+                continue;
+            }
+            if !file_type.is_file() {
+                continue;
+            }
+            let relative = path
+                .strip_prefix(base)
+                .ok()
+                .and_then(Path::to_str)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} is not a UTF-8 path under {}",
+                        path.display(),
+                        base.display()
+                    )
+                });
+            let Some(kind) = lang::wanted(relative) else {
+                continue;
+            };
+            let bytes =
+                fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            match lang::read(kind, relative, &bytes) {
+                Ok(Some(package)) => {
+                    assert_eq!(package.location, format!("/{relative}"));
+                    assert_eq!(package.ecosystem, kind.ecosystem());
+                    packages.push(package);
+                }
+                Ok(None) => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
+    }
+    packages
+}
+
+/// The (name, version) pairs of `packages` in `ecosystem`.
+fn names_and_versions(packages: &[Package], ecosystem: Ecosystem) -> BTreeSet<NameVersion> {
+    packages
+        .iter()
+        .filter(|package| package.ecosystem == ecosystem)
+        .map(|package| (package.name.clone(), package.version.clone()))
+        .collect()
+}
+
+/// The package called `name` in `packages`.
+fn find<'p>(packages: &'p [Package], name: &str) -> &'p Package {
+    packages
+        .iter()
+        .find(|package| package.name == name)
+        .unwrap_or_else(|| panic!("no package {name} in {packages:#?}"))
+}
+
+#[test]
+fn a_python_venv_reads_as_pip_lists_it() {
+    let scratch = Scratch::new("python");
+    let venv = scratch.0.join("venv");
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 python3-venv",
+    );
+    let python = venv.join("bin/python");
+    let pip_list = || -> Vec<serde_json::Value> {
+        let listed = run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "list",
+                    "--format",
+                    "json",
+                    "--disable-pip-version-check",
+                ])
+                .env("PIP_NO_INDEX", "1"),
+            "python3-venv",
+        );
+        serde_json::from_str(&listed).unwrap_or_else(|e| panic!("pip list printed {listed:?}: {e}"))
+    };
+    // Python 3.12 stopped putting setuptools in a new venv; the develop-mode project needs it.
+    if !pip_list().iter().any(|entry| entry["name"] == "setuptools") {
+        run(
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", "setuptools<80"]),
+            "python3-venv",
+        );
+    }
+
+    // A project installed in develop mode: setuptools writes its PKG-INFO into the source tree
+    // (under the venv here, so that the scan sees it), with a licence folded over two lines.
+    let project = venv.join("src/probe");
+    fs::create_dir_all(&project)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", project.display()));
+    let setup = r#"from setuptools import setup
+setup(
+    name="Slipway_Probe.Pkg",
+    version="1.2.3",
+    license="Probe Licence\nsecond line",
+    py_modules=[],
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)
+"#;
+    fs::write(project.join("setup.py"), setup)
+        .unwrap_or_else(|e| panic!("cannot write setup.py: {e}"));
+    run(
+        Command::new(&python)
+            .args(["setup.py", "--quiet", "develop"])
+            .current_dir(&project),
+        "python3-venv",
+    );
+
+    let listed: BTreeSet<NameVersion> = pip_list()
+        .iter()
+        .map(
+            |entry| match (entry["name"].as_str(), entry["version"].as_str()) {
+                (Some(name), Some(version)) => (name.to_owned(), version.to_owned()),
+                _ => panic!("pip list entry without a name and version: {entry}"),
+            },
+        )
+        .collect();
+    let packages = scan(&venv, &venv);
+    assert_eq!(names_and_versions(&packages, Ecosystem::Pypi), listed);
+    assert!(listed.iter().any(|(name, _)| name == "pip"), "{listed:?}");
+
+    let probe = find(&packages, "Slipway-Probe.Pkg");
+    assert_eq!(probe.version, "1.2.3");
+    assert_eq!(
+        probe.location,
+        "/src/probe/Slipway_Probe.Pkg.egg-info/PKG-INFO"
+    );
+    assert_eq!(
+        probe.license.as_deref(),
+        Some("MIT License, Apache Software License")
+    );
+    assert_eq!(normalized_name(&probe.name), "slipway-probe-pkg");
+    let pip = find(&packages, "pip");
+    assert!(
+        pip.location.starts_with("/lib/python3.") && pip.location.ends_with(".dist-info/METADATA"),
+        "{}",
+        pip.location
+    );
+    assert_eq!(pip.license.as_deref(), Some("MIT"));
+}
+
+/// Every (name, version) in an `npm ls --json` tree.
+fn npm_tree(node: &serde_json::Value, into: &mut BTreeSet<NameVersion>) {
+    let Some(dependencies) = node["dependencies"].as_object() else {
+        return;
+    };
+    for (name, dependency) in dependencies {
+        let version = dependency["version"]
+            .as_str()
+            .unwrap_or_else(|| panic!("npm ls lists {name} without a version: {dependency}"));
+        into.insert((name.clone(), version.to_owned()));
+        npm_tree(dependency, into);
+    }
+}
+
+#[test]
+fn an_npm_install_reads_as_npm_ls_lists_it() {
+    // The scratch directory stands for an image's root, with the application in /srv/app.
+    let scratch = Scratch::new("npm");
+    let app = scratch.0.join("srv/app");
+    fs::create_dir_all(&app).unwrap_or_else(|e| panic!("cannot create {}: {e}", app.display()));
+    let manifest =
+        r#"{"name":"slipway-probe-app","version":"0.0.0","private":true,"license":"MIT"}"#;
+    fs::write(app.join("package.json"), manifest)
+        .unwrap_or_else(|e| panic!("cannot write package.json: {e}"));
+    // debug@2 needs ms@2.0.0 while the app wants ms@2.1.3: npm nests one of them; the babel
+    // packages are scoped.
+    run(
+        Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--save-exact",
+            ])
+            .args(["debug@2.6.9", "ms@2.1.3", "@babel/code-frame@7.24.7"])
+            .current_dir(&app),
+        "npm",
+    );
+    let tree = run(
+        Command::new("npm")
+            .args(["ls", "--all", "--json"])
+            .current_dir(&app),
+        "npm",
+    );
+    let tree: serde_json::Value =
+        serde_json::from_str(&tree).unwrap_or_else(|e| panic!("npm ls printed {tree:?}: {e}"));
+    let mut listed = BTreeSet::new();
+    npm_tree(&tree, &mut listed);
+
+    let packages = scan(&scratch.0, &scratch.0);
+    assert_eq!(names_and_versions(&packages, Ecosystem::Npm), listed);
+    assert!(
+        !packages.iter().any(|p| p.name == "slipway-probe-app"),
+        "the app is not a dependency"
+    );
+    let nested = packages
+        .iter()
+        .find(|p| p.location == "/srv/app/node_modules/debug/node_modules/ms/package.json")
+        .unwrap_or_else(|| panic!("no nested ms in {packages:#?}"));
+    assert_eq!(
+        (nested.name.as_str(), nested.version.as_str()),
+        ("ms", "2.0.0")
+    );
+    let scoped = find(&packages, "@babel/code-frame");
+    assert_eq!(
+        scoped.location,
+        "/srv/app/node_modules/@babel/code-frame/package.json"
+    );
+    assert_eq!(scoped.license.as_deref(), Some("MIT"));
+}
+
+/// The (name, version) pairs `gem list --local` prints (`rake (13.0.6)`,
+/// `json (default: 2.6.1)`, `foo (2.0, 1.0)`, `nokogiri (1.15.0 x86_64-linux)`).
+fn gem_list(command: &mut Command) -> BTreeSet<NameVersion> {
+    let listed = run(command.args(["list", "--local"]), "ruby");
+    let mut gems = BTreeSet::new();
+    for line in listed.lines() {
+        let Some((name, versions)) = line.split_once(" (") else {
+            continue;
+        };
+        let versions = versions.trim_end().trim_end_matches(')');
+        for version in versions.split(", ") {
+            let version = version.trim_start_matches("default: ");
+            let version = version.split_whitespace().next().unwrap_or(version);
+            gems.insert((name.to_owned(), version.to_owned()));
+        }
+    }
+    gems
+}
+
+/// The lines `ruby -e <script>` prints, run with `command`'s environment.
+fn ruby_lines(command: &mut Command) -> Vec<PathBuf> {
+    run(command, "ruby").lines().map(PathBuf::from).collect()
+}
+
+#[test]
+fn the_hosts_gems_read_as_gem_lists_them() {
+    // Every directory of the gem path, as this host's RubyGems has it (Debian: the default gems
+    // in /usr/lib/ruby/gems/*/specifications/default, the bundled ones, rubygems-integration).
+    let gem_path = ruby_lines(Command::new("ruby").args(["-e", "puts Gem.path"]));
+    let mut found = BTreeSet::new();
+    for directory in gem_path.iter().filter(|directory| directory.is_dir()) {
+        found.extend(names_and_versions(
+            &scan(Path::new("/"), directory),
+            Ecosystem::Gem,
+        ));
+    }
+    let listed = gem_list(&mut Command::new("gem"));
+    assert_eq!(found, listed);
+    assert!(
+        listed.iter().any(|(name, _)| name == "json"),
+        "no default gems in {listed:?}"
+    );
+}
+
+#[test]
+fn a_gem_installed_here_reads_as_gem_lists_it() {
+    let scratch = Scratch::new("gem");
+    let source = scratch.0.join("source");
+    let home = scratch.0.join("home");
+    fs::create_dir_all(&source)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", source.display()));
+    let gemspec = r#"Gem::Specification.new do |s|
+  s.name = "slipway-probe"
+  s.version = "1.2.3.pre"
+  s.summary = "Slipway's test gem"
+  s.authors = ["Slipway"]
+  s.files = []
+  s.licenses = ["MIT", "Apache-2.0"]
+end
+"#;
+    fs::write(source.join("probe.gemspec"), gemspec)
+        .unwrap_or_else(|e| panic!("cannot write the gemspec: {e}"));
+    run(
+        Command::new("gem")
+            .args(["build", "probe.gemspec"])
+            .current_dir(&source),
+        "ruby",
+    );
+    run(
+        Command::new("gem")
+            .args([
+                "install",
+                "--local",
+                "--ignore-dependencies",
+                "--no-document",
+                "--install-dir",
+            ])
+            .arg(&home)
+            .arg(source.join("slipway-probe-1.2.3.pre.gem")),
+        "ruby",
+    );
+
+    // RubyGems confined to the new home still lists the default gems, from their own directory.
+    let confined = |command: &mut Command| {
+        command.env("GEM_HOME", &home).env("GEM_PATH", &home);
+    };
+    let mut ruby = Command::new("ruby");
+    ruby.args(["-e", "puts Gem.default_specifications_dir"]);
+    confined(&mut ruby);
+    let defaults = ruby_lines(&mut ruby);
+    let mut found = names_and_versions(&scan(&home, &home), Ecosystem::Gem);
+    for directory in &defaults {
+        found.extend(names_and_versions(
+            &scan(Path::new("/"), directory),
+            Ecosystem::Gem,
+        ));
+    }
+    let mut gem = Command::new("gem");
+    confined(&mut gem);
+    assert_eq!(found, gem_list(&mut gem));
+
+    let packages = scan(&home, &home);
+    let probe = find(&packages, "slipway-probe");
+    assert_eq!(probe.version, "1.2.3.pre");
+    assert_eq!(
+        probe.location,
+        "/specifications/slipway-probe-1.2.3.pre.gemspec"
+    );
+    assert_eq!(probe.license.as_deref(), Some("MIT, Apache-2.0"));
+    assert_eq!(
+        lang::wanted("specifications/slipway-probe-1.2.3.pre.gemspec"),
+        Some(LangFile::Gemspec)
+    );
+}
