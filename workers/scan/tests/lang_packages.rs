@@ -1,13 +1,15 @@
-//! The language-package readers against real installations made at test time by the ecosystems'
-//! own tools — a Python venv (with a develop-mode project), an `npm install`, RubyGems' default
-//! gems and a gem built and installed here — compared with what those tools list.
+//! The language-package readers against real installations made offline at test time by the
+//! ecosystems' own tools (`slipway_tests::installs`) — a Python venv with locally built wheels and
+//! a develop-mode project, an `npm install` of local tarballs (one nested, one scoped), RubyGems'
+//! default gems and gems built and installed here — compared with what those tools list.
 //!
 //! Each installation is read as the image reader reads an image: every regular file under a root
 //! (symbolic links are not followed, as a layer's tar stores them as links), its path relative to
 //! that root given to `lang::wanted`, the files it picks given to `lang::read`.
 //!
-//! Needs `python3` with `venv` (Debian: `python3`, `python3-venv`), `npm` with access to the npm
-//! registry (`npm`), and `ruby`/`gem` (`ruby`). A missing tool fails the test with what to install.
+//! Needs `python3` with `venv` (Debian: `python3`, `python3-venv`, whose `python3-setuptools-whl`
+//! serves Python versions whose venvs lack setuptools), `npm` (`npm`) and `ruby`/`gem` (`ruby`);
+//! no network. A missing tool fails the test with what to install.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -17,47 +19,12 @@ use std::process::Command;
 use slipway_scan::lang::python::normalized_name;
 use slipway_scan::lang::{self, LangFile};
 use slipway_scan::package::{Ecosystem, Package};
+use slipway_tests::TempDir;
+use slipway_tests::installs;
+use slipway_tests::tools::run;
 
 /// A (name, version) pair, the unit every comparison is made in.
 type NameVersion = (String, String);
-
-/// A scratch directory for one test under Cargo's temporary directory for integration tests,
-/// emptied when created and removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// A fresh, empty directory for the test called `name`.
-    fn new(name: &str) -> Scratch {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("lang-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `command` and returns its standard output; a program that cannot be started fails the
-/// test saying which apt package provides it, a failing one shows its output.
-fn run(command: &mut Command, apt_package: &str) -> String {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("cannot run {command:?}: {e}; install it (Debian: apt-get install -y {apt_package})")
-    });
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap_or_else(|e| panic!("{command:?} printed something that is not UTF-8: {e}"))
-}
 
 /// Every package under `root` whose path relative to `base` the readers pick.
 fn scan(base: &Path, root: &Path) -> Vec<Package> {
@@ -127,38 +94,36 @@ fn find<'p>(packages: &'p [Package], name: &str) -> &'p Package {
         .unwrap_or_else(|| panic!("no package {name} in {packages:#?}"))
 }
 
+/// Debian's copy of the setuptools wheel (`python3-setuptools-whl`, which `python3-venv` needs).
+const DEBIAN_WHEELS: &str = "/usr/share/python-wheels";
+
+/// Installs setuptools into the venv of `python` when it lacks it (Python 3.12 stopped putting it
+/// in new venvs), from Debian's wheel: no index is consulted.
+fn ensure_setuptools(python: &Path, listed: &[serde_json::Value]) {
+    if listed.iter().any(|entry| entry["name"] == "setuptools") {
+        return;
+    }
+    run(
+        installs::pip(python)
+            .args(["install", "--quiet", "--find-links", DEBIAN_WHEELS])
+            .arg("setuptools<80"),
+        "python3-setuptools-whl",
+    );
+}
+
 #[test]
 fn a_python_venv_reads_as_pip_lists_it() {
-    let scratch = Scratch::new("python");
-    let venv = scratch.0.join("venv");
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        "python3 python3-venv",
-    );
-    let python = venv.join("bin/python");
+    let scratch = TempDir::new("lang-python");
+    let venv = scratch.path().join("venv");
+    let python = installs::python_venv(&venv, scratch.path());
     let pip_list = || -> Vec<serde_json::Value> {
         let listed = run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "list",
-                    "--format",
-                    "json",
-                    "--disable-pip-version-check",
-                ])
-                .env("PIP_NO_INDEX", "1"),
+            installs::pip(&python).args(["list", "--format", "json"]),
             "python3-venv",
         );
         serde_json::from_str(&listed).unwrap_or_else(|e| panic!("pip list printed {listed:?}: {e}"))
     };
-    // Python 3.12 stopped putting setuptools in a new venv; the develop-mode project needs it.
-    if !pip_list().iter().any(|entry| entry["name"] == "setuptools") {
-        run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", "setuptools<80"]),
-            "python3-venv",
-        );
-    }
+    ensure_setuptools(&python, &pip_list());
 
     // A project installed in develop mode: setuptools writes its PKG-INFO into the source tree
     // (under the venv here, so that the scan sees it), with a licence folded over two lines.
@@ -217,6 +182,20 @@ setup(
         pip.location
     );
     assert_eq!(pip.license.as_deref(), Some("MIT"));
+    // The wheels built here: names as written in their metadata, the body's `Version:` ignored.
+    let alpha = find(&packages, "Slipway_Fixture.Alpha");
+    assert_eq!(alpha.version, "1.0.0");
+    assert_eq!(alpha.license.as_deref(), Some("Apache-2.0"));
+    assert!(
+        alpha
+            .location
+            .ends_with("/site-packages/slipway_fixture_alpha-1.0.0.dist-info/METADATA"),
+        "{}",
+        alpha.location
+    );
+    let beta = find(&packages, "slipway-fixture-beta");
+    assert_eq!(beta.version, "2.1.0.post1");
+    assert_eq!(beta.license.as_deref(), Some("MIT License"));
 }
 
 /// Every (name, version) in an `npm ls --json` tree.
@@ -235,32 +214,15 @@ fn npm_tree(node: &serde_json::Value, into: &mut BTreeSet<NameVersion>) {
 
 #[test]
 fn an_npm_install_reads_as_npm_ls_lists_it() {
-    // The scratch directory stands for an image's root, with the application in /srv/app.
-    let scratch = Scratch::new("npm");
-    let app = scratch.0.join("srv/app");
-    fs::create_dir_all(&app).unwrap_or_else(|e| panic!("cannot create {}: {e}", app.display()));
-    let manifest =
-        r#"{"name":"slipway-probe-app","version":"0.0.0","private":true,"license":"MIT"}"#;
-    fs::write(app.join("package.json"), manifest)
-        .unwrap_or_else(|e| panic!("cannot write package.json: {e}"));
-    // debug@2 needs ms@2.0.0 while the app wants ms@2.1.3: npm nests one of them; the babel
-    // packages are scoped.
-    run(
-        Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--save-exact",
-            ])
-            .args(["debug@2.6.9", "ms@2.1.3", "@babel/code-frame@7.24.7"])
-            .current_dir(&app),
-        "npm",
-    );
+    // `root` stands for an image's root, with the application in /srv/app; the packages are
+    // made and packed outside it.
+    let scratch = TempDir::new("lang-npm");
+    let root = scratch.path().join("root");
+    let app = root.join("srv/app");
+    installs::npm_install(&app, &scratch.path().join("work"));
     let tree = run(
         Command::new("npm")
-            .args(["ls", "--all", "--json"])
+            .args(["ls", "--all", "--json", "--offline"])
             .current_dir(&app),
         "npm",
     );
@@ -269,26 +231,30 @@ fn an_npm_install_reads_as_npm_ls_lists_it() {
     let mut listed = BTreeSet::new();
     npm_tree(&tree, &mut listed);
 
-    let packages = scan(&scratch.0, &scratch.0);
+    let packages = scan(&root, &root);
     assert_eq!(names_and_versions(&packages, Ecosystem::Npm), listed);
+    assert_eq!(listed.len(), 4, "{listed:?}");
     assert!(
-        !packages.iter().any(|p| p.name == "slipway-probe-app"),
+        !packages.iter().any(|p| p.name == "slipway-fixture-app"),
         "the app is not a dependency"
     );
     let nested = packages
         .iter()
-        .find(|p| p.location == "/srv/app/node_modules/debug/node_modules/ms/package.json")
-        .unwrap_or_else(|| panic!("no nested ms in {packages:#?}"));
+        .find(|p| {
+            p.location
+                == "/srv/app/node_modules/slipway-nest/node_modules/slipway-leaf/package.json"
+        })
+        .unwrap_or_else(|| panic!("no nested slipway-leaf in {packages:#?}"));
     assert_eq!(
         (nested.name.as_str(), nested.version.as_str()),
-        ("ms", "2.0.0")
+        ("slipway-leaf", "1.0.0")
     );
-    let scoped = find(&packages, "@babel/code-frame");
+    let scoped = find(&packages, "@slipway/scoped");
     assert_eq!(
         scoped.location,
-        "/srv/app/node_modules/@babel/code-frame/package.json"
+        "/srv/app/node_modules/@slipway/scoped/package.json"
     );
-    assert_eq!(scoped.license.as_deref(), Some("MIT"));
+    assert_eq!(scoped.license.as_deref(), Some("MIT OR Apache-2.0"));
 }
 
 /// The (name, version) pairs `gem list --local` prints (`rake (13.0.6)`,
@@ -337,41 +303,9 @@ fn the_hosts_gems_read_as_gem_lists_them() {
 
 #[test]
 fn a_gem_installed_here_reads_as_gem_lists_it() {
-    let scratch = Scratch::new("gem");
-    let source = scratch.0.join("source");
-    let home = scratch.0.join("home");
-    fs::create_dir_all(&source)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", source.display()));
-    let gemspec = r#"Gem::Specification.new do |s|
-  s.name = "slipway-probe"
-  s.version = "1.2.3.pre"
-  s.summary = "Slipway's test gem"
-  s.authors = ["Slipway"]
-  s.files = []
-  s.licenses = ["MIT", "Apache-2.0"]
-end
-"#;
-    fs::write(source.join("probe.gemspec"), gemspec)
-        .unwrap_or_else(|e| panic!("cannot write the gemspec: {e}"));
-    run(
-        Command::new("gem")
-            .args(["build", "probe.gemspec"])
-            .current_dir(&source),
-        "ruby",
-    );
-    run(
-        Command::new("gem")
-            .args([
-                "install",
-                "--local",
-                "--ignore-dependencies",
-                "--no-document",
-                "--install-dir",
-            ])
-            .arg(&home)
-            .arg(source.join("slipway-probe-1.2.3.pre.gem")),
-        "ruby",
-    );
+    let scratch = TempDir::new("lang-gem");
+    let home = scratch.path().join("home");
+    installs::gem_install(&home, scratch.path());
 
     // RubyGems confined to the new home still lists the default gems, from their own directory.
     let confined = |command: &mut Command| {
@@ -400,6 +334,15 @@ end
         "/specifications/slipway-probe-1.2.3.pre.gemspec"
     );
     assert_eq!(probe.license.as_deref(), Some("MIT, Apache-2.0"));
+    let native = find(&packages, "slipway-native");
+    assert_eq!(
+        (native.version.as_str(), native.license.as_deref()),
+        ("0.1.0", Some("BSD-2-Clause"))
+    );
+    assert_eq!(
+        native.location,
+        "/specifications/slipway-native-0.1.0-x86_64-linux.gemspec"
+    );
     assert_eq!(
         lang::wanted("specifications/slipway-probe-1.2.3.pre.gemspec"),
         Some(LangFile::Gemspec)
