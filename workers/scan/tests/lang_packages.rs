@@ -334,10 +334,15 @@ fn a_gem_installed_here_reads_as_gem_lists_it() {
         "/specifications/slipway-probe-1.2.3.pre.gemspec"
     );
     assert_eq!(probe.license.as_deref(), Some("MIT, Apache-2.0"));
+    assert_eq!(probe.arch, None, "a pure-Ruby gem has no platform");
     let native = find(&packages, "slipway-native");
     assert_eq!(
-        (native.version.as_str(), native.license.as_deref()),
-        ("0.1.0", Some("BSD-2-Clause"))
+        (
+            native.version.as_str(),
+            native.license.as_deref(),
+            native.arch.as_deref()
+        ),
+        ("0.1.0", Some("BSD-2-Clause"), Some("x86_64-linux"))
     );
     assert_eq!(
         native.location,

@@ -13,7 +13,10 @@
 //! `<receiver>.<attribute> = <literal>` for `name`, `version`, `license` and `licenses` (the last
 //! assignment wins, as it would in Ruby). Anything else is skipped. The stub line stands in for a
 //! `name` or `version` that is missing or not a literal (a hand-written gemspec's
-//! `spec.version = Foo::VERSION`); when neither gives one, the file is an error.
+//! `spec.version = Foo::VERSION`); when neither gives one, the file is an error. The platform
+//! (`s.platform = "x86_64-linux"`, written only for gems built for one platform; the stub line's
+//! third word otherwise, `ruby` for pure-Ruby gems) is optional: a value that is not a printable
+//! one-line literal is ignored rather than an error, and `ruby` means none.
 
 use super::{Declared, Mismatch, identifier};
 
@@ -25,7 +28,10 @@ pub(super) fn is_specification(file: &str, parent: &str, grandparent: &str) -> b
     in_specifications && file.len() > ".gemspec".len() && file.ends_with(".gemspec")
 }
 
-/// Reads a specification stub: the gem's name, version and licences.
+/// The platform of gems that run on any platform.
+const PURE_RUBY_PLATFORM: &str = "ruby";
+
+/// Reads a specification stub: the gem's name, version, licences and platform.
 pub(super) fn parse(bytes: &[u8]) -> Result<Declared, Mismatch> {
     let text = String::from_utf8_lossy(super::without_bom(bytes));
     let source: Vec<char> = text.chars().collect();
@@ -33,11 +39,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Declared, Mismatch> {
     let mut name = None;
     let mut version = None;
     let mut licences = None;
+    let mut platform = None;
     for (attribute, value) in assignments(&lexed.tokens, &source) {
         match attribute {
             "name" => name = Some(value),
             "version" => version = Some(value),
             "license" | "licenses" => licences = Some(value),
+            "platform" => platform = Some(value),
             _ => {}
         }
     }
@@ -63,10 +71,20 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Declared, Mismatch> {
     .map(|licence| licence.trim().to_owned())
     .filter(|licence| !licence.is_empty())
     .collect();
+    let platform = match platform {
+        Some(Assigned {
+            value: Value::Text(text),
+            ..
+        }) => Some(text),
+        _ => stub_field(2).map(str::to_owned),
+    }
+    .and_then(|platform| identifier("gem platform", &platform).ok())
+    .filter(|platform| platform != PURE_RUBY_PLATFORM);
     Ok(Declared {
         name,
         version,
         license: (!licences.is_empty()).then(|| licences.join(", ")),
+        arch: platform,
     })
 }
 
@@ -672,9 +690,41 @@ s.license =~ /x/
     #[test]
     fn the_stub_line_stands_in_for_non_literal_values() {
         let spec = "# stub: nokogiri 1.15.0 x86_64-linux lib\nGem::Specification.new do |s|\n  s.name = NAME\n  s.version = Nokogiri::VERSION\nend\n";
-        assert_eq!(parse(spec.as_bytes()), declared("nokogiri", "1.15.0", None));
+        assert_eq!(
+            parse(spec.as_bytes()),
+            Ok(Declared {
+                arch: Some("x86_64-linux".to_owned()),
+                ..Declared::new("nokogiri", "1.15.0", None)
+            })
+        );
         let interpolated = "# stub: x 2.0 ruby lib\ns.name = \"x\"\ns.version = \"#{major}.0\"\n";
         assert_eq!(parse(interpolated.as_bytes()), declared("x", "2.0", None));
+    }
+
+    #[test]
+    fn a_platform_gem_records_its_platform_and_pure_ruby_none() {
+        // As RubyGems 3.3 writes the stub of a gem built for one platform.
+        let native = r#"# stub: slipway-native 0.1.0 x86_64-linux lib
+Gem::Specification.new do |s|
+  s.name = "slipway-native".freeze
+  s.version = "0.1.0"
+  s.platform = "x86_64-linux".freeze
+end
+"#;
+        let read = parse(native.as_bytes()).map(|declared| declared.arch);
+        assert_eq!(read, Ok(Some("x86_64-linux".to_owned())));
+        let java =
+            "# stub: x 1.0 ruby lib\ns.name = \"x\"\ns.version = \"1.0\"\ns.platform = 'java'\n";
+        let read = parse(java.as_bytes()).map(|declared| declared.arch);
+        assert_eq!(read, Ok(Some("java".to_owned())), "the assignment wins");
+        let odd = "# stub: x 1.0 ruby lib\ns.name = \"x\"\ns.version = \"1.0\"\ns.platform = Gem::Platform::RUBY\n";
+        assert_eq!(parse(odd.as_bytes()), declared("x", "1.0", None));
+        let blank = "s.name = \"x\"\ns.version = \"1.0\"\ns.platform = \"\\n\"\n";
+        assert_eq!(parse(blank.as_bytes()), declared("x", "1.0", None));
+        assert_eq!(
+            parse(RAKE.as_bytes()).map(|declared| declared.arch),
+            Ok(None)
+        );
     }
 
     #[test]

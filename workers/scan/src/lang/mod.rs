@@ -21,6 +21,11 @@
 //!   `<name>.gemspec` a gem ships in its own directory is Ruby code for building it, not a record of
 //!   an installation, and is not read.
 //!
+//! Platforms: a gem built for one platform (a native extension compiled for `x86_64-linux`, a
+//! `java` gem) records it as its `platform`; it becomes the package's `arch`, as purls carry it
+//! (`?platform=x86_64-linux`). Pure-Ruby gems (platform `ruby`), Python distributions and npm
+//! packages have none: their metadata records no platform (a wheel's tags are in its `WHEEL` file).
+//!
 //! Several declared licences: npm's legacy `licenses` list is a choice according to npm's
 //! documentation and becomes `A OR B`; a gem's `licenses` list and Python's licence classifiers say
 //! no more than "these", and are listed as written, separated by `, `.
@@ -88,7 +93,8 @@ pub fn wanted(path: &str) -> Option<LangFile> {
 }
 
 /// Reads the file at `path` (as given to [`wanted`]) with the reader `kind` names. The package's
-/// `location` is `/` + `path`; `files` is empty and `arch`/`source_*` are `None`. `Ok(None)` means
+/// `location` is `/` + `path`; `files` is empty, `source_*` are `None`, and `arch` is `None`
+/// except for a gem built for one platform (`x86_64-linux`, `java`). `Ok(None)` means
 /// the file is well formed but describes no installed package (an npm manifest without a name or
 /// version); malformed content is an error, never a panic.
 pub fn read(kind: LangFile, path: &str, bytes: &[u8]) -> Result<Option<Package>, LangError> {
@@ -103,7 +109,7 @@ pub fn read(kind: LangFile, path: &str, bytes: &[u8]) -> Result<Option<Package>,
             ecosystem: kind.ecosystem(),
             name: declared.name,
             version: declared.version,
-            arch: None,
+            arch: declared.arch,
             source_name: None,
             source_version: None,
             license: declared.license,
@@ -142,16 +148,19 @@ struct Declared {
     version: String,
     /// Its declared licence(s), when any.
     license: Option<String>,
+    /// The platform it was built for, when it is specific to one (a gem's `x86_64-linux`).
+    arch: Option<String>,
 }
 
 #[cfg(test)]
 impl Declared {
-    /// What the readers' tests expect.
+    /// What the readers' tests expect, for a package that runs on any platform.
     fn new(name: &str, version: &str, license: Option<&str>) -> Declared {
         Declared {
             name: name.to_owned(),
             version: version.to_owned(),
             license: license.map(str::to_owned),
+            arch: None,
         }
     }
 }

@@ -65,6 +65,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Option<Declared>, Mismatch> {
         name: identifier("`name`", &name)?,
         version: identifier("`version`", &version)?,
         license: (!licences.is_empty()).then(|| licences.join(" OR ")),
+        arch: None,
     }))
 }
 

@@ -69,6 +69,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Declared, Mismatch> {
         name,
         version,
         license: license(&headers),
+        arch: None,
     })
 }
 
