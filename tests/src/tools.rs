@@ -1,0 +1,43 @@
+//! Running the external programs test fixtures are made with (`rpm`, `npm`, `gem`, `python3`…):
+//! a program that cannot be started fails the test saying which Debian package provides it, and
+//! one that fails shows what it printed.
+
+use std::process::Command;
+
+/// Runs `command` to completion and returns its standard output (lossily decoded).
+///
+/// # Panics
+/// When the program cannot be started (the message names `apt_package`, the Debian package that
+/// provides it) or exits unsuccessfully (the message shows its stdout and stderr).
+pub fn run(command: &mut Command, apt_package: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {command:?}: {e}; this test needs it: install it with \
+             `apt-get install -y {apt_package}` (or run `bash deploy/dev-env.sh`)"
+        )
+    });
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Checks that `program args` (a `--version` call) runs successfully, before a test starts work
+/// that needs the program.
+///
+/// # Panics
+/// When it does not, naming `apt_package`.
+pub fn require(program: &str, args: &[&str], apt_package: &str) {
+    let ran = Command::new(program).args(args).output();
+    if !matches!(ran, Ok(ref output) if output.status.success()) {
+        panic!(
+            "`{program} {}` could not be run ({ran:?}): this test needs it; install it with \
+             `apt-get install -y {apt_package}` (or run `bash deploy/dev-env.sh`)",
+            args.join(" ")
+        );
+    }
+}
