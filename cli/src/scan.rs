@@ -108,12 +108,17 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(&mut out, &cyclonedx(&analysis.inventory, &sbom_subject))?;
             writeln!(out)?;
         }
-        ScanFormat::Table => print_table(
-            &mut out,
-            &args.target,
-            &analysis.inventory,
-            analysis.integrity.as_ref(),
-        )?,
+        ScanFormat::Table => {
+            print_table(
+                &mut out,
+                &args.target,
+                &analysis.inventory,
+                analysis.integrity.as_ref(),
+            )?;
+            for warning in &analysis.warnings {
+                writeln!(out, "warning: {warning}")?;
+            }
+        }
     }
     Ok(())
 }

@@ -130,16 +130,38 @@ fn is_volatile(file: &PackageFile) -> bool {
     file.volatile || VOLATILE_PREFIXES.iter().any(|p| file.path.starts_with(p))
 }
 
+/// The file-type bits of a recorded mode (`st_mode & S_IFMT`).
+const TYPE_MASK: u32 = 0o170_000;
+/// A directory's type bits.
+const TYPE_DIRECTORY: u32 = 0o040_000;
+/// A regular file's type bits.
+const TYPE_REGULAR: u32 = 0o100_000;
+
 fn problem_of(file: &PackageFile, fs: &ImageFs) -> Option<Problem> {
     let Some((_, meta)) = fs.resolve(&file.path) else {
         return Some(Problem::Missing);
     };
+    // rpm records full modes, type included (a directory is `040755` with size 0); dpkg records
+    // no mode and apk permissions only, so there a digest or size is what says "regular file".
+    match file.mode.map(|m| m & TYPE_MASK).filter(|t| *t != 0) {
+        Some(TYPE_DIRECTORY) => {
+            return match meta.kind {
+                FileKind::Directory => mode_problem(file, meta.mode),
+                _ => Some(Problem::Type {
+                    found: kind_name(&meta.kind),
+                }),
+            };
+        }
+        // Symbolic links (resolved above to what they name), devices, FIFOs: nothing to verify.
+        Some(t) if t != TYPE_REGULAR => return None,
+        _ => {}
+    }
     let expects_content = file.digest.is_some() || file.size.is_some();
     match &meta.kind {
         FileKind::Regular => {}
         FileKind::Directory | FileKind::Special if expects_content => {
             return Some(Problem::Type {
-                found: format!("{:?}", meta.kind).to_lowercase(),
+                found: kind_name(&meta.kind),
             });
         }
         _ => return None,
@@ -161,15 +183,27 @@ fn problem_of(file: &PackageFile, fs: &ImageFs) -> Option<Problem> {
             found: meta.size,
         });
     }
-    if let Some(expected) = file.mode
-        && expected & 0o7777 != meta.mode & 0o7777
-    {
-        return Some(Problem::Mode {
-            expected: expected & 0o7777,
-            found: meta.mode & 0o7777,
-        });
+    mode_problem(file, meta.mode)
+}
+
+/// A difference in permission bits (with setuid/setgid/sticky) from the recorded mode.
+fn mode_problem(file: &PackageFile, found: u32) -> Option<Problem> {
+    let expected = file.mode? & 0o7777;
+    (expected != found & 0o7777).then_some(Problem::Mode {
+        expected,
+        found: found & 0o7777,
+    })
+}
+
+/// `regular`, `directory`, `symlink`, `special`.
+fn kind_name(kind: &FileKind) -> String {
+    match kind {
+        FileKind::Regular => "regular",
+        FileKind::Directory => "directory",
+        FileKind::Symlink(_) => "symlink",
+        FileKind::Special => "special",
     }
-    None
+    .to_owned()
 }
 
 #[cfg(test)]
@@ -204,6 +238,61 @@ mod tests {
             }),
             ..PackageFile::default()
         }
+    }
+
+    #[test]
+    fn recorded_directories_are_checked_as_directories() {
+        let fs = fs_of(&[
+            ("usr/", None),
+            ("usr/share/", None),
+            ("usr/lib", Some(b"a file")),
+        ]);
+        let directory = |path: &str, mode: u32| PackageFile {
+            path: path.into(),
+            size: Some(0),
+            mode: Some(mode),
+            ..PackageFile::default()
+        };
+        let package = Package {
+            ecosystem: Ecosystem::Rpm,
+            name: "filesystem".into(),
+            version: "3.16-2.el9".into(),
+            arch: Some("x86_64".into()),
+            source_name: None,
+            source_version: None,
+            license: None,
+            location: "/var/lib/rpm/rpmdb.sqlite".into(),
+            files: vec![
+                directory("/usr/share", 0o040_755),
+                directory("/usr", 0o040_700),
+                directory("/usr/lib", 0o040_755),
+            ],
+        };
+        let report = check(&[package], &fs);
+        let problems: Vec<(&str, &Problem)> = report
+            .failures
+            .iter()
+            .map(|f| (f.path.as_str(), &f.problem))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (
+                    "/usr",
+                    &Problem::Mode {
+                        expected: 0o700,
+                        found: 0o755
+                    }
+                ),
+                (
+                    "/usr/lib",
+                    &Problem::Type {
+                        found: "regular".into()
+                    }
+                ),
+            ]
+        );
+        assert_eq!(report.verified, 3);
     }
 
     #[test]

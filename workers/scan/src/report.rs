@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::image::{ImageError, ImageFs};
 use crate::integrity::{self, IntegrityReport};
-use crate::inventory::{InventoryError, inventory};
+use crate::inventory::{InventoryError, take_inventory};
 use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
 use crate::source::Access;
 
@@ -48,6 +48,8 @@ pub struct Analysis {
     pub inventory: Inventory,
     /// Integrity, when asked for.
     pub integrity: Option<IntegrityReport>,
+    /// Things the report should say were skipped (malformed language-package files).
+    pub warnings: Vec<String>,
     /// Time each step took, by scanner name.
     pub durations: BTreeMap<&'static str, Duration>,
 }
@@ -67,7 +69,13 @@ pub enum AnalysisError {
 pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, AnalysisError> {
     let mut durations = BTreeMap::new();
     let started = Instant::now();
-    let found = inventory(fs)?;
+    let taken = take_inventory(fs)?;
+    let found = taken.inventory;
+    let warnings = taken
+        .unreadable
+        .iter()
+        .map(|e| format!("language package skipped: {e}"))
+        .collect();
     durations.insert("inventory", started.elapsed());
     let integrity = if options.integrity {
         let started = Instant::now();
@@ -82,6 +90,7 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
     Ok(Analysis {
         inventory: found,
         integrity,
+        warnings,
         durations,
     })
 }
@@ -146,6 +155,8 @@ pub struct ScanReport {
     pub packages: Vec<ReportedPackage>,
     /// Integrity, when it was checked.
     pub integrity: Option<IntegrityReport>,
+    /// What was skipped, and why.
+    pub warnings: Vec<String>,
     /// Milliseconds each scanner took.
     pub durations_ms: BTreeMap<String, u64>,
 }
@@ -167,6 +178,7 @@ impl ScanReport {
                 .map(|p| ReportedPackage::of(p, os))
                 .collect(),
             integrity: analysis.integrity.clone(),
+            warnings: analysis.warnings.clone(),
             durations_ms: analysis
                 .durations
                 .iter()

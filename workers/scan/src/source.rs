@@ -184,18 +184,40 @@ pub async fn read_daemon_image(
         });
     }
     tracing::debug!(image = reference, driver = %storage.driver, "layer directories not readable here: reading the export stream");
+    read_export_stream(engine, storage, stream_digests).await
+}
+
+/// Reads the local daemon's image `reference` from its export stream (what `docker save`
+/// writes, whatever the storage driver), with `digests` computed as each file passes.
+pub async fn read_exported_image(
+    engine: &DockerEngine,
+    reference: &str,
+    digests: DigestSet,
+) -> Result<ReadImage, SourceError> {
+    let storage = engine
+        .image_storage(reference)
+        .await?
+        .ok_or_else(|| SourceError::NoSuchImage(reference.to_owned()))?;
+    read_export_stream(engine, storage, digests).await
+}
+
+async fn read_export_stream(
+    engine: &DockerEngine,
+    storage: ImageStorage,
+    digests: DigestSet,
+) -> Result<ReadImage, SourceError> {
     // Export by id: the name could move to another image while the stream is read.
     let stream = engine
         .export_image(&storage.id)
         .map(|chunk| chunk.map_err(std::io::Error::other));
     let reader = tokio_util::io::StreamReader::new(stream);
     let handle = tokio::runtime::Handle::current();
-    let what = reference.to_owned();
+    let what = storage.id.clone();
     let fs = tokio::task::spawn_blocking(move || {
         let bridge = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
         let options = ReadOptions {
             keep: &wanted,
-            digests: stream_digests,
+            digests,
         };
         read_archive(bridge, &what, &options)
     })

@@ -8,7 +8,14 @@ use slipway_scan::image::archive::read_archive;
 use slipway_scan::image::{DigestSet, ReadOptions};
 use slipway_scan::inventory::{inventory, wanted};
 use slipway_scan::package::{DigestAlgorithm, Ecosystem};
+use slipway_scan::report::{ScanOptions, analyse};
+use slipway_scan::source::{Access, read_daemon_image, read_exported_image};
 use slipway_tests::{BASE_IMAGE, docker, ensure_docker};
+
+/// Inventory and integrity of `fs`.
+fn analysed(mut fs: slipway_scan::image::ImageFs) -> slipway_scan::report::Analysis {
+    analyse(&mut fs, ScanOptions { integrity: true }).expect("analyse")
+}
 
 /// Streams `docker save image` into the archive reader (no temporary file).
 fn saved(image: &str, digests: DigestSet) -> slipway_scan::image::ImageFs {
@@ -122,10 +129,41 @@ fn files_changed_after_install_are_reported_by_integrity() {
         Some(&dockerfile),
     );
 
-    let fs = saved(&tag, DigestSet::ALL);
+    // The same report whichever way the image is read: a `docker save` stream (digests as
+    // files pass), the daemon's overlay2 layer directories (only package files hashed, later) and
+    // the daemon's export stream.
+    let archive = analysed(saved(&tag, DigestSet::ALL));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (layers, exported) = runtime.block_on(async {
+        let engine = slipway_docker::DockerEngine::connect()
+            .await
+            .expect("dockerd");
+        let layers = read_daemon_image(&engine, &tag, DigestSet::ALL)
+            .await
+            .expect("read from the daemon");
+        let exported = read_exported_image(&engine, &tag, DigestSet::ALL)
+            .await
+            .expect("read the export stream");
+        (layers, exported)
+    });
+    assert_eq!(
+        layers.access,
+        Access::LayerDirectories,
+        "this host reads overlay2 directly"
+    );
+    assert_eq!(exported.access, Access::ExportStream);
+    let layers = analysed(layers.fs);
+    let exported = analysed(exported.fs);
+    // Only now: the layer directories are hashed lazily, while the image exists.
     let _ = Command::new("docker").args(["rmi", &tag]).output();
-    let found = inventory(&fs).expect("inventory");
-    let report = slipway_scan::integrity::check(&found.packages, &fs);
+    assert_eq!(layers.inventory, archive.inventory);
+    assert_eq!(exported.inventory, archive.inventory);
+    assert_eq!(layers.integrity, archive.integrity);
+    assert_eq!(exported.integrity, archive.integrity);
+    let report = archive.integrity.expect("integrity was asked for");
     let failures: Vec<(&str, &str)> = report
         .failures
         .iter()
