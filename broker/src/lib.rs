@@ -8,6 +8,9 @@
 //!   letters, reconnecting when the connection drops and draining on shutdown;
 //! - [`inspect`]: queue depths and dead letters, for the CLI and tests.
 //! - [`logs`]: build logs on the `<namespace>.logs` stream: [`logs::LogWriter`] and [`logs::LogReader`].
+//!
+//! Streams are declared, appended to and read through one crate-private module, `streams`
+//! (retention arguments, confirmed `mandatory` appends, reads up to the stream's end).
 
 mod connection;
 mod consumer;
@@ -16,6 +19,7 @@ pub mod inspect;
 pub mod logs;
 mod publisher;
 mod settings;
+mod streams;
 mod topology;
 
 pub use connection::BrokerConnection;
