@@ -268,6 +268,8 @@ impl From<BrokerError> for ReadError {
 /// One message read from a stream (already acked).
 #[derive(Debug)]
 pub(crate) struct StreamMessage {
+    /// Its offset in the stream, as the broker said.
+    pub offset: Option<i64>,
     /// Its properties and headers.
     pub properties: BasicProperties,
     /// Its body.
@@ -425,6 +427,7 @@ impl StreamCursor {
         // A failed ack means the channel is gone: the next wait reports it.
         let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         Ok(Some(StreamMessage {
+            offset,
             properties: delivery.properties,
             body: delivery.data,
         }))
