@@ -8,6 +8,11 @@
 //!   letters, reconnecting when the connection drops and draining on shutdown;
 //! - [`inspect`]: queue depths and dead letters, for the CLI and tests.
 //! - [`logs`]: build logs on the `<namespace>.logs` stream: [`logs::LogWriter`] and [`logs::LogReader`].
+//! - [`reports`]: full scan reports on the `<namespace>.reports` stream:
+//!   [`reports::append_report`], [`reports::latest_report`] and [`reports::report_history`].
+//!
+//! Both streams are declared, appended to and read through one crate-private module, `streams`
+//! (retention arguments, confirmed `mandatory` appends, reads up to the stream's end).
 
 mod connection;
 mod consumer;
@@ -15,7 +20,9 @@ pub mod headers;
 pub mod inspect;
 pub mod logs;
 mod publisher;
+pub mod reports;
 mod settings;
+mod streams;
 mod topology;
 
 pub use connection::BrokerConnection;

@@ -1,9 +1,10 @@
 //! `slipway`: the command line of the pipeline — check index files, submit build requests for
-//! their entries, show what waits in each queue, lint Dockerfiles, follow build logs and scan
-//! images.
+//! their entries, show what waits in each queue, lint Dockerfiles, follow build logs, scan
+//! images and show their latest scan reports.
 
 mod lint;
 mod logs;
+mod report;
 mod scan;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ enum Command {
     /// Packages and file integrity of an image archive (`docker save` output, `-` for stdin) or a
     /// root filesystem directory.
     Scan(scan::ScanArgs),
+    /// Print the latest full scan report of an image (from the `<namespace>.reports` stream).
+    Report(report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await
+        }
+        Command::Report(args) => {
+            let config = config(cli.config.as_deref())?;
+            report::run(&config.broker, &args).await
         }
     }
 }

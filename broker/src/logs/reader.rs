@@ -1,15 +1,10 @@
 //! [`LogReader`]: one job's log out of the shared log stream, as a stream of [`LogChunk`]s.
 //!
-//! RabbitMQ 3.10 has no server-side stream filtering, so the reader consumes the stream from the
-//! start of its window ([`ReadFrom`]; default: 24 hours ago, so a read does not scan a week of
-//! everyone's logs) and keeps the messages whose `x-slipway-job-id` is the job's, acking
-//! everything (stream consumers need acks and a prefetch to get more).
-//!
-//! **Where "now" ends.** Before reading, a short-lived second consumer starting at `last` learns
-//! the offset of the stream's newest chunk (nothing within `idle_timeout`: the stream is empty);
-//! the read has *caught up* once it reaches that offset, or when no message arrives for
-//! `idle_timeout` (a window that starts after the newest chunk). Other jobs writing all the time
-//! therefore do not keep a read from ending.
+//! The reader consumes the stream from the start of its window ([`ReadFrom`]; default: 24 hours
+//! ago, so a read does not scan a week of everyone's logs) up to where the stream ended when the
+//! read began, as `crate::streams` reads every stream, and keeps the messages whose
+//! `x-slipway-job-id` is the job's. Other jobs writing all the time therefore do not keep a read
+//! from ending.
 //!
 //! - Without `follow`, the read ends when it has caught up.
 //! - With `follow`, it ends when it has caught up *and* the latest run of the job has published
@@ -25,35 +20,16 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, Consumer};
 use slipway_common::JobId;
 use tokio::time::Instant;
 
 use super::{ChunkMeta, LogError};
 use crate::connection::BrokerConnection;
 use crate::headers;
-
-/// The header RabbitMQ puts on every message delivered from a stream: its offset.
-const STREAM_OFFSET: &str = "x-stream-offset";
-/// How long the tail probe collects the newest chunk's messages after the first one arrives.
-const TAIL_GRACE: Duration = Duration::from_millis(100);
-
-/// Where in the stream a read starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadFrom {
-    /// The oldest message still in the stream (may read up to `max_age` of every job's logs).
-    First,
-    /// Messages the broker stored at most this long ago.
-    Ago(Duration),
-    /// Messages the broker stored at or after this time.
-    Since(SystemTime),
-}
+use crate::streams::{CursorOptions, ReadError, ReadFrom, StreamCursor, StreamMessage, probe_tail};
 
 /// How to read a job's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,17 +168,8 @@ struct ReadState<'c> {
 
 enum Phase {
     Start,
-    Reading(Box<Session>),
+    Reading(Box<StreamCursor>),
     Done,
-}
-
-/// The open consumer of a read.
-struct Session {
-    channel: Channel,
-    consumer: Consumer,
-    /// Offset of the newest message when the read started.
-    tail: Option<i64>,
-    caught_up: bool,
 }
 
 struct RunState {
@@ -223,177 +190,71 @@ impl ReadState<'_> {
                     Ok(phase) => self.phase = phase,
                     Err(error) => {
                         self.phase = Phase::Done;
-                        return Some(Err(error));
+                        return Some(Err(self.read_error(error)));
                     }
                 },
-                Phase::Reading(session) => {
+                Phase::Reading(cursor) => {
                     let latest_finished = self.runs.last().is_some_and(|run| run.finished);
-                    if session.caught_up && (!self.options.follow || latest_finished) {
+                    if cursor.caught_up() && (!self.options.follow || latest_finished) {
                         self.finish().await;
                         continue;
                     }
-                    if let Err(error) = self.step().await {
-                        self.finish().await;
-                        return Some(Err(error));
+                    match cursor.next().await {
+                        Ok(Some(message)) => self.take(&message),
+                        Ok(None) => {}
+                        Err(error) => {
+                            self.finish().await;
+                            return Some(Err(self.read_error(error)));
+                        }
                     }
                 }
             }
         }
     }
 
-    async fn open(&self) -> Result<Phase, LogError> {
-        let tail = self.probe_tail().await?;
+    fn cursor_options(&self) -> CursorOptions {
+        CursorOptions {
+            from: self.options.from,
+            idle_timeout: self.options.idle_timeout,
+            deadline: self.deadline,
+            prefetch: self.options.prefetch,
+            tag_prefix: "slipway-logs",
+        }
+    }
+
+    async fn open(&self) -> Result<Phase, ReadError> {
+        let options = self.cursor_options();
+        let tail = probe_tail(self.connection, &self.stream, &options).await?;
         if tail.is_none() && !self.options.follow {
             // An empty stream: nothing to read.
             return Ok(Phase::Done);
         }
-        let channel = self.channel().await?;
-        let consumer = self
-            .consume(&channel, offset_argument(self.options.from), "read")
-            .await?;
-        Ok(Phase::Reading(Box::new(Session {
-            channel,
-            consumer,
-            tail,
-            caught_up: false,
-        })))
+        let cursor = StreamCursor::open(self.connection, &self.stream, tail, &options).await?;
+        Ok(Phase::Reading(Box::new(cursor)))
     }
 
-    async fn channel(&self) -> Result<Channel, LogError> {
-        let channel = self.connection.channel().await?;
-        channel
-            .basic_qos(self.options.prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(|source| self.consume_error(source))?;
-        Ok(channel)
-    }
-
-    async fn consume(
-        &self,
-        channel: &Channel,
-        offset: AMQPValue,
-        purpose: &str,
-    ) -> Result<Consumer, LogError> {
-        let mut arguments = FieldTable::default();
-        arguments.insert(ShortString::from(STREAM_OFFSET), offset);
-        let tag = format!("slipway-logs-{purpose}-{}", uuid::Uuid::now_v7());
-        channel
-            .basic_consume(
-                self.stream.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                arguments,
-            )
-            .await
-            .map_err(|source| self.consume_error(source))
-    }
-
-    fn consume_error(&self, source: lapin::Error) -> LogError {
-        let not_found =
-            matches!(source.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404);
-        if not_found {
-            LogError::NoStream {
-                stream: self.stream.clone(),
-            }
-        } else {
-            LogError::Consume {
-                stream: self.stream.clone(),
-                source,
-            }
-        }
-    }
-
-    /// The offset of the newest message now: the highest offset delivered by a consumer starting
-    /// at `last` (the newest chunk) within a moment of its first delivery. `None` when nothing
-    /// arrives within `idle_timeout` (an empty stream).
-    async fn probe_tail(&self) -> Result<Option<i64>, LogError> {
-        let channel = self.channel().await?;
-        let last = AMQPValue::LongString(LongString::from("last"));
-        let mut consumer = self.consume(&channel, last, "tail").await?;
-        let mut tail = None;
-        let mut first = true;
-        let mut until = Instant::now() + self.options.idle_timeout;
-        while let Ok(Some(Ok(delivery))) = tokio::time::timeout_at(until, consumer.next()).await {
-            if first {
-                first = false;
-                until = Instant::now() + TAIL_GRACE;
-            }
-            let offset = headers::integer(delivery.properties.headers().as_ref(), STREAM_OFFSET);
-            tail = tail.max(offset);
-            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-        }
-        let _ = channel.close(200, "tail found".into()).await;
-        Ok(tail)
-    }
-
-    /// Wait for one delivery and handle it.
-    async fn step(&mut self) -> Result<(), LogError> {
-        let idle_timeout = self.options.idle_timeout;
-        let deadline = self.deadline;
-        let Phase::Reading(session) = &mut self.phase else {
-            return Ok(());
-        };
-        let Session {
-            consumer,
-            tail,
-            caught_up,
-            ..
-        } = &mut **session;
-        // Before catching up, silence means the end of the stream; after, only the deadline counts.
-        let idle_at = (!*caught_up).then(|| Instant::now() + idle_timeout);
-        let wake_at = [idle_at, deadline].into_iter().flatten().min();
-        let next = match wake_at {
-            Some(at) => match tokio::time::timeout_at(at, consumer.next()).await {
-                Ok(next) => next,
-                Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Err(self.deadline_error());
-                }
-                Err(_) => {
-                    *caught_up = true;
-                    return Ok(());
-                }
+    fn read_error(&self, error: ReadError) -> LogError {
+        let stream = self.stream.clone();
+        match error {
+            ReadError::Broker(error) => LogError::Broker(error),
+            ReadError::NoStream => LogError::NoStream { stream },
+            ReadError::Consume(source) => LogError::Consume { stream, source },
+            ReadError::ConsumerEnded => LogError::ConsumerEnded { stream },
+            ReadError::Deadline => LogError::Deadline {
+                stream,
+                what: if self.options.follow {
+                    "the end of the job's log"
+                } else {
+                    "the end of the stream"
+                },
+                after: self.options.deadline.unwrap_or_default(),
             },
-            None => consumer.next().await,
-        };
-        let delivery = match next {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(source)) => {
-                return Err(LogError::Consume {
-                    stream: self.stream.clone(),
-                    source,
-                });
-            }
-            None => {
-                return Err(LogError::ConsumerEnded {
-                    stream: self.stream.clone(),
-                });
-            }
-        };
-        let offset = headers::integer(delivery.properties.headers().as_ref(), STREAM_OFFSET);
-        if offset.is_some() && offset >= *tail {
-            *caught_up = true;
-        }
-        self.take(&delivery);
-        // A failed ack means the channel is gone: the next wait reports it.
-        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-        Ok(())
-    }
-
-    fn deadline_error(&self) -> LogError {
-        LogError::Deadline {
-            stream: self.stream.clone(),
-            what: if self.options.follow {
-                "the end of the job's log"
-            } else {
-                "the end of the stream"
-            },
-            after: self.options.deadline.unwrap_or_default(),
         }
     }
 
-    /// Keep `delivery` if it is a new chunk of the job's log.
-    fn take(&mut self, delivery: &Delivery) {
-        let headers = delivery.properties.headers().as_ref();
+    /// Keep `message` if it is a new chunk of the job's log.
+    fn take(&mut self, message: &StreamMessage) {
+        let headers = message.headers();
         if headers::text(headers, headers::JOB_ID).as_deref() != Some(self.job_text.as_str()) {
             return;
         }
@@ -404,18 +265,14 @@ impl ReadState<'_> {
                 return;
             }
         };
-        if let Some(chunk) = accept(&mut self.runs, meta, &delivery.data) {
+        if let Some(chunk) = accept(&mut self.runs, meta, &message.body) {
             self.out.push_back(chunk);
         }
     }
 
     async fn finish(&mut self) {
-        if let Phase::Reading(session) = std::mem::replace(&mut self.phase, Phase::Done) {
-            let _ = session
-                .channel
-                .basic_cancel(session.consumer.tag(), BasicCancelOptions::default())
-                .await;
-            let _ = session.channel.close(200, "log read".into()).await;
+        if let Phase::Reading(cursor) = std::mem::replace(&mut self.phase, Phase::Done) {
+            cursor.close().await;
         }
         tracing::debug!(job_id = %self.job_id, runs = self.runs.len(), "log read done");
     }
@@ -451,21 +308,6 @@ fn accept(runs: &mut Vec<RunState>, meta: ChunkMeta, body: &[u8]) -> Option<LogC
         text: String::from_utf8_lossy(body).into_owned(),
         outcome: meta.outcome,
     })
-}
-
-/// The `x-stream-offset` consumer argument for `from`.
-fn offset_argument(from: ReadFrom) -> AMQPValue {
-    let since = match from {
-        ReadFrom::First => return AMQPValue::LongString(LongString::from("first")),
-        ReadFrom::Ago(ago) => SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH),
-        ReadFrom::Since(at) => at,
-    };
-    // AMQP timestamps are whole seconds since the epoch.
-    let seconds = since
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    AMQPValue::Timestamp(seconds)
 }
 
 #[cfg(test)]
@@ -510,35 +352,5 @@ mod tests {
         );
         let gap = accept(&mut runs, meta("a", 8, None), b"y\n").unwrap();
         assert_eq!(gap.skipped, 2);
-    }
-
-    #[test]
-    fn the_offset_argument_is_first_or_a_timestamp_in_seconds() {
-        assert_eq!(
-            offset_argument(ReadFrom::First),
-            AMQPValue::LongString(LongString::from("first"))
-        );
-        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_999);
-        assert_eq!(
-            offset_argument(ReadFrom::Since(at)),
-            AMQPValue::Timestamp(1_700_000_000)
-        );
-        let AMQPValue::Timestamp(seconds) =
-            offset_argument(ReadFrom::Ago(Duration::from_secs(7200)))
-        else {
-            panic!("not a timestamp");
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert!(
-            (now - 7201..=now - 7199).contains(&seconds),
-            "{seconds} vs {now}"
-        );
-        assert_eq!(
-            offset_argument(ReadFrom::Ago(Duration::MAX)),
-            AMQPValue::Timestamp(0)
-        );
     }
 }

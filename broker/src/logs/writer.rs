@@ -17,17 +17,15 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use lapin::BasicProperties;
 use slipway_common::JobId;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{ChunkMeta, LOG_CONTENT_TYPE, LogError};
-use crate::publisher::{Outgoing, PublishError, Publisher};
+use crate::publisher::{PublishError, Publisher};
+use crate::streams::{self, Append};
 
-/// Persistent delivery mode.
-const PERSISTENT: u8 = 2;
 /// First delay before publishing a refused chunk again.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Room kept for the marker when a single line is longer than the whole buffer.
@@ -248,20 +246,13 @@ struct PublisherSink {
 
 impl ChunkSink for PublisherSink {
     async fn publish(&self, body: &[u8], meta: &ChunkMeta) -> Result<(), PublishError> {
-        let properties = BasicProperties::default()
-            .with_content_type(LOG_CONTENT_TYPE.into())
-            .with_delivery_mode(PERSISTENT)
-            .with_message_id(format!("{}.{}", meta.run, meta.seq).into())
-            .with_timestamp(slipway_common::Timestamp::now().unix_millis() / 1000)
-            .with_headers(meta.to_headers());
-        self.publisher
-            .send_confirmed(&Outgoing {
-                exchange: "",
-                routing_key: &self.stream,
-                body,
-                properties,
-            })
-            .await
+        let message = Append {
+            body,
+            content_type: LOG_CONTENT_TYPE,
+            message_id: format!("{}.{}", meta.run, meta.seq),
+            headers: meta.to_headers(),
+        };
+        streams::append(&self.publisher, &self.stream, message).await
     }
 }
 

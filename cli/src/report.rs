@@ -1,0 +1,293 @@
+//! `slipway report IMAGE`: print the latest full scan report of an image from the
+//! `<namespace>.reports` stream, as its JSON or as a short summary.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+use slipway_broker::reports::{
+    ImageSelector, ReadFrom, ReportError, ReportReadOptions, StoredReport, latest_report,
+    report_stream_name,
+};
+use slipway_broker::{BrokerConnection, BrokerSettings};
+
+/// Output formats of `slipway report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A short summary: image, digest, times, and how many entries each part of the report has.
+    Table,
+    /// The whole report, pretty-printed JSON.
+    Json,
+}
+
+/// Arguments of `slipway report`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+The report is the newest one the scan worker stored for IMAGE: a rescan replaces it. Looking it up \
+reads every report stored in the --days window, whatever the image, so a shorter window is faster.
+
+Exit status: 0 the report was printed; 1 IMAGE is malformed, or no report of IMAGE is in the \
+window; 2 any other error (broker unreachable, lookup took longer than 2 minutes, the stored \
+report is not JSON).")]
+pub struct ReportArgs {
+    /// The image as it was scanned (`registry:5000/repo:tag`), or `repository@sha256:…` for the
+    /// report of that digest under any tag.
+    image: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// How many days back to look.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+}
+
+/// Run `slipway report`.
+pub async fn run(settings: &BrokerSettings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let image = match ImageSelector::parse(&args.image) {
+        Ok(image) => image,
+        Err(error) => {
+            eprintln!("slipway: error: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let stream = report_stream_name(&settings.namespace);
+    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
+    let options = ReportReadOptions {
+        from: ReadFrom::Ago(Duration::from_secs(u64::from(args.days) * 86_400)),
+        ..ReportReadOptions::default()
+    };
+    let found = latest_report(&connection, &stream, &image, options).await;
+    connection.close().await;
+    let report = match found {
+        Ok(Some(report)) => report,
+        Ok(None) => {
+            let days = match args.days {
+                1 => "day".to_owned(),
+                n => format!("{n} days"),
+            };
+            eprintln!("slipway: no report for {image} in the last {days} of {stream}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(ReportError::NoStream { .. }) => {
+            eprintln!(
+                "slipway: no report for {image}: {stream} does not exist, so no scan has stored a report in namespace {:?}",
+                settings.namespace
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let parsed = std::str::from_utf8(&report.body).ok().and_then(|text| {
+        let json: Value = serde_json::from_str(text).ok()?;
+        Some((text, json))
+    });
+    let Some((text, json)) = parsed else {
+        anyhow::bail!(
+            "the report of {} at offset {} of {stream} is not JSON",
+            report.meta.image,
+            report.offset
+        );
+    };
+    let output = match args.format {
+        ReportFormat::Json => pretty_json(text),
+        ReportFormat::Table => summary(&report, &json),
+    };
+    match io::stdout().lock().write_all(output.as_bytes()) {
+        // `slipway report IMAGE | head`: the reader left, which is not an error.
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The report's identity, then one line per top-level array (its length) and object (its number
+/// of entries, and below it the numbers and array lengths it holds).
+fn summary(report: &StoredReport, json: &Value) -> String {
+    let meta = &report.meta;
+    let mut rows: Vec<(String, String)> = vec![
+        ("image".into(), meta.image.clone()),
+        ("digest".into(), meta.digest.clone()),
+        ("scanned at".into(), meta.scanned_at.to_rfc3339()),
+        ("job".into(), meta.job_id.to_string()),
+        (
+            "stored at".into(),
+            format!(
+                "{} (offset {})",
+                report.stored_at.to_rfc3339(),
+                report.offset
+            ),
+        ),
+    ];
+    let count = |value: &Value| match value {
+        Value::Array(items) => Some(items.len().to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    };
+    for (key, value) in json.as_object().into_iter().flatten() {
+        match value {
+            Value::Object(members) => {
+                let entries = match members.len() {
+                    1 => "1 entry".to_owned(),
+                    n => format!("{n} entries"),
+                };
+                rows.push((key.clone(), entries));
+                for (member, value) in members {
+                    if let Some(count) = count(value) {
+                        rows.push((format!("  {member}"), count));
+                    }
+                }
+            }
+            Value::Array(_) => rows.extend(count(value).map(|count| (key.clone(), count))),
+            _ => {}
+        }
+    }
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(label, value)| format!("{:<width$} {value}\n", format!("{label}:")))
+        .collect()
+}
+
+/// `json` (valid JSON) indented as `serde_json::to_string_pretty` would, but with its members in
+/// their stored order and its numbers and strings exactly as stored.
+fn pretty_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() * 2);
+    let mut depth = 0_usize;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut chars = json.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+                if let Some(close) = chars.next_if(|&next| matches!(next, '}' | ']')) {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_broker::reports::ReportMeta;
+    use slipway_common::Timestamp;
+
+    #[test]
+    fn pretty_json_indents_like_serde_json_and_keeps_the_stored_order() {
+        // Keys already sorted, so serde_json's own (sorted) output is the reference.
+        let sorted =
+            r#" {"a":[1, 2.50,{"b":"x, \"y\": [z]\\"}],"c":{}, "d":[ ],"e":{"f":null,"g":-1e3}} "#;
+        let reference =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(sorted).unwrap())
+                .unwrap()
+                .replace("2.5", "2.50")
+                .replace("-1000.0", "-1e3");
+        assert_eq!(pretty_json(sorted), format!("{reference}\n"));
+        assert_eq!(
+            pretty_json(r#"{"z":1,"a":"é"}"#),
+            "{\n  \"z\": 1,\n  \"a\": \"é\"\n}\n"
+        );
+        assert_eq!(pretty_json("[]"), "[]\n");
+    }
+
+    #[test]
+    fn the_summary_counts_what_the_top_level_arrays_and_objects_hold() {
+        let report = StoredReport {
+            meta: ReportMeta {
+                image: "127.0.0.1:5000/app:1".into(),
+                digest: "sha256:00".into(),
+                job_id: "0190b6e2-7c1a-7f3e-9d2b-5a4c3e2f1a0b".parse().unwrap(),
+                scanned_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            },
+            body: Vec::new(),
+            offset: 42,
+            stored_at: Timestamp::from_unix_millis(1_700_000_001_000),
+        };
+        let json: Value = serde_json::from_str(
+            r#"{"version":1,"findings":[{},{},{}],"counts":{"os-updates":3,"integrity":0,"note":"x"},
+                "packages":{"rpm":[1,2],"deb":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&report, &json),
+            "\
+image:        127.0.0.1:5000/app:1
+digest:       sha256:00
+scanned at:   2023-11-14T22:13:20Z
+job:          0190b6e2-7c1a-7f3e-9d2b-5a4c3e2f1a0b
+stored at:    2023-11-14T22:13:21Z (offset 42)
+counts:       3 entries
+  integrity:  0
+  os-updates: 3
+findings:     3
+packages:     2 entries
+  deb:        0
+  rpm:        2
+"
+        );
+    }
+
+    #[test]
+    fn the_arguments_parse_with_defaults_and_bounds() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ReportArgs,
+        }
+        let parsed = Wrapper::try_parse_from(["report", "app:1"]).unwrap().args;
+        assert_eq!(
+            (parsed.image.as_str(), parsed.format, parsed.days),
+            ("app:1", ReportFormat::Table, 30)
+        );
+        let parsed =
+            Wrapper::try_parse_from(["report", "app:1", "--format", "json", "--days", "7"])
+                .unwrap()
+                .args;
+        assert_eq!((parsed.format, parsed.days), (ReportFormat::Json, 7));
+        for bad in [["--days", "0"], ["--format", "yaml"]] {
+            let error = Wrapper::try_parse_from(["report", "app:1", bad[0], bad[1]])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(error.contains(bad[0]), "{error}");
+        }
+    }
+}

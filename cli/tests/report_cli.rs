@@ -1,0 +1,151 @@
+//! `slipway report` as users run it, against a real RabbitMQ: a missing stream, the latest report
+//! of an image as a summary and as JSON, by reference and by digest, an image without a report,
+//! and a malformed reference.
+
+use std::process::{Command, Output};
+
+use slipway_broker::reports::{
+    ReportMeta, ReportStreamSettings, append_report, declare_report_stream, delete_report_stream,
+    report_stream_name,
+};
+use slipway_broker::{BrokerConnection, Publisher, Topology};
+use slipway_common::{JobId, Timestamp};
+use slipway_tests::{AMQP_URL, ensure_rabbitmq, test_settings};
+
+/// Runs `slipway report ARGS` against `namespace` (in a blocking thread: the test's runtime keeps
+/// serving the broker connection meanwhile).
+async fn slipway_report(namespace: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    cmd.arg("report")
+        .args(args)
+        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .env("SLIPWAY_BROKER__NAMESPACE", namespace);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run slipway"))
+        .await
+        .expect("slipway ran")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const IMAGE: &str = "127.0.0.1:5000/team/app:1";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slipway_report_prints_the_latest_report_and_says_when_there_is_none() {
+    ensure_rabbitmq();
+    let settings = test_settings("cli-report");
+    let namespace = settings.namespace.clone();
+    let stream = report_stream_name(&namespace);
+
+    let missing = slipway_report(&namespace, &[IMAGE]).await;
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let connection = BrokerConnection::connect(&settings, "slipway-test-cli-report")
+        .await
+        .expect("connect");
+    let retention = ReportStreamSettings {
+        max_age: "1h".into(),
+        max_length_bytes: 16 << 20,
+        max_segment_size_bytes: 1 << 20,
+    };
+    declare_report_stream(&connection, &stream, &retention)
+        .await
+        .expect("declare the stream");
+    let result = tokio::spawn({
+        let namespace = namespace.clone();
+        let stream = stream.clone();
+        let publisher = Publisher::open(&connection, &Topology::new(&settings))
+            .await
+            .expect("publisher");
+        async move {
+            let job = JobId::new();
+            let scanned_at = Timestamp::from_unix_millis(1_700_000_000_000);
+            let reports = [
+                (digest(1), r#"{"findings":[{"id":"old"}]}"#),
+                (
+                    digest(2),
+                    r#"{"version":2,"findings":[{"id":"a"},{"id":"b"}],"counts":{"os-updates":2}}"#,
+                ),
+            ];
+            for (digest, body) in &reports {
+                let meta = ReportMeta {
+                    image: IMAGE.into(),
+                    digest: digest.clone(),
+                    job_id: job,
+                    scanned_at,
+                };
+                append_report(&publisher, &stream, &meta, body.as_bytes())
+                    .await
+                    .expect("append a report");
+            }
+
+            let table = slipway_report(&namespace, &[IMAGE]).await;
+            assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+            let text = stdout(&table);
+            for line in [
+                format!("image:        {IMAGE}"),
+                format!("digest:       {}", digest(2)),
+                "scanned at:   2023-11-14T22:13:20Z".to_owned(),
+                format!("job:          {job}"),
+                "counts:       1 entry".to_owned(),
+                "  os-updates: 2".to_owned(),
+                "findings:     2".to_owned(),
+            ] {
+                assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+            }
+
+            let json = slipway_report(&namespace, &["--format", "json", IMAGE]).await;
+            assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+            assert_eq!(
+                stdout(&json),
+                "{\n  \"version\": 2,\n  \"findings\": [\n    {\n      \"id\": \"a\"\n    },\n    \
+                 {\n      \"id\": \"b\"\n    }\n  ],\n  \"counts\": {\n    \"os-updates\": 2\n  }\n}\n"
+            );
+
+            let by_digest = format!("127.0.0.1:5000/team/app@{}", digest(1));
+            let older = slipway_report(&namespace, &["--format=json", &by_digest]).await;
+            assert_eq!(older.status.code(), Some(0), "{}", stderr(&older));
+            assert!(stdout(&older).contains("\"old\""), "{}", stdout(&older));
+
+            let other = "127.0.0.1:5000/team/app:2";
+            let none = slipway_report(&namespace, &["--days", "7", other]).await;
+            assert_eq!(none.status.code(), Some(1));
+            assert!(stdout(&none).is_empty());
+            assert_eq!(
+                stderr(&none).trim(),
+                format!("slipway: no report for {other} in the last 7 days of {stream}")
+            );
+
+            let bad = slipway_report(&namespace, &["app@latest"]).await;
+            assert_eq!(bad.status.code(), Some(1));
+            assert!(
+                stderr(&bad).contains("invalid digest \"latest\": expected"),
+                "{}",
+                stderr(&bad)
+            );
+        }
+    })
+    .await;
+
+    delete_report_stream(&connection, &stream)
+        .await
+        .expect("delete the test's report stream");
+    connection.close().await;
+    if let Err(error) = result {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
