@@ -11,6 +11,8 @@
 //! - [`reports`]: full scan reports on the `<namespace>.reports` stream:
 //!   [`reports::append_report`], [`reports::latest_report`] and [`reports::report_history`].
 //!
+//! - [`SideConnection`]: a worker's second connection for writing one of those streams.
+//!
 //! Both streams are declared, appended to and read through one crate-private module, `streams`
 //! (retention arguments, confirmed `mandatory` appends, reads up to the stream's end).
 
@@ -22,6 +24,7 @@ pub mod logs;
 mod publisher;
 pub mod reports;
 mod settings;
+mod side;
 mod streams;
 mod topology;
 
@@ -29,6 +32,7 @@ pub use connection::BrokerConnection;
 pub use consumer::{Consumer, Handler, Job, Outcome};
 pub use publisher::{CONTENT_TYPE, PublishError, Publisher};
 pub use settings::BrokerSettings;
+pub use side::SideConnection;
 pub use topology::{Topology, WorkerQueue};
 
 use std::time::Duration;

@@ -10,12 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use slipway_broker::logs::{
-    LogStreamSettings, LogWriter, LogWriterOptions, declare_log_stream, log_stream_name,
-};
-use slipway_broker::{
-    BrokerConnection, BrokerSettings, Consumer, Job, Outcome, Publisher, Topology,
-};
+use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_stream_name};
+use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::message::{BuildStage, LintPassed};
 use slipway_common::source::{SourceCache, SourceError, SourceSettings};
 use slipway_common::telemetry::TelemetrySettings;
@@ -181,57 +177,31 @@ pub struct BuildHandler {
 /// Where build logs go: a publisher on the worker's log connection, re-opened when it breaks.
 /// Logs are best effort: without the stream, a job still runs and keeps its log tail.
 struct LogSink {
-    broker: BrokerSettings,
-    stream: String,
-    retention: LogStreamSettings,
-    session: Mutex<Option<(BrokerConnection, Publisher)>>,
+    side: SideConnection,
 }
 
 impl LogSink {
     /// A writer for one job's run, (re)connecting when needed; `None` when the broker refuses.
     async fn writer(&self, job_id: JobId, attempt: u32) -> Option<LogWriter> {
-        let mut session = self.session.lock().await;
-        for _ in 0..2 {
-            if session.is_none() {
-                match self.connect().await {
-                    Ok(opened) => *session = Some(opened),
-                    Err(error) => {
-                        tracing::warn!(%job_id, %error, "build log stream unavailable; keeping the log tail only");
-                        return None;
-                    }
-                }
+        match self.side.publisher().await {
+            Ok(publisher) => {
+                let options = LogWriterOptions {
+                    finish_timeout: Duration::from_secs(5),
+                    ..LogWriterOptions::default()
+                };
+                Some(LogWriter::start(
+                    &publisher,
+                    self.side.stream(),
+                    job_id,
+                    attempt,
+                    options,
+                ))
             }
-            if let Some((connection, _)) = session.as_ref() {
-                // A channel that cannot be opened means the connection is gone.
-                match Publisher::open(connection, &Topology::pipeline(&self.broker)).await {
-                    Ok(publisher) => {
-                        let options = LogWriterOptions {
-                            finish_timeout: Duration::from_secs(5),
-                            ..LogWriterOptions::default()
-                        };
-                        return Some(LogWriter::start(
-                            &publisher,
-                            &self.stream,
-                            job_id,
-                            attempt,
-                            options,
-                        ));
-                    }
-                    Err(error) => {
-                        tracing::warn!(%job_id, %error, "log connection lost; reconnecting");
-                        *session = None;
-                    }
-                }
+            Err(error) => {
+                tracing::warn!(%job_id, %error, "build log stream unavailable; keeping the log tail only");
+                None
             }
         }
-        None
-    }
-
-    async fn connect(&self) -> Result<(BrokerConnection, Publisher), slipway_broker::BrokerError> {
-        let connection = BrokerConnection::connect(&self.broker, "slipway-build-logs").await?;
-        declare_log_stream(&connection, &self.stream, &self.retention).await?;
-        let publisher = Publisher::open(&connection, &Topology::pipeline(&self.broker)).await?;
-        Ok((connection, publisher))
     }
 }
 
@@ -295,10 +265,12 @@ impl BuildHandler {
             registry,
             credentials,
             logs: LogSink {
-                broker: config.broker.clone(),
-                stream: log_stream_name(&config.broker.namespace),
-                retention: config.logs.clone(),
-                session: Mutex::new(None),
+                side: SideConnection::for_logs(
+                    &config.broker,
+                    "slipway-build-logs",
+                    &log_stream_name(&config.broker.namespace),
+                    &config.logs,
+                ),
             },
             reclaiming: Mutex::new(Vec::new()),
             shutdown,
