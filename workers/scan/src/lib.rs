@@ -6,7 +6,8 @@
 //! apk package databases), `lang` (Python, npm and Ruby packages). The image's filesystem comes from
 //! `image` (layers streamed, whiteouts applied, only the files scanners need kept). `capabilities`
 //! reads what the image configuration asks of the host (root user, the `RUN`/`INSTALL`/`UNINSTALL`
-//! labels' `docker run` options).
+//! labels' `docker run` options). `osv` matches the inventory against an OSV database on disk, when
+//! one is configured, and says so when none is.
 
 pub mod capabilities;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod integrity;
 pub mod inventory;
 pub mod lang;
 pub mod os;
+pub mod osv;
 pub mod package;
 pub mod purl;
 pub mod sbom;
