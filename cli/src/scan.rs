@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use slipway_common::envelope::Timestamp;
 use slipway_scan::image::DigestSet;
 use slipway_scan::integrity::IntegrityReport;
+use slipway_scan::osv::Database;
 use slipway_scan::package::Inventory;
 use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse};
 use slipway_scan::sbom::{SbomSubject, cyclonedx};
@@ -39,6 +40,10 @@ pub struct ScanArgs {
     /// Skip integrity checking (no file digests are computed: faster).
     #[arg(long)]
     pub no_integrity: bool,
+    /// A directory of OSV records (e.g. osv.dev's export, one directory per ecosystem) to match
+    /// the packages against, offline. Without it the report says no database is configured.
+    #[arg(long, value_name = "DIR", env = "SLIPWAY_OSV_DIR")]
+    pub osv_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs `slipway scan`: exit 0 when the image was read, 2 when it could not be.
@@ -54,6 +59,22 @@ pub async fn run(args: &ScanArgs) -> ExitCode {
 
 async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     let integrity = !args.no_integrity && !matches!(args.format, ScanFormat::Cyclonedx);
+    let database = match &args.osv_dir {
+        Some(dir) => {
+            let dir = dir.clone();
+            let database = tokio::task::spawn_blocking(move || Database::load(&dir)).await??;
+            let summary = database.summary();
+            if summary.skipped > 0 {
+                eprintln!(
+                    "slipway scan: {} of the OSV records in {} were skipped as unreadable (see the JSON report)",
+                    summary.skipped,
+                    database.path().display()
+                );
+            }
+            Some(database)
+        }
+        None => None,
+    };
     // An archive streams once: its digests are computed on the way (a directory's later, lazily).
     let stream_digests = if integrity {
         DigestSet::ALL
@@ -93,7 +114,12 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.format {
         ScanFormat::Json => {
-            let report = ScanReport::new(subject, Timestamp::now().to_rfc3339(), &analysis);
+            let report = ScanReport::new(
+                subject,
+                Timestamp::now().to_rfc3339(),
+                &analysis,
+                database.as_ref(),
+            );
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }

@@ -139,7 +139,10 @@ mod tests {
         ];
         assert_eq!(job.digest_among(&digests).as_deref(), Some("sha256:2"));
         assert_eq!(requested("app", None).repository(), "app");
-        assert_eq!(requested("host:5000/app", None).repository(), "host:5000/app");
+        assert_eq!(
+            requested("host:5000/app", None).repository(),
+            "host:5000/app"
+        );
     }
 
     #[test]
@@ -150,7 +153,10 @@ mod tests {
         else {
             panic!("not scan.completed");
         };
-        assert_eq!((done.image.as_str(), done.digest.as_str()), ("r/app:1", "sha256:3"));
+        assert_eq!(
+            (done.image.as_str(), done.digest.as_str()),
+            ("r/app:1", "sha256:3")
+        );
         assert_eq!(done.counts["packages"], 96);
         assert_eq!(done.notify_email.as_deref(), Some("owner@example.org"));
         let Message::ScanFailed(failed) = job.failed("no such image".into()) else {

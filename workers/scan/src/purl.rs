@@ -74,7 +74,7 @@ pub fn of(package: &Package, os: Option<&OsIdentity>) -> String {
                 parts.namespace.push(os.id.to_lowercase());
             }
         }
-        Ecosystem::Pypi => parts.name = pep503_name(&package.name),
+        Ecosystem::Pypi => parts.name = crate::lang::python::pep503_name(&package.name),
         Ecosystem::Npm => {
             // A scoped package is `@scope/name`: the scope is the namespace (its `@` is encoded
             // like any other), the rest the name.
@@ -134,25 +134,6 @@ fn split_rpm_epoch(version: &str) -> (Option<&str>, &str) {
         }
         _ => (None, version),
     }
-}
-
-/// A Python distribution name normalised as PEP 503 says: lowercased, every run of `-`, `_` and
-/// `.` replaced by one `-`.
-fn pep503_name(name: &str) -> String {
-    let mut normalised = String::with_capacity(name.len());
-    let mut in_separator_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator_run {
-                normalised.push('-');
-            }
-            in_separator_run = true;
-        } else {
-            normalised.extend(c.to_lowercase());
-            in_separator_run = false;
-        }
-    }
-    normalised
 }
 
 /// A purl's components before encoding (no subpath: no inventory package needs one).
@@ -628,10 +609,19 @@ mod tests {
 
     #[test]
     fn pep503_collapses_runs_of_separators() {
-        assert_eq!(pep503_name("Django_package"), "django-package");
-        assert_eq!(pep503_name("ruamel.yaml"), "ruamel-yaml");
-        assert_eq!(pep503_name("A-_.-b"), "a-b");
-        assert_eq!(pep503_name("typing_extensions"), "typing-extensions");
+        assert_eq!(
+            crate::lang::python::pep503_name("Django_package"),
+            "django-package"
+        );
+        assert_eq!(
+            crate::lang::python::pep503_name("ruamel.yaml"),
+            "ruamel-yaml"
+        );
+        assert_eq!(crate::lang::python::pep503_name("A-_.-b"), "a-b");
+        assert_eq!(
+            crate::lang::python::pep503_name("typing_extensions"),
+            "typing-extensions"
+        );
     }
 
     #[test]

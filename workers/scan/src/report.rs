@@ -1,4 +1,5 @@
-//! One image's scan: the steps run over its filesystem ([`analyse`]: inventory, then integrity)
+//! One image's scan: the steps run over its filesystem ([`analyse`]: inventory, integrity,
+//! capabilities), the offline vulnerability match,
 //! and the full report they make ([`ScanReport`]), which the CLI prints and the worker appends to
 //! the reports stream, with its per-scanner counts (the `scan.completed` summary).
 //!
@@ -10,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::capabilities::{self, Finding as CapabilityFinding};
 use crate::image::{ImageError, ImageFs};
 use crate::integrity::{self, IntegrityReport};
 use crate::inventory::{InventoryError, take_inventory};
+use crate::osv::{self, Database, OsvReport};
 use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
 use crate::source::Access;
 
@@ -48,6 +51,8 @@ pub struct Analysis {
     pub inventory: Inventory,
     /// Integrity, when asked for.
     pub integrity: Option<IntegrityReport>,
+    /// What the image's configuration and `RUN`/`INSTALL`/`UNINSTALL` labels ask of its host.
+    pub capabilities: Vec<CapabilityFinding>,
     /// Things the report should say were skipped (malformed language-package files).
     pub warnings: Vec<String>,
     /// Time each step took, by scanner name.
@@ -71,12 +76,24 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
     let started = Instant::now();
     let taken = take_inventory(fs)?;
     let found = taken.inventory;
-    let warnings = taken
+    let mut warnings: Vec<String> = taken
         .unreadable
         .iter()
         .map(|e| format!("language package skipped: {e}"))
         .collect();
     durations.insert("inventory", started.elapsed());
+    let capabilities = match fs.config() {
+        Some(config) => capabilities::from_config(config).unwrap_or_else(|e| {
+            warnings.push(format!(
+                "capabilities not checked: the image configuration is unreadable: {e}"
+            ));
+            Vec::new()
+        }),
+        None => {
+            warnings.push("capabilities not checked: the source has no image configuration (a root filesystem directory)".to_owned());
+            Vec::new()
+        }
+    };
     let integrity = if options.integrity {
         let started = Instant::now();
         let needed = integrity::digests_needed(&found.packages, fs);
@@ -90,6 +107,7 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
     Ok(Analysis {
         inventory: found,
         integrity,
+        capabilities,
         warnings,
         durations,
     })
@@ -155,6 +173,10 @@ pub struct ScanReport {
     pub packages: Vec<ReportedPackage>,
     /// Integrity, when it was checked.
     pub integrity: Option<IntegrityReport>,
+    /// Host privileges the image asks for.
+    pub capabilities: Vec<CapabilityFinding>,
+    /// Known vulnerabilities from the offline OSV database, or that none is configured.
+    pub vulnerabilities: OsvReport,
     /// What was skipped, and why.
     pub warnings: Vec<String>,
     /// Milliseconds each scanner took.
@@ -162,8 +184,18 @@ pub struct ScanReport {
 }
 
 impl ScanReport {
-    /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339).
-    pub fn new(subject: Subject, scanned_at: String, analysis: &Analysis) -> Self {
+    /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339), with the
+    /// packages matched against the OSV `database` when one is configured.
+    pub fn new(
+        subject: Subject,
+        scanned_at: String,
+        analysis: &Analysis,
+        database: Option<&Database>,
+    ) -> Self {
+        let started = Instant::now();
+        let vulnerabilities = osv::check(&analysis.inventory, database);
+        let mut durations = analysis.durations.clone();
+        durations.insert("vulnerabilities", started.elapsed());
         let os = analysis.inventory.os.as_ref();
         Self {
             schema: REPORT_SCHEMA,
@@ -178,9 +210,10 @@ impl ScanReport {
                 .map(|p| ReportedPackage::of(p, os))
                 .collect(),
             integrity: analysis.integrity.clone(),
+            capabilities: analysis.capabilities.clone(),
+            vulnerabilities,
             warnings: analysis.warnings.clone(),
-            durations_ms: analysis
-                .durations
+            durations_ms: durations
                 .iter()
                 .map(|(k, d)| {
                     (
@@ -193,7 +226,7 @@ impl ScanReport {
     }
 
     /// Results per scanner, the `scan.completed` summary: `packages`, `integrity` (failures),
-    /// `config-changes`.
+    /// `config-changes`, `capabilities`, `vulnerabilities`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let mut counts = BTreeMap::new();
@@ -205,6 +238,11 @@ impl ScanReport {
                 count(integrity.config_changes.len()),
             );
         }
+        counts.insert("capabilities".to_owned(), count(self.capabilities.len()));
+        counts.insert(
+            "vulnerabilities".to_owned(),
+            count(self.vulnerabilities.vulnerabilities.len()),
+        );
         counts
     }
 }

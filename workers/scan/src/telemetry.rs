@@ -12,7 +12,14 @@ use slipway_common::telemetry::register;
 use crate::package::Ecosystem;
 
 /// Every scanner whose time is measured, as `scanner` label values.
-pub const SCANNERS: [&str; 6] = ["read", "inventory", "integrity", "updates", "vulnerabilities", "total"];
+pub const SCANNERS: [&str; 6] = [
+    "read",
+    "inventory",
+    "integrity",
+    "updates",
+    "vulnerabilities",
+    "total",
+];
 
 /// `slipway_scan_duration_seconds{scanner}`.
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
@@ -106,7 +113,9 @@ pub fn scan_completed(
         }
     }
     for (ecosystem, count) in packages {
-        PACKAGES.with_label_values(&[ecosystem.as_str()]).inc_by(*count);
+        PACKAGES
+            .with_label_values(&[ecosystem.as_str()])
+            .inc_by(*count);
     }
     UPDATES.inc_by(updates);
     SCANS.with_label_values(&["completed"]).inc();

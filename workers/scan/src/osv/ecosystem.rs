@@ -253,16 +253,7 @@ pub fn name_key(family: &str, name: &str) -> String {
     if family != "PyPI" {
         return name.to_owned();
     }
-    let mut key = String::with_capacity(name.len());
-    for c in name.chars() {
-        if !matches!(c, '-' | '_' | '.') {
-            key.extend(c.to_lowercase());
-        } else if !key.ends_with('-') {
-            // Every `-` in `key` stands for a separator run: only the run's first is written.
-            key.push('-');
-        }
-    }
-    key
+    crate::lang::python::pep503_name(name)
 }
 
 /// The first `count` dot-separated numbers of `version` (`3.18.4` → `3.18` for 2), each all

@@ -1,0 +1,452 @@
+//! The scan worker's wiring: consume `build.succeeded` and `scan.requested`, make sure the image
+//! is on this node's Docker daemon (pulled by digest when it is not), read and analyse it, append
+//! the full report to the `<namespace>.reports` stream, and publish `scan.completed` (or
+//! `scan.failed`) through the broker's consumer runner, which acks only after that event is
+//! confirmed. The report is appended (confirmed) before the outcome is returned, so an acked job
+//! always has its report in the stream; a redelivered job appends it again, and readers take the
+//! latest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use slipway_broker::reports::{
+    ReportMeta, ReportStreamSettings, append_report, report_stream_name,
+};
+use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
+use slipway_common::Timestamp;
+use slipway_common::telemetry::TelemetrySettings;
+use slipway_docker::{DockerEngine, DockerError, ImageRef, RegistryCredentials};
+use tokio_util::sync::CancellationToken;
+
+use crate::image::DigestSet;
+use crate::job::ScanJob;
+use crate::osv::Database;
+use crate::package::Ecosystem;
+use crate::report::{AnalysisError, ScanOptions, ScanReport, Subject, analyse};
+use crate::source::{SourceError, read_daemon_image};
+
+/// The worker's name: its queue is `<namespace>.scan`.
+pub const WORKER: &str = "scan";
+
+/// Everything `slipway-scan` reads from `/etc/slipway/scan.toml` and `SLIPWAY_*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanWorkerConfig {
+    /// `[broker]`: connection, namespace, prefetch (= scans at once), retries.
+    pub broker: BrokerSettings,
+    /// `[telemetry]`: logs and the metrics endpoint.
+    pub telemetry: TelemetrySettings,
+    /// `[reports]`: retention of the `<namespace>.reports` stream.
+    pub reports: ReportStreamSettings,
+    /// `[registry]`: credentials for pulling images to scan.
+    pub registry: RegistryLogin,
+    /// `[scan]`: which scanners run and with what.
+    pub scan: ScanSettings,
+}
+
+/// The `[registry]` section: who the daemon logs in as to pull (nothing for an open registry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryLogin {
+    /// User name.
+    pub username: Option<String>,
+    /// File holding the password (else the systemd credential `registry-password`).
+    pub password_file: Option<PathBuf>,
+}
+
+/// The `[scan]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanSettings {
+    /// Compare every package-owned file with its package database (default on).
+    pub integrity: bool,
+    /// A directory of OSV records to match packages against, offline; none: the report says so.
+    pub osv_dir: Option<PathBuf>,
+    /// Remove an image this worker pulled once its scan is done (default on: the disk never
+    /// fills with scanned images). Images that were already on the node are never removed.
+    pub remove_pulled: bool,
+}
+
+impl Default for ScanSettings {
+    fn default() -> Self {
+        Self {
+            integrity: true,
+            osv_dir: None,
+            remove_pulled: true,
+        }
+    }
+}
+
+/// Why the worker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The Docker daemon is unusable.
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+    /// The registry credentials are unusable.
+    #[error("registry: {0}")]
+    Credentials(#[from] slipway_docker::CredentialsError),
+    /// The OSV directory cannot be loaded.
+    #[error("scan.osv_dir: {0}")]
+    Osv(#[from] crate::osv::OsvError),
+    /// The broker failed for good.
+    #[error(transparent)]
+    Broker(#[from] slipway_broker::BrokerError),
+}
+
+/// How one scan went wrong, and whether trying later may help.
+enum Failure {
+    /// Try again later (daemon or broker unavailable, image vanished mid-read).
+    Transient(String),
+    /// The image cannot be scanned: `scan.failed` says why.
+    Permanent(String),
+}
+
+impl From<SourceError> for Failure {
+    fn from(error: SourceError) -> Self {
+        if error.is_transient() {
+            Failure::Transient(error.to_string())
+        } else {
+            Failure::Permanent(error.to_string())
+        }
+    }
+}
+
+impl From<DockerError> for Failure {
+    fn from(error: DockerError) -> Self {
+        SourceError::from(error).into()
+    }
+}
+
+/// Handles one scan job.
+pub struct ScanHandler {
+    docker: DockerEngine,
+    credentials: Option<RegistryCredentials>,
+    reports: SideConnection,
+    settings: ScanSettings,
+    database: Option<Arc<Database>>,
+    leases: ImageLeases,
+}
+
+impl ScanHandler {
+    /// A handler for `config`: connects to the Docker daemon and loads the OSV database.
+    pub async fn new(config: &ScanWorkerConfig) -> Result<ScanHandler, WorkerError> {
+        let credentials = RegistryCredentials::configured(
+            config.registry.username.as_deref(),
+            config.registry.password_file.as_deref(),
+        )?;
+        let database = match &config.scan.osv_dir {
+            Some(dir) => {
+                let dir = dir.clone();
+                let database = tokio::task::spawn_blocking(move || Database::load(&dir))
+                    .await
+                    .map_err(|e| crate::osv::OsvError {
+                        path: PathBuf::new(),
+                        found: e.to_string(),
+                    })??;
+                tracing::info!(path = %database.path().display(), records = database.summary().records, skipped = database.summary().skipped, "OSV database loaded");
+                Some(Arc::new(database))
+            }
+            None => None,
+        };
+        Ok(ScanHandler {
+            docker: DockerEngine::connect().await?,
+            credentials,
+            reports: SideConnection::for_reports(
+                &config.broker,
+                "slipway-scan-reports",
+                &report_stream_name(&config.broker.namespace),
+                &config.reports,
+            ),
+            settings: config.scan.clone(),
+            database,
+            leases: ImageLeases::default(),
+        })
+    }
+
+    /// Scans the job's image and says what to publish (or whether to retry or reject).
+    pub async fn scan(&self, job: &Job) -> Outcome {
+        let scan_job = match ScanJob::of(&job.envelope.message) {
+            Ok(scan_job) => scan_job,
+            Err(reason) => return Outcome::Reject(reason),
+        };
+        let job_id = job.envelope.job_id;
+        match self.scan_image(job, &scan_job).await {
+            Ok(completed) => Outcome::Ack(vec![job.envelope.follow_up(completed)]),
+            Err(Failure::Transient(reason)) => {
+                crate::telemetry::scan_retried(job_id, &scan_job.image, &reason);
+                Outcome::Retry(reason)
+            }
+            Err(Failure::Permanent(error)) => {
+                crate::telemetry::scan_failed(job_id, &scan_job.image, &error);
+                Outcome::Ack(vec![job.envelope.follow_up(scan_job.failed(error))])
+            }
+        }
+    }
+
+    async fn scan_image(
+        &self,
+        job: &Job,
+        scan_job: &ScanJob,
+    ) -> Result<slipway_common::Message, Failure> {
+        let started = Instant::now();
+        let reference = scan_job.local_reference();
+        let lease = self.leases.take(&reference);
+        let pulled = self.ensure_local(scan_job, &reference).await?;
+        if pulled {
+            lease.mark_pulled();
+        }
+        let result = self.scan_local(job, scan_job, &reference, started).await;
+        if let Some(pulled_reference) = lease.release() {
+            if self.settings.remove_pulled {
+                if let Err(error) = self.docker.remove_image(&pulled_reference).await {
+                    tracing::warn!(image = %pulled_reference, %error, "cannot remove a scanned image");
+                }
+            }
+        }
+        result
+    }
+
+    /// Pulls the image unless the daemon has it (a rescan by tag always pulls, to scan what
+    /// the tag names now); whether this call pulled it.
+    async fn ensure_local(&self, scan_job: &ScanJob, reference: &str) -> Result<bool, Failure> {
+        let present = self.docker.image_storage(reference).await?.is_some();
+        if present && scan_job.digest.is_some() {
+            return Ok(false);
+        }
+        let image =
+            ImageRef::parse(&scan_job.image).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mut log = |line: &str| tracing::debug!(image = %scan_job.image, line, "pull");
+        let pulled = match &scan_job.digest {
+            Some(digest) => {
+                self.docker
+                    .pull_by_digest(&image, digest, self.credentials.as_ref(), &mut log)
+                    .await
+            }
+            None => {
+                self.docker
+                    .pull(&image, self.credentials.as_ref(), &mut log)
+                    .await
+            }
+        };
+        match pulled {
+            Ok(()) => Ok(!present),
+            // A rescan of an image the registry no longer serves still scans the local copy.
+            Err(error) if present && error.is_transient() => {
+                tracing::warn!(image = %scan_job.image, %error, "pull failed; scanning the local copy");
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn scan_local(
+        &self,
+        job: &Job,
+        scan_job: &ScanJob,
+        reference: &str,
+        started: Instant,
+    ) -> Result<slipway_common::Message, Failure> {
+        let read =
+            read_daemon_image(&self.docker, reference, stream_digests(&self.settings)).await?;
+        let read_time = started.elapsed();
+        let digest = scan_job.digest_among(&read.repo_digests).ok_or_else(|| {
+            Failure::Permanent(format!(
+                "{reference} has no digest from the registry (was it pushed?)"
+            ))
+        })?;
+        let options = ScanOptions {
+            integrity: self.settings.integrity,
+        };
+        let mut fs = read.fs;
+        let analysis = tokio::task::spawn_blocking(move || analyse(&mut fs, options))
+            .await
+            .map_err(|e| Failure::Transient(format!("the analysis task failed: {e}")))?
+            .map_err(|e| match e {
+                AnalysisError::Inventory(e) => Failure::Permanent(e.to_string()),
+                AnalysisError::Hashing(e) => Failure::Transient(e.to_string()),
+            })?;
+        let subject = Subject {
+            image: scan_job.image.clone(),
+            digest: Some(digest.clone()),
+            image_id: read.image_id,
+            access: read.access,
+        };
+        let scanned_at = Timestamp::now();
+        let mut report = ScanReport::new(
+            subject,
+            scanned_at.to_rfc3339(),
+            &analysis,
+            self.database.as_deref(),
+        );
+        let mut durations = analysis.durations.clone();
+        durations.insert("read", read_time);
+        durations.insert("total", started.elapsed());
+        for (scanner, duration) in &durations {
+            report.durations_ms.insert(
+                (*scanner).to_owned(),
+                u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            );
+        }
+        let body = serde_json::to_vec(&report)
+            .map_err(|e| Failure::Permanent(format!("the report cannot be encoded: {e}")))?;
+        let meta = ReportMeta {
+            image: scan_job.image.clone(),
+            digest: digest.clone(),
+            job_id: job.envelope.job_id,
+            scanned_at,
+        };
+        self.append(&meta, &body).await?;
+        let mut packages: BTreeMap<Ecosystem, u64> = BTreeMap::new();
+        for package in &analysis.inventory.packages {
+            *packages.entry(package.ecosystem).or_default() += 1;
+        }
+        crate::telemetry::scan_completed(
+            job.envelope.job_id,
+            &scan_job.image,
+            &digest,
+            &durations,
+            &packages,
+            0,
+        );
+        Ok(scan_job.completed(digest, report.counts()))
+    }
+
+    /// Appends the report to the stream, confirmed; a failure is transient (the job is retried).
+    async fn append(&self, meta: &ReportMeta, body: &[u8]) -> Result<(), Failure> {
+        let publisher =
+            self.reports.publisher().await.map_err(|e| {
+                Failure::Transient(format!("the report stream is unavailable: {e}"))
+            })?;
+        if let Err(error) = append_report(&publisher, self.reports.stream(), meta, body).await {
+            self.reports.reset().await;
+            return Err(Failure::Transient(format!(
+                "the report could not be appended to {}: {error}",
+                self.reports.stream()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Digests computed while an export stream passes (only used when the layer directories cannot
+/// be read): all three when integrity is checked, none otherwise.
+fn stream_digests(settings: &ScanSettings) -> DigestSet {
+    if settings.integrity {
+        DigestSet::ALL
+    } else {
+        DigestSet::NONE
+    }
+}
+
+/// Which images scans of this process are using, so that an image pulled for one scan is removed
+/// only when no other scan of it is still reading it (its files are read lazily).
+#[derive(Default)]
+struct ImageLeases {
+    held: Arc<Mutex<HashMap<String, LeaseCount>>>,
+}
+
+#[derive(Default)]
+struct LeaseCount {
+    holders: usize,
+    pulled: bool,
+}
+
+/// One scan's use of an image.
+struct Lease {
+    held: Arc<Mutex<HashMap<String, LeaseCount>>>,
+    reference: String,
+    released: bool,
+}
+
+impl ImageLeases {
+    fn take(&self, reference: &str) -> Lease {
+        if let Ok(mut held) = self.held.lock() {
+            held.entry(reference.to_owned()).or_default().holders += 1;
+        }
+        Lease {
+            held: Arc::clone(&self.held),
+            reference: reference.to_owned(),
+            released: false,
+        }
+    }
+}
+
+impl Lease {
+    /// This process pulled the image.
+    fn mark_pulled(&self) {
+        if let Ok(mut held) = self.held.lock()
+            && let Some(count) = held.get_mut(&self.reference)
+        {
+            count.pulled = true;
+        }
+    }
+
+    /// Ends this use; the reference to remove when this was the last use of an image this
+    /// process pulled.
+    fn release(mut self) -> Option<String> {
+        self.released = true;
+        self.end()
+    }
+
+    fn end(&self) -> Option<String> {
+        let mut held = self.held.lock().ok()?;
+        let count = held.get_mut(&self.reference)?;
+        count.holders -= 1;
+        if count.holders > 0 {
+            return None;
+        }
+        let pulled = count.pulled;
+        held.remove(&self.reference);
+        pulled.then(|| self.reference.clone())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.released {
+            // A cancelled scan: the image stays for the retry.
+            let _ = self.end();
+        }
+    }
+}
+
+/// Runs the scan worker until `shutdown` is cancelled (then drains in-flight scans).
+pub async fn run(config: ScanWorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    crate::telemetry::register_metrics();
+    config.reports.validate()?;
+    let handler = Arc::new(ScanHandler::new(&config).await?);
+    let topology = Topology::pipeline(&config.broker);
+    let handle = move |job: Job| {
+        let handler = Arc::clone(&handler);
+        async move { handler.scan(&job).await }
+    };
+    Consumer::new(WORKER, config.broker, topology, handle)
+        .run(shutdown)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_pulled_here_is_removed_after_its_last_scan_only() {
+        let leases = ImageLeases::default();
+        let first = leases.take("r@sha256:1");
+        let second = leases.take("r@sha256:1");
+        first.mark_pulled();
+        assert_eq!(first.release(), None, "the second scan still reads it");
+        assert_eq!(second.release().as_deref(), Some("r@sha256:1"));
+        let present = leases.take("r@sha256:2");
+        assert_eq!(present.release(), None, "not pulled here: never removed");
+        let cancelled = leases.take("r@sha256:3");
+        cancelled.mark_pulled();
+        drop(cancelled);
+        assert!(leases.held.lock().unwrap().is_empty());
+    }
+}
