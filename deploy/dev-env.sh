@@ -28,6 +28,8 @@ readonly PACKAGES=(
     git
     shellcheck             # slipway lint runs it over RUN scripts (SC findings)
     rpm db5.3-util         # scan tests build rpm databases (sqlite and BerkeleyDB) with rpmbuild, rpm, db5.3_load
+    apt-utils createrepo-c # scan update tests index local apt (apt-ftparchive) and yum (createrepo_c) repos
+    xz-utils               # scan update tests compress Packages.xz
 )
 
 readonly LOG_DIR=/var/log/slipway
