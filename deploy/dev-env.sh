@@ -30,6 +30,8 @@ readonly PACKAGES=(
     rpm db5.3-util         # scan tests build rpm databases (sqlite and BerkeleyDB) with rpmbuild, rpm, db5.3_load
     python3-venv           # scan tests make venvs (pip and setuptools from Debian's wheels, offline); Trivy's venv
     ruby                   # scan tests build and install gems with gem build / gem install --local
+    apt-utils createrepo-c # scan update tests index local apt (apt-ftparchive) and yum (createrepo_c) repos
+    xz-utils               # scan update tests compress Packages.xz
 )
 
 # Packages needed only for a command another package may already provide:

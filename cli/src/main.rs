@@ -5,6 +5,7 @@
 mod lint;
 mod logs;
 mod report;
+mod report_table;
 mod scan;
 
 use std::path::{Path, PathBuf};

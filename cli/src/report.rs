@@ -101,51 +101,17 @@ pub async fn run(settings: &BrokerSettings, args: &ReportArgs) -> anyhow::Result
     }
 }
 
-/// The report's identity, then one line per top-level array (its length) and object (its number
-/// of entries, and below it the numbers and array lengths it holds).
+/// Where the report is stored, then the report itself as `slipway scan` prints it (without the
+/// full package list).
 fn summary(report: &StoredReport, json: &Value) -> String {
     let meta = &report.meta;
-    let mut rows: Vec<(String, String)> = vec![
-        ("image".into(), meta.image.clone()),
-        ("digest".into(), meta.digest.clone()),
-        ("scanned at".into(), meta.scanned_at.to_rfc3339()),
-        ("job".into(), meta.job_id.to_string()),
-        (
-            "stored at".into(),
-            format!(
-                "{} (offset {})",
-                report.stored_at.to_rfc3339(),
-                report.offset
-            ),
-        ),
-    ];
-    let count = |value: &Value| match value {
-        Value::Array(items) => Some(items.len().to_string()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    };
-    for (key, value) in json.as_object().into_iter().flatten() {
-        match value {
-            Value::Object(members) => {
-                let entries = match members.len() {
-                    1 => "1 entry".to_owned(),
-                    n => format!("{n} entries"),
-                };
-                rows.push((key.clone(), entries));
-                for (member, value) in members {
-                    if let Some(count) = count(value) {
-                        rows.push((format!("  {member}"), count));
-                    }
-                }
-            }
-            Value::Array(_) => rows.extend(count(value).map(|count| (key.clone(), count))),
-            _ => {}
-        }
-    }
-    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
-    rows.iter()
-        .map(|(label, value)| format!("{:<width$} {value}\n", format!("{label}:")))
-        .collect()
+    format!(
+        "job: {}\nstored at: {} (offset {})\n{}",
+        meta.job_id,
+        report.stored_at.to_rfc3339(),
+        report.offset,
+        crate::report_table::render(json, false)
+    )
 }
 
 /// `json` (valid JSON) indented as `serde_json::to_string_pretty` would, but with its members in
@@ -228,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn the_summary_counts_what_the_top_level_arrays_and_objects_hold() {
+    fn the_summary_says_where_the_report_is_stored_then_renders_it() {
         let report = StoredReport {
             meta: ReportMeta {
                 image: "127.0.0.1:5000/app:1".into(),
@@ -241,27 +207,19 @@ mod tests {
             stored_at: Timestamp::from_unix_millis(1_700_000_001_000),
         };
         let json: Value = serde_json::from_str(
-            r#"{"version":1,"findings":[{},{},{}],"counts":{"os-updates":3,"integrity":0,"note":"x"},
-                "packages":{"rpm":[1,2],"deb":[]}}"#,
+            r#"{"image":"127.0.0.1:5000/app:1","digest":"sha256:00","packages":[{"ecosystem":"rpm","name":"a","version":"1"}]}"#,
         )
         .unwrap();
-        assert_eq!(
-            summary(&report, &json),
-            "\
-image:        127.0.0.1:5000/app:1
-digest:       sha256:00
-scanned at:   2023-11-14T22:13:20Z
-job:          0190b6e2-7c1a-7f3e-9d2b-5a4c3e2f1a0b
-stored at:    2023-11-14T22:13:21Z (offset 42)
-counts:       3 entries
-  integrity:  0
-  os-updates: 3
-findings:     3
-packages:     2 entries
-  deb:        0
-  rpm:        2
-"
-        );
+        let text = summary(&report, &json);
+        for line in [
+            "job: 0190b6e2-7c1a-7f3e-9d2b-5a4c3e2f1a0b",
+            "stored at: 2023-11-14T22:13:21Z (offset 42)",
+            "127.0.0.1:5000/app:1",
+            "  digest: sha256:00",
+            "Packages: 1 (rpm 1)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -9,12 +9,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use slipway_common::envelope::Timestamp;
 use slipway_scan::image::DigestSet;
-use slipway_scan::integrity::IntegrityReport;
 use slipway_scan::osv::Database;
-use slipway_scan::package::Inventory;
 use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse};
 use slipway_scan::sbom::{SbomSubject, cyclonedx};
 use slipway_scan::source::{ReadImage, Target, read_daemon_image, read_local};
+use slipway_scan::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// Output formats of `slipway scan`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -44,6 +43,36 @@ pub struct ScanArgs {
     /// the packages against, offline. Without it the report says no database is configured.
     #[arg(long, value_name = "DIR", env = "SLIPWAY_OSV_DIR")]
     pub osv_dir: Option<std::path::PathBuf>,
+    /// A TOML file with `[[repos]]` (the apt, yum and apk repositories to look for updates in,
+    /// as in the scan worker's configuration) and optionally `[updates]` (index cache directory,
+    /// limits). Without it the report says updates were not checked.
+    #[arg(long, value_name = "FILE")]
+    pub repos: Option<std::path::PathBuf>,
+}
+
+/// The `[[repos]]` and `[updates]` of a `--repos` file.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ReposFile {
+    updates: FetchSettings,
+    repos: Vec<RepoConfig>,
+}
+
+/// The repositories of `file` (none without one) and a fetcher for them.
+fn repositories(file: Option<&std::path::Path>) -> anyhow::Result<(Vec<Repo>, Option<Fetcher>)> {
+    let Some(file) = file else {
+        return Ok((Vec::new(), None));
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed: ReposFile = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .with_context(|| format!("{}", file.display()))?;
+    let repos = validate_repos(&parsed.repos).with_context(|| format!("{}", file.display()))?;
+    let fetcher = Fetcher::new(&parsed.updates)?;
+    Ok((repos, Some(fetcher)))
 }
 
 /// Runs `slipway scan`: exit 0 when the image was read, 2 when it could not be.
@@ -112,104 +141,33 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
         access,
     };
     let mut out = std::io::stdout().lock();
-    match args.format {
-        ScanFormat::Json => {
-            let report = ScanReport::new(
-                subject,
-                Timestamp::now().to_rfc3339(),
-                &analysis,
-                database.as_ref(),
-            );
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        ScanFormat::Cyclonedx => {
-            let sbom_subject = SbomSubject {
-                image: args.target.clone(),
-                digest: subject.digest,
-                timestamp: Timestamp::now().to_rfc3339(),
-                tool_name: "slipway".to_owned(),
-                tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            };
-            serde_json::to_writer_pretty(&mut out, &cyclonedx(&analysis.inventory, &sbom_subject))?;
-            writeln!(out)?;
-        }
-        ScanFormat::Table => {
-            print_table(
-                &mut out,
-                &args.target,
-                &analysis.inventory,
-                analysis.integrity.as_ref(),
-            )?;
-            for warning in &analysis.warnings {
-                writeln!(out, "warning: {warning}")?;
-            }
-        }
+    if let ScanFormat::Cyclonedx = args.format {
+        let sbom_subject = SbomSubject {
+            image: args.target.clone(),
+            digest: subject.digest,
+            timestamp: Timestamp::now().to_rfc3339(),
+            tool_name: "slipway".to_owned(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        serde_json::to_writer_pretty(&mut out, &cyclonedx(&analysis.inventory, &sbom_subject))?;
+        writeln!(out)?;
+        return Ok(());
     }
-    Ok(())
-}
-
-fn print_table(
-    out: &mut impl std::io::Write,
-    target: &str,
-    found: &Inventory,
-    report: Option<&IntegrityReport>,
-) -> std::io::Result<()> {
-    writeln!(out, "{target}")?;
-    match &found.os {
-        Some(os) => writeln!(
-            out,
-            "OS: {}",
-            os.pretty_name.clone().unwrap_or_else(|| format!(
-                "{} {}",
-                os.id,
-                os.version_id.as_deref().unwrap_or("")
-            ))
-        )?,
-        None => writeln!(out, "OS: none identified")?,
-    }
-    writeln!(out, "\nPackages ({}):", found.packages.len())?;
-    let width = found
-        .packages
-        .iter()
-        .map(|p| p.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    writeln!(out, "  {:<6} {:<width$} VERSION", "TYPE", "NAME")?;
-    for package in &found.packages {
-        writeln!(
-            out,
-            "  {:<6} {:<width$} {}",
-            package.ecosystem.as_str(),
-            package.name,
-            package.version
-        )?;
-    }
-    if let Some(report) = report {
-        writeln!(
-            out,
-            "\nIntegrity: {} files verified, {} differ, {} configuration changes, {} docs missing, {} volatile not verified",
-            report.verified,
-            report.failures.len(),
-            report.config_changes.len(),
-            report.docs_missing.len(),
-            report.volatile_skipped
-        )?;
-        for finding in &report.failures {
-            writeln!(
-                out,
-                "  {} ({}): {:?}",
-                finding.path, finding.package, finding.problem
-            )?;
-        }
-        for finding in &report.config_changes {
-            writeln!(
-                out,
-                "  config {} ({}): {:?}",
-                finding.path, finding.package, finding.problem
-            )?;
-        }
+    let (repos, fetcher) = repositories(args.repos.as_deref())?;
+    let updates = slipway_scan::updates::check(fetcher.as_ref(), &repos, &analysis.inventory).await;
+    let report = ScanReport::new(
+        subject,
+        Timestamp::now().to_rfc3339(),
+        &analysis,
+        updates,
+        database.as_ref(),
+    );
+    if let ScanFormat::Json = args.format {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let value = serde_json::to_value(&report)?;
+        write!(out, "{}", crate::report_table::render(&value, true))?;
     }
     Ok(())
 }

@@ -2,12 +2,19 @@
 //! read without running the image.
 //!
 //! Pure core, each part a function from file contents to findings: `package` (the inventory's
-//! types), `version` (dpkg, rpm and apk version ordering), `os` (OS identity and the dpkg, rpm and
-//! apk package databases), `lang` (Python, npm and Ruby packages). The image's filesystem comes from
-//! `image` (layers streamed, whiteouts applied, only the files scanners need kept). `capabilities`
-//! reads what the image configuration asks of the host (root user, the `RUN`/`INSTALL`/`UNINSTALL`
-//! labels' `docker run` options). `osv` matches the inventory against an OSV database on disk, when
-//! one is configured, and says so when none is.
+//! types), `version` (dpkg, rpm, apk, PEP 440, semver and gem version ordering), `os` (OS identity
+//! and the dpkg, rpm and apk package databases), `lang` (Python, npm and Ruby packages),
+//! `inventory` (all of them over one filesystem), `integrity` (files against their package
+//! databases), `capabilities` (what the image configuration and its `RUN`/`INSTALL`/`UNINSTALL`
+//! labels ask of the host), `osv` (the offline match against an OSV database, or the report that
+//! none is configured), `updates` (OS packages against the apt, yum and apk repositories
+//! configured for the image's OS: index parsers and the comparison are pure, its `fetch` shell
+//! downloads and caches indexes), `purl` and `sbom` (CycloneDX), `report` (one scan's steps and
+//! its report) and `job` (which image a message asks for, and what to publish).
+//!
+//! Shell: `image` reads filesystems (layers streamed or read from directories, whiteouts applied,
+//! only the files scanners need kept), `source` finds them (the Docker daemon's image, an archive,
+//! a directory), `worker` and `telemetry` wire the scan worker to the broker.
 
 pub mod capabilities;
 pub mod image;
@@ -23,5 +30,6 @@ pub mod report;
 pub mod sbom;
 pub mod source;
 pub mod telemetry;
+pub mod updates;
 pub mod version;
 pub mod worker;

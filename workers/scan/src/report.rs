@@ -1,5 +1,5 @@
 //! One image's scan: the steps run over its filesystem ([`analyse`]: inventory, integrity,
-//! capabilities), the offline vulnerability match,
+//! capabilities), the updates and the offline vulnerability match,
 //! and the full report they make ([`ScanReport`]), which the CLI prints and the worker appends to
 //! the reports stream, with its per-scanner counts (the `scan.completed` summary).
 //!
@@ -18,6 +18,7 @@ use crate::inventory::{InventoryError, take_inventory};
 use crate::osv::{self, Database, OsvReport};
 use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
 use crate::source::Access;
+use crate::updates::UpdatesReport;
 
 /// The report format's name and version.
 pub const REPORT_SCHEMA: &str = "slipway.scan-report/1";
@@ -31,7 +32,7 @@ pub struct ScanOptions {
 
 /// What was scanned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub struct Subject {
     /// The image reference, archive path or directory as given.
     pub image: String,
@@ -116,7 +117,7 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
 /// One package as the report lists it (its file list stays out: the SBOM and integrity say what
 /// matters about files).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub struct ReportedPackage {
     /// Packaging system.
     pub ecosystem: Ecosystem,
@@ -156,7 +157,7 @@ impl ReportedPackage {
 
 /// The full report of one scan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub struct ScanReport {
     /// [`REPORT_SCHEMA`].
     pub schema: &'static str,
@@ -175,6 +176,8 @@ pub struct ScanReport {
     pub integrity: Option<IntegrityReport>,
     /// Host privileges the image asks for.
     pub capabilities: Vec<CapabilityFinding>,
+    /// Newer versions of the OS packages in the repositories configured for the image's OS.
+    pub updates: UpdatesReport,
     /// Known vulnerabilities from the offline OSV database, or that none is configured.
     pub vulnerabilities: OsvReport,
     /// What was skipped, and why.
@@ -185,11 +188,13 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339), with the
-    /// packages matched against the OSV `database` when one is configured.
+    /// `updates` found and the packages matched against the OSV `database` when one is
+    /// configured.
     pub fn new(
         subject: Subject,
         scanned_at: String,
         analysis: &Analysis,
+        updates: UpdatesReport,
         database: Option<&Database>,
     ) -> Self {
         let started = Instant::now();
@@ -211,6 +216,7 @@ impl ScanReport {
                 .collect(),
             integrity: analysis.integrity.clone(),
             capabilities: analysis.capabilities.clone(),
+            updates,
             vulnerabilities,
             warnings: analysis.warnings.clone(),
             durations_ms: durations
@@ -226,7 +232,7 @@ impl ScanReport {
     }
 
     /// Results per scanner, the `scan.completed` summary: `packages`, `integrity` (failures),
-    /// `config-changes`, `capabilities`, `vulnerabilities`.
+    /// `config-changes`, `capabilities`, `os-updates`, `vulnerabilities`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let mut counts = BTreeMap::new();
@@ -239,6 +245,7 @@ impl ScanReport {
             );
         }
         counts.insert("capabilities".to_owned(), count(self.capabilities.len()));
+        counts.insert("os-updates".to_owned(), count(self.updates.updates.len()));
         counts.insert(
             "vulnerabilities".to_owned(),
             count(self.vulnerabilities.vulnerabilities.len()),

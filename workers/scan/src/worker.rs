@@ -27,6 +27,7 @@ use crate::osv::Database;
 use crate::package::Ecosystem;
 use crate::report::{AnalysisError, ScanOptions, ScanReport, Subject, analyse};
 use crate::source::{SourceError, read_daemon_image};
+use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// The worker's name: its queue is `<namespace>.scan`.
 pub const WORKER: &str = "scan";
@@ -45,6 +46,11 @@ pub struct ScanWorkerConfig {
     pub registry: RegistryLogin,
     /// `[scan]`: which scanners run and with what.
     pub scan: ScanSettings,
+    /// `[updates]`: where repository indexes are cached, time and size limits.
+    pub updates: FetchSettings,
+    /// `[[repos]]`: the apt, yum and apk repositories updates are looked for in, each with the
+    /// OS it applies to.
+    pub repos: Vec<RepoConfig>,
 }
 
 /// The `[registry]` section: who the daemon logs in as to pull (nothing for an open registry).
@@ -89,6 +95,12 @@ pub enum WorkerError {
     /// The registry credentials are unusable.
     #[error("registry: {0}")]
     Credentials(#[from] slipway_docker::CredentialsError),
+    /// A `[[repos]]` entry is invalid.
+    #[error(transparent)]
+    Repos(#[from] crate::updates::ConfigError),
+    /// The repository fetcher cannot be set up.
+    #[error("updates: {0}")]
+    Fetch(#[from] crate::updates::FetchError),
     /// The OSV directory cannot be loaded.
     #[error("scan.osv_dir: {0}")]
     Osv(#[from] crate::osv::OsvError),
@@ -128,6 +140,8 @@ pub struct ScanHandler {
     reports: SideConnection,
     settings: ScanSettings,
     database: Option<Arc<Database>>,
+    repos: Vec<Repo>,
+    fetcher: Option<Fetcher>,
     leases: ImageLeases,
 }
 
@@ -138,6 +152,12 @@ impl ScanHandler {
             config.registry.username.as_deref(),
             config.registry.password_file.as_deref(),
         )?;
+        let repos = validate_repos(&config.repos)?;
+        let fetcher = if repos.is_empty() {
+            None
+        } else {
+            Some(Fetcher::new(&config.updates)?)
+        };
         let database = match &config.scan.osv_dir {
             Some(dir) => {
                 let dir = dir.clone();
@@ -163,6 +183,8 @@ impl ScanHandler {
             ),
             settings: config.scan.clone(),
             database,
+            repos,
+            fetcher,
             leases: ImageLeases::default(),
         })
     }
@@ -200,12 +222,11 @@ impl ScanHandler {
             lease.mark_pulled();
         }
         let result = self.scan_local(job, scan_job, &reference, started).await;
-        if let Some(pulled_reference) = lease.release() {
-            if self.settings.remove_pulled {
-                if let Err(error) = self.docker.remove_image(&pulled_reference).await {
-                    tracing::warn!(image = %pulled_reference, %error, "cannot remove a scanned image");
-                }
-            }
+        if let Some(pulled_reference) = lease.release()
+            && self.settings.remove_pulled
+            && let Err(error) = self.docker.remove_image(&pulled_reference).await
+        {
+            tracing::warn!(image = %pulled_reference, %error, "cannot remove a scanned image");
         }
         result
     }
@@ -275,14 +296,21 @@ impl ScanHandler {
             image_id: read.image_id,
             access: read.access,
         };
+        let updates_started = Instant::now();
+        let updates =
+            crate::updates::check(self.fetcher.as_ref(), &self.repos, &analysis.inventory).await;
+        let updates_time = updates_started.elapsed();
+        let updates_found = u64::try_from(updates.updates.len()).unwrap_or(u64::MAX);
         let scanned_at = Timestamp::now();
         let mut report = ScanReport::new(
             subject,
             scanned_at.to_rfc3339(),
             &analysis,
+            updates,
             self.database.as_deref(),
         );
         let mut durations = analysis.durations.clone();
+        durations.insert("updates", updates_time);
         durations.insert("read", read_time);
         durations.insert("total", started.elapsed());
         for (scanner, duration) in &durations {
@@ -310,7 +338,7 @@ impl ScanHandler {
             &digest,
             &durations,
             &packages,
-            0,
+            updates_found,
         );
         Ok(scan_job.completed(digest, report.counts()))
     }

@@ -1,0 +1,312 @@
+//! A scan report (the JSON document `slipway scan --format json` prints and the scan worker
+//! stores) as text for people: what was scanned, the OS, the packages, then each scanner's
+//! findings. Works on the JSON value, so `slipway report` renders stored reports of any version:
+//! sections a report lacks are left out.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// Renders `report`; `list_packages` adds the full package table.
+pub fn render(report: &Value, list_packages: bool) -> String {
+    let mut out = String::new();
+    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let len =
+        |value: &Value, key: &str| value.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+
+    if let Some(image) = text(report, "image") {
+        let _ = writeln!(out, "{image}");
+    }
+    for (label, key) in [
+        ("digest", "digest"),
+        ("read from", "access"),
+        ("scanned at", "scanned_at"),
+    ] {
+        if let Some(value) = text(report, key) {
+            let _ = writeln!(out, "  {label}: {value}");
+        }
+    }
+    match report.get("os").filter(|os| !os.is_null()) {
+        Some(os) => {
+            let name = text(os, "pretty_name").unwrap_or_else(|| {
+                format!(
+                    "{} {}",
+                    text(os, "id").unwrap_or_default(),
+                    text(os, "version_id").unwrap_or_default()
+                )
+            });
+            let _ = writeln!(out, "OS: {name}");
+        }
+        None => {
+            let _ = writeln!(out, "OS: none identified");
+        }
+    }
+
+    let packages: &[Value] = report
+        .get("packages")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let mut per_ecosystem: std::collections::BTreeMap<String, usize> = Default::default();
+    for package in packages {
+        *per_ecosystem
+            .entry(text(package, "ecosystem").unwrap_or_default())
+            .or_default() += 1;
+    }
+    let breakdown: Vec<String> = per_ecosystem
+        .iter()
+        .map(|(e, n)| format!("{e} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nPackages: {} ({})",
+        packages.len(),
+        breakdown.join(", ")
+    );
+    if list_packages {
+        let width = packages
+            .iter()
+            .filter_map(|p| p.get("name").and_then(Value::as_str))
+            .map(str::len)
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(out, "  {:<6} {:<width$} VERSION", "TYPE", "NAME");
+        for package in packages {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:<width$} {}",
+                text(package, "ecosystem").unwrap_or_default(),
+                text(package, "name").unwrap_or_default(),
+                text(package, "version").unwrap_or_default()
+            );
+        }
+    }
+
+    if let Some(integrity) = report.get("integrity").filter(|i| !i.is_null()) {
+        let number = |key: &str| integrity.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nIntegrity: {} files verified, {} differ, {} configuration changes, {} docs missing, {} volatile not verified",
+            number("verified"),
+            len(integrity, "failures"),
+            len(integrity, "config_changes"),
+            len(integrity, "docs_missing"),
+            number("volatile_skipped")
+        );
+        for (kind, key) in [("", "failures"), ("config ", "config_changes")] {
+            for finding in integrity
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let _ = writeln!(
+                    out,
+                    "  {kind}{} ({}): {}",
+                    text(finding, "path").unwrap_or_default(),
+                    text(finding, "package").unwrap_or_default(),
+                    problem(finding)
+                );
+            }
+        }
+    }
+
+    if let Some(capabilities) = report.get("capabilities").and_then(Value::as_array) {
+        let _ = writeln!(
+            out,
+            "\nCapabilities asked of the host: {}",
+            capabilities.len()
+        );
+        for finding in capabilities {
+            let place = finding
+                .get("where")
+                .map(|w| match text(w, "name") {
+                    Some(name) => format!("label {name}"),
+                    None => text(w, "from").unwrap_or_default(),
+                })
+                .unwrap_or_default();
+            let mut what = text(finding, "capability").unwrap_or_default();
+            for detail in ["name", "namespace", "source", "target"] {
+                if let Some(value) = text(finding, detail) {
+                    let _ = write!(what, " {value}");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  {what} ({place}: {})",
+                text(finding, "evidence").unwrap_or_default()
+            );
+        }
+    }
+
+    if let Some(updates) = report.get("updates") {
+        match text(updates, "not_checked") {
+            Some(reason) => {
+                let _ = writeln!(out, "\nUpdates: not checked: {reason}");
+            }
+            None => {
+                let repositories: Vec<String> = updates
+                    .get("repositories")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\nUpdates: {} (repositories: {})",
+                    len(updates, "updates"),
+                    repositories.join(", ")
+                );
+                for update in updates
+                    .get("updates")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let _ = writeln!(
+                        out,
+                        "  {} {} -> {} ({})",
+                        text(update, "name").unwrap_or_default(),
+                        text(update, "installed").unwrap_or_default(),
+                        text(update, "available").unwrap_or_default(),
+                        text(update, "repo").unwrap_or_default()
+                    );
+                }
+                for error in updates
+                    .get("errors")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let _ = writeln!(out, "  error: {}", error.as_str().unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    if let Some(vulnerabilities) = report.get("vulnerabilities") {
+        let database = vulnerabilities.get("database");
+        match database.and_then(|d| text(d, "status")).as_deref() {
+            Some("loaded") => {
+                let _ = writeln!(
+                    out,
+                    "\nVulnerabilities: {} (OSV database {})",
+                    len(vulnerabilities, "vulnerabilities"),
+                    database.and_then(|d| text(d, "path")).unwrap_or_default()
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "\nVulnerabilities: not checked: no OSV database configured"
+                );
+            }
+        }
+        for found in vulnerabilities
+            .get("vulnerabilities")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let fixed: Vec<&str> = found
+                .get("fixed_versions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} {} {}: fixed in {}",
+                text(found, "id").unwrap_or_default(),
+                text(found, "package").unwrap_or_default(),
+                text(found, "installed_version").unwrap_or_default(),
+                if fixed.is_empty() {
+                    "no release yet".to_owned()
+                } else {
+                    fixed.join(", ")
+                }
+            );
+        }
+    }
+
+    for warning in report
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(out, "warning: {}", warning.as_str().unwrap_or_default());
+    }
+    out
+}
+
+/// One integrity finding's problem in words.
+fn problem(finding: &Value) -> String {
+    let field = |key: &str| {
+        finding.get(key).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    match finding.get("problem").and_then(Value::as_str) {
+        Some("missing") => "missing".to_owned(),
+        Some("mode") => format!(
+            "mode {:o}, expected {:o}",
+            finding.get("found").and_then(Value::as_u64).unwrap_or(0),
+            finding.get("expected").and_then(Value::as_u64).unwrap_or(0)
+        ),
+        Some(kind) => match (field("expected"), field("found")) {
+            (Some(expected), Some(found)) => format!("{kind} {found}, expected {expected}"),
+            (None, Some(found)) => format!("{kind}: now {found}"),
+            _ => kind.to_owned(),
+        },
+        None => "differs".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_of_a_report_is_rendered() {
+        let report: Value = serde_json::from_str(
+            r#"{"schema":"slipway.scan-report/1","image":"r/app:1","digest":"sha256:ab","access":"layer-directories",
+                "os":{"id":"debian","version_id":"12","pretty_name":"Debian GNU/Linux 12 (bookworm)"},
+                "packages":[{"ecosystem":"deb","name":"bash","version":"5.2"},{"ecosystem":"pypi","name":"six","version":"1.16"}],
+                "integrity":{"failures":[{"package":"coreutils","path":"/usr/bin/tac","problem":"missing"}],
+                  "config_changes":[{"package":"base-files","path":"/etc/host.conf","problem":"mode","expected":420,"found":384}],
+                  "docs_missing":[],"volatile_skipped":2,"verified":10},
+                "capabilities":[{"where":{"from":"label","name":"RUN"},"capability":"privileged","evidence":"--privileged"}],
+                "updates":{"repositories":["local"],"updates":[{"name":"bash","installed":"5.2","available":"5.3","repo":"local"}],"errors":[]},
+                "vulnerabilities":{"database":{"status":"not-configured"},"vulnerabilities":[],"not_checked":[]},
+                "warnings":["language package skipped: x"]}"#,
+        )
+        .unwrap();
+        let text = render(&report, true);
+        for line in [
+            "r/app:1",
+            "  digest: sha256:ab",
+            "OS: Debian GNU/Linux 12 (bookworm)",
+            "Packages: 2 (deb 1, pypi 1)",
+            "Integrity: 10 files verified, 1 differ, 1 configuration changes, 0 docs missing, 2 volatile not verified",
+            "  /usr/bin/tac (coreutils): missing",
+            "  config /etc/host.conf (base-files): mode 600, expected 644",
+            "Capabilities asked of the host: 1",
+            "  privileged (label RUN: --privileged)",
+            "Updates: 1 (repositories: local)",
+            "  bash 5.2 -> 5.3 (local)",
+            "Vulnerabilities: not checked: no OSV database configured",
+            "warning: language package skipped: x",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+        }
+        assert!(
+            !render(&report, false).contains("TYPE"),
+            "packages listed only when asked"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The scan worker against the real RabbitMQ, dockerd and registry on 127.0.0.1:5000 (started by
+//! `deploy/dev-env.sh` through the shared helper): a `build.succeeded` of an image only the
+//! registry has is pulled by digest, scanned, its report appended to the reports stream and
+//! `scan.completed` published with the counts, and the image it pulled is removed again; an image
+//! the registry does not have, and an image with a corrupted dpkg database, give `scan.failed`
+//! saying why; the worker keeps running through all of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_broker::reports::{
+    ImageSelector, ReportReadOptions, delete_report_stream, latest_report, report_stream_name,
+};
+use slipway_broker::{Job, Topology};
+use slipway_common::message::test_support::sample_messages;
+use slipway_common::message::{BuildSucceeded, ScanRequested};
+use slipway_common::{Cause, Envelope, JobId, Message};
+use slipway_scan::worker::{ScanHandler, ScanWorkerConfig};
+use slipway_tests::{BASE_IMAGE, REGISTRY, RunningWorker, TestBus, docker, test_settings};
+use tokio::sync::mpsc;
+
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// Builds `dockerfile`, pushes it as `REGISTRY/<path>:1`, removes it locally; returns the
+/// reference and the manifest digest.
+fn pushed_only(path: &str, dockerfile: &str) -> (String, String) {
+    let image = format!("{REGISTRY}/{path}:1");
+    docker(
+        &["build", "-q", "--network", "none", "-t", &image, "-"],
+        Some(dockerfile),
+    );
+    docker(&["push", &image], None);
+    let digests = docker(
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{join .RepoDigests \" \"}}",
+            &image,
+        ],
+        None,
+    );
+    let digest = digests
+        .split_whitespace()
+        .find_map(|d| d.strip_prefix(&format!("{REGISTRY}/{path}@")))
+        .unwrap_or_else(|| panic!("no registry digest among {digests:?}"))
+        .to_owned();
+    docker(&["rmi", &image], None);
+    (image, digest)
+}
+
+fn is_local(reference: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", reference])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+struct ScanRig {
+    bus: TestBus,
+    _workers: Vec<RunningWorker>,
+    events: mpsc::UnboundedReceiver<Envelope>,
+}
+
+impl ScanRig {
+    async fn start(test: &str) -> ScanRig {
+        slipway_tests::ensure_docker();
+        let settings = test_settings(test);
+        let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
+        let config = ScanWorkerConfig {
+            broker: settings.clone(),
+            ..ScanWorkerConfig::default()
+        };
+        let handler = Arc::new(ScanHandler::new(&config).await.expect("scan handler"));
+        let scan = bus.spawn_worker("scan", move |job: Job| {
+            let handler = handler.clone();
+            async move { handler.scan(&job).await }
+        });
+        let (tx, events) = mpsc::unbounded_channel();
+        let notify = bus.spawn_observer("notify", tx);
+        ScanRig {
+            bus,
+            _workers: vec![scan, notify],
+            events,
+        }
+    }
+
+    async fn publish(&self, message: Message) -> JobId {
+        let job = Envelope::new_job(Cause::User, message);
+        self.bus.publisher.publish(&job).await.expect("publish");
+        job.job_id
+    }
+
+    /// The scan outcome of `job`.
+    async fn outcome(&mut self, job: JobId) -> Message {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("a scan outcome before the deadline")
+                .expect("observer running");
+            if event.job_id == job
+                && matches!(
+                    event.message,
+                    Message::ScanCompleted(_) | Message::ScanFailed(_)
+                )
+            {
+                return event.message;
+            }
+        }
+    }
+}
+
+fn build_succeeded(image: &str, digest: &str) -> Message {
+    let built = sample_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::BuildSucceeded(b) => Some(b),
+            _ => None,
+        })
+        .expect("a sample build.succeeded");
+    Message::BuildSucceeded(BuildSucceeded {
+        image: image.to_owned(),
+        digest: digest.to_owned(),
+        ..built
+    })
+}
+
+fn unique_path(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("sltest{}x{nanos}/{what}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clearly() {
+    let mut rig = ScanRig::start("scan-worker").await;
+    let stream = report_stream_name(&rig.bus.settings.namespace);
+
+    // An image that asks for privileges and lost a packaged file.
+    let dockerfile = format!(
+        "FROM {BASE_IMAGE}\nRUN rm /usr/bin/tac\nLABEL RUN=\"docker run --privileged --net=host -v /:/host IMAGE\"\n"
+    );
+    let (image, digest) = pushed_only(&unique_path("scanned"), &dockerfile);
+    let pinned = format!("{}@{digest}", image.trim_end_matches(":1"));
+    assert!(!is_local(&pinned), "only the registry has it");
+    let job = rig.publish(build_succeeded(&image, &digest)).await;
+    let Message::ScanCompleted(done) = rig.outcome(job).await else {
+        panic!("expected scan.completed");
+    };
+    assert_eq!(
+        (done.image.as_str(), done.digest.as_str()),
+        (image.as_str(), digest.as_str())
+    );
+    assert!(done.counts["packages"] > 50, "{:?}", done.counts);
+    assert_eq!(
+        done.counts["integrity"], 1,
+        "/usr/bin/tac is missing: {:?}",
+        done.counts
+    );
+    // privileged, host network, / mounted, runs as root.
+    assert_eq!(done.counts["capabilities"], 4, "{:?}", done.counts);
+    assert_eq!(done.counts["os-updates"], 0);
+    assert_eq!(done.counts["vulnerabilities"], 0);
+    assert!(
+        !is_local(&pinned),
+        "the image the worker pulled is removed after the scan"
+    );
+
+    let selector = ImageSelector::parse(&image).expect("a reference");
+    let stored = latest_report(
+        rig.bus.connection(),
+        &stream,
+        &selector,
+        ReportReadOptions::default(),
+    )
+    .await
+    .expect("read the reports stream")
+    .expect("the scan's report is in the stream");
+    assert_eq!(stored.meta.job_id, job);
+    assert_eq!(stored.meta.digest, digest);
+    let report: serde_json::Value = serde_json::from_slice(&stored.body).expect("a JSON report");
+    assert_eq!(report["schema"], "slipway.scan-report/1");
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(report["access"], "layer-directories");
+    assert_eq!(report["integrity"]["failures"][0]["path"], "/usr/bin/tac");
+    assert_eq!(
+        report["vulnerabilities"]["database"]["status"],
+        "not-configured"
+    );
+    assert_eq!(
+        report["updates"]["not_checked"],
+        "no package repositories are configured"
+    );
+    assert_eq!(
+        report["packages"].as_array().map(Vec::len),
+        Some(done.counts["packages"] as usize)
+    );
+
+    // Not in the registry: a clear scan.failed, and the worker goes on.
+    let missing = format!("{REGISTRY}/{}:1", unique_path("never-pushed"));
+    let job = rig
+        .publish(Message::ScanRequested(ScanRequested {
+            image: missing.clone(),
+            digest: None,
+            notify_email: Some("owner@example.org".into()),
+        }))
+        .await;
+    let Message::ScanFailed(failed) = rig.outcome(job).await else {
+        panic!("expected scan.failed for an image the registry does not have");
+    };
+    assert_eq!(failed.image, missing);
+    assert!(
+        failed.error.contains("not found") || failed.error.contains("unknown"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(failed.notify_email.as_deref(), Some("owner@example.org"));
+
+    // A corrupted package database: scan.failed naming it.
+    let corrupted =
+        format!("FROM {BASE_IMAGE}\nRUN echo 'this is not a field' >> /var/lib/dpkg/status\n");
+    let (image, digest) = pushed_only(&unique_path("corrupted"), &corrupted);
+    let job = rig.publish(build_succeeded(&image, &digest)).await;
+    let Message::ScanFailed(failed) = rig.outcome(job).await else {
+        panic!("expected scan.failed for a corrupted dpkg database");
+    };
+    assert!(failed.error.contains("dpkg database"), "{}", failed.error);
+    assert!(
+        failed.error.contains("var/lib/dpkg/status"),
+        "{}",
+        failed.error
+    );
+
+    let _ = delete_report_stream(rig.bus.connection(), &stream).await;
+}
