@@ -1,8 +1,10 @@
-//! `scan-vs-trivy`: scans the same images with `slipway scan` (fed by `docker save`, as the worker
-//! reads the daemon's export) and with `trivy image --format cyclonedx` (offline, `--image-src
-//! docker`, a fresh cache directory each round: cold), in the same run; prints the times, their
-//! ratio, whether the OS package sets are equal, and slipway's peak RSS — also on a large image
-//! built here (`--big-mib`, default 1024).
+//! `scan-vs-trivy`: scans the same images with `slipway scan IMAGE` (read from the daemon as the
+//! worker reads it: the overlay2 layer directories) and with `trivy image --format cyclonedx`
+//! (offline, `--image-src docker`, a fresh cache directory each round: cold), in the same run;
+//! prints the times, their ratio, whether the OS package sets are equal, and slipway's peak RSS —
+//! also on a large image built here (`--big-mib`, default 1024). The same figures for
+//! `docker save IMAGE | slipway scan -` (the export-stream path, used where the layer directories
+//! cannot be read) are printed too.
 //!
 //! `cargo build --release -p slipway-cli && cargo run --release -p slipway-bench --bin
 //! scan-vs-trivy`. Trivy comes from `--trivy`, `$TRIVY`, `PATH` or `/opt/trivy-venv/bin/trivy`
@@ -38,6 +40,15 @@ struct Args {
     big_mib: u64,
 }
 
+/// How `slipway scan` gets the image.
+#[derive(Clone, Copy, Debug)]
+enum Feed {
+    /// `slipway scan IMAGE`: from the daemon (its layer directories on this host).
+    Daemon,
+    /// `docker save IMAGE | slipway scan -`.
+    DockerSave,
+}
+
 /// One slipway run: wall time, peak RSS (KiB) and the OS packages it listed.
 struct SlipwayRun {
     elapsed: Duration,
@@ -71,31 +82,47 @@ fn main() -> anyhow::Result<()> {
     );
     for image in &images {
         let mut ours = Vec::new();
+        let mut saved = Vec::new();
         let mut theirs = Vec::new();
         let mut last = None;
         let mut trivy_packages = BTreeSet::new();
         for round in 0..args.repeat {
-            let run = run_slipway(&slipway, image)?;
+            let run = run_slipway(&slipway, image, Feed::Daemon)?;
+            let piped = run_slipway(&slipway, image, Feed::DockerSave)?;
             let (elapsed, packages) = run_trivy(&trivy, image)?;
             println!(
-                "{image} round {}: slipway {:6.2} s (peak RSS {:.1} MiB)   trivy {:6.2} s",
+                "{image} round {}: slipway {:6.2} s (peak RSS {:.1} MiB)   docker save | slipway {:6.2} s   trivy {:6.2} s",
                 round + 1,
                 run.elapsed.as_secs_f64(),
                 run.peak_rss_kib as f64 / 1024.0,
+                piped.elapsed.as_secs_f64(),
                 elapsed.as_secs_f64()
             );
+            if piped.packages != run.packages {
+                bail!("{image}: the two feeds list different packages");
+            }
             ours.push(run.elapsed);
+            saved.push(piped.elapsed);
             theirs.push(elapsed);
             trivy_packages = packages;
             last = Some(run);
         }
         let last = last.context("at least one round")?;
-        let (ours, theirs) = (slipway_bench::median(ours), slipway_bench::median(theirs));
+        let (ours, saved, theirs) = (
+            slipway_bench::median(ours),
+            slipway_bench::median(saved),
+            slipway_bench::median(theirs),
+        );
         println!(
             "{image}: median slipway {:.2} s, trivy {:.2} s, ratio {:.3} (target <= 0.5)",
             ours.as_secs_f64(),
             theirs.as_secs_f64(),
             ours.as_secs_f64() / theirs.as_secs_f64()
+        );
+        println!(
+            "{image}: median docker save | slipway {:.2} s, ratio {:.3} (the export-stream path)",
+            saved.as_secs_f64(),
+            saved.as_secs_f64() / theirs.as_secs_f64()
         );
         let only_ours: Vec<_> = last.packages.difference(&trivy_packages).collect();
         let only_theirs: Vec<_> = trivy_packages.difference(&last.packages).collect();
@@ -113,34 +140,51 @@ fn main() -> anyhow::Result<()> {
     if args.big_mib > 0 {
         let tag = format!("slipway-bench/big:{}", std::process::id());
         build_big_image(&tag, args.big_mib)?;
-        let run = run_slipway(&slipway, &tag);
+        let runs =
+            [Feed::Daemon, Feed::DockerSave].map(|feed| (feed, run_slipway(&slipway, &tag, feed)));
         let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
-        let run = run?;
-        println!(
-            "large image ({} MiB of files): slipway {:.2} s, peak RSS {:.1} MiB (target <= 100 MiB)",
-            args.big_mib,
-            run.elapsed.as_secs_f64(),
-            run.peak_rss_kib as f64 / 1024.0
-        );
+        for (feed, run) in runs {
+            let run = run?;
+            println!(
+                "large image ({} MiB of files), {feed:?}: slipway {:.2} s, peak RSS {:.1} MiB (target <= 100 MiB)",
+                args.big_mib,
+                run.elapsed.as_secs_f64(),
+                run.peak_rss_kib as f64 / 1024.0
+            );
+        }
     }
     Ok(())
 }
 
-/// `docker save IMAGE | slipway scan -f json -`, timed from the start of `docker save`.
-fn run_slipway(slipway: &Path, image: &str) -> anyhow::Result<SlipwayRun> {
+/// `slipway scan -f json IMAGE`, or `docker save IMAGE | slipway scan -f json -` timed from the
+/// start of `docker save`.
+fn run_slipway(slipway: &Path, image: &str, feed: Feed) -> anyhow::Result<SlipwayRun> {
     let started = Instant::now();
-    let mut save = Command::new("docker")
-        .args(["save", image])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("run docker save")?;
-    let stdout = save.stdout.take().context("docker save's stdout")?;
-    let scan = Command::new(slipway)
-        .args(["scan", "-f", "json", "-"])
-        .stdin(stdout)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("run slipway scan")?;
+    let (scan, mut save) = match feed {
+        Feed::Daemon => {
+            let scan = Command::new(slipway)
+                .args(["scan", "-f", "json", image])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("run slipway scan")?;
+            (scan, None)
+        }
+        Feed::DockerSave => {
+            let mut save = Command::new("docker")
+                .args(["save", image])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("run docker save")?;
+            let stdout = save.stdout.take().context("docker save's stdout")?;
+            let scan = Command::new(slipway)
+                .args(["scan", "-f", "json", "-"])
+                .stdin(stdout)
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("run slipway scan")?;
+            (scan, Some(save))
+        }
+    };
     let pid = scan.id() as libc::pid_t;
     let output_reader = std::thread::spawn(move || {
         let mut scan = scan;
@@ -154,7 +198,9 @@ fn run_slipway(slipway: &Path, image: &str) -> anyhow::Result<SlipwayRun> {
     let output = output_reader
         .join()
         .map_err(|_| anyhow::anyhow!("reader thread"))?;
-    if !save.wait()?.success() {
+    if let Some(save) = save.as_mut()
+        && !save.wait()?.success()
+    {
         bail!("docker save {image} failed");
     }
     if !status.success() {
