@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use slipway_common::envelope::Timestamp;
 use slipway_scan::image::DigestSet;
 use slipway_scan::osv::Database;
-use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse};
+use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse, match_vulnerabilities};
 use slipway_scan::sbom::{SbomSubject, cyclonedx};
 use slipway_scan::source::{ReadImage, Target, read_daemon_image, read_local};
 use slipway_scan::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
@@ -129,7 +129,7 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
         image_id,
         repo_digests,
     } = read;
-    let analysis =
+    let mut analysis =
         tokio::task::spawn_blocking(move || analyse(&mut fs, ScanOptions { integrity })).await??;
     let subject = Subject {
         image: args.target.clone(),
@@ -155,12 +155,13 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     }
     let (repos, fetcher) = repositories(args.repos.as_deref())?;
     let updates = slipway_scan::updates::check(fetcher.as_ref(), &repos, &analysis.inventory).await;
+    let vulnerabilities = match_vulnerabilities(&mut analysis, database.as_ref());
     let report = ScanReport::new(
         subject,
         Timestamp::now().to_rfc3339(),
         &analysis,
         updates,
-        database.as_ref(),
+        vulnerabilities,
     );
     if let ScanFormat::Json = args.format {
         serde_json::to_writer_pretty(&mut out, &report)?;

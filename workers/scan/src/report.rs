@@ -114,6 +114,17 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
     })
 }
 
+/// Matches the packages of `analysis` against the OSV `database` (or reports that none is
+/// configured), recording the time it took among the analysis' durations.
+pub fn match_vulnerabilities(analysis: &mut Analysis, database: Option<&Database>) -> OsvReport {
+    let started = Instant::now();
+    let report = osv::check(&analysis.inventory, database);
+    analysis
+        .durations
+        .insert("vulnerabilities", started.elapsed());
+    report
+}
+
 /// One package as the report lists it (its file list stays out: the SBOM and integrity say what
 /// matters about files).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -188,19 +199,15 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339), with the
-    /// `updates` found and the packages matched against the OSV `database` when one is
-    /// configured.
+    /// `updates` found and the `vulnerabilities` matched ([`match_vulnerabilities`]).
     pub fn new(
         subject: Subject,
         scanned_at: String,
         analysis: &Analysis,
         updates: UpdatesReport,
-        database: Option<&Database>,
+        vulnerabilities: OsvReport,
     ) -> Self {
-        let started = Instant::now();
-        let vulnerabilities = osv::check(&analysis.inventory, database);
-        let mut durations = analysis.durations.clone();
-        durations.insert("vulnerabilities", started.elapsed());
+        let durations = &analysis.durations;
         let os = analysis.inventory.os.as_ref();
         Self {
             schema: REPORT_SCHEMA,

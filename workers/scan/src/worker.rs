@@ -25,7 +25,9 @@ use crate::image::DigestSet;
 use crate::job::ScanJob;
 use crate::osv::Database;
 use crate::package::Ecosystem;
-use crate::report::{AnalysisError, ScanOptions, ScanReport, Subject, analyse};
+use crate::report::{
+    AnalysisError, ScanOptions, ScanReport, Subject, analyse, match_vulnerabilities,
+};
 use crate::source::{SourceError, read_daemon_image};
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
@@ -283,7 +285,7 @@ impl ScanHandler {
             integrity: self.settings.integrity,
         };
         let mut fs = read.fs;
-        let analysis = tokio::task::spawn_blocking(move || analyse(&mut fs, options))
+        let mut analysis = tokio::task::spawn_blocking(move || analyse(&mut fs, options))
             .await
             .map_err(|e| Failure::Transient(format!("the analysis task failed: {e}")))?
             .map_err(|e| match e {
@@ -299,7 +301,10 @@ impl ScanHandler {
         let updates_started = Instant::now();
         let updates =
             crate::updates::check(self.fetcher.as_ref(), &self.repos, &analysis.inventory).await;
-        let updates_time = updates_started.elapsed();
+        analysis
+            .durations
+            .insert("updates", updates_started.elapsed());
+        let vulnerabilities = match_vulnerabilities(&mut analysis, self.database.as_deref());
         let updates_found = u64::try_from(updates.updates.len()).unwrap_or(u64::MAX);
         let scanned_at = Timestamp::now();
         let mut report = ScanReport::new(
@@ -307,10 +312,9 @@ impl ScanHandler {
             scanned_at.to_rfc3339(),
             &analysis,
             updates,
-            self.database.as_deref(),
+            vulnerabilities,
         );
         let mut durations = analysis.durations.clone();
-        durations.insert("updates", updates_time);
         durations.insert("read", read_time);
         durations.insert("total", started.elapsed());
         for (scanner, duration) in &durations {

@@ -234,5 +234,53 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
         failed.error
     );
 
+    // The worker's metrics (this process's registry: the handler runs in it).
+    let metric = |series: &str| slipway_tests::metric_value(series).unwrap_or(0.0);
+    assert_eq!(
+        metric(r#"slipway_scan_scans_total{outcome="completed"}"#),
+        1.0
+    );
+    assert_eq!(metric(r#"slipway_scan_scans_total{outcome="failed"}"#), 2.0);
+    assert_eq!(
+        metric(r#"slipway_scan_packages_found_total{ecosystem="deb"}"#),
+        done.counts["packages"] as f64
+    );
+    for scanner in [
+        "read",
+        "inventory",
+        "integrity",
+        "updates",
+        "vulnerabilities",
+        "total",
+    ] {
+        assert_eq!(
+            metric(&format!(
+                r#"slipway_scan_duration_seconds_count{{scanner="{scanner}"}}"#
+            )),
+            1.0,
+            "{scanner}"
+        );
+    }
+    assert_eq!(metric("slipway_scan_updates_found_total"), 0.0);
+
     let _ = delete_report_stream(rig.bus.connection(), &stream).await;
+}
+
+#[test]
+fn the_binary_documents_what_it_consumes_and_its_configuration() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-scan"))
+        .arg("--help")
+        .output()
+        .expect("run slipway-scan --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "build.succeeded",
+        "scan.requested",
+        "/etc/slipway/scan.toml",
+        "[scan]",
+        "--config",
+    ] {
+        assert!(help.contains(needle), "{needle:?} in\n{help}");
+    }
 }
