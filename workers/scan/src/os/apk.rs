@@ -38,32 +38,72 @@ pub enum ApkError {
 pub fn read_installed(bytes: &[u8]) -> Result<Vec<Package>, ApkError> {
     let text = String::from_utf8_lossy(bytes);
     let mut packages = Vec::new();
-    let mut current: Option<(usize, Draft)> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() {
-            if let Some((start, draft)) = current.take() {
-                packages.push(draft.finish(start)?);
-            }
-            continue;
+    let mut draft = Draft::default();
+    for entry in stanza_lines(&text) {
+        match entry.map_err(|(line, text)| ApkError::Malformed {
+            line,
+            found: text.chars().take(80).collect(),
+        })? {
+            StanzaLine::Field { key, value, line } => draft.take(key, value, line)?,
+            StanzaLine::End { start } => packages.push(std::mem::take(&mut draft).finish(start)?),
         }
-        let (key, value) = match line.as_bytes() {
-            [key, b':', ..] => (*key, &line[2..]),
-            _ => {
-                return Err(ApkError::Malformed {
-                    line: index + 1,
-                    found: line.chars().take(80).collect(),
-                });
-            }
-        };
-        let (_, draft) = current.get_or_insert_with(|| (index + 1, Draft::default()));
-        draft.take(key, value, index + 1)?;
-    }
-    if let Some((start, draft)) = current {
-        packages.push(draft.finish(start)?);
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(packages)
+}
+
+/// One line of apk's stanza format (the installed database and `APKINDEX` alike): stanzas of
+/// `X:value` lines separated by blank lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StanzaLine<'a> {
+    /// An `X:value` line.
+    Field {
+        /// The one-byte key.
+        key: u8,
+        /// Everything after the colon.
+        value: &'a str,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The stanza that started at line `start` is complete (a blank line or the end of the text).
+    End {
+        /// 1-based line number of its first field.
+        start: usize,
+    },
+}
+
+/// The lines of `text` in order, each stanza closed by an [`StanzaLine::End`]; a line that is
+/// not `X:value` is an error carrying its number and text.
+pub(crate) fn stanza_lines(
+    text: &str,
+) -> impl Iterator<Item = Result<StanzaLine<'_>, (usize, &str)>> {
+    let mut open: Option<usize> = None;
+    let mut lines = text.lines().enumerate();
+    std::iter::from_fn(move || {
+        loop {
+            let Some((index, raw)) = lines.next() else {
+                return open.take().map(|start| Ok(StanzaLine::End { start }));
+            };
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            if line.trim().is_empty() {
+                match open.take() {
+                    Some(start) => return Some(Ok(StanzaLine::End { start })),
+                    None => continue,
+                }
+            }
+            return Some(match line.as_bytes() {
+                [key, b':', ..] => {
+                    open.get_or_insert(index + 1);
+                    Ok(StanzaLine::Field {
+                        key: *key,
+                        value: &line[2..],
+                        line: index + 1,
+                    })
+                }
+                _ => Err((index + 1, line)),
+            });
+        }
+    })
 }
 
 /// A package being read.
@@ -192,6 +232,34 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stanza_lines_close_each_stanza_once_and_name_bad_lines() {
+        let lines: Vec<_> = stanza_lines("\n\nP:a\r\nV:1\n\n\nP:b\nnot a field\n").collect();
+        assert_eq!(
+            lines,
+            [
+                Ok(StanzaLine::Field {
+                    key: b'P',
+                    value: "a",
+                    line: 3
+                }),
+                Ok(StanzaLine::Field {
+                    key: b'V',
+                    value: "1",
+                    line: 4
+                }),
+                Ok(StanzaLine::End { start: 3 }),
+                Ok(StanzaLine::Field {
+                    key: b'P',
+                    value: "b",
+                    line: 7
+                }),
+                Err((8, "not a field")),
+                Ok(StanzaLine::End { start: 7 }),
+            ]
+        );
+    }
     use proptest::prelude::*;
 
     const INSTALLED_TEXT: &str = "C:Q1abcdefghijklmnopqrstuvwxyzA=

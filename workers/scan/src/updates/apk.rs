@@ -9,6 +9,7 @@
 use std::io::Read;
 
 use super::index::{AvailablePackage, Compression, ParseError, decompress, excerpt};
+use crate::os::apk::{StanzaLine, stanza_lines};
 
 /// The index member of the archive.
 const INDEX_MEMBER: &str = "APKINDEX";
@@ -54,37 +55,25 @@ pub fn parse_apkindex(file: &[u8], limit: u64) -> Result<Vec<AvailablePackage>, 
 /// Parses the text of an `APKINDEX` member. Every stanza needs `P:` and `V:`.
 pub fn parse_index_text(text: &str) -> Result<Vec<AvailablePackage>, ParseError> {
     let mut packages = Vec::new();
-    let mut current: Option<(usize, Draft)> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() {
-            if let Some((start, draft)) = current.take() {
-                packages.push(draft.finish(start)?);
+    let mut draft = Draft::default();
+    for entry in stanza_lines(text) {
+        match entry.map_err(|(line, text)| ParseError::Syntax {
+            line,
+            expected: "`X:value`",
+            found: excerpt(text),
+        })? {
+            StanzaLine::Field { key, value, .. } => {
+                let slot = match key {
+                    b'P' => &mut draft.name,
+                    b'V' => &mut draft.version,
+                    b'A' => &mut draft.arch,
+                    b'o' => &mut draft.origin,
+                    _ => continue,
+                };
+                *slot = Some(value.to_owned());
             }
-            continue;
+            StanzaLine::End { start } => packages.push(std::mem::take(&mut draft).finish(start)?),
         }
-        let (key, value) = match line.as_bytes() {
-            [key, b':', ..] => (*key, &line[2..]),
-            _ => {
-                return Err(ParseError::Syntax {
-                    line: index + 1,
-                    expected: "`X:value`",
-                    found: excerpt(line),
-                });
-            }
-        };
-        let (_, draft) = current.get_or_insert_with(|| (index + 1, Draft::default()));
-        let slot = match key {
-            b'P' => &mut draft.name,
-            b'V' => &mut draft.version,
-            b'A' => &mut draft.arch,
-            b'o' => &mut draft.origin,
-            _ => continue,
-        };
-        *slot = Some(value.to_owned());
-    }
-    if let Some((start, draft)) = current {
-        packages.push(draft.finish(start)?);
     }
     Ok(packages)
 }
