@@ -1,7 +1,7 @@
 //! `slipway logs` as users run it, against a real RabbitMQ: a finished job's log (plain and
 //! `--follow`), an unknown job, a missing stream, and a malformed job id.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use slipway_broker::logs::{
     LogStreamSettings, LogWriter, LogWriterOptions, declare_log_stream, delete_log_stream,
@@ -9,27 +9,15 @@ use slipway_broker::logs::{
 };
 use slipway_broker::{BrokerConnection, Publisher, Topology};
 use slipway_common::JobId;
-use slipway_tests::{AMQP_URL, ensure_rabbitmq, test_settings};
+use slipway_tests::{ensure_rabbitmq, test_settings};
 
-/// Runs `slipway logs ARGS` against `namespace` (in a blocking thread: the test's runtime keeps
-/// serving the broker connection meanwhile).
+mod common;
+
+use common::{stderr, stdout};
+
+/// Runs `slipway logs ARGS` against `namespace`.
 async fn slipway_logs(namespace: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
-    cmd.arg("logs")
-        .args(args)
-        .env("SLIPWAY_BROKER__URL", AMQP_URL)
-        .env("SLIPWAY_BROKER__NAMESPACE", namespace);
-    tokio::task::spawn_blocking(move || cmd.output().expect("run slipway"))
-        .await
-        .expect("slipway ran")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    common::slipway_in(namespace, &[&["logs"], args].concat()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

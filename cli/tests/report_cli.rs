@@ -2,7 +2,7 @@
 //! of an image as a summary and as JSON, by reference and by digest, an image without a report,
 //! and a malformed reference.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use slipway_broker::reports::{
     ReportMeta, ReportStreamSettings, append_report, declare_report_stream, delete_report_stream,
@@ -10,27 +10,15 @@ use slipway_broker::reports::{
 };
 use slipway_broker::{BrokerConnection, Publisher, Topology};
 use slipway_common::{JobId, Timestamp};
-use slipway_tests::{AMQP_URL, ensure_rabbitmq, test_settings};
+use slipway_tests::{ensure_rabbitmq, test_settings};
 
-/// Runs `slipway report ARGS` against `namespace` (in a blocking thread: the test's runtime keeps
-/// serving the broker connection meanwhile).
+mod common;
+
+use common::{stderr, stdout};
+
+/// Runs `slipway report ARGS` against `namespace`.
 async fn slipway_report(namespace: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
-    cmd.arg("report")
-        .args(args)
-        .env("SLIPWAY_BROKER__URL", AMQP_URL)
-        .env("SLIPWAY_BROKER__NAMESPACE", namespace);
-    tokio::task::spawn_blocking(move || cmd.output().expect("run slipway"))
-        .await
-        .expect("slipway ran")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    common::slipway_in(namespace, &[&["report"], args].concat()).await
 }
 
 const IMAGE: &str = "127.0.0.1:5000/team/app:1";

@@ -1,0 +1,28 @@
+//! What the CLI's broker-backed tests share: running `slipway` against a test namespace and
+//! reading its output.
+
+use std::process::{Command, Output};
+
+use slipway_tests::AMQP_URL;
+
+/// Runs `slipway ARGS` against the broker namespace `namespace` (in a blocking thread: the test's
+/// runtime keeps serving its broker connection meanwhile).
+pub async fn slipway_in(namespace: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    cmd.args(args)
+        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .env("SLIPWAY_BROKER__NAMESPACE", namespace);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run slipway"))
+        .await
+        .expect("slipway ran")
+}
+
+/// Its standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Its standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
