@@ -41,3 +41,17 @@ pub fn require(program: &str, args: &[&str], apt_package: &str) {
         );
     }
 }
+
+/// The arguments of `trivy` for a CycloneDX SBOM of an image of the local daemon, offline (no
+/// vulnerability database): follow them with the cache directory, then the image.
+pub const TRIVY_SBOM_ARGS: [&str; 9] = [
+    "image",
+    "--quiet",
+    "--format",
+    "cyclonedx",
+    "--offline-scan",
+    "--skip-db-update",
+    "--image-src",
+    "docker",
+    "--cache-dir",
+];

@@ -245,17 +245,7 @@ fn run_trivy(trivy: &Path, image: &str) -> anyhow::Result<(Duration, BTreeSet<St
     let _ = std::fs::remove_dir_all(&cache);
     let started = Instant::now();
     let output = Command::new(trivy)
-        .args([
-            "image",
-            "--quiet",
-            "--format",
-            "cyclonedx",
-            "--offline-scan",
-            "--skip-db-update",
-            "--image-src",
-            "docker",
-            "--cache-dir",
-        ])
+        .args(slipway_tests::tools::TRIVY_SBOM_ARGS)
         .arg(&cache)
         .arg(image)
         .output()

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 use slipway_scan::os::rpm::{RpmDatabase, RpmDbFiles, bdb, read_database};
 use slipway_scan::package::{DigestAlgorithm, Ecosystem, FileDigest, Package, PackageFile};
+use slipway_tests::tools;
 
 /// `gamma` (with sub-package `beta`, epoch 2): a %config file, a %doc file, a %license file, a
 /// normal executable, a symlink, a directory, a %ghost file and a %verify(not md5 …) file.
@@ -111,30 +112,10 @@ head -c 100000 /dev/zero > %{buildroot}/usr/lib/epsilon/zeros
 /// The rpm database directory inside the scratch root.
 const DBPATH: &str = "/var/lib/rpm";
 
-/// Fails the test, saying what to install, when `tool` cannot be run.
-fn need(tool: &str, version_flag: &str, apt_package: &str) {
-    let ran = Command::new(tool).arg(version_flag).output();
-    if !matches!(ran, Ok(ref out) if out.status.success()) {
-        panic!(
-            "`{tool} {version_flag}` could not be run ({ran:?}): this test needs it; install it \
-             with `apt-get install -y {apt_package}`"
-        );
-    }
-}
-
-/// Runs a command, failing the test with its output when it fails; returns its stdout.
+/// Runs a command of the `rpm` package, failing the test with its output when it fails;
+/// returns its stdout.
 fn run(command: &mut Command) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tools::run(command, "rpm")
 }
 
 /// `rpm --root ROOT --dbpath /var/lib/rpm` (never the host's database).
@@ -163,9 +144,9 @@ fn fixture() -> &'static Fixture {
 }
 
 fn build_fixture() -> Fixture {
-    need("rpm", "--version", "rpm");
-    need("rpmbuild", "--version", "rpm");
-    need("db5.3_load", "-V", "db5.3-util");
+    tools::require("rpm", &["--version"], "rpm");
+    tools::require("rpmbuild", &["--version"], "rpm");
+    tools::require("db5.3_load", &["-V"], "db5.3-util");
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("rpm_database-{}", std::process::id()));
@@ -498,10 +479,13 @@ fn berkeley_db(dir: &Path, blobs: &[(u32, Vec<u8>)], big_endian: bool, page_size
     let output = dir.join(&name);
     std::fs::write(&input, load).expect("load file");
     let _ = std::fs::remove_file(&output);
-    run(Command::new("db5.3_load")
-        .arg("-f")
-        .arg(&input)
-        .arg(&output));
+    tools::run(
+        Command::new("db5.3_load")
+            .arg("-f")
+            .arg(&input)
+            .arg(&output),
+        "db5.3-util",
+    );
     std::fs::read(&output).expect("Packages")
 }
 

@@ -35,6 +35,7 @@ use slipway_scan::updates::{
     validate_repos,
 };
 use slipway_tests::scratch::TempDir;
+use slipway_tests::tools;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The apt test package and its versions in the fixture.
@@ -48,31 +49,12 @@ const APK: &str = "slipway-apk";
 // ---------------------------------------------------------------------------------------------
 // Tools and fixture packages
 
-/// Fails the test, naming the Debian package to install, when `tool --version` cannot run.
-fn require(tool: &str, apt_package: &str) {
-    let ran = Command::new(tool).arg("--version").output();
-    if !matches!(ran, Ok(ref out) if out.status.success()) {
-        panic!(
-            "`{tool} --version` could not be run ({ran:?}): this test needs it; install it with \
-             `apt-get install -y {apt_package}`"
-        );
-    }
-}
+/// The Debian packages of every program the fixtures run (each checked by `require` first).
+const FIXTURE_TOOLS_PACKAGES: &str = "dpkg apt-utils xz-utils rpm createrepo-c";
 
 /// Runs `command` in `dir`, failing the test with its output when it fails; returns stdout.
-fn run_in(dir: &Path, command: &mut Command) -> Vec<u8> {
-    let out = command
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+fn run_in(dir: &Path, command: &mut Command) -> String {
+    tools::run(command.current_dir(dir), FIXTURE_TOOLS_PACKAGES)
 }
 
 /// Built packages shared by the tests.
@@ -116,7 +98,7 @@ fn build_packages() -> Built {
         ("rpmbuild", "rpm"),
         ("createrepo_c", "createrepo-c"),
     ] {
-        require(tool, package);
+        tools::require(tool, &["--version"], package);
     }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("updates_repos-{}", std::process::id()));
@@ -235,7 +217,6 @@ fn apt_dists(root: &Path, debs: &[&Path]) {
             .args(["-o", "APT::FTPArchive::Release::Architectures=amd64"])
             .args(["release", "."]),
     );
-    let release = String::from_utf8(release).expect("Release is text");
     assert!(
         release.contains("main/binary-amd64/Packages.xz"),
         "{release}"
