@@ -21,6 +21,16 @@ pub enum Ecosystem {
 }
 
 impl Ecosystem {
+    /// Every ecosystem, in their order.
+    pub const ALL: [Ecosystem; 6] = [
+        Ecosystem::Deb,
+        Ecosystem::Rpm,
+        Ecosystem::Apk,
+        Ecosystem::Pypi,
+        Ecosystem::Npm,
+        Ecosystem::Gem,
+    ];
+
     /// The name used in reports and purls (`deb`, `rpm`, `apk`, `pypi`, `npm`, `gem`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -80,14 +80,7 @@ pub fn register_metrics() {
     for scanner in SCANNERS {
         DURATION.with_label_values(&[scanner]);
     }
-    for ecosystem in [
-        Ecosystem::Deb,
-        Ecosystem::Rpm,
-        Ecosystem::Apk,
-        Ecosystem::Pypi,
-        Ecosystem::Npm,
-        Ecosystem::Gem,
-    ] {
+    for ecosystem in Ecosystem::ALL {
         PACKAGES.with_label_values(&[ecosystem.as_str()]);
     }
     LazyLock::force(&UPDATES);

@@ -417,14 +417,7 @@ mod tests {
             version in prop_oneof![any::<String>(), "[0-9]{1,2}(\\.[0-9]{1,3}){0,2}(-[a-z0-9.~+]{1,4})?"],
             listed in proptest::collection::vec(any::<String>(), 0..3),
         ) {
-            for order in [
-                Ecosystem::Deb,
-                Ecosystem::Rpm,
-                Ecosystem::Apk,
-                Ecosystem::Pypi,
-                Ecosystem::Npm,
-                Ecosystem::Gem,
-            ] {
+            for order in Ecosystem::ALL {
                 let affected = Affected {
                     ecosystem: "x".to_owned(),
                     name: "x".to_owned(),

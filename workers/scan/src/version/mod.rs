@@ -160,16 +160,6 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every ecosystem, for the properties that hold for all of them.
-    const ALL: [Ecosystem; 6] = [
-        Ecosystem::Deb,
-        Ecosystem::Rpm,
-        Ecosystem::Apk,
-        Ecosystem::Pypi,
-        Ecosystem::Npm,
-        Ecosystem::Gem,
-    ];
-
     /// Asserts `cmp(a, b) == expected` and `cmp(b, a) == expected.reverse()`, naming the case.
     #[track_caller]
     pub(crate) fn check_both_ways(
@@ -281,7 +271,7 @@ pub(crate) mod tests {
     proptest! {
         #[test]
         fn every_compare_is_antisymmetric_and_reflexive(a in version_like(), b in version_like()) {
-            for eco in ALL {
+            for eco in Ecosystem::ALL {
                 let ab = compare(eco, &a, &b);
                 let ba = compare(eco, &b, &a);
                 prop_assert_eq!(ab, ba.reverse(), "{:?}: {:?} vs {:?}", eco, a, b);
@@ -295,7 +285,7 @@ pub(crate) mod tests {
             b in version_like(),
             c in version_like(),
         ) {
-            for eco in ALL {
+            for eco in Ecosystem::ALL {
                 let mut v = [a.as_str(), b.as_str(), c.as_str()];
                 v.sort_by(|x, y| compare(eco, x, y));
                 prop_assert!(compare(eco, v[0], v[1]) != Ordering::Greater, "{:?}: {:?}", eco, v);
