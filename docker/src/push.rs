@@ -30,12 +30,7 @@ impl DockerEngine {
         let options = PushImageOptionsBuilder::default()
             .tag(reference.tag())
             .build();
-        let credentials = auth.map(|c| DockerCredentials {
-            username: Some(c.username().to_owned()),
-            password: Some(c.password().to_owned()),
-            serveraddress: reference.registry().map(str::to_owned),
-            ..DockerCredentials::default()
-        });
+        let credentials = auth.map(|c| daemon_credentials(c, reference));
         let client = self.client_with_timeout(limit);
         let mut digest = None;
         let read = async {
@@ -157,12 +152,7 @@ impl DockerEngine {
             .from_image(reference.repository())
             .tag(tag_or_digest)
             .build();
-        let credentials = auth.map(|c| DockerCredentials {
-            username: Some(c.username().to_owned()),
-            password: Some(c.password().to_owned()),
-            serveraddress: reference.registry().map(str::to_owned),
-            ..DockerCredentials::default()
-        });
+        let credentials = auth.map(|c| daemon_credentials(c, reference));
         let client = self.client_with_timeout(limit);
         let read = async {
             let mut stream = pin!(client.create_image(Some(options), None, credentials));
@@ -206,5 +196,15 @@ impl DockerEngine {
             .build();
         self.call("tag image", self.docker.tag_image(id, Some(options)))
             .await
+    }
+}
+
+/// `auth` as the daemon takes it (`X-Registry-Auth`) for `reference`'s registry.
+fn daemon_credentials(auth: &RegistryCredentials, reference: &ImageRef) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(auth.username().to_owned()),
+        password: Some(auth.password().to_owned()),
+        serveraddress: reference.registry().map(str::to_owned),
+        ..DockerCredentials::default()
     }
 }
