@@ -306,23 +306,16 @@ impl ScanHandler {
             .insert("updates", updates_started.elapsed());
         let vulnerabilities = match_vulnerabilities(&mut analysis, self.database.as_deref());
         let updates_found = u64::try_from(updates.updates.len()).unwrap_or(u64::MAX);
+        analysis.durations.insert("read", read_time);
+        analysis.durations.insert("total", started.elapsed());
         let scanned_at = Timestamp::now();
-        let mut report = ScanReport::new(
+        let report = ScanReport::new(
             subject,
             scanned_at.to_rfc3339(),
             &analysis,
             updates,
             vulnerabilities,
         );
-        let mut durations = analysis.durations.clone();
-        durations.insert("read", read_time);
-        durations.insert("total", started.elapsed());
-        for (scanner, duration) in &durations {
-            report.durations_ms.insert(
-                (*scanner).to_owned(),
-                u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-            );
-        }
         let body = serde_json::to_vec(&report)
             .map_err(|e| Failure::Permanent(format!("the report cannot be encoded: {e}")))?;
         let meta = ReportMeta {
@@ -340,7 +333,7 @@ impl ScanHandler {
             job.envelope.job_id,
             &scan_job.image,
             &digest,
-            &durations,
+            &analysis.durations,
             &packages,
             updates_found,
         );
