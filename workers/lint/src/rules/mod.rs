@@ -6,6 +6,8 @@
 //! hadolint also applies inside `ONBUILD` are registered with [`Registry::with_onbuild`], which
 //! adds a second, independent instance that sees only the unwrapped `ONBUILD` instructions.
 
+#[cfg(test)]
+mod examples;
 pub mod instructions;
 pub mod labels;
 pub mod packages;
