@@ -4,12 +4,14 @@
 
 pub mod config;
 pub mod format;
+pub mod images;
 pub mod job;
 pub mod lint;
 pub mod parser;
 pub mod rules;
 pub mod shell;
 pub mod shellcheck;
+pub mod substitution;
 pub mod syntax;
 pub mod telemetry;
 pub mod worker;
