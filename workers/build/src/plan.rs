@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use slipway_common::Message;
 use slipway_common::index::{Entry, NetworkMode};
 use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
+use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser;
 use slipway_lint::syntax::Instruction;
 
@@ -42,6 +43,10 @@ pub enum PlanError {
     /// The Dockerfile has no `FROM`.
     #[error("the Dockerfile has no FROM instruction")]
     NoFrom,
+    /// The Dockerfile's parent images cannot be known: a global `ARG` or a `FROM` does not expand,
+    /// a `FROM` expands to nothing, or a `COPY --from=` holds a variable.
+    #[error("the Dockerfile's base images cannot be resolved: {0}")]
+    BaseImages(#[from] BaseImageError),
 }
 
 /// Normalises `path` (a `/`-separated path relative to the repository root) to its components,
@@ -119,146 +124,23 @@ pub fn sha256(bytes: &[u8]) -> String {
     out
 }
 
-/// Expands `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}` and `${VAR+alt}`
-/// in `text` with `vars` (unset variables expand to nothing), as Docker does in `FROM`.
-pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] == '\\' && chars.get(i + 1) == Some(&'$') {
-            out.push('$');
-            i += 2;
-            continue;
-        }
-        if chars[i] != '$' {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        if chars.get(i + 1) == Some(&'{') {
-            let Some(close) = chars[i + 2..].iter().position(|c| *c == '}') else {
-                out.extend(&chars[i..]);
-                break;
-            };
-            let inner: String = chars[i + 2..i + 2 + close].iter().collect();
-            i += close + 3;
-            let name_end = inner
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(inner.len());
-            let (name, op) = inner.split_at(name_end);
-            let value = vars.get(name).map(String::as_str);
-            let expanded = if let Some(default) = op.strip_prefix(":-") {
-                value
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or(default)
-                    .to_string()
-            } else if let Some(default) = op.strip_prefix('-') {
-                value.unwrap_or(default).to_string()
-            } else if let Some(alt) = op.strip_prefix(":+") {
-                if value.is_some_and(|v| !v.is_empty()) {
-                    alt.to_string()
-                } else {
-                    String::new()
-                }
-            } else if let Some(alt) = op.strip_prefix('+') {
-                if value.is_some() {
-                    alt.to_string()
-                } else {
-                    String::new()
-                }
-            } else {
-                value.unwrap_or_default().to_string()
-            };
-            out.push_str(&expanded);
-        } else {
-            let start = i + 1;
-            let mut end = start;
-            while end < chars.len() && (chars[end].is_ascii_alphanumeric() || chars[end] == '_') {
-                end += 1;
-            }
-            if end == start {
-                out.push('$');
-                i += 1;
-                continue;
-            }
-            let name: String = chars[start..end].iter().collect();
-            out.push_str(vars.get(&name).map(String::as_str).unwrap_or_default());
-            i = end;
-        }
-    }
-    out
-}
-
 /// The images the Dockerfile builds on, in order of first use: every `FROM` (and `COPY --from=`
 /// naming an image) that is not an earlier stage or `scratch`, with the global `ARG`s (overridden
-/// by `build_args`) expanded.
+/// by `build_args`) expanded as dockerd's classic builder expands them
+/// ([`slipway_lint::images::base_images`]).
 pub fn parent_images(
     dockerfile: &str,
     build_args: &BTreeMap<String, String>,
 ) -> Result<Vec<String>, PlanError> {
     let parsed = parser::parse(dockerfile).map_err(|e| PlanError::Dockerfile(e.to_string()))?;
-    let mut global_args: BTreeMap<String, String> = BTreeMap::new();
-    let mut seen_from = false;
-    let mut stages: Vec<String> = Vec::new();
-    let mut stage_count = 0usize;
-    let mut parents: Vec<String> = Vec::new();
-    let add = |reference: String, stages: &[String], parents: &mut Vec<String>| {
-        let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&reference));
-        if !is_stage
-            && reference != "scratch"
-            && !reference.is_empty()
-            && !parents.contains(&reference)
-        {
-            parents.push(reference);
-        }
-    };
-    for located in &parsed.instructions {
-        match &located.instruction {
-            Instruction::Arg { name, default } if !seen_from => {
-                let value = build_args
-                    .get(name)
-                    .cloned()
-                    .or_else(|| default.clone())
-                    .unwrap_or_default();
-                global_args.insert(name.clone(), value);
-            }
-            Instruction::From(image) => {
-                seen_from = true;
-                let mut reference = String::new();
-                if let Some(registry) = &image.registry {
-                    reference.push_str(registry);
-                    reference.push('/');
-                }
-                reference.push_str(&image.name);
-                if let Some(tag) = &image.tag {
-                    reference.push(':');
-                    reference.push_str(tag);
-                }
-                if let Some(digest) = &image.digest {
-                    reference.push('@');
-                    reference.push_str(digest);
-                }
-                add(expand(&reference, &global_args), &stages, &mut parents);
-                if let Some(alias) = &image.alias {
-                    stages.push(alias.clone());
-                }
-                // Later stages may name this one by its index.
-                stages.push(stage_count.to_string());
-                stage_count += 1;
-            }
-            Instruction::Copy(copy) => {
-                if let Some(from) = &copy.from {
-                    add(expand(from, &global_args), &stages, &mut parents);
-                }
-            }
-            _ => {}
-        }
-    }
-    if !seen_from {
+    if !parsed
+        .instructions
+        .iter()
+        .any(|located| matches!(located.instruction, Instruction::From(_)))
+    {
         return Err(PlanError::NoFrom);
     }
-    Ok(parents)
+    Ok(base_images(&parsed, build_args)?)
 }
 
 /// The identity of a build's inputs: `sha256` over the commit, the Dockerfile's digest, each parent
@@ -495,21 +377,6 @@ mod tests {
     }
 
     #[test]
-    fn expansion_follows_docker() {
-        let vars = BTreeMap::from([
-            ("A".to_string(), "x".to_string()),
-            ("E".to_string(), String::new()),
-        ]);
-        assert_eq!(
-            expand(
-                "$A/${A}-${B:-d}-${E:-d}-${E-d}-${A:+alt}-${B:+alt}-\\$A",
-                &vars
-            ),
-            "x/x-d-d--alt--$A"
-        );
-    }
-
-    #[test]
     fn parents_skip_stages_and_scratch_and_expand_global_args() {
         let dockerfile = "ARG BASE=slipway/debian:bookworm\nARG TOOLS\nFROM ${BASE} AS build\nRUN make\nFROM scratch AS empty\nFROM build AS test\nFROM 127.0.0.1:5000/team/runtime:1\nCOPY --from=build /a /a\nCOPY --from=127.0.0.1:5000/team/tools:2 /t /t\nCOPY --from=0 /b /b\n";
         let parents = parent_images(dockerfile, &BTreeMap::new()).unwrap();
@@ -531,6 +398,18 @@ mod tests {
             parent_images("FROM a\n{{x}}\n", &BTreeMap::new()),
             Err(PlanError::Dockerfile(_))
         ));
+        let unset = parent_images("ARG V\nFROM a:${V:?needed}\n", &BTreeMap::new()).unwrap_err();
+        assert!(matches!(unset, PlanError::BaseImages(_)));
+        assert_eq!(
+            unset.to_string(),
+            "the Dockerfile's base images cannot be resolved: line 2: cannot expand FROM \
+             a:${V:?needed}: V: needed"
+        );
+        let args = BTreeMap::from([("V".to_string(), "1".to_string())]);
+        assert_eq!(
+            parent_images("ARG V\nFROM a:${V:?needed}\n", &args).unwrap(),
+            ["a:1"]
+        );
     }
 
     #[test]
