@@ -306,7 +306,7 @@ impl Cursor<'_> {
         }
         let body = self.logical_line();
         let at = Position { line, column };
-        let mut instruction = parse_instruction(&keyword, body.trim_start(), at)?;
+        let mut instruction = parse_instruction(&keyword, body.trim_start(), at, self.esc as char)?;
         if let Instruction::Run(run) = &mut instruction
             && let Some(heredoc) = self.heredoc_body(&run.arguments.script.source)
         {
@@ -411,8 +411,14 @@ impl Position {
     }
 }
 
-/// Parses the arguments of the instruction `keyword` (upper case); `body` is its logical line.
-fn parse_instruction(keyword: &str, body: &str, at: Position) -> Result<Instruction, ParseError> {
+/// Parses the arguments of the instruction `keyword` (upper case); `body` is its logical line and
+/// `escape` the Dockerfile's escape character.
+fn parse_instruction(
+    keyword: &str,
+    body: &str,
+    at: Position,
+    escape: char,
+) -> Result<Instruction, ParseError> {
     let required = |what: &str| -> Result<String, ParseError> {
         let value = body.trim_end();
         if value.is_empty() {
@@ -434,8 +440,8 @@ fn parse_instruction(keyword: &str, body: &str, at: Position) -> Result<Instruct
         "VOLUME" => Instruction::Volume(required("the volume path")?),
         "MAINTAINER" => Instruction::Maintainer(required("the maintainer name")?),
         "STOPSIGNAL" => Instruction::StopSignal(required("the stop signal")?),
-        "LABEL" => Instruction::Label(parse_pairs(body, at, keyword)?),
-        "ENV" => Instruction::Env(parse_pairs(body, at, keyword)?),
+        "LABEL" => Instruction::Label(parse_pairs(body, at, keyword, escape)?),
+        "ENV" => Instruction::Env(parse_pairs(body, at, keyword, escape)?),
         "ARG" => parse_arg(body, at)?,
         "EXPOSE" => Instruction::Expose(parse_expose(body, at)?),
         "HEALTHCHECK" => Instruction::Healthcheck(parse_healthcheck(body, at)?),
@@ -459,6 +465,7 @@ fn parse_instruction(keyword: &str, body: &str, at: Position) -> Result<Instruct
                 &inner_keyword,
                 rest.trim_start(),
                 at,
+                escape,
             )?))
         }
         other => return Err(at.error(format!("unknown instruction {other}"))),
@@ -814,23 +821,26 @@ fn parse_arg(body: &str, at: Position) -> Result<Instruction, ParseError> {
     Ok(Instruction::Arg { name, default })
 }
 
-/// `ENV`/`LABEL` pairs: `k=v k2="v 2"`, or the legacy `key value with spaces`.
+/// `ENV`/`LABEL` pairs: `k=v k2="v 2"`, or the legacy `key value with spaces`. The escape
+/// character (`\` or the `# escape=` one) escapes a quote inside quotes and a blank or quote
+/// outside them, as language-docker reads it.
 fn parse_pairs(
     body: &str,
     at: Position,
     keyword: &str,
+    escape: char,
 ) -> Result<Vec<(String, String)>, ParseError> {
     let chars: Vec<char> = body.trim_end().chars().collect();
     let mut i = 0;
     let mut pairs = Vec::new();
     while i < chars.len() {
-        let key = read_pair_value(&chars, &mut i, true, at)?;
+        let key = read_pair_value(&chars, &mut i, true, at, escape)?;
         if key.is_empty() {
             return Err(at.error(format!("{keyword}: expecting a key value pair (key=value)")));
         }
         if chars.get(i) == Some(&'=') {
             i += 1;
-            let value = read_pair_value(&chars, &mut i, false, at)?;
+            let value = read_pair_value(&chars, &mut i, false, at, escape)?;
             pairs.push((key, value));
         } else {
             // `ENV key value…`: the rest of the line is the value.
@@ -859,6 +869,7 @@ fn read_pair_value(
     i: &mut usize,
     is_key: bool,
     at: Position,
+    escape: char,
 ) -> Result<String, ParseError> {
     let mut out = String::new();
     while let Some(&c) = chars.get(*i) {
@@ -873,7 +884,7 @@ fn read_pair_value(
                                 "unexpected end of {kind} quoted string (unmatched quote)"
                             )));
                         }
-                        Some('\\') if chars.get(*i + 1) == Some(&c) => {
+                        Some(&e) if e == escape && chars.get(*i + 1) == Some(&c) => {
                             out.push(c);
                             *i += 2;
                         }
@@ -890,7 +901,7 @@ fn read_pair_value(
             }
             ' ' | '\t' => break,
             '=' if is_key => break,
-            '\\' if matches!(chars.get(*i + 1), Some(' ' | '\t' | '"' | '\'')) => {
+            e if e == escape && matches!(chars.get(*i + 1), Some(' ' | '\t' | '"' | '\'')) => {
                 out.push(chars[*i + 1]);
                 *i += 2;
             }
@@ -1021,6 +1032,31 @@ mod tests {
             lines("RUN a \\\n# x\n  b\nUSER u"),
             [(1, "RUN"), (4, "USER")]
         );
+    }
+
+    #[test]
+    fn quoted_env_and_label_values_use_the_escape_directive() {
+        // As hadolint 2.15 reads them: under `# escape=`` ` the backtick escapes a quote and a
+        // backslash is an ordinary character.
+        let df = parse("# escape=`\nFROM w\nLABEL a=\"x`\"y\" b=c`\\d\nENV C=\"p\\q\"\n").unwrap();
+        let pairs = |i: usize| match &df.instructions[i].instruction {
+            Instruction::Label(p) | Instruction::Env(p) => p.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            pairs(2),
+            [
+                ("a".to_string(), "x\"y".to_string()),
+                ("b".to_string(), "c`\\d".to_string())
+            ]
+        );
+        assert_eq!(pairs(3), [("C".to_string(), "p\\q".to_string())]);
+        // A backslash no longer escapes the quote: the string is left open.
+        let err = parse("# escape=`\nFROM w\nLABEL a=\"x\\\"y\" b=2\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("unmatched quote"), "{}", err.message);
+        // Without the directive, the backslash escapes it.
+        assert!(parse("FROM w\nLABEL a=\"x\\\"y\" b=2\n").is_ok());
     }
 
     #[test]

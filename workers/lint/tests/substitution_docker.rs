@@ -183,10 +183,9 @@ fn labelled(directive: &str, pairs: &[(&str, &str)]) -> String {
 /// image (removed when dropped) so that later builds reuse its cached steps.
 fn check_labels(name: &str, directive: &str, pairs: &[(&str, &str)]) -> Image {
     let dockerfile = labelled(directive, pairs);
-    // The escape character as the parser reads the directive. (Only the lines before the labels
-    // are parsed: the parser reads quoted LABEL values with `\"` as the one escape whatever the
-    // directive, so it rejects "`"" where Docker and `expand` accept it.)
-    let escape = parse(&labelled(directive, &[]))
+    // The escape character as the parser reads the directive; the parser must accept every
+    // label Docker accepts.
+    let escape = parse(&dockerfile)
         .expect("the test Dockerfile parses")
         .escape;
     let image = Image::new(name);
