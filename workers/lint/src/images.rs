@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use crate::substitution::{SubstitutionError, expand};
 use crate::syntax::{BaseImage, Dockerfile, Instruction};
 
-/// The build arguments Docker defines without an `ARG`.
-const PREDEFINED_ARGS: [&str; 8] = [
+/// The build arguments Docker defines without an `ARG`: the proxy variables, passed to every
+/// build (and which ShellCheck is told are set).
+pub const PREDEFINED_ARGS: [&str; 8] = [
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",

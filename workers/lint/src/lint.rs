@@ -101,23 +101,13 @@ pub fn run_rules(dockerfile: &Dockerfile, config: &RuleConfig) -> Vec<Failure> {
     failures
 }
 
-/// The proxy variables Docker passes to every build, which ShellCheck is told are set.
-const PREDEFINED_VARIABLES: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// The shell-form `RUN` scripts (including inside `ONBUILD`) with the shell and the variables in
 /// effect for each, tracking `SHELL`, `ARG`, `ENV` and `# hadolint shell=` per stage.
 pub fn shell_scripts(dockerfile: &Dockerfile) -> Vec<ShellScript> {
-    let default_vars: BTreeSet<String> =
-        PREDEFINED_VARIABLES.iter().map(|v| v.to_string()).collect();
+    let default_vars: BTreeSet<String> = crate::images::PREDEFINED_ARGS
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     let mut default_shell = "/bin/sh -c".to_string();
     let mut shell = default_shell.clone();
     let mut variables = default_vars.clone();
