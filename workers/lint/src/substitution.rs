@@ -280,20 +280,9 @@ impl Expander<'_> {
             return Ok((self.lookup)(&name).unwrap_or_default());
         }
         self.next();
-        match self.peek() {
-            None => return Err(SubstitutionError::Unterminated { position }),
-            Some(c @ ('{' | '}' | ':')) => {
-                return Err(SubstitutionError::InvalidName {
-                    position,
-                    found: format!("`{c}`"),
-                });
-            }
-            Some(_) => {}
-        }
         let name = self.name();
         let (colon, operator) = match self.next() {
             None => return Err(SubstitutionError::Unterminated { position }),
-            Some('}') => return Ok((self.lookup)(&name).unwrap_or_default()),
             // `name` stopped at once: the character just read cannot start a name.
             Some(c) if name.is_empty() => {
                 return Err(SubstitutionError::InvalidName {
@@ -301,6 +290,7 @@ impl Expander<'_> {
                     found: format!("`{c}`"),
                 });
             }
+            Some('}') => return Ok((self.lookup)(&name).unwrap_or_default()),
             Some(':') => match self.next() {
                 None => return Err(SubstitutionError::Unterminated { position }),
                 Some(op @ ('-' | '+' | '?')) => (true, op),
