@@ -147,6 +147,13 @@ fn docker_get(path: &str) -> Result<u16, String> {
 /// Run the docker CLI (classic builder), with `stdin` fed to it when given; its stdout, or a panic
 /// naming the command and its stderr.
 pub fn docker(args: &[&str], stdin: Option<&str>) -> String {
+    try_docker(args, stdin).unwrap_or_else(|failure| panic!("docker {args:?} failed {failure}"))
+}
+
+/// Run the docker CLI (classic builder), with `stdin` fed to it when given: its stdout, or, when
+/// it exits unsuccessfully, its exit status, stdout and stderr (for tests that expect failures).
+/// Panics only when the CLI cannot be run at all.
+pub fn try_docker(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     use std::io::Write as _;
     use std::process::Stdio;
     let mut child = Command::new("docker")
@@ -166,13 +173,16 @@ pub fn docker(args: &[&str], stdin: Option<&str>) -> String {
             .expect("write docker's stdin");
     }
     let output = child.wait_with_output().expect("wait for docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed with {}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "with {}: {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
 
 /// Run `rabbitmqctl` with `args`, returning its stdout.

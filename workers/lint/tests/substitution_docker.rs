@@ -13,14 +13,13 @@
 //! The images built are removed.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser::parse;
 use slipway_lint::substitution::{SubstitutionError, expand};
-use slipway_tests::tools::{require, run};
-use slipway_tests::{BASE_IMAGE, docker};
+use slipway_tests::tools::run;
+use slipway_tests::{BASE_IMAGE, docker, ensure_docker, try_docker};
 
 /// The variables every Dockerfile here declares, after `FROM`: set, empty and unset `ARG`s, set
 /// and empty `ENV`s.
@@ -107,19 +106,6 @@ impl Drop for Image {
     }
 }
 
-/// Checks the CLI, the daemon and the base image (never pulled).
-fn require_docker() {
-    require("docker", &["--version"], "docker.io");
-    let found = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE])
-        .output();
-    assert!(
-        matches!(found, Ok(ref output) if output.status.success()),
-        "the local image {BASE_IMAGE} is needed (this test never pulls): run \
-         `bash deploy/dev-env.sh` ({found:?})"
-    );
-}
-
 /// `docker build` with the classic builder and no network, of `dockerfile` with an empty context,
 /// tagged `tag` when given: the image id, or what Docker printed when the build fails.
 fn build(dockerfile: &str, tag: Option<&Image>, build_args: &[&str]) -> Result<String, String> {
@@ -131,28 +117,7 @@ fn build(dockerfile: &str, tag: Option<&Image>, build_args: &[&str]) -> Result<S
         args.extend(["--build-arg", arg]);
     }
     args.push("-");
-    let mut child = Command::new("docker")
-        .args(&args)
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run docker build");
-    child
-        .stdin
-        .take()
-        .expect("docker's stdin")
-        .write_all(dockerfile.as_bytes())
-        .expect("write the Dockerfile to docker build");
-    let output = child.wait_with_output().expect("wait for docker build");
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!("{stdout}\n{stderr}"))
-    }
+    try_docker(&args, Some(dockerfile)).map(|id| id.trim().to_string())
 }
 
 /// The labels of `image`.
@@ -214,7 +179,7 @@ fn check_labels(name: &str, directive: &str, pairs: &[(&str, &str)]) -> Image {
 
 #[test]
 fn labels_are_expanded_as_the_classic_builder_expands_them() {
-    require_docker();
+    ensure_docker();
     let plain = check_labels("backslash", "", BACKSLASH_LABELS);
     let _backquote = check_labels("backquote", "# escape=`\n", BACKQUOTE_LABELS);
 
@@ -293,7 +258,7 @@ fn labels_are_expanded_as_the_classic_builder_expands_them() {
 
 #[test]
 fn base_images_are_the_images_the_classic_builder_uses() {
-    require_docker();
+    ensure_docker();
     let (repository, tag) = BASE_IMAGE.split_once(':').expect("BASE_IMAGE has a tag");
     let base_id = run(
         Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE]),
