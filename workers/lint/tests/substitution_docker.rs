@@ -13,12 +13,10 @@
 //! The images built are removed.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser::parse;
 use slipway_lint::substitution::{SubstitutionError, expand};
-use slipway_tests::tools::run;
 use slipway_tests::{BASE_IMAGE, docker, ensure_docker, try_docker};
 
 /// The variables every Dockerfile here declares, after `FROM`: set, empty and unset `ARG`s, set
@@ -102,7 +100,7 @@ impl Image {
 
 impl Drop for Image {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", &self.0]).output();
+        let _ = try_docker(&["rmi", &self.0], None);
     }
 }
 
@@ -260,9 +258,9 @@ fn labels_are_expanded_as_the_classic_builder_expands_them() {
 fn base_images_are_the_images_the_classic_builder_uses() {
     ensure_docker();
     let (repository, tag) = BASE_IMAGE.split_once(':').expect("BASE_IMAGE has a tag");
-    let base_id = run(
-        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE]),
-        "docker.io",
+    let base_id = docker(
+        &["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE],
+        None,
     )
     .trim()
     .to_string();
