@@ -383,7 +383,7 @@ mod tests {
         let envelope = Envelope::new_job(
             Cause::Schedule,
             Message::ScanRequested(ScanRequested {
-                image: "registry.local/app/web:latest".into(),
+                image: crate::ImageRef::parse("registry.local/app/web:latest").unwrap(),
                 digest: None,
                 notify_email: None,
             }),

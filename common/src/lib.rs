@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod image;
 pub mod index;
 pub mod message;
 pub mod shutdown;
@@ -13,4 +14,5 @@ pub mod telemetry;
 pub mod workspace;
 
 pub use envelope::{Cause, DecodeError, Envelope, JobId, MessageId, Timestamp};
+pub use image::{Digest, ImageRef};
 pub use message::{Kind, Message};
