@@ -307,16 +307,7 @@ impl Envelope {
 
     /// Encode as a MessagePack map with named fields.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let wire = WireOut {
-            v: WIRE_VERSION,
-            id: self.id,
-            job_id: self.job_id,
-            kind: self.kind(),
-            cause: &self.cause,
-            created_at: self.created_at,
-            payload: PayloadOut(&self.message),
-        };
-        Ok(rmp_serde::to_vec_named(&wire)?)
+        Ok(rmp_serde::to_vec_named(self)?)
     }
 
     /// Decode an envelope, checking its version before anything else.
@@ -347,6 +338,24 @@ impl Envelope {
             created_at: wire.created_at,
             message,
         })
+    }
+}
+
+/// An envelope serialises as the wire map `{v, id, job_id, kind, cause, created_at, payload}`:
+/// with MessagePack that is [`Envelope::encode`]; with a human-readable format such as JSON the ids
+/// are canonical UUID strings, which is the JSON data model `common/schema/` describes.
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            v: WIRE_VERSION,
+            id: self.id,
+            job_id: self.job_id,
+            kind: self.kind(),
+            cause: &self.cause,
+            created_at: self.created_at,
+            payload: PayloadOut(&self.message),
+        }
+        .serialize(serializer)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod envelope;
 pub mod index;
 pub mod message;
+pub mod schema;
 pub mod shutdown;
 /// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
 /// exports under time and size limits.
