@@ -7,9 +7,9 @@
 //!
 //! Ids ([`MessageId`], [`JobId`]) are UUIDs. Slipway writes them as a 16-byte MessagePack `bin`
 //! (rmp-serde's form of a UUID); it reads that or the canonical hyphenated string
-//! (`0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6f`), which is what most other languages' MessagePack
-//! libraries produce from a UUID. `common/schema/slipway-message.schema.json` and
-//! `docs/contract.md` describe the contract for publishers in other languages.
+//! (`0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6f`), which is what publishers in other languages usually
+//! send. `common/schema/slipway-message.schema.json` and `docs/contract.md` describe the contract
+//! for them.
 
 use std::fmt;
 use std::str::FromStr;

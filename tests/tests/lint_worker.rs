@@ -263,9 +263,9 @@ async fn jobs_published_by_the_python_example_are_linted_with_bin_or_string_ids(
     );
 
     // The entry from a YAML file, ids as 16-byte bins (as Slipway writes them); then from
-    // arguments, ids as canonical strings (as most MessagePack libraries write a UUID), which
-    // were once dead-lettered with "expected a 16 byte array". One job at a time: `outcome`
-    // skips other jobs' events.
+    // arguments, ids as canonical strings (what other languages usually send), which were once
+    // dead-lettered with "expected a 16 byte array". One job at a time: `outcome` skips other
+    // jobs' events.
     let from_file = vec![
         "--entry".to_owned(),
         entry_file.display().to_string(),
