@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod image;
 pub mod index;
 pub mod message;
+pub mod schema;
 pub mod shutdown;
 /// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
 /// exports under time and size limits.

@@ -466,6 +466,30 @@ pub mod test_support {
             }),
         ]
     }
+
+    /// The messages of [`sample_messages`] with every optional field set, so that a test looking
+    /// at every field of the contract (the JSON Schema's) sees each one written at least once.
+    pub fn sample_messages_with_every_field() -> Vec<Message> {
+        let mut messages = sample_messages();
+        let digest = messages.iter().find_map(|message| match message {
+            Message::ScanCompleted(completed) => Some(completed.digest.clone()),
+            _ => None,
+        });
+        for message in &mut messages {
+            match message {
+                Message::BuildRequested(requested) => requested.commit = Some(sample_commit()),
+                Message::LintFailed(failed) => {
+                    failed.error = Some("DL4000 error: MAINTAINER is deprecated".into());
+                }
+                Message::ScanRequested(requested) => requested.digest = digest.clone(),
+                Message::ScanFailed(failed) => {
+                    failed.notify_email = Some("owner@example.org".into());
+                }
+                _ => {}
+            }
+        }
+        messages
+    }
 }
 
 #[cfg(test)]
