@@ -308,4 +308,71 @@ mod tests {
             );
         }
     }
+
+    /// The schema's `image` and `digest` definitions give the verdict of the one parser
+    /// ([`ImageRef::parse`](crate::ImageRef::parse), [`Digest::parse`](crate::Digest::parse)).
+    #[test]
+    fn image_and_digest_patterns_agree_with_the_parsers() {
+        let schema: Value = serde_json::from_str(MESSAGE_SCHEMA).expect("the schema is JSON");
+        let compile = |name: &str| {
+            let mut definition = schema["$defs"][name].clone();
+            definition["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+            let mut compiled = Schemas::new();
+            let mut compiler = Compiler::new();
+            compiler
+                .add_resource(&format!("{name}.json"), definition)
+                .expect("definition resource");
+            let index = compiler
+                .compile(&format!("{name}.json"), &mut compiled)
+                .expect("the definition compiles");
+            (compiled, index)
+        };
+        let hex = |c: &str, n: usize| c.repeat(n);
+        let digests = [
+            format!("sha256:{}", hex("a", 64)),
+            format!("sha256:{}", hex("a", 63)),
+            format!("sha256:{}", hex("A", 64)),
+            format!("sha512:{}", hex("0", 128)),
+            format!("sha512:{}", hex("0", 64)),
+            "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8".to_owned(),
+            "sha256".to_owned(),
+            "SHA256:ab".to_owned(),
+            "x:".to_owned(),
+            format!("x:{}", hex("a", 300)),
+        ];
+        let (compiled, index) = compile("digest");
+        for digest in &digests {
+            assert_eq!(
+                compiled.validate(&json!(digest), index).is_ok(),
+                crate::Digest::parse(digest).is_ok(),
+                "schema and parser disagree on the digest {digest:?}"
+            );
+        }
+        let images = [
+            "team/app:1",
+            "127.0.0.1:5000/team/app:1",
+            &format!("localhost:5000/a/b@sha256:{}", hex("b", 64)),
+            &format!("r.example.org/a:t@sha256:{}", hex("b", 64)),
+            "a__b/c-----d/e.f_g:T_1.x-y",
+            "Registry/app",
+            "team/App:1",
+            "team/app:",
+            "team/app:-x",
+            "team//app",
+            "team/a___b",
+            "host:99999999/a:1",
+            "-bad.host/a",
+            "te am/app",
+            "team/app@sha256:abc",
+            "",
+        ];
+        let (compiled, index) = compile("image");
+        for image in images {
+            assert_eq!(
+                compiled.validate(&json!(image), index).is_ok(),
+                crate::ImageRef::parse(image).is_ok(),
+                "schema and parser disagree on the image {image:?}"
+            );
+        }
+    }
 }
