@@ -1,7 +1,7 @@
 //! The history stream against a real RabbitMQ: every event published to the exchange is recorded
 //! in order with no writer of its own; reads start at an offset or a time and filter by job and
-//! kind; a follower sees events published after it caught up; and an event that only the history
-//! would take is still refused as unroutable.
+//! kind; a follower sees events published after it caught up; an event that only the history
+//! would take is still refused as unroutable; and another retention is a 406 naming the argument.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -268,6 +268,34 @@ async fn an_event_only_the_history_would_take_is_still_unroutable() {
         recorded.into_iter().map(|e| e.envelope).collect::<Vec<_>>(),
         [job],
         "a refused batch publishes nothing"
+    );
+    bus.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_the_history_again_is_harmless_and_another_retention_names_the_argument() {
+    let bus = pipeline_bus("history-declare").await;
+    let channel = bus.connection().channel().await.expect("channel");
+    bus.topology
+        .declare(&channel)
+        .await
+        .expect("same retention");
+    let changed = slipway_broker::BrokerSettings {
+        history: slipway_broker::history::HistoryStreamSettings {
+            max_age: "31D".into(),
+            ..bus.settings.history.clone()
+        },
+        ..bus.settings.clone()
+    };
+    let channel = bus.connection().channel().await.expect("channel");
+    let error = Topology::pipeline(&changed)
+        .declare(&channel)
+        .await
+        .expect_err("another max_age")
+        .to_string();
+    assert!(
+        error.contains("history stream") && error.contains("x-max-age"),
+        "{error}"
     );
     bus.cleanup().await;
 }
