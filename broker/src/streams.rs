@@ -13,8 +13,8 @@
 //! **Reading.** RabbitMQ 3.10 has no server-side stream filtering: a reader consumes from the
 //! start of its window and keeps what it wants, acking everything (stream consumers need acks and
 //! a prefetch to get more). Before reading, a short-lived second consumer starting at `last`
-//! learns the offset of the stream's newest message ([`probe_tail`]; nothing within
-//! `idle_timeout`: the stream is empty); a [`StreamCursor`] has *caught up* once it reaches that
+//! learns the offset of the stream's newest message (`probe_tail`; nothing within
+//! `idle_timeout`: the stream is empty); a `StreamCursor` has *caught up* once it reaches that
 //! offset, or when no message arrives for `idle_timeout` (a window that starts after the newest
 //! message). Writers that never stop therefore do not keep a read from ending.
 
