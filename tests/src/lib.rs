@@ -401,6 +401,30 @@ impl TestBus {
             .expect("read the history")
     }
 
+    /// The events of the history that `query` keeps, once there are at least `count` of them (an
+    /// event a consumer has received may not be in the stream yet: its publisher's confirm waits
+    /// for every queue), or a panic after `deadline`.
+    pub async fn wait_for_history(
+        &self,
+        query: HistoryQuery,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<HistoryEvent> {
+        let started = Instant::now();
+        loop {
+            let events = self.history(query.clone()).await;
+            if events.len() >= count {
+                return events;
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "only {} of {count} history events after {deadline:?}",
+                events.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Delete the test's queues, streams and exchanges (on a fresh connection: the test may have
     /// restarted the broker under the old one).
     pub async fn cleanup(self) {
