@@ -126,6 +126,22 @@ impl Message {
         }
     }
 
+    /// The image this message is about, and its digest when the message names one: the entry's
+    /// image (`app-id/job-id:desired-tag`, without registry) for the lint and build stages, the
+    /// pushed image and its digest for `build.succeeded`, the scanned image for the scans.
+    pub fn image(&self) -> (ImageRef, Option<&Digest>) {
+        match self {
+            Message::BuildRequested(p) => (p.entry.image(), None),
+            Message::LintPassed(p) => (p.entry.image(), None),
+            Message::LintFailed(p) => (p.entry.image(), None),
+            Message::BuildFailed(p) => (p.entry.image(), None),
+            Message::BuildSucceeded(p) => (p.image.clone(), Some(&p.digest)),
+            Message::ScanRequested(p) => (p.image.clone(), p.digest.as_ref()),
+            Message::ScanCompleted(p) => (p.image.clone(), Some(&p.digest)),
+            Message::ScanFailed(p) => (p.image.clone(), None),
+        }
+    }
+
     pub(crate) fn serialize_payload<S: Serializer>(
         &self,
         serializer: S,
@@ -509,6 +525,16 @@ mod tests {
     fn sample_messages_cover_every_kind_in_order() {
         let kinds: Vec<Kind> = sample_messages().iter().map(Message::kind).collect();
         assert_eq!(kinds, Kind::ALL);
+    }
+
+    #[test]
+    fn every_message_names_its_image() {
+        for message in sample_messages() {
+            let (image, digest) = message.image();
+            assert_eq!(image.path(), "centos/django", "{:?}", message.kind());
+            let pinned = matches!(message.kind(), Kind::BuildSucceeded | Kind::ScanCompleted);
+            assert_eq!(digest.is_some(), pinned, "{:?}", message.kind());
+        }
     }
 
     #[test]
