@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::index::Entry;
+pub use crate::index::Level;
 
 /// Every message kind; its string form is the routing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -210,20 +211,6 @@ impl fmt::Display for CommitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Severity of a lint finding, as hadolint names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Level {
-    /// Fails the lint by default.
-    Error,
-    /// Worth fixing.
-    Warning,
-    /// Informational.
-    Info,
-    /// Style only.
-    Style,
 }
 
 /// One lint finding.
