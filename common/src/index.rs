@@ -69,8 +69,8 @@ pub struct Entry {
     pub lint: LintSettings,
 }
 
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
             .field("id", &self.id)
             .field("app_id", &self.app_id)
@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_credentials_in_the_git_url() {
-        let mut entry = test_support::sample_entry();
+        let mut entry = sample_entry();
         entry.git_url = "https://robot:s3cr3t-token@git.example.com/team/app.git".into();
         let shown = format!("{entry:?}");
         assert!(!shown.contains("s3cr3t-token"), "{shown}");
