@@ -192,9 +192,10 @@ mod tests {
             "untouched keys keep defaults"
         );
 
-        // SAFETY of set_var: this prefix is used by this test only.
+        // SAFETY: set_var: this prefix is used by this test only.
         unsafe { std::env::set_var("SLIPWAYTESTLAYERS_INNER__PREFETCH", "9") };
         let loaded: Sample = load(&sources).unwrap();
+        // SAFETY: remove_var: as above.
         unsafe { std::env::remove_var("SLIPWAYTESTLAYERS_INNER__PREFETCH") };
         assert_eq!(loaded.inner.prefetch, 9, "environment beats the file");
         assert_eq!(loaded.name, "from-file");

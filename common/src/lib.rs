@@ -1,5 +1,6 @@
 //! Slipway's shared foundation: the versioned message contract every worker speaks, the container
-//! index model, layered configuration, telemetry and the shutdown signal.
+//! index model (with the git URL, ref and path validation `slipway-source` fetches by), layered
+//! configuration, telemetry and the shutdown signal. It spawns no processes.
 
 pub mod config;
 pub mod envelope;
@@ -8,9 +9,6 @@ pub mod index;
 pub mod message;
 pub mod schema;
 pub mod shutdown;
-/// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
-/// exports under time and size limits.
-pub mod source;
 pub mod telemetry;
 pub mod workspace;
 

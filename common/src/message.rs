@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::image::{Digest, ImageRef};
 use crate::index::Entry;
+pub use crate::index::Level;
 
 /// Every message kind; its string form is the routing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -227,20 +228,6 @@ impl fmt::Display for CommitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Severity of a lint finding, as hadolint names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Level {
-    /// Fails the lint by default.
-    Error,
-    /// Worth fixing.
-    Warning,
-    /// Informational.
-    Info,
-    /// Style only.
-    Style,
 }
 
 /// One lint finding.
