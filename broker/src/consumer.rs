@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::BrokerConnection;
 use crate::headers;
 use crate::publisher::{Outgoing, PublishError, Publisher};
+use crate::streams::{StreamAppend, append_entry};
 use crate::topology::Topology;
 use crate::{BrokerError, BrokerSettings};
 
@@ -61,6 +62,16 @@ pub struct Job {
 pub enum Outcome {
     /// Done: publish these events (confirmed) and ack the job.
     Ack(Vec<Envelope>),
+    /// Done, with stream entries the events stand on (a scan report before its
+    /// `scan.completed`): the runner appends every entry (confirmed), then publishes the events
+    /// (confirmed), then acks — so no event announces an entry that is not stored, and no job is
+    /// acked before both are. An entry or event the broker refuses retries the job.
+    AppendThenAck {
+        /// Appended first, in order.
+        appends: Vec<StreamAppend>,
+        /// Published once every entry is stored.
+        events: Vec<Envelope>,
+    },
     /// A transient failure: try again after the next delay.
     Retry(String),
     /// A permanent failure: dead-letter the job with this reason.
@@ -293,9 +304,17 @@ enum SessionEnd {
 
 /// How a delivery is to be settled.
 enum Settlement {
-    Publish(Vec<Envelope>),
-    Retry { reason: String },
-    DeadLetter { reason: String, outcome: JobOutcome },
+    Publish {
+        appends: Vec<StreamAppend>,
+        events: Vec<Envelope>,
+    },
+    Retry {
+        reason: String,
+    },
+    DeadLetter {
+        reason: String,
+        outcome: JobOutcome,
+    },
 }
 
 /// Why a settlement could not be carried out.
@@ -394,7 +413,11 @@ impl Settler {
 
     fn settlement_for(&self, outcome: Outcome, attempt: u32) -> Settlement {
         match outcome {
-            Outcome::Ack(events) => Settlement::Publish(events),
+            Outcome::Ack(events) => Settlement::Publish {
+                appends: Vec::new(),
+                events,
+            },
+            Outcome::AppendThenAck { appends, events } => Settlement::Publish { appends, events },
             Outcome::Retry(reason) if attempt >= self.settings.max_retries => {
                 Settlement::DeadLetter {
                     reason: format!("gave up after {attempt} retries: {reason}"),
@@ -417,19 +440,45 @@ impl Settler {
         settlement: Settlement,
     ) -> Result<(), SettleError> {
         let sent = match settlement {
-            Settlement::Publish(events) => match self.publisher.publish_all(&events).await {
-                Err(
-                    error @ (PublishError::Unroutable { .. }
-                    | PublishError::Nacked { .. }
-                    | PublishError::Encode(_)),
-                ) => {
-                    return Err(SettleError::Instead(self.settlement_for(
-                        Outcome::Retry(format!("its events could not be published: {error}")),
-                        attempt,
-                    )));
+            Settlement::Publish { appends, events } => {
+                let retry_because = |what: &str, error: &PublishError| {
+                    SettleError::Instead(
+                        self.settlement_for(Outcome::Retry(format!("{what}: {error}")), attempt),
+                    )
+                };
+                let mut stored = Ok(());
+                for entry in &appends {
+                    match append_entry(&self.publisher, entry).await {
+                        Ok(()) => {}
+                        Err(
+                            error @ (PublishError::Unroutable { .. }
+                            | PublishError::Nacked { .. }
+                            | PublishError::Encode(_)),
+                        ) => {
+                            let what =
+                                format!("its entry of {} could not be appended", entry.stream);
+                            return Err(retry_because(&what, &error));
+                        }
+                        Err(error) => {
+                            stored = Err(error);
+                            break;
+                        }
+                    }
                 }
-                other => other,
-            },
+                match stored {
+                    Ok(()) => match self.publisher.publish_all(&events).await {
+                        Err(
+                            error @ (PublishError::Unroutable { .. }
+                            | PublishError::Nacked { .. }
+                            | PublishError::Encode(_)),
+                        ) => {
+                            return Err(retry_because("its events could not be published", &error));
+                        }
+                        other => other,
+                    },
+                    broken => broken,
+                }
+            }
             Settlement::Retry { reason } => {
                 let retry = attempt + 1;
                 let delay = self.settings.retry_delay(retry);
@@ -487,7 +536,7 @@ impl Settler {
 impl Settlement {
     fn outcome(&self) -> JobOutcome {
         match self {
-            Settlement::Publish(_) => JobOutcome::Acked,
+            Settlement::Publish { .. } => JobOutcome::Acked,
             Settlement::Retry { .. } => JobOutcome::Retried,
             Settlement::DeadLetter { outcome, .. } => *outcome,
         }
@@ -495,7 +544,7 @@ impl Settlement {
 
     fn reason(&self) -> Option<String> {
         match self {
-            Settlement::Publish(_) => None,
+            Settlement::Publish { .. } => None,
             Settlement::Retry { reason } | Settlement::DeadLetter { reason, .. } => {
                 Some(reason.clone())
             }

@@ -100,6 +100,7 @@ pub async fn delete_topology(
         .all_queues()
         .into_iter()
         .chain(topology.history_stream())
+        .chain(topology.report_stream())
     {
         channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

@@ -50,7 +50,7 @@ impl ReportStreamSettings {
         self.retention().validate()
     }
 
-    fn retention(&self) -> StreamRetention<'_> {
+    pub(crate) fn retention(&self) -> StreamRetention<'_> {
         StreamRetention {
             section: "reports",
             max_age: &self.max_age,

@@ -1,19 +1,18 @@
-//! A worker's side connection: its own connection for what it writes besides its job events (a
-//! build's log chunks, a scan's full report), so a slow stream never holds up the consumer's
-//! channel. It is opened on first use, declaring the stream it writes, and opened again when it
+//! A worker's side connection: its own connection for what it writes *while* a job runs (a
+//! build's log chunks), so a slow stream never holds up the consumer's channel. (What a job
+//! stores with its outcome, such as a scan's report, the consumer runner appends:
+//! `Outcome::AppendThenAck`.) It is opened on first use, declaring the stream it writes, and opened again when it
 //! has broken; every caller gets a fresh confirm-mode channel on it.
 
 use tokio::sync::Mutex;
 
 use crate::logs::{LogStreamSettings, declare_log_stream};
-use crate::reports::{ReportStreamSettings, declare_report_stream};
 use crate::{BrokerConnection, BrokerError, BrokerSettings, Publisher, Topology};
 
 /// The stream a side connection writes, declared whenever it (re)connects.
 #[derive(Clone, Debug)]
 enum Stream {
     Logs(String, LogStreamSettings),
-    Reports(String, ReportStreamSettings),
 }
 
 /// A lazily opened, self-repairing connection writing to one stream.
@@ -41,20 +40,6 @@ impl SideConnection {
         )
     }
 
-    /// A side connection named `name` writing the report stream `stream` with `retention`.
-    pub fn for_reports(
-        settings: &BrokerSettings,
-        name: &str,
-        stream: &str,
-        retention: &ReportStreamSettings,
-    ) -> Self {
-        Self::new(
-            settings,
-            name,
-            Stream::Reports(stream.to_owned(), retention.clone()),
-        )
-    }
-
     fn new(settings: &BrokerSettings, name: &str, stream: Stream) -> Self {
         Self {
             settings: settings.clone(),
@@ -67,7 +52,7 @@ impl SideConnection {
     /// The stream's name.
     pub fn stream(&self) -> &str {
         match &self.stream {
-            Stream::Logs(name, _) | Stream::Reports(name, _) => name,
+            Stream::Logs(name, _) => name,
         }
     }
 
@@ -109,9 +94,6 @@ impl SideConnection {
     async fn declare(&self, connection: &BrokerConnection) -> Result<(), BrokerError> {
         match &self.stream {
             Stream::Logs(name, retention) => declare_log_stream(connection, name, retention).await,
-            Stream::Reports(name, retention) => {
-                declare_report_stream(connection, name, retention).await
-            }
         }
     }
 }

@@ -20,6 +20,7 @@ use lapin::{Channel, ExchangeKind};
 use slipway_common::Kind;
 
 use crate::history::{HistoryStreamSettings, history_stream_name};
+use crate::reports::{ReportStreamSettings, report_stream_name};
 use crate::{BrokerError, BrokerSettings};
 
 /// One worker type's queue and the kinds routed to it.
@@ -40,6 +41,8 @@ pub struct Topology {
     delivery_limit: u32,
     /// The history stream's retention, when the topology records events.
     history: Option<HistoryStreamSettings>,
+    /// The report stream's retention, when this process appends reports.
+    reports: Option<ReportStreamSettings>,
 }
 
 impl Topology {
@@ -73,6 +76,7 @@ impl Topology {
             retry_delays_ms: dedup(&settings.retry_delays_ms),
             delivery_limit: settings.delivery_limit,
             history: None,
+            reports: None,
         }
     }
 
@@ -81,6 +85,20 @@ impl Topology {
     pub fn with_history(mut self, retention: &HistoryStreamSettings) -> Self {
         self.history = Some(retention.clone());
         self
+    }
+
+    /// Declare the report stream (`N.reports`, kept as `retention`) with the rest, so a worker
+    /// whose outcomes append reports finds it after every (re)connection.
+    pub fn with_reports(mut self, retention: &ReportStreamSettings) -> Self {
+        self.reports = Some(retention.clone());
+        self
+    }
+
+    /// The report stream, when the topology declares it ([`Topology::with_reports`]).
+    pub fn report_stream(&self) -> Option<String> {
+        self.reports
+            .as_ref()
+            .map(|_| report_stream_name(&self.namespace))
     }
 
     /// The history stream, when the topology records events.
@@ -184,6 +202,25 @@ impl Topology {
             .map_err(failed(format!("exchange {}", self.exchange())))?;
         if let Some(retention) = &self.history {
             self.declare_history(channel, retention).await?;
+        }
+        if let Some(retention) = &self.reports {
+            let retention = retention.retention();
+            retention.validate()?;
+            let stream = report_stream_name(&self.namespace);
+            channel
+                .queue_declare(
+                    stream.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    retention.arguments(),
+                )
+                .await
+                .map_err(|source| BrokerError::Topology {
+                    what: format!("report stream {stream}"),
+                    source,
+                })?;
         }
         let dlx = self.dead_letter_exchange();
         channel

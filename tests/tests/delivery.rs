@@ -410,3 +410,97 @@ async fn declaring_the_topology_twice_is_harmless_and_a_mismatch_names_the_argum
     assert!(error.contains("x-delivery-limit"), "{error}");
     bus.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcomes_stream_entries_are_stored_before_its_events_and_a_missing_stream_retries_the_job()
+ {
+    use slipway_broker::headers::JOB_ID;
+    use slipway_broker::reports::ReportStreamSettings;
+    use slipway_broker::streams::reader::{Filter, ReadOptions, StreamReader};
+    use slipway_broker::streams::{HeaderValue, ReadFrom, StreamAppend};
+
+    let settings = test_settings("append-then-ack");
+    let retention = ReportStreamSettings {
+        max_age: "1h".into(),
+        max_length_bytes: 16 << 20,
+        max_segment_size_bytes: 1 << 20,
+    };
+    let topology = chain_topology(&settings).with_reports(&retention);
+    let stream = topology
+        .report_stream()
+        .expect("the topology declares the report stream");
+    let bus = TestBus::start(settings.clone(), topology).await;
+    let missing = format!("{}.nowhere", settings.namespace);
+    let lost = build_requested();
+    let lost_id = lost.job_id;
+    // `first` stores one entry per job with its outcome; the lost job's goes to a stream that
+    // does not exist.
+    let first = bus.spawn_worker("first", {
+        let (stream, missing) = (stream.clone(), missing.clone());
+        move |job: Job| {
+            let id = job.envelope.job_id;
+            let entry = StreamAppend {
+                stream: if id == lost_id {
+                    missing.clone()
+                } else {
+                    stream.clone()
+                },
+                body: format!("report of {id}").into_bytes(),
+                content_type: "text/plain".into(),
+                message_id: id.to_string(),
+                headers: vec![(JOB_ID.to_owned(), HeaderValue::Text(id.to_string()))],
+            };
+            std::future::ready(Outcome::AppendThenAck {
+                appends: vec![entry],
+                events: vec![lint_passed_after(&job.envelope)],
+            })
+        }
+    });
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let second = bus.spawn_observer("second", sender);
+
+    bus.publisher.publish(&lost).await.unwrap();
+    let jobs = bus.publish_jobs(5).await;
+    let reader = StreamReader::new(bus.connection(), &stream);
+    let options = ReadOptions {
+        from: ReadFrom::First,
+        idle_timeout: Duration::from_millis(300),
+        ..ReadOptions::default()
+    };
+    for _ in &jobs {
+        let event = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .expect("every stored job's event arrives")
+            .expect("the observer runs");
+        assert_ne!(event.job_id, lost_id, "the lost job's event was published");
+        // The event is out, so its entry was stored before it.
+        let stored = reader
+            .read_to_end(
+                Filter::all().header(JOB_ID, event.job_id.to_string()),
+                &options,
+            )
+            .await
+            .expect("read the stream");
+        assert_eq!(stored.len(), 1, "one entry for job {}", event.job_id);
+        assert_eq!(
+            stored[0].body,
+            format!("report of {}", event.job_id).into_bytes()
+        );
+    }
+
+    // The job whose entry could not be stored was retried, never acked, then dead-lettered.
+    let letters = bus.wait_for_dead_letters(1, DEADLINE).await;
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    assert_eq!(letters.len(), 1);
+    let reason = letters[0].reason.clone();
+    assert!(
+        reason.contains("could not be appended") && reason.contains(&missing),
+        "{reason}"
+    );
+    assert_eq!(letters[0].attempt, 3, "{letters:?}");
+    while let Ok(event) = events.try_recv() {
+        assert_ne!(event.job_id, lost_id, "the lost job's event was published");
+    }
+    bus.cleanup().await;
+}

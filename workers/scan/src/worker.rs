@@ -1,10 +1,11 @@
 //! The scan worker's wiring: consume `build.succeeded` and `scan.requested`, make sure the image
 //! is on this node's Docker daemon (pulled by digest when it is not), read and analyse it, append
 //! the full report to the `<namespace>.reports` stream, and publish `scan.completed` (or
-//! `scan.failed`) through the broker's consumer runner, which acks only after that event is
-//! confirmed. The report is appended (confirmed) before the outcome is returned, so an acked job
-//! always has its report in the stream; a redelivered job appends it again, and readers take the
-//! latest.
+//! `scan.failed`) through the broker's consumer runner. The handler does not order the two
+//! itself: its outcome carries the report entry and the event (`Outcome::AppendThenAck`), and the
+//! runner appends the report (confirmed), then publishes the event (confirmed), then acks — so an
+//! acked job always has its report in the stream and no `scan.completed` names a report that is
+//! not stored; a redelivered job appends it again, and readers take the latest.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::reports::{ReportStreamSettings, report_stream_name};
-use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
+use slipway_broker::streams::StreamAppend;
+use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Topology};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_docker::{DockerEngine, DockerError, RegistryCredentials};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::job::ScanJob;
 use crate::osv::Database;
 use crate::pipeline::{self, PipelineError, PipelineOptions, ScanSubject, Source};
-use crate::reports::{ReportMeta, append_report};
+use crate::reports::ReportMeta;
 use crate::source::SourceError;
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
@@ -46,6 +48,14 @@ pub struct ScanWorkerConfig {
     /// `[[repos]]`: the apt, yum and apk repositories updates are looked for in, each with the
     /// OS it applies to.
     pub repos: Vec<RepoConfig>,
+}
+
+impl ScanWorkerConfig {
+    /// What the scan worker declares at every (re)connection: the pipeline, and the report
+    /// stream its outcomes append to.
+    pub fn topology(&self) -> Topology {
+        Topology::pipeline(&self.broker).with_reports(&self.reports)
+    }
 }
 
 /// The `[registry]` section: who the daemon logs in as to pull (nothing for an open registry).
@@ -142,7 +152,8 @@ impl From<DockerError> for Failure {
 pub struct ScanHandler {
     docker: DockerEngine,
     credentials: Option<RegistryCredentials>,
-    reports: SideConnection,
+    /// `<namespace>.reports`, where the runner appends each report.
+    report_stream: String,
     settings: ScanSettings,
     database: Option<Arc<Database>>,
     repos: Vec<Repo>,
@@ -180,12 +191,7 @@ impl ScanHandler {
         Ok(ScanHandler {
             docker: DockerEngine::connect().await?,
             credentials,
-            reports: SideConnection::for_reports(
-                &config.broker,
-                "slipway-scan-reports",
-                &report_stream_name(&config.broker.namespace),
-                &config.reports,
-            ),
+            report_stream: report_stream_name(&config.broker.namespace),
             settings: config.scan.clone(),
             database,
             repos,
@@ -202,7 +208,10 @@ impl ScanHandler {
         };
         let job_id = job.envelope.job_id;
         match self.scan_image(job, &scan_job).await {
-            Ok(completed) => Outcome::Ack(vec![job.envelope.follow_up(completed)]),
+            Ok((report, completed)) => Outcome::AppendThenAck {
+                appends: vec![report],
+                events: vec![job.envelope.follow_up(completed)],
+            },
             Err(Failure::Transient(reason)) => {
                 crate::telemetry::scan_retried(job_id, &scan_job.image.to_string(), &reason);
                 Outcome::Retry(reason)
@@ -214,11 +223,12 @@ impl ScanHandler {
         }
     }
 
+    /// The report's stream entry and `scan.completed`, or why there are none.
     async fn scan_image(
         &self,
         job: &Job,
         scan_job: &ScanJob,
-    ) -> Result<slipway_common::Message, Failure> {
+    ) -> Result<(StreamAppend, slipway_common::Message), Failure> {
         let reference = scan_job.local_reference();
         let lease = self.leases.take(&reference);
         let pulled = self.ensure_local(scan_job, &reference).await?;
@@ -272,7 +282,7 @@ impl ScanHandler {
         job: &Job,
         scan_job: &ScanJob,
         reference: &str,
-    ) -> Result<slipway_common::Message, Failure> {
+    ) -> Result<(StreamAppend, slipway_common::Message), Failure> {
         let source = Source::Daemon {
             engine: &self.docker,
             reference: reference.to_owned(),
@@ -302,7 +312,6 @@ impl ScanHandler {
             job_id: job.envelope.job_id,
             scanned_at: scanned.scanned_at,
         };
-        self.append(&meta, &body).await?;
         crate::telemetry::scan_completed(
             job.envelope.job_id,
             &scan_job.image.to_string(),
@@ -311,23 +320,8 @@ impl ScanHandler {
             &scanned.packages_by_ecosystem(),
             scanned.updates_found,
         );
-        Ok(scan_job.completed(digest, scanned.report.counts()))
-    }
-
-    /// Appends the report to the stream, confirmed; a failure is transient (the job is retried).
-    async fn append(&self, meta: &ReportMeta, body: &[u8]) -> Result<(), Failure> {
-        let publisher =
-            self.reports.publisher().await.map_err(|e| {
-                Failure::Transient(format!("the report stream is unavailable: {e}"))
-            })?;
-        if let Err(error) = append_report(&publisher, self.reports.stream(), meta, body).await {
-            self.reports.reset().await;
-            return Err(Failure::Transient(format!(
-                "the report could not be appended to {}: {error}",
-                self.reports.stream()
-            )));
-        }
-        Ok(())
+        let completed = scan_job.completed(digest, scanned.report.counts());
+        Ok((meta.entry(&self.report_stream, body), completed))
     }
 }
 
@@ -408,7 +402,7 @@ pub async fn run(config: ScanWorkerConfig, shutdown: CancellationToken) -> Resul
     crate::telemetry::register_metrics();
     config.reports.validate()?;
     let handler = Arc::new(ScanHandler::new(&config).await?);
-    let topology = Topology::pipeline(&config.broker);
+    let topology = config.topology();
     let handle = move |job: Job| {
         let handler = Arc::clone(&handler);
         async move { handler.scan(&job).await }

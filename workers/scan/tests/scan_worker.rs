@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use slipway_broker::Job;
 use slipway_broker::reports::{delete_report_stream, report_stream_name};
-use slipway_broker::{Job, Topology};
 use slipway_common::message::test_support::sample_messages;
 use slipway_common::message::{BuildSucceeded, ScanRequested};
 use slipway_common::{Cause, Digest, Envelope, ImageRef, JobId, Message};
@@ -65,11 +65,11 @@ impl ScanRig {
     async fn start(test: &str) -> ScanRig {
         slipway_tests::ensure_docker();
         let settings = test_settings(test);
-        let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
         let config = ScanWorkerConfig {
             broker: settings.clone(),
             ..ScanWorkerConfig::default()
         };
+        let bus = TestBus::start(settings.clone(), config.topology()).await;
         let handler = Arc::new(ScanHandler::new(&config).await.expect("scan handler"));
         let scan = bus.spawn_worker("scan", move |job: Job| {
             let handler = handler.clone();
