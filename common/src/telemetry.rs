@@ -36,17 +36,66 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `slipway_broker=debug,info`; `RUST_LOG` wins when set.
     pub log_filter: String,
-    /// Address of the `/metrics` endpoint; none disables it.
+    /// Address of the `/metrics` endpoint, `host:port`; the empty string (`metrics_addr = ""`,
+    /// `SLIPWAY_TELEMETRY__METRICS_ADDR=`) turns metrics off. Each worker has its own default
+    /// port (see [`crate::process::WorkerKind::metrics_port`]).
+    #[serde(with = "metrics_addr")]
     pub metrics_addr: Option<SocketAddr>,
 }
 
+impl TelemetrySettings {
+    /// Logs at `info`, `/metrics` on `127.0.0.1:<port>`: a worker's default.
+    pub fn with_metrics_port(port: u16) -> Self {
+        Self {
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            ..Self::default()
+        }
+    }
+}
+
+/// Logs at `info`, metrics off: a worker's configuration sets its own port with
+/// [`TelemetrySettings::with_metrics_port`].
 impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             log_format: LogFormat::Auto,
             log_filter: "info".to_owned(),
-            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            metrics_addr: None,
         }
+    }
+}
+
+/// `metrics_addr` as TOML and environment variables can say it: `"host:port"`, or `""` for none
+/// (TOML has no null).
+mod metrics_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => serializer.collect_str(addr),
+            None => serializer.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "telemetry.metrics_addr: expected host:port such as 127.0.0.1:9464, or \"\" for \
+                 no metrics; found {text:?} ({error})"
+            ))
+        })
     }
 }
 
@@ -76,7 +125,7 @@ pub enum TelemetryError {
 
 /// What every worker binary does before its work: install logging, listen for SIGTERM/SIGINT and
 /// serve `/metrics` when an address is configured. Returns the shutdown token to hand to the
-/// worker.
+/// worker. Worker binaries reach it through [`crate::process::WorkerProcess`].
 pub async fn start_process(
     settings: &TelemetrySettings,
 ) -> Result<CancellationToken, TelemetryError> {

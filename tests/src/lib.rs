@@ -232,7 +232,7 @@ pub fn test_settings(test: &str) -> BrokerSettings {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     BrokerSettings {
-        url: AMQP_URL.to_owned(),
+        url: AMQP_URL.into(),
         namespace: format!("test.{test}.{}.{n}", std::process::id()),
         retry_delays_ms: vec![200, 400, 800],
         max_retries: 3,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_stream_name};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::message::{BuildStage, LintPassed};
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::source::{SourceCache, SourceError, SourceSettings};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_common::{JobId, Message};
@@ -28,7 +29,7 @@ use slipway_docker::{
 };
 
 /// The worker's name: its queue is `<namespace>.build`.
-pub const WORKER: &str = "build";
+pub const WORKER: &str = WorkerKind::Build.name();
 
 /// The `[build]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +78,7 @@ impl Default for BuildSettings {
 }
 
 /// Everything `slipway-build` reads from `/etc/slipway/build.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuildWorkerConfig {
     /// `[broker]`.
@@ -92,6 +93,32 @@ pub struct BuildWorkerConfig {
     pub logs: LogStreamSettings,
     /// `[build]`.
     pub build: BuildSettings,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for BuildWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Build.default_telemetry(),
+            source: Default::default(),
+            registry: Default::default(),
+            logs: Default::default(),
+            build: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for BuildWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Build;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 /// Why the worker could not start or stopped with an error.

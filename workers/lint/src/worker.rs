@@ -3,12 +3,13 @@
 //! consumer runner (which acks only after the outgoing event is confirmed).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Topology};
 use slipway_common::Message;
 use slipway_common::message::CommitSha;
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::source::{SourceCache, SourceError, SourceSettings};
 use slipway_common::telemetry::TelemetrySettings;
 use tokio_util::sync::CancellationToken;
@@ -17,10 +18,10 @@ use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};
 use crate::shellcheck::ShellcheckProgram;
 
 /// The worker's name: its queue is `<namespace>.lint`.
-pub const WORKER: &str = "lint";
+pub const WORKER: &str = WorkerKind::Lint.name();
 
 /// Everything `slipway-lint` reads from `/etc/slipway/lint.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LintWorkerConfig {
     /// `[broker]`: connection, namespace, prefetch, retries.
@@ -31,6 +32,30 @@ pub struct LintWorkerConfig {
     pub source: SourceSettings,
     /// `[lint]`: thresholds, ignores, ShellCheck.
     pub lint: LintJobSettings,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for LintWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Lint.default_telemetry(),
+            source: Default::default(),
+            lint: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for LintWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Lint;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 /// Why the worker could not start or stopped with an error.

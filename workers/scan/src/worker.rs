@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::reports::{
@@ -17,6 +17,7 @@ use slipway_broker::reports::{
 };
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::Timestamp;
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_docker::{DockerEngine, DockerError, ImageRef, RegistryCredentials};
 use tokio_util::sync::CancellationToken;
@@ -32,10 +33,10 @@ use crate::source::{SourceError, read_daemon_image};
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// The worker's name: its queue is `<namespace>.scan`.
-pub const WORKER: &str = "scan";
+pub const WORKER: &str = WorkerKind::Scan.name();
 
 /// Everything `slipway-scan` reads from `/etc/slipway/scan.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanWorkerConfig {
     /// `[broker]`: connection, namespace, prefetch (= scans at once), retries.
@@ -53,6 +54,33 @@ pub struct ScanWorkerConfig {
     /// `[[repos]]`: the apt, yum and apk repositories updates are looked for in, each with the
     /// OS it applies to.
     pub repos: Vec<RepoConfig>,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for ScanWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Scan.default_telemetry(),
+            reports: Default::default(),
+            registry: Default::default(),
+            scan: Default::default(),
+            updates: Default::default(),
+            repos: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for ScanWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Scan;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 /// The `[registry]` section: who the daemon logs in as to pull (nothing for an open registry).
