@@ -255,6 +255,42 @@ impl WorkerProcess {
     }
 }
 
+/// For each worker's tests: its defaults survive the defaults layer unchanged (so they carry no
+/// redacted secret), its printed configuration is TOML that loads back to the same configuration,
+/// and `/metrics` defaults to its own port.
+///
+/// # Panics
+/// When one of those does not hold.
+#[cfg(any(test, feature = "test-support"))]
+pub fn assert_worker_config_defaults<C>()
+where
+    C: WorkerConfig + PartialEq + std::fmt::Debug,
+{
+    let mut sources =
+        ConfigSources::for_worker(C::KIND.name()).with_env(Vec::<(String, String)>::new());
+    sources.file = PathBuf::from("/nonexistent/slipway-defaults.toml");
+    let loaded: C = config::load(&sources).expect("the defaults load");
+    assert_eq!(loaded, C::default(), "the defaults change when loaded");
+    let printed = config::to_toml(&loaded).expect("printable");
+    let file = std::env::temp_dir().join(format!(
+        "slipway-print-{}-{}.toml",
+        C::KIND.name(),
+        std::process::id()
+    ));
+    std::fs::write(&file, &printed).expect("temp file");
+    let reloaded: Result<C, _> = config::load(&sources.with_file(&file));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        reloaded.expect("the printed configuration loads"),
+        loaded,
+        "{printed}"
+    );
+    assert_eq!(
+        loaded.telemetry().metrics_addr.map(|addr| addr.port()),
+        Some(C::KIND.metrics_port())
+    );
+}
+
 /// Await `worker`; once `shutdown` is cancelled, for at most `bound` more.
 async fn run_bounded<E>(
     worker: impl Future<Output = Result<(), E>>,

@@ -484,6 +484,36 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct WithTelemetry {
+        telemetry: TelemetrySettings,
+    }
+
+    fn load_with(vars: &[(&str, &str)]) -> Result<WithTelemetry, crate::config::ConfigError> {
+        let mut sources =
+            crate::config::ConfigSources::for_worker("none").with_env(vars.iter().copied());
+        sources.file = std::path::PathBuf::from("/nonexistent/telemetry.toml");
+        crate::config::load(&sources)
+    }
+
+    #[test]
+    fn an_empty_metrics_address_turns_metrics_off() {
+        let on = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "127.0.0.1:9999")]).unwrap();
+        assert_eq!(
+            on.telemetry.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9999)))
+        );
+        let off = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "")]).unwrap();
+        assert_eq!(off.telemetry.metrics_addr, None);
+        let printed = crate::config::to_toml(&off).unwrap();
+        assert!(printed.contains("metrics_addr = \"\""), "{printed}");
+        let error = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "nine")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("metrics_addr"), "{error}");
+    }
+
     #[tokio::test]
     async fn metrics_endpoint_serves_core_metric_names() {
         let shutdown = CancellationToken::new();

@@ -819,3 +819,11 @@ pub async fn run(
     result?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_build_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<super::BuildWorkerConfig>();
+    }
+}

@@ -202,3 +202,11 @@ pub async fn run(config: LintWorkerConfig, shutdown: CancellationToken) -> Resul
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_lint_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<super::LintWorkerConfig>();
+    }
+}

@@ -488,6 +488,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_scan_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<ScanWorkerConfig>();
+    }
+
+    #[test]
     fn an_image_pulled_here_is_removed_after_its_last_scan_only() {
         let leases = ImageLeases::default();
         let first = leases.take("r@sha256:1");
