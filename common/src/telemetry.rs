@@ -166,6 +166,18 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
     Ok(())
 }
 
+/// `tokio::task::spawn_blocking` that keeps the caller's span (a job's, with its `job_id`) on
+/// every line the closure logs; a plain `spawn_blocking` starts with no span. Async tasks keep it
+/// with `tokio::spawn(future.instrument(tracing::Span::current()))`.
+pub fn spawn_blocking_in_span<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+}
+
 /// The process-wide metrics registry; worker-specific metrics register here too.
 pub fn registry() -> &'static Registry {
     static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);

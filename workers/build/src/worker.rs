@@ -19,6 +19,7 @@ use slipway_common::telemetry::TelemetrySettings;
 use slipway_common::{JobId, Message};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::context::{ContextOptions, context_tar};
 use crate::plan::{self, Layout, LogTail, Names, Success};
@@ -721,12 +722,15 @@ impl BuildHandler {
         // Replacing the promoted image by the registry's labelled one and reclaiming disk from
         // images no longer named can take a while: it runs after the outcome is on its way, and
         // the next job waits for it before it starts.
-        let reclaim = tokio::spawn(reclaim(
-            self.docker.clone(),
-            self.credentials.clone(),
-            job_id,
-            log.leftovers.clone(),
-        ));
+        let reclaim = tokio::spawn(
+            reclaim(
+                self.docker.clone(),
+                self.credentials.clone(),
+                job_id,
+                log.leftovers.clone(),
+            )
+            .instrument(tracing::Span::current()),
+        );
         self.reclaiming.lock().await.push(reclaim);
         if work.exists()
             && let Err(error) = tokio::fs::remove_dir_all(work).await

@@ -125,7 +125,7 @@ impl LintHandler {
             self.shellcheck.clone(),
         );
         let commit_for_lint = commit.clone();
-        let linted = tokio::task::spawn_blocking(move || {
+        let linted = slipway_common::telemetry::spawn_blocking_in_span(move || {
             let checker = shellcheck
                 .as_ref()
                 .map(|s| s as &dyn crate::lint::ShellChecker);
