@@ -3,7 +3,9 @@
 //! Logs go through `tracing` (JSON when stdout is not a terminal). Metrics live in one process-wide
 //! prometheus registry, served as text on `/metrics`. Code reports what happened through the
 //! events in [`events`]: each writes one structured log line and updates one metric, with label
-//! values from small closed sets (never job ids or image names).
+//! values from small closed sets (never job ids or image names): enums with `as_str` (like
+//! [`events::JobOutcome`]), and the `worker` label, a `&'static str` fixed when the binary is
+//! compiled ([`crate::process::WorkerKind::name`], or a test stage's name), never a runtime string.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

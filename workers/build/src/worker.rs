@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::context::{ContextOptions, context_tar};
 use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
+use crate::telemetry::BuildOutcome;
 use slipway_docker::{
     BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, MountAccess, Network,
     RunCommand, RunSpec,
@@ -338,7 +339,7 @@ impl BuildHandler {
                     &request.commit,
                     success,
                 ))]),
-                "succeeded",
+                BuildOutcome::Succeeded,
             ),
             Err(Stop::Failed(stage, error)) => {
                 log.line(&format!("slipway: {stage:?} failed: {error}"));
@@ -350,16 +351,16 @@ impl BuildHandler {
                         error,
                         &log.tail,
                     ))]),
-                    "failed",
+                    BuildOutcome::Failed,
                 )
             }
             Err(Stop::Retry(reason)) => {
                 log.line(&format!("slipway: will retry: {reason}"));
-                (Outcome::Retry(reason), "retried")
+                (Outcome::Retry(reason), BuildOutcome::Retried)
             }
         };
         if let Some(writer) = log.writer.take()
-            && let Err(error) = writer.finish(verdict).await
+            && let Err(error) = writer.finish(verdict.as_str()).await
         {
             tracing::warn!(%job_id, %error, "the end of the build log did not reach the stream");
         }

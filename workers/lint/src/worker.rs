@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};
 use crate::shellcheck::ShellcheckProgram;
+use crate::telemetry::LintVerdict;
 
 /// The worker's name: its queue is `<namespace>.lint`.
 pub const WORKER: &str = WorkerKind::Lint.name();
@@ -145,9 +146,9 @@ impl LintHandler {
         };
         crate::telemetry::findings_reported(job.envelope.job_id, &failures);
         let verdict = if matches!(message, Message::LintPassed(_)) {
-            "passed"
+            LintVerdict::Passed
         } else {
-            "failed"
+            LintVerdict::Failed
         };
         crate::telemetry::lint_finished(
             job.envelope.job_id,
@@ -178,7 +179,7 @@ impl LintHandler {
                     job.envelope.job_id,
                     &entry.image(),
                     "",
-                    "failed",
+                    LintVerdict::Failed,
                     started.elapsed(),
                 );
                 Outcome::Ack(vec![job.envelope.follow_up(*message)])
