@@ -100,13 +100,14 @@ impl ConfigSources {
 /// Configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer is unreadable or a value has the wrong type.
-    #[error("configuration from {sources}: {source}")]
+    /// A layer is unreadable, a value has the wrong type or a key is unknown.
+    #[error("configuration from {sources}: {reason}")]
     Layer {
         /// The sources that were merged.
         sources: String,
-        /// What the `config` crate reported (it names the key).
-        source: config::ConfigError,
+        /// What the `config` crate reported (it names the key); part of this error's message, so
+        /// not repeated as its source.
+        reason: config::ConfigError,
     },
     /// A secret file could not be read.
     #[error("secret {name}: cannot read {path}: {source}")]
@@ -147,9 +148,9 @@ pub fn load_reporting<T>(sources: &ConfigSources) -> Result<Loaded<T>, ConfigErr
 where
     T: Default + Serialize + DeserializeOwned,
 {
-    let layer_error = |source| ConfigError::Layer {
+    let layer_error = |reason| ConfigError::Layer {
         sources: sources.describe(),
-        source,
+        reason,
     };
     let defaults = config::Config::try_from(&T::default()).map_err(layer_error)?;
     let sections = sections_of(&T::default())?;

@@ -122,7 +122,7 @@ pub const BLOCKING_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The configuration cannot be loaded or printed.
-    #[error("configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] Box<ConfigError>),
     /// The async runtime cannot start.
     #[error("cannot start the async runtime: {0}")]
