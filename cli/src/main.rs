@@ -16,9 +16,10 @@ use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
 use slipway_common::config::{ConfigSources, load};
+use slipway_common::image::registry_host;
 use slipway_common::index::{IndexFile, parse_index};
 use slipway_common::message::BuildRequested;
-use slipway_common::{Cause, Envelope, Message};
+use slipway_common::{Cause, Envelope, ImageRef, Message};
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
@@ -79,6 +80,32 @@ enum IndexCommand {
 #[serde(default)]
 struct CliConfig {
     broker: BrokerSettings,
+    registry: RegistryAddress,
+}
+
+/// `[registry]`: Slipway's registry, where a short image name (`team/app:1`) lives.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+struct RegistryAddress {
+    /// Base URL of the registry the build worker pushes to (its `[registry].url`).
+    url: String,
+}
+
+impl Default for RegistryAddress {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:5000".to_owned(),
+        }
+    }
+}
+
+impl RegistryAddress {
+    /// `text` as a normalised image reference: a short index name (`team/app:1`) is put in this
+    /// registry (`slipway_common::image`'s one normalisation rule); a full reference and
+    /// `@sha256:` are taken as they are.
+    fn image(&self, text: &str) -> anyhow::Result<ImageRef> {
+        Ok(ImageRef::parse(text)?.in_registry(registry_host(&self.url))?)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -107,14 +134,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status(&config.broker).await
         }
         Command::Lint(args) => Ok(lint::run(&args)),
-        Command::Scan(args) => Ok(scan::run(&args).await),
+        Command::Scan(args) => {
+            let config = config(cli.config.as_deref())?;
+            Ok(scan::run(&args, &config.registry).await)
+        }
         Command::Logs(args) => {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await
         }
         Command::Report(args) => {
             let config = config(cli.config.as_deref())?;
-            report::run(&config.broker, &args).await
+            let image = match config.registry.image(&args.image) {
+                Ok(image) => image,
+                Err(error) => {
+                    eprintln!("slipway: error: {error:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            report::run(&config.broker, &image, &args).await
         }
     }
 }

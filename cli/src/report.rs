@@ -11,6 +11,7 @@ use slipway_broker::reports::{
     report_stream_name,
 };
 use slipway_broker::{BrokerConnection, BrokerSettings};
+use slipway_common::ImageRef;
 
 /// Output formats of `slipway report`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,9 +32,10 @@ Exit status: 0 the report was printed; 1 IMAGE is malformed, or no report of IMA
 window; 2 any other error (broker unreachable, lookup took longer than 2 minutes, the stored \
 report is not JSON).")]
 pub struct ReportArgs {
-    /// The image as it was scanned (`registry:5000/repo:tag`), or `repository@sha256:…` for the
-    /// report of that digest under any tag.
-    image: String,
+    /// The image: its short index name (`team/app:1`, in the configured `[registry]`), its full
+    /// reference (`registry:5000/team/app:1`), or `repository@sha256:…` for the report of that
+    /// digest under any tag.
+    pub image: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: ReportFormat,
@@ -44,8 +46,12 @@ pub struct ReportArgs {
 }
 
 /// Run `slipway report`.
-pub async fn run(settings: &BrokerSettings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let image = match ImageSelector::parse(&args.image) {
+pub async fn run(
+    settings: &BrokerSettings,
+    image: &ImageRef,
+    args: &ReportArgs,
+) -> anyhow::Result<ExitCode> {
+    let image = match ImageSelector::parse(&image.to_string()) {
         Ok(image) => image,
         Err(error) => {
             eprintln!("slipway: error: {error}");

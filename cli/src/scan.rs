@@ -7,12 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use slipway_common::envelope::Timestamp;
-use slipway_scan::image::DigestSet;
+use slipway_common::ImageRef;
 use slipway_scan::osv::Database;
-use slipway_scan::report::{ScanOptions, ScanReport, Subject, analyse, match_vulnerabilities};
+use slipway_scan::pipeline::{self, PipelineOptions, ScanSubject, Source};
 use slipway_scan::sbom::{SbomSubject, cyclonedx};
-use slipway_scan::source::{ReadImage, Target, read_daemon_image, read_local};
+use slipway_scan::source::Target;
 use slipway_scan::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// Output formats of `slipway scan`.
@@ -29,7 +28,9 @@ pub enum ScanFormat {
 /// Arguments of `slipway scan`.
 #[derive(Args, Debug)]
 pub struct ScanArgs {
-    /// What to scan: an image of the local Docker daemon (`name:tag`, `name@sha256:…`, an id), an
+    /// What to scan: an image of the local Docker daemon (`name:tag`, `name@sha256:…`, an id; a
+    /// short index name such as `team/app:1` that the daemon lacks is looked up in the
+    /// configured `[registry]`, as `127.0.0.1:5000/team/app:1`), an
     /// image archive (`docker save IMAGE > image.tar`; `-` reads one from stdin), or a root
     /// filesystem directory. An existing file or directory of that name wins over an image name.
     pub target: String,
@@ -76,8 +77,8 @@ fn repositories(file: Option<&std::path::Path>) -> anyhow::Result<(Vec<Repo>, Op
 }
 
 /// Runs `slipway scan`: exit 0 when the image was read, 2 when it could not be.
-pub async fn run(args: &ScanArgs) -> ExitCode {
-    match scan(args).await {
+pub async fn run(args: &ScanArgs, registry: &crate::RegistryAddress) -> ExitCode {
+    match scan(args, registry).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("slipway scan: {error:#}");
@@ -86,7 +87,7 @@ pub async fn run(args: &ScanArgs) -> ExitCode {
     }
 }
 
-async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
+async fn scan(args: &ScanArgs, registry: &crate::RegistryAddress) -> anyhow::Result<()> {
     let integrity = !args.no_integrity && !matches!(args.format, ScanFormat::Cyclonedx);
     let database = match &args.osv_dir {
         Some(dir) => {
@@ -104,65 +105,71 @@ async fn scan(args: &ScanArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    // An archive streams once: its digests are computed on the way (a directory's later, lazily).
-    let stream_digests = if integrity {
-        DigestSet::ALL
-    } else {
-        DigestSet::NONE
-    };
     let target = Target::parse(&args.target);
-    let read = match &target {
+    let engine;
+    let (source, image) = match target {
         Target::Image(reference) => {
-            let engine = slipway_docker::DockerEngine::connect().await.context(
+            engine = slipway_docker::DockerEngine::connect().await.context(
                 "connecting to the Docker daemon (to scan a file or directory, give its path)",
             )?;
-            read_daemon_image(&engine, reference, stream_digests).await?
+            // A name the daemon knows but the grammar refuses (an image id) pins no repository.
+            let mut image = ImageRef::parse(&reference).ok();
+            let mut reference = reference;
+            // A short index name the daemon does not hold as such is Slipway's registry image
+            // (`team/app:1` is `127.0.0.1:5000/team/app:1`).
+            if let Some(short) = image.as_ref().filter(|i| i.domain().is_none())
+                && engine.image_id(&reference).await?.is_none()
+                && let Ok(full) = registry.image(&short.to_string())
+            {
+                reference = full.to_string();
+                image = Some(full);
+            }
+            (
+                Source::Daemon {
+                    engine: &engine,
+                    reference,
+                },
+                image,
+            )
         }
-        local => {
-            let local = local.clone();
-            tokio::task::spawn_blocking(move || read_local(&local, stream_digests)).await??
-        }
+        local => (Source::Local(local), None),
     };
-    let ReadImage {
-        mut fs,
-        access,
-        image_id,
-        repo_digests,
-    } = read;
-    let mut analysis =
-        tokio::task::spawn_blocking(move || analyse(&mut fs, ScanOptions { integrity })).await??;
-    let subject = Subject {
-        image: args.target.clone(),
-        digest: repo_digests
-            .first()
-            .and_then(|d| d.split_once('@'))
-            .map(|(_, digest)| digest.to_owned()),
-        image_id,
-        access,
+    let subject = ScanSubject {
+        name: args.target.clone(),
+        pinned: image.as_ref().and_then(ImageRef::digest).cloned(),
+        image,
     };
+    let sbom_only = matches!(args.format, ScanFormat::Cyclonedx);
+    // The SBOM needs neither repositories nor the OSV database.
+    let (repos, fetcher) = if sbom_only {
+        (Vec::new(), None)
+    } else {
+        repositories(args.repos.as_deref())?
+    };
+    let options = PipelineOptions {
+        integrity,
+        repos: &repos,
+        fetcher: fetcher.as_ref(),
+        database: if sbom_only { None } else { database.as_ref() },
+    };
+    let scanned = pipeline::scan(source, &subject, options).await?;
     let mut out = std::io::stdout().lock();
-    if let ScanFormat::Cyclonedx = args.format {
+    if sbom_only {
         let sbom_subject = SbomSubject {
             image: args.target.clone(),
-            digest: subject.digest,
-            timestamp: Timestamp::now().to_rfc3339(),
+            digest: scanned.digest.as_ref().map(ToString::to_string),
+            timestamp: scanned.scanned_at.to_rfc3339(),
             tool_name: "slipway".to_owned(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        serde_json::to_writer_pretty(&mut out, &cyclonedx(&analysis.inventory, &sbom_subject))?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &cyclonedx(&scanned.analysis.inventory, &sbom_subject),
+        )?;
         writeln!(out)?;
         return Ok(());
     }
-    let (repos, fetcher) = repositories(args.repos.as_deref())?;
-    let updates = slipway_scan::updates::check(fetcher.as_ref(), &repos, &analysis.inventory).await;
-    let vulnerabilities = match_vulnerabilities(&mut analysis, database.as_ref());
-    let report = ScanReport::new(
-        subject,
-        Timestamp::now().to_rfc3339(),
-        &analysis,
-        updates,
-        vulnerabilities,
-    );
+    let report = scanned.report;
     if let ScanFormat::Json = args.format {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;

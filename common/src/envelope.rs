@@ -4,6 +4,12 @@
 //! `{v, id, job_id, kind, cause, created_at, payload}`. Decoding first reads `v` alone, so a message
 //! from a future version is reported as [`DecodeError::UnsupportedVersion`] even when the rest of
 //! its layout changed; anything that is not a valid envelope is a [`DecodeError`], never a panic.
+//!
+//! Ids ([`MessageId`], [`JobId`]) are UUIDs. Slipway writes them as a 16-byte MessagePack `bin`
+//! (rmp-serde's form of a UUID); it reads that or the canonical hyphenated string
+//! (`0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6f`), which is what publishers in other languages usually
+//! send. `common/schema/slipway-message.schema.json` and `docs/contract.md` describe the contract
+//! for them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +24,17 @@ use crate::message::{Kind, Message};
 pub const WIRE_VERSION: u16 = 1;
 
 /// Unique id of one message (a fresh UUIDv7 per publish of a new event).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Written as a 16-byte MessagePack `bin` (the canonical hyphenated string in human-readable
+/// formats such as JSON); read from either form (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct MessageId(Uuid);
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_uuid(deserializer).map(Self)
+    }
+}
 
 impl MessageId {
     /// A new, time-ordered id.
@@ -41,8 +56,17 @@ impl fmt::Display for MessageId {
 }
 
 /// Id of one job: shared by every message of every stage the job goes through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Written as a 16-byte MessagePack `bin` (the canonical hyphenated string in human-readable
+/// formats such as JSON); read from either form (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct JobId(Uuid);
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_uuid(deserializer).map(Self)
+    }
+}
 
 impl JobId {
     /// A new, time-ordered job id.
@@ -68,6 +92,48 @@ impl FromStr for JobId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Reads a UUID in either wire form Slipway accepts: 16 bytes (a MessagePack `bin`, which is what
+/// Slipway itself writes) or the canonical hyphenated 36-character string, in either case
+/// (RFC 9562 §4). Anything else (another length, the simple, braced or URN string forms, an
+/// array of numbers, an integer) is an error naming what was expected and what was found.
+fn deserialize_uuid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    deserializer.deserialize_any(UuidVisitor)
+}
+
+/// What an id on the wire must be, for error messages.
+const EXPECTED_UUID: &str = "a UUID as 16 bytes (MessagePack bin) or as the canonical hyphenated string (8-4-4-4-12 hex digits)";
+
+/// The visitor of [`deserialize_uuid`].
+struct UuidVisitor;
+
+impl serde::de::Visitor<'_> for UuidVisitor {
+    type Value = Uuid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EXPECTED_UUID)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Uuid, E> {
+        Uuid::from_slice(bytes).map_err(|_| {
+            E::custom(format_args!(
+                "expected {EXPECTED_UUID}, found {} bytes",
+                bytes.len()
+            ))
+        })
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Uuid, E> {
+        // `Uuid::try_parse` also takes the simple, braced and URN forms; only the hyphenated one
+        // is 36 characters long.
+        match Uuid::try_parse(text) {
+            Ok(uuid) if text.len() == 36 => Ok(uuid),
+            _ => Err(E::custom(format_args!(
+                "expected {EXPECTED_UUID}, found the string {text:?}"
+            ))),
+        }
     }
 }
 
@@ -241,16 +307,7 @@ impl Envelope {
 
     /// Encode as a MessagePack map with named fields.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let wire = WireOut {
-            v: WIRE_VERSION,
-            id: self.id,
-            job_id: self.job_id,
-            kind: self.kind(),
-            cause: &self.cause,
-            created_at: self.created_at,
-            payload: PayloadOut(&self.message),
-        };
-        Ok(rmp_serde::to_vec_named(&wire)?)
+        Ok(rmp_serde::to_vec_named(self)?)
     }
 
     /// Decode an envelope, checking its version before anything else.
@@ -281,6 +338,24 @@ impl Envelope {
             created_at: wire.created_at,
             message,
         })
+    }
+}
+
+/// An envelope serialises as the wire map `{v, id, job_id, kind, cause, created_at, payload}`:
+/// with MessagePack that is [`Envelope::encode`]; with a human-readable format such as JSON the ids
+/// are canonical UUID strings, which is the JSON data model `common/schema/` describes.
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            v: WIRE_VERSION,
+            id: self.id,
+            job_id: self.job_id,
+            kind: self.kind(),
+            cause: &self.cause,
+            created_at: self.created_at,
+            payload: PayloadOut(&self.message),
+        }
+        .serialize(serializer)
     }
 }
 
@@ -383,7 +458,7 @@ mod tests {
         let envelope = Envelope::new_job(
             Cause::Schedule,
             Message::ScanRequested(ScanRequested {
-                image: "registry.local/app/web:latest".into(),
+                image: crate::ImageRef::parse("registry.local/app/web:latest").unwrap(),
                 digest: None,
                 notify_email: None,
             }),
@@ -409,6 +484,15 @@ mod tests {
         );
         let map = value.as_map().unwrap();
         assert_eq!(map[0].1.as_u64(), Some(u64::from(WIRE_VERSION)));
+        // Slipway writes ids as 16-byte bins (what the schema and docs/contract.md promise).
+        assert_eq!(
+            map[1].1.as_slice(),
+            Some(envelope.id.0.as_bytes().as_slice())
+        );
+        assert_eq!(
+            map[2].1.as_slice(),
+            Some(envelope.job_id.0.as_bytes().as_slice())
+        );
         assert_eq!(map[3].1.as_str(), Some("scan.requested"));
         assert_eq!(map[4].1.as_str(), Some("schedule"));
         let payload_keys: Vec<&str> = map[6]
@@ -474,6 +558,84 @@ mod tests {
             }
         ));
         assert!(error.to_string().contains("scan.requested"), "{error}");
+    }
+
+    /// A sample envelope re-encoded with `id` and `job_id` replaced by `id` and `job_id`.
+    fn envelope_with_ids(id: rmpv::Value, job_id: rmpv::Value) -> (Envelope, Vec<u8>) {
+        let good = Envelope::new_job(Cause::User, sample_messages().remove(0));
+        let mut value: rmpv::Value = rmp_serde::from_slice(&good.encode().unwrap()).unwrap();
+        let rmpv::Value::Map(map) = &mut value else {
+            panic!("envelope is a map")
+        };
+        map[1].1 = id;
+        map[2].1 = job_id;
+        (good, rmp_serde::to_vec(&value).unwrap())
+    }
+
+    #[test]
+    fn ids_are_read_from_16_byte_bins_or_canonical_strings_in_either_case() {
+        let (sent, _) = envelope_with_ids(rmpv::Value::Nil, rmpv::Value::Nil);
+        let bin = |u: Uuid| rmpv::Value::Binary(u.as_bytes().to_vec());
+        let lower = |u: Uuid| rmpv::Value::from(u.hyphenated().to_string());
+        let upper = |u: Uuid| rmpv::Value::from(u.hyphenated().to_string().to_uppercase());
+        let (id, job) = (sent.id.0, sent.job_id.0);
+        for (form, id, job_id) in [
+            ("bin", bin(id), bin(job)),
+            ("lowercase string", lower(id), lower(job)),
+            ("uppercase string", upper(id), upper(job)),
+            ("bin and string", bin(id), lower(job)),
+        ] {
+            let (_, bytes) = envelope_with_ids(id, job_id);
+            let decoded = Envelope::decode(&bytes).unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(
+                (decoded.id, decoded.job_id),
+                (sent.id, sent.job_id),
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_in_any_other_form_are_malformed_with_what_was_expected() {
+        let uuid = Uuid::now_v7();
+        let bad: [(&str, rmpv::Value); 9] = [
+            ("15 bytes", rmpv::Value::Binary(vec![7; 15])),
+            ("17 bytes", rmpv::Value::Binary(vec![7; 17])),
+            ("simple string", uuid.simple().to_string().into()),
+            ("braced string", uuid.braced().to_string().into()),
+            ("urn string", uuid.urn().to_string().into()),
+            ("not hex", "0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6g".into()),
+            ("empty string", "".into()),
+            ("integer", 42.into()),
+            (
+                "array of 16 numbers",
+                rmpv::Value::Array(uuid.as_bytes().iter().map(|&b| b.into()).collect()),
+            ),
+        ];
+        for (what, value) in bad {
+            for (id, job_id) in [
+                (value.clone(), uuid.as_bytes().to_vec().into()),
+                (uuid.as_bytes().to_vec().into(), value.clone()),
+            ] {
+                let (_, bytes) = envelope_with_ids(id, job_id);
+                match Envelope::decode(&bytes) {
+                    Err(DecodeError::Malformed(reason)) => assert!(
+                        reason.contains("16 bytes (MessagePack bin) or as the canonical"),
+                        "{what}: {reason}"
+                    ),
+                    other => panic!("{what}: expected Malformed, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_canonical_strings_in_json() {
+        let id = JobId::new();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<MessageId>("\"not-a-uuid\"").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::image::ImageRef;
 use crate::message::Level;
 
 /// One validated index entry: the whole spec of a build job.
@@ -102,9 +103,13 @@ pub struct LintSettings {
 }
 
 impl Entry {
-    /// The image name this entry produces, `<app-id>/<job-id>:<desired-tag>`.
-    pub fn image(&self) -> String {
-        format!("{}/{}:{}", self.app_id, self.job_id, self.desired_tag)
+    /// The image name this entry produces, `<app-id>/<job-id>:<desired-tag>` (without registry:
+    /// normalise it with [`ImageRef::in_registry`]).
+    pub fn image(&self) -> ImageRef {
+        ImageRef::from_validated_parts(
+            format!("{}/{}", self.app_id, self.job_id),
+            self.desired_tag.clone(),
+        )
     }
 }
 
@@ -267,19 +272,13 @@ impl TryFrom<RawEntry> for Entry {
 
 /// A lowercase Docker repository path component.
 fn image_component(field: &'static str, value: String) -> Result<String, EntryError> {
-    let valid = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && value.as_bytes()[0].is_ascii_alphanumeric();
-    if valid {
+    if value.len() <= 128 && crate::image::valid_path_component(&value) {
         Ok(value)
     } else {
         Err(EntryError::new(
             field,
             format!(
-                "expected lowercase letters, digits, '.', '_' or '-' starting with a letter or digit, found {value:?}"
+                "expected lowercase letters and digits, separated by '.', '_', '__' or dashes (at most 128), found {value:?}"
             ),
         ))
     }
@@ -352,21 +351,12 @@ fn tag(value: String) -> Result<String, EntryError> {
     }
 }
 
-/// A Docker image reference like `centos/centos:7` or `registry:5000/a/b@sha256:…`.
+/// A Docker image reference like `centos/centos:7` or `registry:5000/a/b@sha256:…`, by the one
+/// parser ([`ImageRef::parse`]).
 fn image_reference(field: &'static str, value: &str) -> Result<(), EntryError> {
-    let valid = !value.is_empty()
-        && !value.starts_with(['-', '/', ':'])
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(EntryError::new(
-            field,
-            format!("expected an image reference like centos/centos:7, found {value:?}"),
-        ))
-    }
+    ImageRef::parse(value)
+        .map(drop)
+        .map_err(|error| EntryError::new(field, error.to_string()))
 }
 
 fn email(value: String) -> Result<String, EntryError> {
@@ -511,7 +501,7 @@ mod tests {
         assert_eq!(e.build_context, "./");
         assert_eq!(e.network, NetworkMode::None);
         assert!(e.depends_on.is_empty());
-        assert_eq!(e.image(), "centos/web:latest");
+        assert_eq!(e.image().to_string(), "centos/web:latest");
     }
 
     #[test]

@@ -4,9 +4,11 @@
 
 pub mod config;
 pub mod envelope;
+pub mod image;
 pub mod index;
 pub mod message;
 pub mod process;
+pub mod schema;
 pub mod shutdown;
 /// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
 /// exports under time and size limits.
@@ -15,4 +17,5 @@ pub mod telemetry;
 pub mod workspace;
 
 pub use envelope::{Cause, DecodeError, Envelope, JobId, MessageId, Timestamp};
+pub use image::{Digest, ImageRef};
 pub use message::{Kind, Message};

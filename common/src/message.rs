@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::image::{Digest, ImageRef};
 use crate::index::Entry;
 
 /// Every message kind; its string form is the routing key.
@@ -292,14 +293,14 @@ pub struct BuildSucceeded {
     /// The commit that was built.
     pub commit: CommitSha,
     /// Full image reference that was pushed, e.g. `127.0.0.1:5000/centos/django:latest`.
-    pub image: String,
+    pub image: ImageRef,
     /// Manifest digest, `sha256:…`.
-    pub digest: String,
+    pub digest: Digest,
     /// Identity of the build's inputs (commit, Dockerfile digest, parent digests, build args).
     pub content_key: String,
     /// Digest of each parent image the build used, by image reference.
     #[serde(default)]
-    pub parent_digests: BTreeMap<String, String>,
+    pub parent_digests: BTreeMap<ImageRef, Digest>,
     /// Wall time of the whole job in the build worker, in milliseconds.
     pub duration_ms: u64,
 }
@@ -341,11 +342,11 @@ pub struct BuildFailed {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ScanRequested {
-    /// Image reference to scan.
-    pub image: String,
+    /// Image reference to scan (a digest in it pins the image like `digest` does).
+    pub image: ImageRef,
     /// Expected manifest digest, when known.
     #[serde(default)]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Who to tell about the result.
     #[serde(default)]
     pub notify_email: Option<String>,
@@ -356,9 +357,9 @@ pub struct ScanRequested {
 #[serde(rename_all = "kebab-case")]
 pub struct ScanCompleted {
     /// Image reference that was scanned.
-    pub image: String,
+    pub image: ImageRef,
     /// Manifest digest that was scanned.
-    pub digest: String,
+    pub digest: Digest,
     /// Number of results per scanner, e.g. `{"os-updates": 3, "integrity": 0}`.
     pub counts: BTreeMap<String, u64>,
     /// Who to tell about the result.
@@ -371,7 +372,7 @@ pub struct ScanCompleted {
 #[serde(rename_all = "kebab-case")]
 pub struct ScanFailed {
     /// Image reference that was to be scanned.
-    pub image: String,
+    pub image: ImageRef,
     /// Why the scan failed.
     pub error: String,
     /// Who to tell about the failure.
@@ -389,6 +390,16 @@ pub mod test_support {
     pub fn sample_commit() -> CommitSha {
         CommitSha::try_from("0123456789abcdef0123456789abcdef01234567".to_owned())
             .expect("valid sample commit")
+    }
+
+    /// A valid image reference.
+    pub fn sample_image(text: &str) -> ImageRef {
+        ImageRef::parse(text).expect("valid sample image")
+    }
+
+    /// A valid `sha256` digest made of `pair` repeated.
+    pub fn sample_digest(pair: &str) -> Digest {
+        Digest::parse(&format!("sha256:{}", pair.repeat(32))).expect("valid sample digest")
     }
 
     /// One message of every kind, in [`Kind::ALL`] order.
@@ -420,15 +431,12 @@ pub mod test_support {
             Message::BuildSucceeded(BuildSucceeded {
                 entry: entry.clone(),
                 commit: sample_commit(),
-                image: "127.0.0.1:5000/centos/django:latest".into(),
-                digest: format!("sha256:{}", "ab".repeat(32)),
+                image: sample_image("127.0.0.1:5000/centos/django:latest"),
+                digest: sample_digest("ab"),
                 content_key: "cd".repeat(32),
-                parent_digests: [(
-                    "centos/centos:7".to_owned(),
-                    format!("sha256:{}", "ef".repeat(32)),
-                )]
-                .into_iter()
-                .collect(),
+                parent_digests: [(sample_image("centos/centos:7"), sample_digest("ef"))]
+                    .into_iter()
+                    .collect(),
                 duration_ms: 81_234,
             }),
             Message::BuildFailed(BuildFailed {
@@ -439,24 +447,48 @@ pub mod test_support {
                 log_tail: vec!["+ curl localhost".into(), "connection refused".into()],
             }),
             Message::ScanRequested(ScanRequested {
-                image: "127.0.0.1:5000/centos/django:latest".into(),
+                image: sample_image("127.0.0.1:5000/centos/django:latest"),
                 digest: None,
                 notify_email: Some("owner@example.org".into()),
             }),
             Message::ScanCompleted(ScanCompleted {
-                image: "127.0.0.1:5000/centos/django:latest".into(),
-                digest: format!("sha256:{}", "ab".repeat(32)),
+                image: sample_image("127.0.0.1:5000/centos/django:latest"),
+                digest: sample_digest("ab"),
                 counts: [("os-updates".to_owned(), 3), ("integrity".to_owned(), 0)]
                     .into_iter()
                     .collect(),
                 notify_email: Some("owner@example.org".into()),
             }),
             Message::ScanFailed(ScanFailed {
-                image: "127.0.0.1:5000/centos/django:latest".into(),
+                image: sample_image("127.0.0.1:5000/centos/django:latest"),
                 error: "manifest unknown".into(),
                 notify_email: None,
             }),
         ]
+    }
+
+    /// The messages of [`sample_messages`] with every optional field set, so that a test looking
+    /// at every field of the contract (the JSON Schema's) sees each one written at least once.
+    pub fn sample_messages_with_every_field() -> Vec<Message> {
+        let mut messages = sample_messages();
+        let digest = messages.iter().find_map(|message| match message {
+            Message::ScanCompleted(completed) => Some(completed.digest.clone()),
+            _ => None,
+        });
+        for message in &mut messages {
+            match message {
+                Message::BuildRequested(requested) => requested.commit = Some(sample_commit()),
+                Message::LintFailed(failed) => {
+                    failed.error = Some("DL4000 error: MAINTAINER is deprecated".into());
+                }
+                Message::ScanRequested(requested) => requested.digest = digest.clone(),
+                Message::ScanFailed(failed) => {
+                    failed.notify_email = Some("owner@example.org".into());
+                }
+                _ => {}
+            }
+        }
+        messages
     }
 }
 

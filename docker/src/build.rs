@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use bollard::models::BuildInfo;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::error::classify_build_failure;
-use super::{DockerEngine, DockerError, ImageRef};
+use super::{DockerEngine, DockerError};
 
 /// The network the build's `RUN` steps (or a container) get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl DockerEngine {
         let tags = spec
             .tags
             .iter()
-            .map(|t| ImageRef::parse(t))
+            .map(|t| super::tagged(t))
             .collect::<Result<Vec<_>, _>>()?;
         if spec.dockerfile.is_empty() {
             return Err(DockerError::InvalidSpec {
@@ -222,12 +222,7 @@ impl DockerEngine {
             None => self.image_id_after_build(&progress).await?,
         };
         for extra in tags.iter().skip(1) {
-            let options = TagImageOptionsBuilder::default()
-                .repo(extra.repository())
-                .tag(extra.tag())
-                .build();
-            self.call("tag image", self.docker.tag_image(&id, Some(options)))
-                .await?;
+            self.tag_image(&id, extra).await?;
         }
         Ok(BuiltImage {
             id,

@@ -43,8 +43,9 @@ pub use build::{BuildContext, BuildSpec, BuiltImage, Network};
 pub use credentials::{CredentialsError, PASSWORD_CREDENTIAL, RegistryCredentials};
 pub use error::DockerError;
 pub use filesystem::{ArchiveStream, ImageStorage};
-pub use image::{ImageRef, PushedImage};
+pub use image::{PushedImage, required_tag, tagged};
 pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
+pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;
 
 /// The label every container and image a job creates carries, with the job id as its value.

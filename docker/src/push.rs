@@ -9,7 +9,9 @@ use bollard::query_parameters::PushImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::image::parse_push_digest;
-use crate::{DockerEngine, DockerError, ImageRef, PushedImage, RegistryCredentials};
+use crate::{
+    Digest, DockerEngine, DockerError, ImageRef, PushedImage, RegistryCredentials, required_tag,
+};
 
 impl DockerEngine {
     /// Push `reference` (already tagged locally) with `auth` when the registry needs a login.
@@ -26,16 +28,15 @@ impl DockerEngine {
         auth: Option<&RegistryCredentials>,
         log: &mut (dyn FnMut(&str) + Send),
     ) -> Result<PushedImage, DockerError> {
+        let tag = required_tag(reference)?;
         let limit = self.settings.push_timeout;
-        let options = PushImageOptionsBuilder::default()
-            .tag(reference.tag())
-            .build();
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
         let credentials = auth.map(|c| daemon_credentials(c, reference));
         let client = self.client_with_timeout(limit);
         let mut digest = None;
         let read = async {
             let mut stream =
-                pin!(client.push_image(reference.repository(), Some(options), credentials));
+                pin!(client.push_image(&reference.repository(), Some(options), credentials));
             let mut last_status: HashMap<Option<i64>, String> = HashMap::new();
             while let Some(item) = stream.next().await {
                 let info = match item {
@@ -84,10 +85,7 @@ impl DockerEngine {
         let Some((digest, manifest_size)) = digest else {
             return Err(DockerError::UnexpectedResponse {
                 operation: "push",
-                expected: format!(
-                    "a `{}: digest: sha256:… size: N` status line",
-                    reference.tag()
-                ),
+                expected: format!("a `{tag}: digest: sha256:… size: N` status line"),
                 found: "a push stream that ended without one".into(),
             });
         };
@@ -110,8 +108,8 @@ impl DockerEngine {
         auth: Option<&RegistryCredentials>,
         log: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
-        self.create_image(reference, reference.tag(), auth, log)
-            .await
+        let tag = required_tag(reference)?;
+        self.create_image(reference, tag, auth, log).await
     }
 
     /// Pull the manifest `digest` (`sha256:` and 64 hex digits) of `reference`'s repository: the
@@ -119,24 +117,12 @@ impl DockerEngine {
     pub async fn pull_by_digest(
         &self,
         reference: &ImageRef,
-        digest: &str,
+        digest: &Digest,
         auth: Option<&RegistryCredentials>,
         log: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
-        let valid = digest.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if !valid {
-            return Err(DockerError::InvalidSpec {
-                problem: format!(
-                    "expected a digest `sha256:<64 lowercase hex digits>`, found {digest:?}"
-                ),
-            });
-        }
-        self.create_image(reference, digest, auth, log).await
+        self.create_image(reference, digest.as_str(), auth, log)
+            .await
     }
 
     /// `POST /images/create` of `reference`'s repository at `tag_or_digest`.
@@ -149,7 +135,7 @@ impl DockerEngine {
     ) -> Result<(), DockerError> {
         let limit = self.settings.push_timeout;
         let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-            .from_image(reference.repository())
+            .from_image(&reference.repository())
             .tag(tag_or_digest)
             .build();
         let credentials = auth.map(|c| daemon_credentials(c, reference));
@@ -190,9 +176,10 @@ impl DockerEngine {
 
     /// Gives the local image `id` the name `reference` (moving the name if another image had it).
     pub async fn tag_image(&self, id: &str, reference: &ImageRef) -> Result<(), DockerError> {
+        let tag = required_tag(reference)?;
         let options = bollard::query_parameters::TagImageOptionsBuilder::default()
-            .repo(reference.repository())
-            .tag(reference.tag())
+            .repo(&reference.repository())
+            .tag(tag)
             .build();
         self.call("tag image", self.docker.tag_image(id, Some(options)))
             .await
@@ -204,7 +191,7 @@ fn daemon_credentials(auth: &RegistryCredentials, reference: &ImageRef) -> Docke
     DockerCredentials {
         username: Some(auth.username().to_owned()),
         password: Some(auth.password().to_owned()),
-        serveraddress: reference.registry().map(str::to_owned),
+        serveraddress: reference.domain().map(str::to_owned),
         ..DockerCredentials::default()
     }
 }

@@ -1,6 +1,6 @@
 //! Running the external programs test fixtures are made with (`rpm`, `npm`, `gem`, `python3`…):
 //! a program that cannot be started fails the test saying which Debian package provides it, and
-//! one that fails shows what it printed.
+//! one that fails shows what it printed. Also finds the Python that runs `examples/python`.
 
 use std::process::Command;
 
@@ -55,3 +55,29 @@ pub const TRIVY_SBOM_ARGS: [&str; 9] = [
     "docker",
     "--cache-dir",
 ];
+
+/// The venv `deploy/dev-env.sh` installs the Python example publisher's clients in (pika,
+/// msgpack, PyYAML).
+pub const PYTHON_VENV: &str = "/opt/slipway-py-venv";
+
+/// The Python interpreter for `examples/python`: `$SLIPWAY_PYTHON`, or the one in
+/// [`PYTHON_VENV`], checked to import `modules`.
+///
+/// # Panics
+/// When it cannot import them (the message says how to install them).
+pub fn python_with(modules: &[&str]) -> std::path::PathBuf {
+    let python = std::env::var_os("SLIPWAY_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(PYTHON_VENV).join("bin/python"));
+    let import = format!("import {}", modules.join(", "));
+    let ran = Command::new(&python).args(["-c", &import]).output();
+    if !matches!(ran, Ok(ref output) if output.status.success()) {
+        panic!(
+            "`{} -c '{import}'` failed ({ran:?}): this test needs those Python modules; \
+             `bash deploy/dev-env.sh` installs them in {PYTHON_VENV} ($SLIPWAY_PYTHON names \
+             another interpreter)",
+            python.display()
+        );
+    }
+    python
+}

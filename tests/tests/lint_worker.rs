@@ -1,7 +1,9 @@
 //! The lint worker against a real RabbitMQ and real git repositories (file:// URLs): a good
 //! Dockerfile gives `lint.passed` with the resolved commit SHA, a bad one `lint.failed` with its
 //! findings, a missing repository or unknown ref a `lint.failed` a user understands, and an
-//! unreachable server retries and finally dead-letters (never a silent loss).
+//! unreachable server retries and finally dead-letters (never a silent loss). Jobs published by
+//! the Python example (`examples/python/publish_build.py`, pika + msgpack) are linted the same,
+//! whether it writes ids as 16-byte bins or as strings.
 
 use std::time::Duration;
 
@@ -16,6 +18,8 @@ use slipway_lint::worker::LintHandler;
 use slipway_tests::git::LocalRepo;
 use slipway_tests::{RunningWorker, TempDir, TestBus, test_settings};
 use tokio::sync::mpsc;
+
+use slipway_tests::tools::{python_with, run};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -213,5 +217,81 @@ async fn an_unreachable_server_is_retried_then_dead_lettered_not_failed() {
     assert_eq!(dead[0].worker.as_deref(), Some("lint"));
     assert!(dead[0].attempt >= 1, "retried before dead-lettering");
     assert!(dead[0].reason.contains("fetching"), "{}", dead[0].reason);
+    rig.stop().await;
+}
+
+/// Runs `examples/python/publish_build.py` with `args` against the rig's exchange; returns the
+/// job id it prints.
+async fn publish_with_python(rig: &LintRig, args: Vec<String>) -> JobId {
+    let python = python_with(&["pika", "msgpack", "yaml"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/python/publish_build.py"
+    );
+    let exchange = rig.bus.topology.exchange().to_owned();
+    let url = rig.bus.settings.url.expose().to_owned();
+    let printed = tokio::task::spawn_blocking(move || {
+        run(
+            std::process::Command::new(python)
+                .arg(script)
+                .args(["--url", &url, "--exchange", &exchange])
+                .args(args),
+            "python3-venv",
+        )
+    })
+    .await
+    .expect("the publisher ran");
+    printed
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("expected the job id, found {printed:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_published_by_the_python_example_are_linted_with_bin_or_string_ids() {
+    let mut rig = LintRig::start("lint-python").await;
+    let repo = LocalRepo::new("python");
+    let head = repo.commit(&[("images/web/Dockerfile", GOOD)], "good");
+    let files = TempDir::new("python-entry");
+    let entry_file = files.file(
+        "web.yaml",
+        &format!(
+            "app-id: slipway-test\njob-id: web\ngit-url: {}\ngit-branch: main\n\
+             git-path: images/web\ndesired-tag: '1.0'\ndepends-on: [debian:12.5]\n",
+            repo.url()
+        ),
+    );
+
+    // The entry from a YAML file, ids as 16-byte bins (as Slipway writes them); then from
+    // arguments, ids as canonical strings (what other languages usually send), which were once
+    // dead-lettered with "expected a 16 byte array". One job at a time: `outcome` skips other
+    // jobs' events.
+    let from_file = vec![
+        "--entry".to_owned(),
+        entry_file.display().to_string(),
+        "--cause".into(),
+        "git-change".into(),
+    ];
+    let from_arguments = vec![
+        "--string-ids".to_owned(),
+        "app-id=slipway-test".into(),
+        "job-id=web".into(),
+        format!("git-url={}", repo.url()),
+        "git-branch=main".into(),
+        "git-path=images/web".into(),
+    ];
+    for args in [from_file, from_arguments] {
+        let job = publish_with_python(&rig, args).await;
+        let Message::LintPassed(passed) = rig.outcome(job).await else {
+            panic!("the Dockerfile is clean of errors: lint must pass")
+        };
+        assert_eq!(passed.commit.as_str(), head);
+        assert_eq!(passed.entry.git_url, repo.url());
+        assert_eq!(passed.entry.git_path, "images/web");
+    }
+    assert!(
+        rig.bus.take_dead_letters().await.is_empty(),
+        "nothing published by Python is dead-lettered"
+    );
     rig.stop().await;
 }

@@ -29,7 +29,14 @@ fn ci_runs_the_readme_test_command_verbatim() {
 #[test]
 fn the_readme_commands_name_existing_files() {
     let root = root();
-    for path in ["deploy/dev-env.sh", "deploy/examples/index.yaml", ".ci/run"] {
+    for path in [
+        "deploy/dev-env.sh",
+        "deploy/examples/index.yaml",
+        ".ci/run",
+        "docs/contract.md",
+        "common/schema/slipway-message.schema.json",
+        "examples/python/publish_build.py",
+    ] {
         assert!(
             root.join(path).exists(),
             "{path} is named in the README but missing"

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sha2::{Digest, Sha256};
-use slipway_common::Message;
+use sha2::{Digest as _, Sha256};
+use slipway_common::image::InvalidImageRef;
 use slipway_common::index::{Entry, NetworkMode};
 use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
+use slipway_common::{Digest, ImageRef, Message};
 use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser;
 use slipway_lint::syntax::Instruction;
@@ -149,7 +150,7 @@ pub fn parent_images(
 pub fn content_key(
     commit: &CommitSha,
     dockerfile_digest: &str,
-    parent_digests: &BTreeMap<String, String>,
+    parent_digests: &BTreeMap<ImageRef, Digest>,
     build_args: &BTreeMap<String, String>,
 ) -> String {
     let mut canonical = format!(
@@ -157,7 +158,8 @@ pub fn content_key(
         commit.as_str()
     );
     for (image, digest) in parent_digests {
-        canonical.push_str(&format!("parent {image:?} {digest}\n"));
+        // As written in the Dockerfile (a quoted string): keys of earlier builds stay valid.
+        canonical.push_str(&format!("parent {:?} {digest}\n", image.to_string()));
     }
     for (name, value) in build_args {
         canonical.push_str(&format!("arg {name:?} {value:?}\n"));
@@ -168,35 +170,19 @@ pub fn content_key(
 /// Image names of one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
-    /// `host[:port]` of the registry.
-    pub registry: String,
-    /// `<app-id>/<job-id>` in the registry.
-    pub repository: String,
-    /// The tag users asked for.
-    pub desired_tag: String,
-    /// The tag the image is pushed under for its smoke test, before promotion.
-    pub test_tag: String,
+    /// `registry/<app-id>/<job-id>:<desired-tag>`: the tag users asked for.
+    pub image: ImageRef,
+    /// The same repository under the tag the image is pushed under for its smoke test, before
+    /// promotion.
+    pub test_image: ImageRef,
 }
 
 impl Names {
-    /// The names for `entry` in `registry` (host[:port]).
-    pub fn of(entry: &Entry, registry: &str) -> Names {
-        Names {
-            registry: registry.to_string(),
-            repository: format!("{}/{}", entry.app_id, entry.job_id),
-            desired_tag: entry.desired_tag.clone(),
-            test_tag: test_tag(&entry.desired_tag),
-        }
-    }
-
-    /// `registry/repository:desired_tag`.
-    pub fn image(&self) -> String {
-        format!("{}/{}:{}", self.registry, self.repository, self.desired_tag)
-    }
-
-    /// `registry/repository:test_tag`.
-    pub fn test_image(&self) -> String {
-        format!("{}/{}:{}", self.registry, self.repository, self.test_tag)
+    /// The names for `entry` in `registry` (host[:port]); an invalid registry host is an error.
+    pub fn of(entry: &Entry, registry: &str) -> Result<Names, InvalidImageRef> {
+        let image = entry.image().in_registry(registry)?;
+        let test_image = image.clone().with_tag(&test_tag(&entry.desired_tag))?;
+        Ok(Names { image, test_image })
     }
 }
 
@@ -308,13 +294,13 @@ pub fn failed(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Success {
     /// The pushed reference (desired tag).
-    pub image: String,
+    pub image: ImageRef,
     /// Its manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The inputs' identity.
     pub content_key: String,
     /// Parent image → digest.
-    pub parent_digests: BTreeMap<String, String>,
+    pub parent_digests: BTreeMap<ImageRef, Digest>,
     /// Wall time of the job.
     pub duration_ms: u64,
 }
@@ -415,7 +401,9 @@ mod tests {
     #[test]
     fn the_content_key_changes_with_every_input_and_only_with_them() {
         let commit = sample_commit();
-        let parents = BTreeMap::from([("base:1".to_string(), "sha256:aa".to_string())]);
+        let image = |text: &str| ImageRef::parse(text).unwrap();
+        let digest = |pair: &str| Digest::parse(&format!("sha256:{}", pair.repeat(32))).unwrap();
+        let parents = BTreeMap::from([(image("base:1"), digest("aa"))]);
         let args = BTreeMap::from([("V".to_string(), "1".to_string())]);
         let key = content_key(&commit, "sha256:df", &parents, &args);
         assert_eq!(
@@ -429,7 +417,7 @@ mod tests {
             content_key(&other_commit, "sha256:df", &parents, &args)
         );
         assert_ne!(key, content_key(&commit, "sha256:dg", &parents, &args));
-        let other_parents = BTreeMap::from([("base:1".to_string(), "sha256:ab".to_string())]);
+        let other_parents = BTreeMap::from([(image("base:1"), digest("ab"))]);
         assert_ne!(
             key,
             content_key(&commit, "sha256:df", &other_parents, &args)
@@ -451,15 +439,17 @@ mod tests {
     #[test]
     fn names_and_labels() {
         let entry = sample_entry();
-        let names = Names::of(&entry, "127.0.0.1:5000");
+        let names = Names::of(&entry, "127.0.0.1:5000").unwrap();
         assert_eq!(
-            names.image(),
+            names.image.to_string(),
             format!(
                 "127.0.0.1:5000/{}/{}:{}",
                 entry.app_id, entry.job_id, entry.desired_tag
             )
         );
-        assert!(names.test_image().ends_with("-slipway-test"));
+        assert!(names.test_image.to_string().ends_with("-slipway-test"));
+        assert_eq!(names.test_image.repository(), names.image.repository());
+        assert!(Names::of(&entry, "not a host").is_err());
         assert_eq!(test_tag(&"t".repeat(128)).len(), 128);
         let mut with_secret = entry.clone();
         with_secret.git_url = "https://bot:token123@git.example.com/x.git".into();

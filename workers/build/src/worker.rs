@@ -26,8 +26,8 @@ use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 use crate::telemetry::BuildOutcome;
 use slipway_docker::{
-    BindMount, BuildContext, BuildSpec, DockerEngine, DockerError, ImageRef, MountAccess, Network,
-    RunCommand, RunSpec,
+    BindMount, BuildContext, BuildSpec, Digest, DockerEngine, DockerError, ImageRef, MountAccess,
+    Network, RunCommand, RunSpec,
 };
 
 /// The worker's name: its queue is `<namespace>.build`.
@@ -366,7 +366,7 @@ impl BuildHandler {
         }
         crate::telemetry::build_finished(
             job_id,
-            &request.entry.image(),
+            &request.entry.image().to_string(),
             verdict,
             started.elapsed(),
         );
@@ -438,11 +438,16 @@ impl BuildHandler {
         let parents = plan::parent_images(&text, &entry.build_args)
             .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
         let mut parent_digests = BTreeMap::new();
-        for parent in parents {
-            let id = match self.docker.image_id(&parent).await? {
+        for written in parents {
+            let parent = ImageRef::parse(&written)
+                .map_err(|e| Stop::Failed(BuildStage::Build, format!("base image: {e}")))?;
+            let id = match self.docker.image_id(&written).await? {
                 Some(id) => id,
                 None => self.pull_parent(&parent, log).await?,
             };
+            let id = Digest::parse(&id).map_err(|e| {
+                Stop::Retry(format!("the daemon's id of the base image {parent}: {e}"))
+            })?;
             parent_digests.insert(parent, id);
         }
         let key = plan::content_key(
@@ -451,24 +456,24 @@ impl BuildHandler {
             &parent_digests,
             &entry.build_args,
         );
-        let names = Names::of(entry, &self.registry_host);
+        let names = Names::of(entry, &self.registry_host)
+            .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
         log.line(&format!("slipway: content key {key}"));
 
         // Idempotency: the registry already has this very build under the desired tag.
         if let Some(existing) = self
             .registry
-            .image_labels(&names.repository, &names.desired_tag)
+            .image_labels(&names.image)
             .await
             .map_err(registry_stop)?
             && plan::already_built(&existing.labels, &key)
         {
             log.line(&format!(
                 "slipway: {} already holds this build ({}); nothing to do",
-                names.image(),
-                existing.digest
+                names.image, existing.digest
             ));
             return Ok(Success {
-                image: names.image(),
+                image: names.image.clone(),
                 digest: existing.digest,
                 content_key: key,
                 parent_digests,
@@ -526,7 +531,7 @@ impl BuildHandler {
         let spec = BuildSpec {
             context: BuildContext::Tar(tar.tar),
             dockerfile: tar.dockerfile,
-            tags: vec![names.test_image()],
+            tags: vec![names.test_image.to_string()],
             labels: BTreeMap::new(),
             build_args: entry.build_args.clone(),
             network: if plan::network_allowed(entry) {
@@ -537,8 +542,9 @@ impl BuildHandler {
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
             no_cache: !self.settings.cache,
         };
-        let previous = self.docker.image_id(&names.image()).await?;
-        log.leftovers.earlier_test_image = self.docker.image_id(&names.test_image()).await?;
+        let previous = self.docker.image_id(&names.image.to_string()).await?;
+        log.leftovers.earlier_test_image =
+            self.docker.image_id(&names.test_image.to_string()).await?;
         let mut sink = |line: &str| log.line(line);
         let built = self.docker.build(&spec, &mut sink, &self.shutdown).await;
         if self.shutdown.is_cancelled() {
@@ -550,29 +556,27 @@ impl BuildHandler {
 
         // Push the test tag; the digest comes from the push.
         let mut sink = |line: &str| log.line(line);
-        let test_image = ImageRef::parse(&names.test_image())
-            .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
         let pushed = self
             .docker
-            .push(&test_image, self.credentials.as_ref(), &mut sink)
+            .push(&names.test_image, self.credentials.as_ref(), &mut sink)
             .await
             .map_err(|e| docker_stop(BuildStage::Push, e))?;
         crate::telemetry::bytes_pushed(pushed.manifest_size);
         let digest = self
             .registry
-            .put_labelled(&names.repository, &pushed.digest, &names.test_tag, &labels)
+            .put_labelled(&names.test_image, &pushed.digest, &labels)
             .await
             .map_err(registry_stop)?;
         log.line(&format!(
             "slipway: labelled {} in the registry: {digest}",
-            names.test_image()
+            names.test_image
         ));
 
         // Smoke test, then promotion of that very digest.
         if let Some(test) = &entry.smoke_test {
             log.line(&format!("slipway: smoke test: {test}"));
             let spec = RunSpec {
-                image: names.test_image(),
+                image: names.test_image.to_string(),
                 command: RunCommand::Shell(test.clone()),
                 network: Network::None,
                 timeout: Duration::from_millis(self.settings.smoke_test_timeout_ms),
@@ -587,26 +591,25 @@ impl BuildHandler {
                 .await
                 .map_err(|stop| match stop {
                     Stop::Failed(stage, error) => {
-                        Stop::Failed(stage, format!("{error}; {} was not moved", names.image()))
+                        Stop::Failed(stage, format!("{error}; {} was not moved", names.image))
                     }
                     retry => retry,
                 })?;
         }
         self.registry
-            .tag(&names.repository, &digest, &names.desired_tag)
+            .tag(&names.image, &digest)
             .await
             .map_err(registry_stop)?;
-        log.line(&format!("slipway: {} is {digest}", names.image()));
+        log.line(&format!("slipway: {} is {digest}", names.image));
         // The promoted image keeps the desired name on this node too (children built here use
         // it as their parent) at once; after the outcome is sent, the labelled image is pulled
         // from the registry under that name, so this node holds the same image id as any other.
-        let desired = ImageRef::parse(&names.image())
-            .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
+        let desired = names.image.clone();
         self.docker.tag_image(&built.id, &desired).await?;
         log.leftovers.replaced = previous;
         log.leftovers.promoted = Some((desired, built.id.clone()));
         Ok(Success {
-            image: names.image(),
+            image: names.image,
             digest,
             content_key: key,
             parent_digests,
@@ -658,11 +661,8 @@ impl BuildHandler {
 
     /// Brings a parent image that is not on this node from Slipway's own registry (where another
     /// node's build put it); images elsewhere are never pulled.
-    async fn pull_parent(&self, parent: &str, log: &mut JobLog) -> Result<String, Stop> {
-        let from_our_registry = parent
-            .split_once('/')
-            .is_some_and(|(host, _)| host == self.registry_host);
-        if !from_our_registry {
+    async fn pull_parent(&self, parent: &ImageRef, log: &mut JobLog) -> Result<String, Stop> {
+        if parent.domain() != Some(self.registry_host.as_str()) {
             return Err(Stop::Failed(
                 BuildStage::Build,
                 format!(
@@ -671,15 +671,13 @@ impl BuildHandler {
                 ),
             ));
         }
-        let reference =
-            ImageRef::parse(parent).map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
         log.line(&format!("slipway: pulling the parent image {parent}"));
         let mut sink = |line: &str| log.line(line);
         self.docker
-            .pull(&reference, self.credentials.as_ref(), &mut sink)
+            .pull(parent, self.credentials.as_ref(), &mut sink)
             .await
             .map_err(|e| docker_stop(BuildStage::Build, e))?;
-        match self.docker.image_id(parent).await? {
+        match self.docker.image_id(&parent.to_string()).await? {
             Some(id) => Ok(id),
             None => Err(Stop::Failed(
                 BuildStage::Build,
@@ -702,8 +700,12 @@ impl BuildHandler {
         if let Err(error) = self.docker.remove_job_containers(&job_label).await {
             tracing::warn!(%job_id, %error, "removing the job's containers failed");
         }
-        let names = Names::of(&request.entry, &self.registry_host);
-        if let Err(error) = self.docker.remove_image(&names.test_image()).await {
+        if let Ok(names) = Names::of(&request.entry, &self.registry_host)
+            && let Err(error) = self
+                .docker
+                .remove_image(&names.test_image.to_string())
+                .await
+        {
             tracing::debug!(%job_id, %error, "removing the test tag failed (it may not exist)");
         }
         // A build that did not finish leaves its steps' images behind, unlabelled: remove the

@@ -256,14 +256,16 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
         panic!("the two-stage build must succeed")
     };
     let repository = format!("{}/{}", entry.app_id, entry.job_id);
-    assert_eq!(built.image, format!("127.0.0.1:5000/{repository}:latest"));
+    let image = built.image.to_string();
+    assert_eq!(image, format!("127.0.0.1:5000/{repository}:latest"));
     assert_eq!(
-        Some(built.digest.clone()),
+        Some(built.digest.to_string()),
         registry_digest(&repository, "latest"),
         "the digest is the registry's"
     );
     assert_eq!(built.commit.as_str(), sha);
-    assert!(built.parent_digests.contains_key("slipway/debian:bookworm"));
+    let base = slipway_common::ImageRef::parse("slipway/debian:bookworm").unwrap();
+    assert!(built.parent_digests.contains_key(&base));
     assert!(built.content_key.starts_with("sha256:"));
     assert_eq!(leftover_containers(first), 0, "no container left behind");
     let log = rig.log_of(first).await;
@@ -289,18 +291,11 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
     // The labels were added in the registry (not by a build step), and this node holds the
     // registry's image under the name (pulled after the first job, before the second started): the
     // very image any other node pulls.
+    assert_eq!(local_label(&image, LABEL_CONTENT_KEY), built.content_key);
+    assert_eq!(local_label(&image, LABEL_COMMIT), sha);
     assert_eq!(
-        local_label(&built.image, LABEL_CONTENT_KEY),
-        built.content_key
-    );
-    assert_eq!(local_label(&built.image, LABEL_COMMIT), sha);
-    assert_eq!(
-        local_image_id(&format!(
-            "{}@{}",
-            built.image.rsplit_once(':').unwrap().0,
-            built.digest
-        )),
-        local_image_id(&built.image),
+        local_image_id(&built.image.pinned(Some(&built.digest))),
+        local_image_id(&image),
     );
     assert!(
         !log.contains("LABEL io.slipway"),
@@ -308,7 +303,7 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
     );
 
     // A new commit replaces the image locally: the replaced one does not stay behind.
-    let old_local = local_image_id(&built.image).expect("the built image is kept locally");
+    let old_local = local_image_id(&image).expect("the built image is kept locally");
     let changed = repo.commit(
         &[("Dockerfile", &format!("{TWO_STAGE}LABEL round=3\n"))],
         "changed",
@@ -316,12 +311,12 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
     let third = rig.request(&entry.clone(), &changed).await;
     let outcome = rig.outcome(third).await;
     assert!(matches!(outcome, Message::BuildSucceeded(_)), "{outcome:?}");
-    let new_local = local_image_id(&built.image).expect("the new image is tagged locally");
+    let new_local = local_image_id(&image).expect("the new image is tagged locally");
     assert_ne!(new_local, old_local);
 
     // A child of that image, on a node that does not have it: the parent comes from the registry.
     let removed = Command::new("docker")
-        .args(["rmi", &built.image])
+        .args(["rmi", &image])
         .output()
         .expect("docker rmi");
     assert!(removed.status.success());

@@ -10,6 +10,7 @@ use std::time::Duration;
 use slipway_build::registry::{
     RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
 };
+use slipway_common::{Digest, ImageRef};
 use slipway_tests::docker;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +36,7 @@ struct Pushed {
     /// `slipway-test-<pid>/reg`.
     repository: String,
     /// The digest `docker push` printed for the tag `one`.
-    digest: String,
+    digest: Digest,
     /// The value of [`LABEL`] in it.
     label: String,
 }
@@ -69,8 +70,8 @@ fn pushed() -> &'static Pushed {
             })
             .unwrap_or_else(|| {
                 panic!("expected `one: digest: sha256:…` in docker push's output: {push}")
-            })
-            .to_owned();
+            });
+        let digest = as_digest(digest);
         Pushed {
             repository,
             digest,
@@ -79,8 +80,19 @@ fn pushed() -> &'static Pushed {
     })
 }
 
+/// `repository:reference`, or `repository@reference` for a digest.
+fn at(repository: &str, reference: &str) -> ImageRef {
+    let separator = if reference.contains(':') { '@' } else { ':' };
+    ImageRef::parse(&format!("{repository}{separator}{reference}")).expect("a valid reference")
+}
+
+/// `text` as a digest.
+fn as_digest(text: &str) -> Digest {
+    Digest::parse(text).expect("a valid digest")
+}
+
 /// The `Docker-Content-Digest` curl sees for a manifest.
-fn curl_digest(repository: &str, reference: &str) -> String {
+fn curl_digest(repository: &str, reference: &str) -> Digest {
     let output = Command::new("curl")
         .args([
             "-sfI",
@@ -98,6 +110,7 @@ fn curl_digest(repository: &str, reference: &str) -> String {
             name.eq_ignore_ascii_case("docker-content-digest")
                 .then(|| value.trim().to_owned())
         })
+        .map(|digest| as_digest(&digest))
         .unwrap_or_else(|| panic!("no Docker-Content-Digest in {head}"))
 }
 
@@ -106,28 +119,28 @@ async fn manifest_digest_matches_what_docker_push_and_curl_report() {
     let pushed = pushed();
     let client = local_client();
     let digest = client
-        .manifest_digest(&pushed.repository, "one")
+        .manifest_digest(&at(&pushed.repository, "one"))
         .await
         .expect("HEAD the manifest");
     assert_eq!(
-        digest.as_deref(),
-        Some(pushed.digest.as_str()),
+        digest.as_ref(),
+        Some(&pushed.digest),
         "docker push printed it"
     );
     assert_eq!(digest, Some(curl_digest(&pushed.repository, "one")));
     // By digest, the same digest comes back.
     let by_digest = client
-        .manifest_digest(&pushed.repository, &pushed.digest)
+        .manifest_digest(&at(&pushed.repository, pushed.digest.as_str()))
         .await
         .unwrap();
-    assert_eq!(by_digest.as_deref(), Some(pushed.digest.as_str()));
+    assert_eq!(by_digest.as_ref(), Some(&pushed.digest));
 }
 
 #[tokio::test]
 async fn image_labels_returns_the_dockerfile_label() {
     let pushed = pushed();
     let image = local_client()
-        .image_labels(&pushed.repository, "one")
+        .image_labels(&at(&pushed.repository, "one"))
         .await
         .expect("read the labels")
         .expect("the image exists");
@@ -146,12 +159,15 @@ async fn missing_repositories_tags_and_digests_are_none() {
     let client = local_client();
     let missing_repo = format!("slipway-test-{}/never-pushed", std::process::id());
     assert_eq!(
-        client.manifest_digest(&missing_repo, "one").await.unwrap(),
+        client
+            .manifest_digest(&at(&missing_repo, "one"))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
         client
-            .manifest_digest(&pushed.repository, "no-such-tag")
+            .manifest_digest(&at(&pushed.repository, "no-such-tag"))
             .await
             .unwrap(),
         None
@@ -159,18 +175,21 @@ async fn missing_repositories_tags_and_digests_are_none() {
     let absent_digest = format!("sha256:{}", "0".repeat(64));
     assert_eq!(
         client
-            .manifest_digest(&pushed.repository, &absent_digest)
+            .manifest_digest(&at(&pushed.repository, &absent_digest))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        client.image_labels(&missing_repo, "one").await.unwrap(),
+        client
+            .image_labels(&at(&missing_repo, "one"))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
         client
-            .image_labels(&pushed.repository, "no-such-tag")
+            .image_labels(&at(&pushed.repository, "no-such-tag"))
             .await
             .unwrap(),
         None
@@ -183,12 +202,12 @@ async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
     let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
     let client = client_for(&format!("http://{}", proxy.address), None);
     client
-        .tag(&pushed.repository, &pushed.digest, "two")
+        .tag(&at(&pushed.repository, "two"), &pushed.digest)
         .await
         .expect("tag the digest");
     assert_eq!(
         local_client()
-            .manifest_digest(&pushed.repository, "two")
+            .manifest_digest(&at(&pushed.repository, "two"))
             .await
             .unwrap(),
         Some(pushed.digest.clone())
@@ -207,7 +226,7 @@ async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
     // Tagging a digest the repository does not have is a permanent error naming it.
     let absent = format!("sha256:{}", "1".repeat(64));
     let error = local_client()
-        .tag(&pushed.repository, &absent, "three")
+        .tag(&at(&pushed.repository, "three"), &as_digest(&absent))
         .await
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
@@ -227,7 +246,7 @@ async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_
         (LABEL.to_owned(), "replaced".to_owned()),
     ]);
     let digest = client
-        .put_labelled(&pushed.repository, &pushed.digest, "labelled", &added)
+        .put_labelled(&at(&pushed.repository, "labelled"), &pushed.digest, &added)
         .await
         .expect("label the image");
     assert_ne!(
@@ -236,7 +255,7 @@ async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_
     );
     assert_eq!(curl_digest(&pushed.repository, "labelled"), digest);
     let image = local_client()
-        .image_labels(&pushed.repository, "labelled")
+        .image_labels(&at(&pushed.repository, "labelled"))
         .await
         .unwrap()
         .expect("the labelled tag exists");
@@ -277,7 +296,11 @@ async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_
 
     // Labelling again with the same labels gives the same digest, and uploads nothing new.
     let again = client
-        .put_labelled(&pushed.repository, &pushed.digest, "labelled-again", &added)
+        .put_labelled(
+            &at(&pushed.repository, "labelled-again"),
+            &pushed.digest,
+            &added,
+        )
         .await
         .unwrap();
     assert_eq!(again, digest);
@@ -307,7 +330,11 @@ async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_
     // Labelling a digest the repository does not have is a permanent error naming it.
     let absent = format!("sha256:{}", "2".repeat(64));
     let error = local_client()
-        .put_labelled(&pushed.repository, &absent, "labelled-absent", &added)
+        .put_labelled(
+            &at(&pushed.repository, "labelled-absent"),
+            &as_digest(&absent),
+            &added,
+        )
         .await
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
@@ -320,7 +347,7 @@ async fn a_closed_port_is_a_transient_error() {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let error = client_for(&format!("http://{address}"), None)
-        .manifest_digest("app/job", "latest")
+        .manifest_digest(&at("app/job", "latest"))
         .await
         .unwrap_err();
     assert!(
@@ -348,7 +375,7 @@ async fn a_registry_that_never_answers_times_out_transiently() {
     let client = RegistryClient::new(&settings, None).unwrap();
     let error = tokio::time::timeout(
         Duration::from_secs(10),
-        client.manifest_digest("app/job", "latest"),
+        client.manifest_digest(&at("app/job", "latest")),
     )
     .await
     .expect("the client's own timeout fires first")
@@ -365,7 +392,7 @@ async fn the_bearer_token_flow_fetches_a_token_with_basic_auth_and_reuses_it() {
         Some(RegistryCredentials::new("user", "secret")),
     );
     let digest = client
-        .manifest_digest("app", "latest")
+        .manifest_digest(&at("app", "latest"))
         .await
         .expect("authenticated HEAD");
     assert_eq!(digest, Some(FakeRegistry::digest()));
@@ -380,7 +407,7 @@ async fn the_bearer_token_flow_fetches_a_token_with_basic_auth_and_reuses_it() {
     );
 
     // The token is cached for its scope: the next read goes straight through.
-    client.manifest_digest("app", "latest").await.unwrap();
+    client.manifest_digest(&at("app", "latest")).await.unwrap();
     assert_eq!(registry.requests().len(), 4);
     assert_eq!(
         registry.requests()[3],
@@ -389,7 +416,7 @@ async fn the_bearer_token_flow_fetches_a_token_with_basic_auth_and_reuses_it() {
 
     // Pushing needs the push scope: a second token, for the scope the challenge names.
     client
-        .tag("app", &FakeRegistry::digest(), "promoted")
+        .tag(&at("app", "promoted"), &FakeRegistry::digest())
         .await
         .expect("tag through the fake registry");
     let requests = registry.requests();
@@ -412,7 +439,10 @@ async fn refused_credentials_are_a_permanent_error_that_does_not_leak_them() {
         &format!("http://{}", registry.address),
         Some(RegistryCredentials::new("user", "wrong-password")),
     );
-    let error = client.manifest_digest("app", "latest").await.unwrap_err();
+    let error = client
+        .manifest_digest(&at("app", "latest"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, RegistryError::Denied { .. }), "{error:?}");
     assert!(!error.is_transient(), "{error}");
     let message = format!("{error} {error:?}");
@@ -425,7 +455,7 @@ async fn refused_credentials_are_a_permanent_error_that_does_not_leak_them() {
     // Without credentials the token service refuses too; the message says none were configured.
     let anonymous = client_for(&format!("http://{}", registry.address), None);
     let error = anonymous
-        .manifest_digest("app", "latest")
+        .manifest_digest(&at("app", "latest"))
         .await
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
@@ -463,11 +493,8 @@ impl FakeRegistry {
     }
 
     /// The digest of [`Self::MANIFEST`], which the fake serves for every tag and digest.
-    fn digest() -> String {
-        use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(Self::MANIFEST.as_bytes());
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+    fn digest() -> Digest {
+        Digest::sha256_of(Self::MANIFEST.as_bytes())
     }
 
     async fn serve(

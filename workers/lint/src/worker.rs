@@ -152,7 +152,7 @@ impl LintHandler {
         };
         crate::telemetry::lint_finished(
             job.envelope.job_id,
-            &request.entry.image(),
+            &request.entry.image().to_string(),
             commit.as_str(),
             verdict,
             started.elapsed(),
@@ -177,7 +177,7 @@ impl LintHandler {
                 tracing::warn!(job_id = %job.envelope.job_id, %error, "lint failed: source problem");
                 crate::telemetry::lint_finished(
                     job.envelope.job_id,
-                    &entry.image(),
+                    &entry.image().to_string(),
                     "",
                     LintVerdict::Failed,
                     started.elapsed(),

@@ -4,75 +4,62 @@
 
 use std::collections::BTreeMap;
 
-use slipway_common::Message;
 use slipway_common::message::{ScanCompleted, ScanFailed};
+use slipway_common::{Digest, ImageRef, Message};
 
 /// One image to scan, from `build.succeeded` or `scan.requested`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanJob {
     /// The image reference (`registry/path:tag`).
-    pub image: String,
-    /// The manifest digest to scan (`sha256:…`); `None` for a rescan of whatever the tag names now.
-    pub digest: Option<String>,
+    pub image: ImageRef,
+    /// The manifest digest to scan; `None` for a rescan of whatever the tag names now.
+    pub digest: Option<Digest>,
     /// Who hears about the result.
     pub notify_email: Option<String>,
 }
 
 impl ScanJob {
     /// The job a message asks for, or why the scan worker does not take it (a message kind it
-    /// does not consume: a routing mistake, dead-lettered).
+    /// does not consume, or a request naming neither tag nor digest: dead-lettered).
     pub fn of(message: &Message) -> Result<ScanJob, String> {
-        match message {
-            Message::BuildSucceeded(built) => Ok(ScanJob {
+        let job = match message {
+            Message::BuildSucceeded(built) => ScanJob {
                 image: built.image.clone(),
                 digest: Some(built.digest.clone()),
                 notify_email: built.entry.notify_email.clone(),
-            }),
-            Message::ScanRequested(requested) => Ok(ScanJob {
+            },
+            Message::ScanRequested(requested) => ScanJob {
                 image: requested.image.clone(),
-                digest: requested.digest.clone(),
+                digest: requested
+                    .digest
+                    .clone()
+                    .or_else(|| requested.image.digest().cloned()),
                 notify_email: requested.notify_email.clone(),
-            }),
-            other => Err(format!(
-                "the scan worker consumes build.succeeded and scan.requested, not {}",
-                other.kind().as_str()
-            )),
+            },
+            other => {
+                return Err(format!(
+                    "the scan worker consumes build.succeeded and scan.requested, not {}",
+                    other.kind().as_str()
+                ));
+            }
+        };
+        if job.image.tag().is_none() && job.digest.is_none() {
+            return Err(format!(
+                "{} names neither a tag nor a digest: there is no image to scan",
+                job.image
+            ));
         }
-    }
-
-    /// The repository of [`ScanJob::image`]: the reference without its tag.
-    pub fn repository(&self) -> &str {
-        let last_slash = self.image.rfind('/').map_or(0, |i| i + 1);
-        match self.image[last_slash..].rfind(':') {
-            Some(colon) => &self.image[..last_slash + colon],
-            None => &self.image,
-        }
+        Ok(job)
     }
 
     /// The local reference of exactly the image to scan: `repository@digest` when the digest is
     /// known, else the tag.
     pub fn local_reference(&self) -> String {
-        match &self.digest {
-            Some(digest) => format!("{}@{digest}", self.repository()),
-            None => self.image.clone(),
-        }
-    }
-
-    /// The digest of the scanned image among the daemon's `repo_digests` for this repository
-    /// (what a rescan of a tag learns after pulling it).
-    pub fn digest_among(&self, repo_digests: &[String]) -> Option<String> {
-        if let Some(digest) = &self.digest {
-            return Some(digest.clone());
-        }
-        let prefix = format!("{}@", self.repository());
-        repo_digests
-            .iter()
-            .find_map(|d| d.strip_prefix(&prefix))
-            .map(str::to_owned)
+        self.image.pinned(self.digest.as_ref())
     }
 
     /// `scan.completed` for the scan of `digest` with these per-scanner counts.
-    pub fn completed(&self, digest: String, counts: BTreeMap<String, u64>) -> Message {
+    pub fn completed(&self, digest: Digest, counts: BTreeMap<String, u64>) -> Message {
         Message::ScanCompleted(ScanCompleted {
             image: self.image.clone(),
             digest,
@@ -94,16 +81,15 @@ impl ScanJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_common::message::test_support::sample_messages;
+    use slipway_common::message::test_support::{sample_digest, sample_image, sample_messages};
     use slipway_common::message::{BuildSucceeded, ScanRequested};
 
-    fn requested(image: &str, digest: Option<&str>) -> ScanJob {
+    fn requested(image: &str, digest: Option<Digest>) -> Result<ScanJob, String> {
         ScanJob::of(&Message::ScanRequested(ScanRequested {
-            image: image.into(),
-            digest: digest.map(str::to_owned),
+            image: sample_image(image),
+            digest,
             notify_email: Some("owner@example.org".into()),
         }))
-        .unwrap()
     }
 
     #[test]
@@ -116,8 +102,8 @@ mod tests {
             })
             .unwrap();
         let job = ScanJob::of(&Message::BuildSucceeded(BuildSucceeded {
-            image: "127.0.0.1:5000/team/app:1.2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
+            image: sample_image("127.0.0.1:5000/team/app:1.2"),
+            digest: sample_digest("aa"),
             ..built.clone()
         }))
         .unwrap();
@@ -129,33 +115,29 @@ mod tests {
     }
 
     #[test]
-    fn a_rescan_without_digest_learns_it_from_the_daemon() {
-        let job = requested("127.0.0.1:5000/team/app:latest", None);
-        assert_eq!(job.repository(), "127.0.0.1:5000/team/app");
+    fn a_rescan_names_the_tag_or_the_pinned_digest() {
+        let job = requested("127.0.0.1:5000/team/app:latest", None).unwrap();
         assert_eq!(job.local_reference(), "127.0.0.1:5000/team/app:latest");
-        let digests = [
-            "other/repo@sha256:1".to_owned(),
-            "127.0.0.1:5000/team/app@sha256:2".to_owned(),
-        ];
-        assert_eq!(job.digest_among(&digests).as_deref(), Some("sha256:2"));
-        assert_eq!(requested("app", None).repository(), "app");
-        assert_eq!(
-            requested("host:5000/app", None).repository(),
-            "host:5000/app"
-        );
+        let pinned = format!("127.0.0.1:5000/team/app@{}", sample_digest("bb"));
+        let job = requested(&pinned, None).unwrap();
+        assert_eq!(job.digest, Some(sample_digest("bb")));
+        assert_eq!(job.local_reference(), pinned);
+        let error = requested("127.0.0.1:5000/team/app", None).unwrap_err();
+        assert!(error.contains("neither a tag nor a digest"), "{error}");
     }
 
     #[test]
     fn outcomes_carry_the_image_and_whom_to_tell() {
-        let job = requested("r/app:1", Some("sha256:3"));
-        let Message::ScanCompleted(done) =
-            job.completed("sha256:3".into(), BTreeMap::from([("packages".into(), 96)]))
-        else {
+        let job = requested("r/app:1", Some(sample_digest("33"))).unwrap();
+        let Message::ScanCompleted(done) = job.completed(
+            sample_digest("33"),
+            BTreeMap::from([("packages".into(), 96)]),
+        ) else {
             panic!("not scan.completed");
         };
         assert_eq!(
-            (done.image.as_str(), done.digest.as_str()),
-            ("r/app:1", "sha256:3")
+            (done.image.to_string(), done.digest),
+            ("r/app:1".to_owned(), sample_digest("33"))
         );
         assert_eq!(done.counts["packages"], 96);
         assert_eq!(done.notify_email.as_deref(), Some("owner@example.org"));

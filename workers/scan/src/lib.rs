@@ -25,6 +25,7 @@ pub mod lang;
 pub mod os;
 pub mod osv;
 pub mod package;
+pub mod pipeline;
 pub mod purl;
 pub mod report;
 pub mod sbom;

@@ -6,30 +6,25 @@
 //! always has its report in the stream; a redelivered job appends it again, and readers take the
 //! latest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::reports::{
     ReportMeta, ReportStreamSettings, append_report, report_stream_name,
 };
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
-use slipway_common::Timestamp;
 use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
-use slipway_docker::{DockerEngine, DockerError, ImageRef, RegistryCredentials};
+use slipway_docker::{DockerEngine, DockerError, RegistryCredentials};
 use tokio_util::sync::CancellationToken;
 
-use crate::image::DigestSet;
 use crate::job::ScanJob;
 use crate::osv::Database;
-use crate::package::Ecosystem;
-use crate::report::{
-    AnalysisError, ScanOptions, ScanReport, Subject, analyse, match_vulnerabilities,
-};
-use crate::source::{SourceError, read_daemon_image};
+use crate::pipeline::{self, PipelineError, PipelineOptions, ScanSubject, Source};
+use crate::source::SourceError;
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// The worker's name: its queue is `<namespace>.scan`.
@@ -157,6 +152,16 @@ impl From<SourceError> for Failure {
     }
 }
 
+impl From<PipelineError> for Failure {
+    fn from(error: PipelineError) -> Self {
+        if error.is_transient() {
+            Failure::Transient(error.to_string())
+        } else {
+            Failure::Permanent(error.to_string())
+        }
+    }
+}
+
 impl From<DockerError> for Failure {
     fn from(error: DockerError) -> Self {
         SourceError::from(error).into()
@@ -229,11 +234,11 @@ impl ScanHandler {
         match self.scan_image(job, &scan_job).await {
             Ok(completed) => Outcome::Ack(vec![job.envelope.follow_up(completed)]),
             Err(Failure::Transient(reason)) => {
-                crate::telemetry::scan_retried(job_id, &scan_job.image, &reason);
+                crate::telemetry::scan_retried(job_id, &scan_job.image.to_string(), &reason);
                 Outcome::Retry(reason)
             }
             Err(Failure::Permanent(error)) => {
-                crate::telemetry::scan_failed(job_id, &scan_job.image, &error);
+                crate::telemetry::scan_failed(job_id, &scan_job.image.to_string(), &error);
                 Outcome::Ack(vec![job.envelope.follow_up(scan_job.failed(error))])
             }
         }
@@ -244,14 +249,13 @@ impl ScanHandler {
         job: &Job,
         scan_job: &ScanJob,
     ) -> Result<slipway_common::Message, Failure> {
-        let started = Instant::now();
         let reference = scan_job.local_reference();
         let lease = self.leases.take(&reference);
         let pulled = self.ensure_local(scan_job, &reference).await?;
         if pulled {
             lease.mark_pulled();
         }
-        let result = self.scan_local(job, scan_job, &reference, started).await;
+        let result = self.scan_local(job, scan_job, &reference).await;
         if let Some(pulled_reference) = lease.release()
             && self.settings.remove_pulled
             && let Err(error) = self.docker.remove_image(&pulled_reference).await
@@ -268,18 +272,17 @@ impl ScanHandler {
         if present && scan_job.digest.is_some() {
             return Ok(false);
         }
-        let image =
-            ImageRef::parse(&scan_job.image).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let image = &scan_job.image;
         let mut log = |line: &str| tracing::debug!(image = %scan_job.image, line, "pull");
         let pulled = match &scan_job.digest {
             Some(digest) => {
                 self.docker
-                    .pull_by_digest(&image, digest, self.credentials.as_ref(), &mut log)
+                    .pull_by_digest(image, digest, self.credentials.as_ref(), &mut log)
                     .await
             }
             None => {
                 self.docker
-                    .pull(&image, self.credentials.as_ref(), &mut log)
+                    .pull(image, self.credentials.as_ref(), &mut log)
                     .await
             }
         };
@@ -299,73 +302,46 @@ impl ScanHandler {
         job: &Job,
         scan_job: &ScanJob,
         reference: &str,
-        started: Instant,
     ) -> Result<slipway_common::Message, Failure> {
-        let read =
-            read_daemon_image(&self.docker, reference, stream_digests(&self.settings)).await?;
-        let read_time = started.elapsed();
-        let digest = scan_job.digest_among(&read.repo_digests).ok_or_else(|| {
+        let source = Source::Daemon {
+            engine: &self.docker,
+            reference: reference.to_owned(),
+        };
+        let subject = ScanSubject {
+            name: scan_job.image.to_string(),
+            image: Some(scan_job.image.clone()),
+            pinned: scan_job.digest.clone(),
+        };
+        let options = PipelineOptions {
+            integrity: self.settings.integrity,
+            repos: &self.repos,
+            fetcher: self.fetcher.as_ref(),
+            database: self.database.as_deref(),
+        };
+        let scanned = pipeline::scan(source, &subject, options).await?;
+        let digest = scanned.digest.clone().ok_or_else(|| {
             Failure::Permanent(format!(
                 "{reference} has no digest from the registry (was it pushed?)"
             ))
         })?;
-        let options = ScanOptions {
-            integrity: self.settings.integrity,
-        };
-        let mut fs = read.fs;
-        let mut analysis = tokio::task::spawn_blocking(move || analyse(&mut fs, options))
-            .await
-            .map_err(|e| Failure::Transient(format!("the analysis task failed: {e}")))?
-            .map_err(|e| match e {
-                AnalysisError::Inventory(e) => Failure::Permanent(e.to_string()),
-                AnalysisError::Hashing(e) => Failure::Transient(e.to_string()),
-            })?;
-        let subject = Subject {
-            image: scan_job.image.clone(),
-            digest: Some(digest.clone()),
-            image_id: read.image_id,
-            access: read.access,
-        };
-        let updates_started = Instant::now();
-        let updates =
-            crate::updates::check(self.fetcher.as_ref(), &self.repos, &analysis.inventory).await;
-        analysis
-            .durations
-            .insert("updates", updates_started.elapsed());
-        let vulnerabilities = match_vulnerabilities(&mut analysis, self.database.as_deref());
-        let updates_found = u64::try_from(updates.updates.len()).unwrap_or(u64::MAX);
-        analysis.durations.insert("read", read_time);
-        analysis.durations.insert("total", started.elapsed());
-        let scanned_at = Timestamp::now();
-        let report = ScanReport::new(
-            subject,
-            scanned_at.to_rfc3339(),
-            &analysis,
-            updates,
-            vulnerabilities,
-        );
-        let body = serde_json::to_vec(&report)
+        let body = serde_json::to_vec(&scanned.report)
             .map_err(|e| Failure::Permanent(format!("the report cannot be encoded: {e}")))?;
         let meta = ReportMeta {
-            image: scan_job.image.clone(),
-            digest: digest.clone(),
+            image: scan_job.image.to_string(),
+            digest: digest.to_string(),
             job_id: job.envelope.job_id,
-            scanned_at,
+            scanned_at: scanned.scanned_at,
         };
         self.append(&meta, &body).await?;
-        let mut packages: BTreeMap<Ecosystem, u64> = BTreeMap::new();
-        for package in &analysis.inventory.packages {
-            *packages.entry(package.ecosystem).or_default() += 1;
-        }
         crate::telemetry::scan_completed(
             job.envelope.job_id,
-            &scan_job.image,
-            &digest,
-            &analysis.durations,
-            &packages,
-            updates_found,
+            &scan_job.image.to_string(),
+            digest.as_str(),
+            &scanned.analysis.durations,
+            &scanned.packages_by_ecosystem(),
+            scanned.updates_found,
         );
-        Ok(scan_job.completed(digest, report.counts()))
+        Ok(scan_job.completed(digest, scanned.report.counts()))
     }
 
     /// Appends the report to the stream, confirmed; a failure is transient (the job is retried).
@@ -382,16 +358,6 @@ impl ScanHandler {
             )));
         }
         Ok(())
-    }
-}
-
-/// Digests computed while an export stream passes (only used when the layer directories cannot
-/// be read): all three when integrity is checked, none otherwise.
-fn stream_digests(settings: &ScanSettings) -> DigestSet {
-    if settings.integrity {
-        DigestSet::ALL
-    } else {
-        DigestSet::NONE
     }
 }
 

@@ -14,7 +14,7 @@ use slipway_broker::reports::{
 use slipway_broker::{Job, Topology};
 use slipway_common::message::test_support::sample_messages;
 use slipway_common::message::{BuildSucceeded, ScanRequested};
-use slipway_common::{Cause, Envelope, JobId, Message};
+use slipway_common::{Cause, Digest, Envelope, ImageRef, JobId, Message};
 use slipway_scan::worker::{ScanHandler, ScanWorkerConfig};
 use slipway_tests::{BASE_IMAGE, REGISTRY, RunningWorker, TestBus, docker, test_settings};
 use tokio::sync::mpsc;
@@ -120,8 +120,8 @@ fn build_succeeded(image: &str, digest: &str) -> Message {
         })
         .expect("a sample build.succeeded");
     Message::BuildSucceeded(BuildSucceeded {
-        image: image.to_owned(),
-        digest: digest.to_owned(),
+        image: ImageRef::parse(image).expect("a valid image"),
+        digest: Digest::parse(digest).expect("a valid digest"),
         ..built
     })
 }
@@ -151,8 +151,8 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
         panic!("expected scan.completed");
     };
     assert_eq!(
-        (done.image.as_str(), done.digest.as_str()),
-        (image.as_str(), digest.as_str())
+        (done.image.to_string(), done.digest.to_string()),
+        (image.clone(), digest.clone())
     );
     assert!(done.counts["packages"] > 50, "{:?}", done.counts);
     assert_eq!(
@@ -203,7 +203,7 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     let missing = format!("{REGISTRY}/{}:1", unique_path("never-pushed"));
     let job = rig
         .publish(Message::ScanRequested(ScanRequested {
-            image: missing.clone(),
+            image: ImageRef::parse(&missing).expect("a valid image"),
             digest: None,
             notify_email: Some("owner@example.org".into()),
         }))
@@ -211,7 +211,7 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     let Message::ScanFailed(failed) = rig.outcome(job).await else {
         panic!("expected scan.failed for an image the registry does not have");
     };
-    assert_eq!(failed.image, missing);
+    assert_eq!(failed.image.to_string(), missing);
     assert!(
         failed.error.contains("not found") || failed.error.contains("unknown"),
         "{}",

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use slipway_common::{Digest, ImageRef};
 pub use slipway_docker::{PASSWORD_CREDENTIAL, RegistryCredentials};
 
 mod relabel;
@@ -95,7 +95,7 @@ pub fn credentials(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageLabels {
     /// `sha256:…` of the manifest the reference names (the digest `docker push` prints).
-    pub digest: String,
+    pub digest: Digest,
     /// `config.Labels` of the image configuration (empty when it has none).
     pub labels: BTreeMap<String, String>,
 }
@@ -355,16 +355,23 @@ impl RegistryClient {
         &self.inner.host
     }
 
-    /// The digest of the manifest `repository:reference` names (`reference` is a tag or a
-    /// digest), as the registry reports it in `Docker-Content-Digest`; `None` when the repository
-    /// or the manifest does not exist.
-    pub async fn manifest_digest(
+    /// The digest of the manifest `image` names (by its digest, else its tag), as the registry
+    /// reports it in `Docker-Content-Digest`; `None` when the repository or the manifest does
+    /// not exist.
+    pub async fn manifest_digest(&self, image: &ImageRef) -> Result<Option<Digest>, RegistryError> {
+        let (repository, reference) = self.locate(image)?;
+        Ok(self
+            .digest_of(repository, reference)
+            .await?
+            .and_then(|digest| Digest::parse(&digest).ok()))
+    }
+
+    /// What `repository:reference` names now (see [`RegistryClient::manifest_digest`]).
+    async fn digest_of(
         &self,
         repository: &str,
         reference: &str,
     ) -> Result<Option<String>, RegistryError> {
-        check_repository(repository)?;
-        check_reference(reference)?;
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
         let response = self
             .send(
@@ -412,16 +419,15 @@ impl RegistryClient {
         }
     }
 
-    /// The manifest digest and the image configuration's labels of `repository:reference`;
-    /// `None` when the repository or the manifest does not exist. For a multi-platform image the
-    /// labels are those of this machine's platform (else of the first manifest listed).
+    /// The manifest digest and the image configuration's labels of `image` (by its digest,
+    /// else its tag); `None` when the repository or the manifest does not exist. For a
+    /// multi-platform image the labels are those of this machine's platform (else of the first
+    /// manifest listed).
     pub async fn image_labels(
         &self,
-        repository: &str,
-        reference: &str,
+        image: &ImageRef,
     ) -> Result<Option<ImageLabels>, RegistryError> {
-        check_repository(repository)?;
-        check_reference(reference)?;
+        let (repository, reference) = self.locate(image)?;
         let Some(top) = self.fetch_manifest(repository, reference).await? else {
             return Ok(None);
         };
@@ -459,42 +465,38 @@ impl RegistryClient {
             found,
         })?;
         Ok(Some(ImageLabels {
-            digest: top.digest,
+            digest: Digest::parse(&top.digest).map_err(|e| RegistryError::Malformed {
+                url: top.url.clone(),
+                expected: "a manifest with a digest".to_owned(),
+                found: e.to_string(),
+            })?,
             labels,
         }))
     }
 
-    /// Give the manifest `repository@digest` the tag `tag`: its exact bytes are read and put back
-    /// under `tag`, so no layer moves and the digest stays the same (checked against the
-    /// registry's answer).
-    pub async fn tag(
-        &self,
-        repository: &str,
-        digest: &str,
-        tag: &str,
-    ) -> Result<(), RegistryError> {
-        check_repository(repository)?;
-        check_tag(tag)?;
-        let manifest = self.existing_manifest(repository, digest).await?;
+    /// Give the manifest `digest` of `target`'s repository the tag of `target`: its exact bytes
+    /// are read and put back under the tag, so no layer moves and the digest stays the same
+    /// (checked against the registry's answer).
+    pub async fn tag(&self, target: &ImageRef, digest: &Digest) -> Result<(), RegistryError> {
+        let (repository, tag) = self.locate_tag(target)?;
+        let manifest = self.existing_manifest(repository, digest.as_str()).await?;
         self.put_manifest(repository, tag, &manifest)
             .await
             .map(drop)
     }
 
-    /// Give the image `repository@digest` the labels `labels` under `tag`, without moving a
-    /// layer: its configuration plus the labels is uploaded as a new blob and a manifest naming it
-    /// (the same layers) is put under `tag`. Returns the new manifest's digest. Labelling twice
-    /// with the same labels gives the same digest.
+    /// Give the image `digest` of `target`'s repository the labels `labels` under `target`'s tag,
+    /// without moving a layer: its configuration plus the labels is uploaded as a new blob and a
+    /// manifest naming it (the same layers) is put under the tag. Returns the new manifest's
+    /// digest. Labelling twice with the same labels gives the same digest.
     pub async fn put_labelled(
         &self,
-        repository: &str,
-        digest: &str,
-        tag: &str,
+        target: &ImageRef,
+        digest: &Digest,
         labels: &BTreeMap<String, String>,
-    ) -> Result<String, RegistryError> {
-        check_repository(repository)?;
-        check_tag(tag)?;
-        let manifest = self.existing_manifest(repository, digest).await?;
+    ) -> Result<Digest, RegistryError> {
+        let (repository, tag) = self.locate_tag(target)?;
+        let manifest = self.existing_manifest(repository, digest.as_str()).await?;
         if is_index(&manifest.media_type) {
             return Err(RegistryError::Malformed {
                 url: manifest.url,
@@ -534,7 +536,53 @@ impl RegistryClient {
             digest: sha256_digest(&bytes),
             bytes,
         };
-        self.put_manifest(repository, tag, &new_manifest).await
+        let stored = self.put_manifest(repository, tag, &new_manifest).await?;
+        Digest::parse(&stored).map_err(|e| RegistryError::Malformed {
+            url: new_manifest.url.clone(),
+            expected: "a manifest digest".to_owned(),
+            found: e.to_string(),
+        })
+    }
+
+    /// The repository path and the reference (digest, else tag) of `image` in this registry;
+    /// an image of another registry, or one with neither tag nor digest, is refused.
+    fn locate<'a>(&self, image: &'a ImageRef) -> Result<(&'a str, &'a str), RegistryError> {
+        let reference = match (image.digest(), image.tag()) {
+            (Some(digest), _) => digest.as_str(),
+            (None, Some(tag)) => tag,
+            (None, None) => {
+                return Err(RegistryError::InvalidName {
+                    what: "reference",
+                    value: image.to_string(),
+                    expected: "an image with a tag or a digest",
+                });
+            }
+        };
+        Ok((self.repository_of(image)?, reference))
+    }
+
+    /// The repository path and the tag of `image` in this registry.
+    fn locate_tag<'a>(&self, image: &'a ImageRef) -> Result<(&'a str, &'a str), RegistryError> {
+        match image.tag() {
+            Some(tag) => Ok((self.repository_of(image)?, tag)),
+            None => Err(RegistryError::InvalidName {
+                what: "reference",
+                value: image.to_string(),
+                expected: "an image with a tag",
+            }),
+        }
+    }
+
+    /// The path of `image` in this registry: its domain must be this registry's host, or absent.
+    fn repository_of<'a>(&self, image: &'a ImageRef) -> Result<&'a str, RegistryError> {
+        match image.domain() {
+            Some(domain) if domain != self.host() => Err(RegistryError::InvalidName {
+                what: "repository",
+                value: image.to_string(),
+                expected: "an image of this registry",
+            }),
+            _ => Ok(image.path()),
+        }
     }
 
     /// The manifest `repository@digest`, which must exist.
@@ -604,7 +652,7 @@ impl RegistryClient {
             Some(stored) => stored,
             // Without the header, ask what the reference now names.
             None => self
-                .manifest_digest(repository, reference)
+                .digest_of(repository, reference)
                 .await?
                 .unwrap_or_else(|| "nothing (the tag does not exist)".to_owned()),
         };
@@ -1169,101 +1217,13 @@ fn check_digest_reference(url: &Url, reference: &str, digest: &str) -> Result<()
 
 /// `sha256:<hex>` of `bytes`.
 fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut digest = String::with_capacity(71);
-    digest.push_str("sha256:");
-    for byte in hash {
-        digest.push_str(&format!("{byte:02x}"));
-    }
-    digest
+    Digest::sha256_of(bytes).to_string()
 }
 
-/// `sha256:` followed by 64 lowercase hex digits.
+/// Whether `value` is a `sha256` digest (by the one parser, [`Digest::parse`]); the only
+/// algorithm this client verifies content with.
 fn is_digest(value: &str) -> bool {
-    value.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-/// The distribution spec's repository name: `/`-separated lowercase components of
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, at most 255 characters.
-fn check_repository(repository: &str) -> Result<(), RegistryError> {
-    fn component(c: &str) -> bool {
-        let bytes = c.as_bytes();
-        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-            return false;
-        }
-        let mut i = 0;
-        while i < bytes.len() {
-            if alnum(bytes[i]) {
-                i += 1;
-                continue;
-            }
-            // A separator: ".", "_", "__" or a run of "-".
-            let start = i;
-            while i < bytes.len() && !alnum(bytes[i]) {
-                i += 1;
-            }
-            let separator = &c[start..i];
-            let valid = separator == "."
-                || separator == "_"
-                || separator == "__"
-                || separator.bytes().all(|b| b == b'-');
-            if !valid {
-                return false;
-            }
-        }
-        true
-    }
-    if !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(component) {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidName {
-            what: "repository",
-            value: repository.to_owned(),
-            expected: "/-separated lowercase components like app/job (letters, digits, '.', '_', '-')",
-        })
-    }
-}
-
-/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn check_tag(tag: &str) -> Result<(), RegistryError> {
-    let bytes = tag.as_bytes();
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let valid = !bytes.is_empty()
-        && bytes.len() <= 128
-        && word(bytes[0])
-        && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidName {
-            what: "tag",
-            value: tag.to_owned(),
-            expected: "1 to 128 of letters, digits, '_', '.', '-', not starting with '.' or '-'",
-        })
-    }
-}
-
-/// A tag or a `sha256:` digest.
-fn check_reference(reference: &str) -> Result<(), RegistryError> {
-    if reference.contains(':') {
-        if is_digest(reference) {
-            Ok(())
-        } else {
-            Err(RegistryError::InvalidName {
-                what: "reference",
-                value: reference.to_owned(),
-                expected: "a tag or sha256:<64 lowercase hex digits>",
-            })
-        }
-    } else {
-        check_tag(reference)
-    }
+    Digest::parse(value).is_ok_and(|digest| digest.algorithm() == "sha256")
 }
 
 fn is_index(media_type: &str) -> bool {
@@ -1632,25 +1592,41 @@ mod tests {
     }
 
     #[test]
-    fn names_are_validated_before_anything_is_sent() {
-        for good in ["app", "app/job", "a.b/c_d/e__f/g--h", "slipway-test-1/reg"] {
-            assert!(check_repository(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "", "App", "app/", "/app", "a//b", "a/../b", "a..b", "-a", "a-", "a?b", "a b",
-        ] {
-            assert!(check_repository(bad).is_err(), "{bad}");
-        }
-        for good in ["latest", "v1.2.3", "_x", "A-b_c.d"] {
-            assert!(check_tag(good).is_ok(), "{good}");
-        }
-        for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
-            assert!(check_tag(bad).is_err(), "{bad}");
-        }
+    fn images_of_other_registries_or_without_reference_are_refused_before_anything_is_sent() {
+        let client = RegistryClient::new(&RegistrySettings::default(), None).unwrap();
+        let image = |text: &str| ImageRef::parse(text).unwrap();
         let digest = format!("sha256:{}", "0f".repeat(32));
-        assert!(check_reference(&digest).is_ok());
-        assert!(check_reference("sha256:ABC").is_err());
+        assert_eq!(
+            client.locate(&image("app/job:1")).unwrap(),
+            ("app/job", "1")
+        );
+        assert_eq!(
+            client
+                .locate(&image(&format!("127.0.0.1:5000/app/job:1@{digest}")))
+                .unwrap(),
+            ("app/job", digest.as_str())
+        );
+        assert_eq!(
+            client.locate_tag(&image("127.0.0.1:5000/a:t")).unwrap(),
+            ("a", "t")
+        );
+        for (bad, expected) in [
+            ("other.example:5000/app/job:1", "an image of this registry"),
+            ("127.0.0.1:5000/app/job", "a tag or a digest"),
+        ] {
+            let error = client.locate(&image(bad)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
+        let untagged = image(&format!("app@{digest}"));
+        assert!(
+            client
+                .locate_tag(&untagged)
+                .unwrap_err()
+                .to_string()
+                .contains("with a tag")
+        );
         assert!(!is_digest(&format!("sha256:{}", "F".repeat(64))));
+        assert!(!is_digest(&format!("sha512:{}", "f".repeat(128))));
     }
 
     #[test]
