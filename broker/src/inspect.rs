@@ -89,14 +89,18 @@ pub async fn take_dead_letters(
     Ok(letters)
 }
 
-/// Delete every queue and exchange of the topology (test namespaces, dev resets). Never on a
+/// Delete every queue, stream and exchange of the topology (test namespaces, dev resets). Never on a
 /// production namespace: queued jobs are lost.
 pub async fn delete_topology(
     connection: &BrokerConnection,
     topology: &Topology,
 ) -> Result<(), BrokerError> {
     let channel = connection.channel().await?;
-    for queue in topology.all_queues() {
+    for queue in topology
+        .all_queues()
+        .into_iter()
+        .chain(topology.history_stream())
+    {
         channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await

@@ -11,21 +11,26 @@
 //! - [`reports`]: full scan reports on the `<namespace>.reports` stream:
 //!   [`reports::append_report`], [`reports::latest_report`] and [`reports::report_history`].
 //!
+//! - [`history`]: every event, recorded by the `<namespace>.history` stream that the pipeline's
+//!   topology binds to the exchange with `#`; [`history::HistoryReader`] reads it back decoded.
 //! - [`SideConnection`]: a worker's second connection for writing one of those streams.
 //!
-//! Both streams are declared, appended to and read through one crate-private module, `streams`
-//! (retention arguments, confirmed `mandatory` appends, reads up to the stream's end).
+//! Every stream is declared, appended to and read through one module, [`streams`] (retention
+//! arguments, confirmed `mandatory` appends, the tail probe), and read through its one public,
+//! domain-free reader, [`streams::reader::StreamReader`] (from an offset or a time, filtered by
+//! headers and routing key, to the end or following).
 
 mod connection;
 mod consumer;
 pub mod headers;
+pub mod history;
 pub mod inspect;
 pub mod logs;
 mod publisher;
 pub mod reports;
 mod settings;
 mod side;
-mod streams;
+pub mod streams;
 mod topology;
 
 pub use connection::BrokerConnection;

@@ -39,7 +39,8 @@ use crate::headers;
 use crate::streams::{self, StreamRetention};
 
 pub use crate::streams::ReadFrom;
-pub use reader::{LogChunk, LogChunks, LogReader, ReadOptions};
+pub use crate::streams::reader::{ReadOptions, StreamError};
+pub use reader::{LogChunk, LogChunks, LogReader};
 pub use writer::{LogStats, LogWriter, LogWriterOptions};
 
 /// `x-slipway-run`: the run (attempt) of the job that wrote the chunk.
@@ -140,36 +141,10 @@ pub enum LogError {
         /// How long it tried.
         after: Duration,
     },
-    /// The stream does not exist: nothing ever wrote a log in this namespace.
-    #[error("log stream {stream:?} does not exist: no build has written a log in this namespace")]
-    NoStream {
-        /// The stream's name.
-        stream: String,
-    },
-    /// Consuming the stream failed.
-    #[error("cannot read log stream {stream:?}: {source}")]
-    Consume {
-        /// The stream's name.
-        stream: String,
-        /// lapin's error.
-        source: lapin::Error,
-    },
-    /// The broker ended the consumer (the stream was deleted, or the channel closed).
-    #[error("the broker stopped the reader of log stream {stream:?} before the log ended")]
-    ConsumerEnded {
-        /// The stream's name.
-        stream: String,
-    },
-    /// The read did not end within its deadline.
-    #[error("reading log stream {stream:?} did not reach {what} within {after:?}")]
-    Deadline {
-        /// The stream's name.
-        stream: String,
-        /// What it was waiting for (the end of the stream, the end of the log).
-        what: &'static str,
-        /// The deadline.
-        after: Duration,
-    },
+    /// Reading the log stream failed ([`StreamError::NoStream`]: nothing ever wrote a log in
+    /// this namespace).
+    #[error("cannot read the log: {0}")]
+    Read(#[from] StreamError),
 }
 
 /// The headers of one chunk, decoded.

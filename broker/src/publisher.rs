@@ -1,6 +1,12 @@
 //! Publishing with publisher confirms and `mandatory`: a publish succeeds only when the broker has
 //! routed the message to at least one queue and confirmed it. A returned (unroutable) or nacked
 //! message is an error, never a silent loss.
+//!
+//! With a history stream in the topology, `mandatory` alone proves nothing (the stream is bound
+//! with `#` and takes every routing key), so the publisher first checks that a worker queue of its
+//! topology consumes the routing key, and refuses the message as unroutable otherwise. Every
+//! process declares the whole pipeline before publishing, so what its topology binds is bound on
+//! the broker.
 
 use futures_util::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -8,6 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 use slipway_common::Envelope;
 use slipway_common::envelope::EncodeError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::BrokerConnection;
@@ -75,7 +82,13 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Publisher {
     channel: Channel,
     exchange: String,
+    /// With a history stream: the topology, to check that a worker consumes what is published.
+    checked_against: Option<Arc<Topology>>,
 }
+
+/// The `reply-text` of an event refused before publishing because only the history stream would
+/// take it.
+const HISTORY_ONLY: &str = "NO_ROUTE to a worker queue (checked before publishing: the history stream alone would take it)";
 
 /// A message ready to be published anywhere.
 pub(crate) struct Outgoing<'a> {
@@ -99,7 +112,25 @@ impl Publisher {
         Ok(Self {
             channel,
             exchange: topology.exchange().to_owned(),
+            checked_against: topology
+                .history_stream()
+                .map(|_| Arc::new(topology.clone())),
         })
+    }
+
+    /// Refuse `routing_key` when only the history stream would take it.
+    fn check_routable(&self, routing_key: &str) -> Result<(), PublishError> {
+        match &self.checked_against {
+            Some(topology) if !topology.routes_to_a_worker(routing_key) => {
+                Err(PublishError::Unroutable {
+                    exchange: self.exchange.clone(),
+                    routing_key: routing_key.to_owned(),
+                    reply_code: 312,
+                    reply_text: HISTORY_ONLY.to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Publish one event and wait for its confirm.
@@ -109,6 +140,9 @@ impl Publisher {
 
     /// Publish events, pipelined, and wait until every one is confirmed.
     pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<(), PublishError> {
+        for envelope in envelopes {
+            self.check_routable(envelope.kind().as_str())?;
+        }
         let mut pending = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let body = envelope.encode()?;
@@ -126,6 +160,7 @@ impl Publisher {
     /// Publish bytes that need not be a valid envelope (replaying dead letters, poison tests),
     /// with `routing_key` on the topology's exchange, and wait for the confirm.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+        self.check_routable(routing_key)?;
         self.send_confirmed(&Outgoing {
             exchange: &self.exchange,
             routing_key,
@@ -191,7 +226,9 @@ impl Publisher {
     }
 }
 
-/// Persistent, typed, with the job id as a header for people reading queues.
+/// Persistent, typed (`type` = kind), with the event id as `message-id`, `created_at` (seconds)
+/// as `timestamp` and the job id as a header: what readers of queues and of the history stream
+/// filter on without decoding.
 fn envelope_properties(envelope: &Envelope) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers::set_text(&mut headers, headers::JOB_ID, &envelope.job_id.to_string());

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use slipway_common::config::SecretUrl;
 
 use crate::BrokerError;
+use crate::history::HistoryStreamSettings;
 
 /// How to reach the broker and how a worker consumes from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,10 @@ pub struct BrokerSettings {
     pub drain_timeout_ms: u64,
     /// Longest wait between two connection attempts.
     pub max_reconnect_delay_ms: u64,
+    /// Retention of the history stream every process declares (`[broker.history]`): it lives
+    /// here, with the rest of the topology's arguments, because every process must declare the
+    /// stream with the same values.
+    pub history: HistoryStreamSettings,
 }
 
 impl Default for BrokerSettings {
@@ -51,6 +56,7 @@ impl Default for BrokerSettings {
             delivery_limit: 5,
             drain_timeout_ms: 30_000,
             max_reconnect_delay_ms: 10_000,
+            history: HistoryStreamSettings::default(),
         }
     }
 }
@@ -110,7 +116,10 @@ impl BrokerSettings {
         };
         match problem {
             Some(problem) => Err(BrokerError::Settings(problem.to_owned())),
-            None => self.uri().map(drop),
+            None => {
+                self.history.validate()?;
+                self.uri().map(drop)
+            }
         }
     }
 }
@@ -171,6 +180,16 @@ mod tests {
                     ..Default::default()
                 },
                 "broker.url",
+            ),
+            (
+                BrokerSettings {
+                    history: HistoryStreamSettings {
+                        max_age: "0D".into(),
+                        ..HistoryStreamSettings::default()
+                    },
+                    ..Default::default()
+                },
+                "broker.history.max_age",
             ),
         ] {
             let error = settings.validate().unwrap_err().to_string();

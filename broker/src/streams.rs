@@ -1,20 +1,24 @@
-//! What every Slipway stream (`<namespace>.logs`, `<namespace>.reports`) shares: declaring one
-//! with its retention arguments and deleting it, appending to it, and reading it from a
-//! [`ReadFrom`] up to where it ended when the read began.
+//! What every Slipway stream (`<namespace>.logs`, `<namespace>.reports`, `<namespace>.history`)
+//! shares: declaring one with its retention arguments and deleting it, appending to it, and
+//! reading it from a [`ReadFrom`] up to where it ended when the read began — or on, following it
+//! ([`reader`]: the one public, domain-free reader every stream is read through).
 //!
 //! A stream is a durable queue with `x-queue-type=stream` (AMQP 0-9-1 access, no stream plugin
-//! needed on RabbitMQ 3.10). Streams are *not* part of [`Topology`](crate::Topology) and are not
-//! bound to the topic exchange: messages go to the default exchange with the stream's name as
-//! routing key, confirmed and `mandatory`, so a missing stream is an error rather than a silent
-//! loss.
+//! needed on RabbitMQ 3.10). The logs and reports streams are *not* part of
+//! [`Topology`](crate::Topology) and are not bound to the topic exchange: messages go to the
+//! default exchange with the stream's name as routing key, confirmed and `mandatory`, so a missing
+//! stream is an error rather than a silent loss. The history stream is the exception: the
+//! topology declares it and binds it to the exchange with `#` (see [`crate::history`]).
 //!
 //! **Reading.** RabbitMQ 3.10 has no server-side stream filtering: a reader consumes from the
 //! start of its window and keeps what it wants, acking everything (stream consumers need acks and
 //! a prefetch to get more). Before reading, a short-lived second consumer starting at `last`
-//! learns the offset of the stream's newest message ([`probe_tail`]; nothing within
-//! `idle_timeout`: the stream is empty); a [`StreamCursor`] has *caught up* once it reaches that
+//! learns the offset of the stream's newest message (`probe_tail`; nothing within
+//! `idle_timeout`: the stream is empty); a `StreamCursor` has *caught up* once it reaches that
 //! offset, or when no message arrives for `idle_timeout` (a window that starts after the newest
 //! message). Writers that never stop therefore do not keep a read from ending.
+
+pub mod reader;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +44,7 @@ const TAIL_GRACE: Duration = Duration::from_millis(100);
 const PERSISTENT: u8 = 2;
 
 /// Retention of one stream, borrowed from its settings (`LogStreamSettings`,
-/// `ReportStreamSettings`, which differ only in their defaults). RabbitMQ deletes whole segments,
+/// `ReportStreamSettings`, `HistoryStreamSettings`, which differ only in their defaults). RabbitMQ deletes whole segments,
 /// oldest first, once a segment is entirely older than `max_age` or the stream is larger than
 /// `max_length_bytes`.
 ///
@@ -210,6 +214,8 @@ pub enum ReadFrom {
     Ago(Duration),
     /// Messages the broker stored at or after this time.
     Since(SystemTime),
+    /// The message at this offset and those after it (an offset an earlier read returned).
+    Offset(u64),
 }
 
 impl ReadFrom {
@@ -219,6 +225,9 @@ impl ReadFrom {
             Self::First => return AMQPValue::LongString(LongString::from("first")),
             Self::Ago(ago) => SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH),
             Self::Since(at) => at,
+            Self::Offset(offset) => {
+                return AMQPValue::LongLongInt(i64::try_from(offset).unwrap_or(i64::MAX));
+            }
         };
         // AMQP timestamps are whole seconds since the epoch.
         let seconds = since
@@ -270,6 +279,9 @@ impl From<BrokerError> for ReadError {
 pub(crate) struct StreamMessage {
     /// Its offset in the stream, as the broker said.
     pub offset: Option<i64>,
+    /// The routing key it was published with (an event's kind on the history stream; the
+    /// stream's own name for an append).
+    pub routing_key: String,
     /// Its properties and headers.
     pub properties: BasicProperties,
     /// Its body.
@@ -428,6 +440,7 @@ impl StreamCursor {
         let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         Ok(Some(StreamMessage {
             offset,
+            routing_key: delivery.routing_key.to_string(),
             properties: delivery.properties,
             body: delivery.data,
         }))
@@ -508,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn the_offset_argument_is_first_or_a_timestamp_in_seconds() {
+    fn the_offset_argument_is_first_a_timestamp_in_seconds_or_an_offset() {
         assert_eq!(
             ReadFrom::First.offset_argument(),
             AMQPValue::LongString(LongString::from("first"))
@@ -534,6 +547,10 @@ mod tests {
         assert_eq!(
             ReadFrom::Ago(Duration::MAX).offset_argument(),
             AMQPValue::Timestamp(0)
+        );
+        assert_eq!(
+            ReadFrom::Offset(42).offset_argument(),
+            AMQPValue::LongLongInt(42)
         );
     }
 }

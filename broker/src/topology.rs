@@ -7,7 +7,9 @@
 //! - `N.<worker>.retry.<ms>ms`: one delay queue per retry delay (per-message TTL only expires at the
 //!   head of a queue, so each delay needs its own queue); on expiry a message goes back to
 //!   `N.<worker>` through the default exchange;
-//! - `N.dlx` (fanout) and `N.dead`: where poison ends, with headers saying why.
+//! - `N.dlx` (fanout) and `N.dead`: where poison ends, with headers saying why;
+//! - `N.history` (pipeline topologies, [`Topology::with_history`]): a stream bound to `N` with
+//!   `#`, so every event published to `N` is recorded (see [`crate::history`]).
 //!
 //! The whole pipeline's queues are declared by every process, so an event is never unroutable just
 //! because its consumer has not started yet: it waits in its queue. Declaration is idempotent.
@@ -17,6 +19,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 use slipway_common::Kind;
 
+use crate::history::{HistoryStreamSettings, history_stream_name};
 use crate::{BrokerError, BrokerSettings};
 
 /// One worker type's queue and the kinds routed to it.
@@ -35,13 +38,17 @@ pub struct Topology {
     workers: Vec<WorkerQueue>,
     retry_delays_ms: Vec<u64>,
     delivery_limit: u32,
+    /// The history stream's retention, when the topology records events.
+    history: Option<HistoryStreamSettings>,
 }
 
 impl Topology {
-    /// The production pipeline (GUIDE §2): every kind is consumed by at least one worker.
+    /// The production pipeline (GUIDE §2): every kind is consumed by at least one worker, and
+    /// every event is recorded in the history stream (`broker.history` retention).
     pub fn pipeline(settings: &BrokerSettings) -> Self {
         use Kind::*;
         Self::new(settings)
+            .with_history(&settings.history)
             .with_worker("lint", [BuildRequested])
             .with_worker("build", [LintPassed])
             .with_worker("scan", [BuildSucceeded, ScanRequested])
@@ -58,14 +65,39 @@ impl Topology {
             )
     }
 
-    /// An empty topology (exchange, dead letters) in the settings' namespace.
+    /// An empty topology (exchange, dead letters, no history) in the settings' namespace.
     pub fn new(settings: &BrokerSettings) -> Self {
         Self {
             namespace: settings.namespace.clone(),
             workers: Vec::new(),
             retry_delays_ms: dedup(&settings.retry_delays_ms),
             delivery_limit: settings.delivery_limit,
+            history: None,
         }
+    }
+
+    /// Record every event published to the exchange in the history stream, kept as `retention`
+    /// says.
+    pub fn with_history(mut self, retention: &HistoryStreamSettings) -> Self {
+        self.history = Some(retention.clone());
+        self
+    }
+
+    /// The history stream, when the topology records events.
+    pub fn history_stream(&self) -> Option<String> {
+        self.history
+            .as_ref()
+            .map(|_| history_stream_name(&self.namespace))
+    }
+
+    /// Whether some worker queue of this topology is bound to `routing_key`.
+    pub fn routes_to_a_worker(&self, routing_key: &str) -> bool {
+        self.workers.iter().any(|worker| {
+            worker
+                .consumes
+                .iter()
+                .any(|kind| kind.as_str() == routing_key)
+        })
     }
 
     /// Add a worker queue bound to `consumes`.
@@ -150,6 +182,9 @@ impl Topology {
             )
             .await
             .map_err(failed(format!("exchange {}", self.exchange())))?;
+        if let Some(retention) = &self.history {
+            self.declare_history(channel, retention).await?;
+        }
         let dlx = self.dead_letter_exchange();
         channel
             .exchange_declare(
@@ -219,6 +254,43 @@ impl Topology {
                     .map_err(failed(format!("queue {retry}")))?;
             }
         }
+        Ok(())
+    }
+
+    /// Declare the history stream and bind it to the exchange with `#`: every routing key.
+    async fn declare_history(
+        &self,
+        channel: &Channel,
+        retention: &HistoryStreamSettings,
+    ) -> Result<(), BrokerError> {
+        let retention = retention.retention();
+        retention.validate()?;
+        let stream = history_stream_name(&self.namespace);
+        let failed = |what: String| move |source| BrokerError::Topology { what, source };
+        channel
+            .queue_declare(
+                stream.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                retention.arguments(),
+            )
+            .await
+            .map_err(failed(format!("history stream {stream}")))?;
+        channel
+            .queue_bind(
+                stream.as_str().into(),
+                self.exchange().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failed(format!(
+                "binding {stream} to {} with #",
+                self.exchange()
+            )))?;
         Ok(())
     }
 }
@@ -296,6 +368,21 @@ mod tests {
                 "{kind} would be unroutable"
             );
         }
+    }
+
+    #[test]
+    fn the_pipeline_records_its_events_and_knows_which_keys_reach_a_worker() {
+        let settings = BrokerSettings {
+            namespace: "t2".into(),
+            ..BrokerSettings::default()
+        };
+        let pipeline = Topology::pipeline(&settings);
+        assert_eq!(pipeline.history_stream().as_deref(), Some("t2.history"));
+        assert!(pipeline.routes_to_a_worker("scan.requested"));
+        assert!(!pipeline.routes_to_a_worker("no.such.kind"));
+        let bare = Topology::new(&settings).with_worker("a", [Kind::BuildRequested]);
+        assert_eq!(bare.history_stream(), None);
+        assert!(!bare.routes_to_a_worker("scan.requested"));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use slipway_broker::logs::{LogChunk, LogError, LogReader, ReadFrom, ReadOptions, log_stream_name};
+use slipway_broker::logs::{
+    LogChunk, LogError, LogReader, ReadFrom, ReadOptions, StreamError, log_stream_name,
+};
 use slipway_broker::{BrokerConnection, BrokerSettings};
 use slipway_common::JobId;
 
@@ -126,7 +128,7 @@ pub async fn run(settings: &BrokerSettings, args: &LogsArgs) -> anyhow::Result<E
                     break Err(anyhow::Error::from(error));
                 }
             }
-            Some(Err(LogError::NoStream { .. })) => {
+            Some(Err(LogError::Read(StreamError::NoStream { .. }))) => {
                 no_stream = true;
                 break Ok(());
             }

@@ -1,7 +1,9 @@
 //! `slipway`: the command line of the pipeline — check index files, submit build requests for
-//! their entries, show what waits in each queue, lint Dockerfiles, follow build logs, scan
-//! images and show their latest scan reports.
+//! their entries, show what waits in each queue, lint Dockerfiles, follow build logs, show a job's
+//! events from the history, scan images and show their latest scan reports.
 
+mod history;
+mod job;
 mod lint;
 mod logs;
 mod report;
@@ -58,6 +60,9 @@ enum Command {
     Lint(lint::LintArgs),
     /// Print a job's build log (from the `<namespace>.logs` stream), or follow it until it ends.
     Logs(logs::LogsArgs),
+    /// Print every event of a job across stages (from the `<namespace>.history` stream), or
+    /// follow it until the job ends.
+    Job(job::JobArgs),
     /// Packages and file integrity of an image archive (`docker save` output, `-` for stdin) or a
     /// root filesystem directory.
     Scan(scan::ScanArgs),
@@ -141,6 +146,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await
+        }
+        Command::Job(args) => {
+            let config = config(cli.config.as_deref())?;
+            job::run(&config.broker, &args).await
         }
         Command::Report(args) => {
             let config = config(cli.config.as_deref())?;

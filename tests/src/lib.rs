@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use slipway_broker::history::{HistoryEvent, HistoryQuery, HistoryReader};
+use slipway_broker::streams::ReadFrom;
+use slipway_broker::streams::reader::ReadOptions;
 use slipway_broker::{
     BrokerConnection, BrokerError, BrokerSettings, Consumer, Handler, Publisher, Topology,
 };
-use slipway_common::message::test_support::sample_commit;
+use slipway_common::message::test_support::{sample_commit, sample_messages};
 use slipway_common::message::{BuildRequested, LintPassed};
 use slipway_common::{Cause, Envelope, JobId, Message, index::test_support::sample_entry};
 use tokio::sync::watch;
@@ -380,7 +383,49 @@ impl TestBus {
         }
     }
 
-    /// Delete the test's queues and exchanges (on a fresh connection: the test may have
+    /// Every event of the test's history stream that `query` keeps, from the stream's start to its
+    /// end (the topology must record a history: [`Topology::pipeline`]).
+    pub async fn history(&self, query: HistoryQuery) -> Vec<HistoryEvent> {
+        let stream = self
+            .topology
+            .history_stream()
+            .expect("the test's topology records a history");
+        let options = ReadOptions {
+            from: ReadFrom::First,
+            deadline: Some(Duration::from_secs(60)),
+            ..ReadOptions::default()
+        };
+        HistoryReader::new(&self.connection, &stream)
+            .read_to_end(query, &options)
+            .await
+            .expect("read the history")
+    }
+
+    /// The events of the history that `query` keeps, once there are at least `count` of them (an
+    /// event a consumer has received may not be in the stream yet: its publisher's confirm waits
+    /// for every queue), or a panic after `deadline`.
+    pub async fn wait_for_history(
+        &self,
+        query: HistoryQuery,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<HistoryEvent> {
+        let started = Instant::now();
+        loop {
+            let events = self.history(query.clone()).await;
+            if events.len() >= count {
+                return events;
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "only {} of {count} history events after {deadline:?}",
+                events.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Delete the test's queues, streams and exchanges (on a fresh connection: the test may have
     /// restarted the broker under the old one).
     pub async fn cleanup(self) {
         self.connection.close().await;
@@ -427,6 +472,15 @@ pub fn lint_passed_after(job: &Envelope) -> Envelope {
         commit: sample_commit(),
         findings: Vec::new(),
     }))
+}
+
+/// The event of `kind` that follows `job`, with the sample payload of that kind.
+pub fn follow_up_of_kind(job: &Envelope, kind: slipway_common::Kind) -> Envelope {
+    let message = sample_messages()
+        .into_iter()
+        .find(|message| message.kind() == kind)
+        .expect("a sample message of every kind");
+    job.follow_up(message)
 }
 
 /// Effects keyed by job id, applied at most once each (the idempotency key), with every delivery

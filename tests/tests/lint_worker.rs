@@ -3,16 +3,18 @@
 //! findings, a missing repository or unknown ref a `lint.failed` a user understands, and an
 //! unreachable server retries and finally dead-letters (never a silent loss). Jobs published by
 //! the Python example (`examples/python/publish_build.py`, pika + msgpack) are linted the same,
-//! whether it writes ids as 16-byte bins or as strings.
+//! whether it writes ids as 16-byte bins or as strings. The history stream records the requests
+//! and the worker's verdicts.
 
 use std::time::Duration;
 
+use slipway_broker::history::HistoryQuery;
 use slipway_broker::{Job, Topology};
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::{BuildRequested, CommitSha, Level};
 use slipway_common::source::{SourceCache, SourceSettings};
-use slipway_common::{Cause, Envelope, JobId, Message};
+use slipway_common::{Cause, Envelope, JobId, Kind, Message};
 use slipway_lint::job::{LintJobSettings, ShellcheckMode};
 use slipway_lint::worker::LintHandler;
 use slipway_tests::git::LocalRepo;
@@ -145,6 +147,8 @@ async fn a_good_dockerfile_passes_with_the_resolved_commit_and_a_bad_one_fails_w
             .is_some_and(|e| e.contains("DL4000"))
     );
 
+    let failing = job;
+
     // Pinned to the first commit: the good Dockerfile, and lint.passed carries exactly that SHA.
     let pinned = CommitSha::try_from(first.clone()).expect("a commit SHA");
     let job = rig
@@ -158,6 +162,24 @@ async fn a_good_dockerfile_passes_with_the_resolved_commit_and_a_bad_one_fails_w
     };
     assert_eq!(passed.commit.as_str(), first);
     assert!(passed.findings.iter().all(|f| f.level != Level::Error));
+
+    // The history recorded every event, the worker's too, with no writer of its own.
+    let recorded: Vec<(JobId, Kind)> = rig
+        .bus
+        .wait_for_history(HistoryQuery::all(), 4, DEADLINE)
+        .await
+        .iter()
+        .map(|event| (event.envelope.job_id, event.envelope.kind()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (failing, Kind::BuildRequested),
+            (failing, Kind::LintFailed),
+            (job, Kind::BuildRequested),
+            (job, Kind::LintPassed),
+        ]
+    );
     rig.stop().await;
 }
 

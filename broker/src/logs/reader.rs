@@ -1,10 +1,9 @@
 //! [`LogReader`]: one job's log out of the shared log stream, as a stream of [`LogChunk`]s.
 //!
-//! The reader consumes the stream from the start of its window ([`ReadFrom`]; default: 24 hours
-//! ago, so a read does not scan a week of everyone's logs) up to where the stream ended when the
-//! read began, as `crate::streams` reads every stream, and keeps the messages whose
-//! `x-slipway-job-id` is the job's. Other jobs writing all the time therefore do not keep a read
-//! from ending.
+//! The log stream is read through the one stream reader ([`StreamReader`]) from the start of the
+//! window ([`ReadFrom`](crate::streams::ReadFrom); default: 24 hours ago, so a read does not scan a week of everyone's logs),
+//! keeping the entries whose `x-slipway-job-id` is the job's. The reader knows where the stream
+//! ended when the read began, so other jobs writing all the time do not keep a read from ending.
 //!
 //! - Without `follow`, the read ends when it has caught up.
 //! - With `follow`, it ends when it has caught up *and* the latest run of the job has published
@@ -20,43 +19,14 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use slipway_common::JobId;
-use tokio::time::Instant;
 
 use super::{ChunkMeta, LogError};
 use crate::connection::BrokerConnection;
 use crate::headers;
-use crate::streams::{CursorOptions, ReadError, ReadFrom, StreamCursor, StreamMessage, probe_tail};
-
-/// How to read a job's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadOptions {
-    /// Where the read starts (default: 24 hours ago).
-    pub from: ReadFrom,
-    /// Wait for the job's log to end instead of stopping at the end of the stream.
-    pub follow: bool,
-    /// A stream from which nothing arrives for this long has been read to its end (default 1 s).
-    pub idle_timeout: Duration,
-    /// The longest the whole read may take; `None`: no limit (default 5 minutes).
-    pub deadline: Option<Duration>,
-    /// Unacked messages the broker may send ahead (default 100).
-    pub prefetch: u16,
-}
-
-impl Default for ReadOptions {
-    fn default() -> Self {
-        Self {
-            from: ReadFrom::Ago(Duration::from_secs(24 * 3600)),
-            follow: false,
-            idle_timeout: Duration::from_secs(1),
-            deadline: Some(Duration::from_secs(300)),
-            prefetch: 100,
-        }
-    }
-}
+use crate::streams::reader::{Entries, Filter, ReadOptions, Step, StreamEntry, StreamReader};
 
 /// One chunk of a job's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,11 +77,8 @@ impl<'c> LogReader<'c> {
     /// stream.
     pub fn read(&self, job_id: JobId, options: ReadOptions) -> LogChunks<'c> {
         let state = ReadState {
-            connection: self.connection,
-            stream: self.stream.clone(),
-            job_text: job_id.to_string(),
+            reader: StreamReader::new(self.connection, &self.stream),
             job_id,
-            deadline: options.deadline.map(|d| Instant::now() + d),
             options,
             phase: Phase::Start,
             runs: Vec::new(),
@@ -154,12 +121,9 @@ impl std::fmt::Debug for LogChunks<'_> {
 }
 
 struct ReadState<'c> {
-    connection: &'c BrokerConnection,
-    stream: String,
+    reader: StreamReader<'c>,
     job_id: JobId,
-    job_text: String,
     options: ReadOptions,
-    deadline: Option<Instant>,
     phase: Phase,
     /// Runs of the job, in the order they appeared.
     runs: Vec<RunState>,
@@ -168,7 +132,7 @@ struct ReadState<'c> {
 
 enum Phase {
     Start,
-    Reading(Box<StreamCursor>),
+    Reading(Box<Entries>),
     Done,
 }
 
@@ -186,25 +150,30 @@ impl ReadState<'_> {
             }
             match &mut self.phase {
                 Phase::Done => return None,
-                Phase::Start => match self.open().await {
-                    Ok(phase) => self.phase = phase,
-                    Err(error) => {
-                        self.phase = Phase::Done;
-                        return Some(Err(self.read_error(error)));
+                Phase::Start => {
+                    let job = Filter::all().header(headers::JOB_ID, self.job_id.to_string());
+                    match self.reader.open(job, &self.options).await {
+                        Ok(entries) => self.phase = Phase::Reading(Box::new(entries)),
+                        Err(error) => {
+                            self.phase = Phase::Done;
+                            return Some(Err(error.into()));
+                        }
                     }
-                },
-                Phase::Reading(cursor) => {
+                }
+                Phase::Reading(entries) => {
+                    // Following ends once the past is read and the latest run has ended.
                     let latest_finished = self.runs.last().is_some_and(|run| run.finished);
-                    if cursor.caught_up() && (!self.options.follow || latest_finished) {
+                    if entries.caught_up() && latest_finished {
                         self.finish().await;
                         continue;
                     }
-                    match cursor.next().await {
-                        Ok(Some(message)) => self.take(&message),
-                        Ok(None) => {}
-                        Err(error) => {
+                    match entries.next().await {
+                        Some(Ok(Step::Entry(entry))) => self.take(&entry),
+                        Some(Ok(Step::CaughtUp)) => {}
+                        None => self.finish().await,
+                        Some(Err(error)) => {
                             self.finish().await;
-                            return Some(Err(self.read_error(error)));
+                            return Some(Err(error.into()));
                         }
                     }
                 }
@@ -212,67 +181,23 @@ impl ReadState<'_> {
         }
     }
 
-    fn cursor_options(&self) -> CursorOptions {
-        CursorOptions {
-            from: self.options.from,
-            idle_timeout: self.options.idle_timeout,
-            deadline: self.deadline,
-            prefetch: self.options.prefetch,
-            tag_prefix: "slipway-logs",
-        }
-    }
-
-    async fn open(&self) -> Result<Phase, ReadError> {
-        let options = self.cursor_options();
-        let tail = probe_tail(self.connection, &self.stream, &options).await?;
-        if tail.is_none() && !self.options.follow {
-            // An empty stream: nothing to read.
-            return Ok(Phase::Done);
-        }
-        let cursor = StreamCursor::open(self.connection, &self.stream, tail, &options).await?;
-        Ok(Phase::Reading(Box::new(cursor)))
-    }
-
-    fn read_error(&self, error: ReadError) -> LogError {
-        let stream = self.stream.clone();
-        match error {
-            ReadError::Broker(error) => LogError::Broker(error),
-            ReadError::NoStream => LogError::NoStream { stream },
-            ReadError::Consume(source) => LogError::Consume { stream, source },
-            ReadError::ConsumerEnded => LogError::ConsumerEnded { stream },
-            ReadError::Deadline => LogError::Deadline {
-                stream,
-                what: if self.options.follow {
-                    "the end of the job's log"
-                } else {
-                    "the end of the stream"
-                },
-                after: self.options.deadline.unwrap_or_default(),
-            },
-        }
-    }
-
-    /// Keep `message` if it is a new chunk of the job's log.
-    fn take(&mut self, message: &StreamMessage) {
-        let headers = message.headers();
-        if headers::text(headers, headers::JOB_ID).as_deref() != Some(self.job_text.as_str()) {
-            return;
-        }
-        let meta = match ChunkMeta::from_headers(headers) {
+    /// Keep `entry` if it is a new chunk of the job's log.
+    fn take(&mut self, entry: &StreamEntry) {
+        let meta = match ChunkMeta::from_headers(entry.headers()) {
             Ok(meta) => meta,
             Err(error) => {
-                tracing::debug!(stream = %self.stream, %error, "skipping a message that is not a log chunk");
+                tracing::debug!(stream = %self.reader.stream(), %error, "skipping a message that is not a log chunk");
                 return;
             }
         };
-        if let Some(chunk) = accept(&mut self.runs, meta, &message.body) {
+        if let Some(chunk) = accept(&mut self.runs, meta, &entry.body) {
             self.out.push_back(chunk);
         }
     }
 
     async fn finish(&mut self) {
-        if let Phase::Reading(cursor) = std::mem::replace(&mut self.phase, Phase::Done) {
-            cursor.close().await;
+        if let Phase::Reading(entries) = std::mem::replace(&mut self.phase, Phase::Done) {
+            entries.close().await;
         }
         tracing::debug!(job_id = %self.job_id, runs = self.runs.len(), "log read done");
     }
