@@ -8,9 +8,8 @@
 //!   letters, reconnecting when the connection drops and draining on shutdown;
 //! - [`inspect`]: queue depths and dead letters, for the CLI and tests.
 //! - [`logs`]: build logs on the `<namespace>.logs` stream: [`logs::LogWriter`] and [`logs::LogReader`].
-//! - [`reports`]: full scan reports on the `<namespace>.reports` stream:
-//!   [`reports::append_report`], [`reports::latest_report`] and [`reports::report_history`].
-//!
+//! - [`reports`]: the `<namespace>.reports` stream's name and retention (what a report entry
+//!   holds is `slipway_scan::reports`'s business);
 //! - [`history`]: every event, recorded by the `<namespace>.history` stream that the pipeline's
 //!   topology binds to the exchange with `#`; [`history::HistoryReader`] reads it back decoded.
 //! - [`SideConnection`]: a worker's second connection for writing one of those streams.

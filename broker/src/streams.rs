@@ -205,6 +205,52 @@ pub(crate) async fn append(
         .await
 }
 
+/// A header value of a stream entry (the two kinds Slipway's streams use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderValue {
+    /// A string (`x-slipway-job-id`, …).
+    Text(String),
+    /// A signed integer (times in Unix milliseconds, counters).
+    Integer(i64),
+}
+
+/// One entry for a stream, in Slipway's own terms: what a worker hands to
+/// [`append_entry`] or, through its handler's outcome, to the consumer runner (which appends it,
+/// confirmed, before it publishes the job's events and acks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamAppend {
+    /// The stream's name (`<namespace>.reports`, …).
+    pub stream: String,
+    /// The body, opaque here.
+    pub body: Vec<u8>,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its `message-id` property, for people reading the stream.
+    pub message_id: String,
+    /// Its headers, by name.
+    pub headers: Vec<(String, HeaderValue)>,
+}
+
+/// Append `entry` to its stream (default exchange, the stream's name as routing key),
+/// persistent, `mandatory`, stamped with the current time, and wait for the broker's confirm: once
+/// this returns `Ok` the entry is stored. A missing stream is [`PublishError::Unroutable`].
+pub async fn append_entry(publisher: &Publisher, entry: &StreamAppend) -> Result<(), PublishError> {
+    let mut table = FieldTable::default();
+    for (name, value) in &entry.headers {
+        match value {
+            HeaderValue::Text(text) => headers::set_text(&mut table, name, text),
+            HeaderValue::Integer(number) => headers::set_integer(&mut table, name, *number),
+        }
+    }
+    let message = Append {
+        body: &entry.body,
+        content_type: &entry.content_type,
+        message_id: entry.message_id.clone(),
+        headers: table,
+    };
+    append(publisher, &entry.stream, message).await
+}
+
 /// Where in the stream a read starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadFrom {
@@ -286,13 +332,6 @@ pub(crate) struct StreamMessage {
     pub properties: BasicProperties,
     /// Its body.
     pub body: Vec<u8>,
-}
-
-impl StreamMessage {
-    /// Its headers.
-    pub fn headers(&self) -> Option<&FieldTable> {
-        self.properties.headers().as_ref()
-    }
 }
 
 /// A channel with the read's prefetch.

@@ -17,8 +17,8 @@ use slipway_broker::history::{
 };
 use slipway_broker::streams::ReadFrom;
 use slipway_broker::streams::reader::{ReadOptions, StreamError};
+use slipway_common::index::validate::redact_credentials;
 use slipway_common::message::LintFinding;
-use slipway_common::source::redact_credentials;
 use slipway_common::{Kind, Message};
 
 /// Output formats of the history commands.

@@ -3,6 +3,7 @@
 //! events from the history, scan images and show their latest scan reports.
 
 mod history;
+mod image_history;
 mod job;
 mod lint;
 mod logs;
@@ -63,6 +64,8 @@ enum Command {
     /// Print every event of a job across stages (from the `<namespace>.history` stream), or
     /// follow it until the job ends.
     Job(job::JobArgs),
+    /// The jobs of an image (from the `<namespace>.history` stream): when, why, how far each got.
+    History(image_history::HistoryArgs),
     /// Packages and file integrity of an image archive (`docker save` output, `-` for stdin) or a
     /// root filesystem directory.
     Scan(scan::ScanArgs),
@@ -111,6 +114,14 @@ impl RegistryAddress {
     fn image(&self, text: &str) -> anyhow::Result<ImageRef> {
         Ok(ImageRef::parse(text)?.in_registry(registry_host(&self.url))?)
     }
+
+    /// [`RegistryAddress::image`] of a command's IMAGE argument; `None` (and the error printed)
+    /// when it is malformed, which the commands answer with exit status 1.
+    fn image_argument(&self, text: &str) -> Option<ImageRef> {
+        self.image(text)
+            .map_err(|error| eprintln!("slipway: error: {error:#}"))
+            .ok()
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -147,18 +158,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config(cli.config.as_deref())?;
             logs::run(&config.broker, &args).await
         }
+        Command::History(args) => {
+            let config = config(cli.config.as_deref())?;
+            let Some(image) = config.registry.image_argument(&args.image) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let registry = registry_host(&config.registry.url);
+            image_history::run(&config.broker, &image, registry, &args).await
+        }
         Command::Job(args) => {
             let config = config(cli.config.as_deref())?;
             job::run(&config.broker, &args).await
         }
         Command::Report(args) => {
             let config = config(cli.config.as_deref())?;
-            let image = match config.registry.image(&args.image) {
-                Ok(image) => image,
-                Err(error) => {
-                    eprintln!("slipway: error: {error:#}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            let Some(image) = config.registry.image_argument(&args.image) else {
+                return Ok(ExitCode::FAILURE);
             };
             report::run(&config.broker, &image, &args).await
         }

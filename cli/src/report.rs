@@ -6,12 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
-use slipway_broker::reports::{
-    ImageSelector, ReadFrom, ReportError, ReportReadOptions, StoredReport, latest_report,
-    report_stream_name,
-};
+use slipway_broker::reports::report_stream_name;
+use slipway_broker::streams::ReadFrom;
 use slipway_broker::{BrokerConnection, BrokerSettings};
 use slipway_common::ImageRef;
+use slipway_scan::reports::{ReportError, ReportReadOptions, StoredReport, latest_report};
 
 /// Output formats of `slipway report`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,20 +50,13 @@ pub async fn run(
     image: &ImageRef,
     args: &ReportArgs,
 ) -> anyhow::Result<ExitCode> {
-    let image = match ImageSelector::parse(&image.to_string()) {
-        Ok(image) => image,
-        Err(error) => {
-            eprintln!("slipway: error: {error}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
     let stream = report_stream_name(&settings.namespace);
     let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
     let options = ReportReadOptions {
         from: ReadFrom::Ago(Duration::from_secs(u64::from(args.days) * 86_400)),
         ..ReportReadOptions::default()
     };
-    let found = latest_report(&connection, &stream, &image, options).await;
+    let found = latest_report(&connection, &stream, image, options).await;
     connection.close().await;
     let report = match found {
         Ok(Some(report)) => report,
@@ -178,8 +170,8 @@ fn pretty_json(json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_broker::reports::ReportMeta;
-    use slipway_common::Timestamp;
+    use slipway_common::{Digest, Timestamp};
+    use slipway_scan::reports::ReportMeta;
 
     #[test]
     fn pretty_json_indents_like_serde_json_and_keeps_the_stored_order() {
@@ -203,8 +195,8 @@ mod tests {
     fn the_summary_says_where_the_report_is_stored_then_renders_it() {
         let report = StoredReport {
             meta: ReportMeta {
-                image: "127.0.0.1:5000/app:1".into(),
-                digest: "sha256:00".into(),
+                image: ImageRef::parse("127.0.0.1:5000/app:1").unwrap(),
+                digest: Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap(),
                 job_id: "0190b6e2-7c1a-7f3e-9d2b-5a4c3e2f1a0b".parse().unwrap(),
                 scanned_at: Timestamp::from_unix_millis(1_700_000_000_000),
             },

@@ -180,3 +180,73 @@ async fn a_job_with_no_event_a_namespace_without_history_and_a_bad_id_exit_1() {
         stderr(&bad)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slipway_history_lists_the_jobs_of_an_image_by_short_name_full_reference_or_digest() {
+    let bus = pipeline_bus("cli-history").await;
+    let namespace = bus.settings.namespace.clone();
+    // Two jobs of centos/django:latest (one built and scanned, one failed lint), one of another
+    // image.
+    let built = build_requested();
+    let failed = build_requested();
+    let mut other = build_requested();
+    if let slipway_common::Message::BuildRequested(request) = &mut other.message {
+        request.entry.job_id = "other".into();
+    }
+    let mut events = vec![built.clone(), other.clone(), failed.clone()];
+    events.extend(
+        [Kind::LintPassed, Kind::BuildSucceeded, Kind::ScanCompleted]
+            .into_iter()
+            .map(|kind| follow_up_of_kind(&built, kind)),
+    );
+    events.push(follow_up_of_kind(&failed, Kind::LintFailed));
+    bus.publisher.publish_all(&events).await.expect("publish");
+
+    for name in [
+        "centos/django:latest",
+        "127.0.0.1:5000/centos/django:latest",
+        "centos/django",
+    ] {
+        let table = slipway_in(&namespace, &["history", name]).await;
+        assert_eq!(table.status.code(), Some(0), "{name}: {}", stderr(&table));
+        let text = stdout(&table);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{name}: a header and two jobs: {text}");
+        assert!(lines[0].starts_with("JOB"), "{text}");
+        assert!(
+            lines[1].contains(&built.job_id.to_string()) && lines[1].contains("scan.completed"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains(&failed.job_id.to_string()) && lines[2].contains("lint.failed"),
+            "{text}"
+        );
+        assert!(!text.contains(&other.job_id.to_string()), "{text}");
+    }
+
+    // By digest: only the job that produced (and scanned) it, with those two events.
+    let pinned = format!("centos/django@sha256:{}", "ab".repeat(32));
+    let json = slipway_in(&namespace, &["history", &pinned, "--format", "json"]).await;
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let jobs: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{}", stdout(&json));
+    assert_eq!(jobs[0]["job_id"], built.job_id.to_string());
+    assert_eq!(jobs[0]["events"], 2);
+    assert_eq!(jobs[0]["ended"], true);
+    assert_eq!(jobs[0]["last"]["kind"], "scan.completed");
+
+    let none = slipway_in(&namespace, &["history", "centos/never:1"]).await;
+    assert_eq!(none.status.code(), Some(1), "{}", stderr(&none));
+    assert!(stderr(&none).contains("no job of 127.0.0.1:5000/centos/never:1"));
+    let bad = slipway_in(&namespace, &["history", "Centos/App"]).await;
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("expected an image reference"),
+        "{}",
+        stderr(&bad)
+    );
+    bus.cleanup().await;
+}

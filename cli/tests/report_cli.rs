@@ -5,11 +5,11 @@
 use std::process::Output;
 
 use slipway_broker::reports::{
-    ReportMeta, ReportStreamSettings, append_report, declare_report_stream, delete_report_stream,
-    report_stream_name,
+    ReportStreamSettings, declare_report_stream, delete_report_stream, report_stream_name,
 };
 use slipway_broker::{BrokerConnection, Publisher, Topology};
-use slipway_common::{JobId, Timestamp};
+use slipway_common::{Digest, ImageRef, JobId, Timestamp};
+use slipway_scan::reports::{ReportMeta, append_report};
 use slipway_tests::{ensure_rabbitmq, test_settings};
 
 mod common;
@@ -72,8 +72,8 @@ async fn slipway_report_prints_the_latest_report_and_says_when_there_is_none() {
             ];
             for (digest, body) in &reports {
                 let meta = ReportMeta {
-                    image: IMAGE.into(),
-                    digest: digest.clone(),
+                    image: ImageRef::parse(IMAGE).expect("a valid image"),
+                    digest: Digest::parse(digest).expect("a valid digest"),
                     job_id: job,
                     scanned_at,
                 };

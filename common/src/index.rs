@@ -9,7 +9,23 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::image::ImageRef;
-use crate::message::Level;
+
+pub mod validate;
+
+/// Severity of a lint finding, as hadolint names them: an entry's `lint.failure-threshold`, and
+/// each finding of a `lint.failed`/`lint.passed` message (re-exported as `message::Level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Fails the lint by default.
+    Error,
+    /// Worth fixing.
+    Warning,
+    /// Informational.
+    Info,
+    /// Style only.
+    Style,
+}
 
 /// One validated index entry: the whole spec of a build job.
 ///
@@ -55,13 +71,13 @@ pub struct Entry {
     pub lint: LintSettings,
 }
 
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
             .field("id", &self.id)
             .field("app_id", &self.app_id)
             .field("job_id", &self.job_id)
-            .field("git_url", &crate::source::redact_credentials(&self.git_url))
+            .field("git_url", &validate::redact_credentials(&self.git_url))
             .field("git_path", &self.git_path)
             .field("git_branch", &self.git_branch)
             .field("target_file", &self.target_file)
@@ -284,10 +300,10 @@ fn image_component(field: &'static str, value: String) -> Result<String, EntryEr
     }
 }
 
-/// A git URL of an allowed scheme that cannot be mistaken for a git option (the rules are shared
-/// with [`crate::source`], which fetches it).
+/// A git URL of an allowed scheme that cannot be mistaken for a git option (the rules of
+/// [`validate::check_git_url`], which `slipway-source` applies before it fetches).
 fn git_url(value: String) -> Result<String, EntryError> {
-    match crate::source::check_git_url(&value) {
+    match validate::check_git_url(&value) {
         Ok(()) => Ok(value),
         Err(problem) => Err(EntryError::new("git-url", problem)),
     }
@@ -296,7 +312,7 @@ fn git_url(value: String) -> Result<String, EntryError> {
 /// A relative path that stays inside the repository; normalised without `./` and trailing `/`. A
 /// leading `/` means the repository root.
 fn repo_path(field: &'static str, value: &str) -> Result<String, EntryError> {
-    crate::source::repo_relative_path(value.trim_start_matches('/'))
+    validate::repo_relative_path(value.trim_start_matches('/'))
         .map_err(|problem| EntryError::new(field, problem))
 }
 
@@ -323,9 +339,9 @@ fn context_inside_repo(git_path: &str, context: &str) -> Result<(), EntryError> 
 }
 
 /// A branch, tag or commit name git would accept, which cannot be taken for an option (the rules
-/// are shared with [`crate::source`]).
+/// are [`validate::check_git_ref`]'s, which `slipway-source` applies too).
 fn git_ref(value: String) -> Result<String, EntryError> {
-    match crate::source::check_git_ref(&value) {
+    match validate::check_git_ref(&value) {
         Ok(()) => Ok(value),
         Err(problem) => Err(EntryError::new("git-branch", problem)),
     }
@@ -525,7 +541,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_credentials_in_the_git_url() {
-        let mut entry = test_support::sample_entry();
+        let mut entry = sample_entry();
         entry.git_url = "https://robot:s3cr3t-token@git.example.com/team/app.git".into();
         let shown = format!("{entry:?}");
         assert!(!shown.contains("s3cr3t-token"), "{shown}");

@@ -1,6 +1,7 @@
 //! Slipway's shared foundation: the versioned message contract every worker speaks, the container
-//! index model, layered configuration, telemetry, the shutdown signal and the one startup path of
-//! worker binaries (`process`).
+//! index model (with the git URL, ref and path validation `slipway-source` fetches by), layered
+//! configuration, telemetry, the shutdown signal and the one startup path of worker binaries
+//! (`process`). It spawns no processes.
 
 pub mod config;
 pub mod envelope;
@@ -10,9 +11,6 @@ pub mod message;
 pub mod process;
 pub mod schema;
 pub mod shutdown;
-/// Git source fetching: a cache of bare mirrors, shallow fetches of one commit, file reads and tree
-/// exports under time and size limits.
-pub mod source;
 pub mod telemetry;
 pub mod workspace;
 

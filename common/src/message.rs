@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::image::{Digest, ImageRef};
 use crate::index::Entry;
+pub use crate::index::Level;
 
 /// Every message kind; its string form is the routing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,6 +127,22 @@ impl Message {
         }
     }
 
+    /// The image this message is about, and its digest when the message names one: the entry's
+    /// image (`app-id/job-id:desired-tag`, without registry) for the lint and build stages, the
+    /// pushed image and its digest for `build.succeeded`, the scanned image for the scans.
+    pub fn image(&self) -> (ImageRef, Option<&Digest>) {
+        match self {
+            Message::BuildRequested(p) => (p.entry.image(), None),
+            Message::LintPassed(p) => (p.entry.image(), None),
+            Message::LintFailed(p) => (p.entry.image(), None),
+            Message::BuildFailed(p) => (p.entry.image(), None),
+            Message::BuildSucceeded(p) => (p.image.clone(), Some(&p.digest)),
+            Message::ScanRequested(p) => (p.image.clone(), p.digest.as_ref()),
+            Message::ScanCompleted(p) => (p.image.clone(), Some(&p.digest)),
+            Message::ScanFailed(p) => (p.image.clone(), None),
+        }
+    }
+
     pub(crate) fn serialize_payload<S: Serializer>(
         &self,
         serializer: S,
@@ -211,20 +228,6 @@ impl fmt::Display for CommitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Severity of a lint finding, as hadolint names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Level {
-    /// Fails the lint by default.
-    Error,
-    /// Worth fixing.
-    Warning,
-    /// Informational.
-    Info,
-    /// Style only.
-    Style,
 }
 
 /// One lint finding.
@@ -509,6 +512,16 @@ mod tests {
     fn sample_messages_cover_every_kind_in_order() {
         let kinds: Vec<Kind> = sample_messages().iter().map(Message::kind).collect();
         assert_eq!(kinds, Kind::ALL);
+    }
+
+    #[test]
+    fn every_message_names_its_image() {
+        for message in sample_messages() {
+            let (image, digest) = message.image();
+            assert_eq!(image.path(), "centos/django", "{:?}", message.kind());
+            let pinned = matches!(message.kind(), Kind::BuildSucceeded | Kind::ScanCompleted);
+            assert_eq!(digest.is_some(), pinned, "{:?}", message.kind());
+        }
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl DockerEngine {
 
 /// `statvfs(2)` of `path`.
 // The fields are `u64` on 64-bit Linux but 32-bit on other targets: the conversions are kept.
-#[allow(clippy::useless_conversion)]
+#[allow(
+    clippy::useless_conversion,
+    reason = "the statvfs fields are u64 on 64-bit Linux, narrower elsewhere"
+)]
 fn statvfs(path: &Path) -> Result<DiskSpace, DockerError> {
     let io_error = |source| DockerError::Io {
         what: format!("cannot measure the file system of {}", path.display()),

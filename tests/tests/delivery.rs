@@ -389,7 +389,7 @@ async fn shutdown_lets_the_in_flight_job_finish_and_ack_before_returning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declaring_the_topology_twice_is_harmless_and_a_mismatch_names_the_argument() {
     let settings = test_settings("declare");
-    let topology = slipway_broker::Topology::pipeline(&settings);
+    let topology = Topology::pipeline(&settings);
     let bus = TestBus::start(settings.clone(), topology.clone()).await;
     let channel = bus.connection().channel().await.unwrap();
     topology
@@ -402,7 +402,7 @@ async fn declaring_the_topology_twice_is_harmless_and_a_mismatch_names_the_argum
         ..settings.clone()
     };
     let channel = bus.connection().channel().await.unwrap();
-    let error = slipway_broker::Topology::pipeline(&changed)
+    let error = Topology::pipeline(&changed)
         .declare(&channel)
         .await
         .unwrap_err()

@@ -110,7 +110,7 @@ async fn reads_start_at_an_offset_or_a_time_and_keep_one_job_or_some_kinds() {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970");
     let boundary = Duration::from_secs(now.as_secs() + 1);
-    tokio::time::sleep(boundary - now).await;
+    tokio::time::sleep(boundary.saturating_sub(now)).await;
     let later = interleaved_jobs();
     bus.publisher.publish_all(&later).await.expect("publish");
     let all: Vec<Envelope> = earlier.iter().chain(&later).cloned().collect();

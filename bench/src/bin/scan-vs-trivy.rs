@@ -232,6 +232,7 @@ fn wait_with_rusage(pid: libc::pid_t) -> anyhow::Result<(std::process::ExitStatu
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we spawned.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals of the right types; `pid` is our own child.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if waited != pid {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());

@@ -204,7 +204,7 @@ pub fn labels(
     BTreeMap::from([
         (
             LABEL_SOURCE.to_string(),
-            slipway_common::source::redact_credentials(&entry.git_url),
+            slipway_common::index::validate::redact_credentials(&entry.git_url),
         ),
         (LABEL_COMMIT.to_string(), commit.as_str().to_string()),
         (

@@ -14,9 +14,9 @@ use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_s
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::message::{BuildStage, LintPassed};
 use slipway_common::process::{WorkerConfig, WorkerKind};
-use slipway_common::source::{SourceCache, SourceError, SourceSettings};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_common::{JobId, Message};
+use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -400,7 +400,7 @@ impl BuildHandler {
         // Checkout of exactly the commit that was linted.
         log.line(&format!(
             "slipway: checking out {} at {}",
-            slipway_common::source::redact_credentials(&entry.git_url),
+            slipway_common::index::validate::redact_credentials(&entry.git_url),
             request.commit.as_str()
         ));
         let fetched = self

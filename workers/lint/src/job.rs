@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use slipway_common::Message;
 use slipway_common::index::Entry;
 use slipway_common::message::{CommitSha, Level, LintFailed, LintFinding, LintPassed};
-use slipway_common::source::SourceError;
+use slipway_source::SourceError;
 
 use crate::lint::{PARSE_ERROR, Settings, ShellChecker, lint_with};
 use crate::parser;
@@ -197,7 +197,7 @@ pub fn source_failure(
 }
 
 fn redacted_url(entry: &Entry) -> String {
-    slipway_common::source::redact_credentials(&entry.git_url)
+    slipway_common::index::validate::redact_credentials(&entry.git_url)
 }
 
 /// The path of the entry's Dockerfile inside the repository (`git-path` joined with `target-file`).

@@ -10,8 +10,8 @@ use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Topology};
 use slipway_common::Message;
 use slipway_common::message::CommitSha;
 use slipway_common::process::{WorkerConfig, WorkerKind};
-use slipway_common::source::{SourceCache, SourceError, SourceSettings};
 use slipway_common::telemetry::TelemetrySettings;
+use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};

@@ -1,10 +1,10 @@
 //! Agreement with hadolint 2.15 over the shared corpus: precision and recall of (file, line, code)
 //! against `hadolint-reference.jsonl`, each at least 0.97, for the DL codes and for the ShellCheck
 //! (SC) findings. Prints a per-code table and every disagreement, so a failing run says exactly
-//! where the linters differ.
+//! where the linters differ. Skipped without `../shared` unless `SLIPWAY_REQUIRE_SHARED` is set.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use slipway_lint::lint::ShellChecker;
 use slipway_lint::shellcheck::ShellcheckProgram;
@@ -16,19 +16,17 @@ const ALLOWLIST: &[(&str, u32, &str, &str)] = &[];
 
 type Key = (String, u32, String);
 
-fn corpus() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    slipway_common::workspace::shared_dir_from(&root)
-        .expect("../shared beside the workspace root")
-        .join("corpus")
+/// `../shared/corpus`, or `None` (the test is skipped, with a line saying so) on a fresh clone.
+fn corpus() -> Option<PathBuf> {
+    slipway_common::workspace::shared_for_test(env!("CARGO_MANIFEST_DIR"), "corpus")
 }
 
 /// hadolint's level and message for each (file, line, code) of the reference.
 type Texts = BTreeMap<Key, BTreeSet<(String, String)>>;
 
 /// The corpus files and hadolint's findings whose code starts with `prefix` (`DL` or `SC`).
-fn reference(prefix: &str) -> (Vec<String>, BTreeMap<Key, usize>, Texts) {
-    let text = std::fs::read_to_string(corpus().join("hadolint-reference.jsonl"))
+fn reference(corpus: &Path, prefix: &str) -> (Vec<String>, BTreeMap<Key, usize>, Texts) {
+    let text = std::fs::read_to_string(corpus.join("hadolint-reference.jsonl"))
         .expect("hadolint-reference.jsonl is readable");
     let mut files = Vec::new();
     let mut findings = BTreeMap::new();
@@ -57,12 +55,15 @@ fn reference(prefix: &str) -> (Vec<String>, BTreeMap<Key, usize>, Texts) {
 
 #[test]
 fn agrees_with_hadolint_on_the_corpus() {
-    let (files, expected, texts) = reference("DL");
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    let (files, expected, texts) = reference(&corpus, "DL");
     let mut wrong_texts = Vec::new();
     assert_eq!(files.len(), 416, "the corpus has 416 files");
     let mut actual: BTreeMap<Key, usize> = BTreeMap::new();
     for file in &files {
-        let bytes = std::fs::read(corpus().join("dockerfiles").join(file)).expect("corpus file");
+        let bytes = std::fs::read(corpus.join("dockerfiles").join(file)).expect("corpus file");
         let text = slipway_lint::parser::decode(&bytes);
         for failure in lint(&text, &Settings::default()) {
             let key = (file.clone(), failure.line, failure.code.clone());
@@ -108,17 +109,19 @@ fn agrees_with_hadolint_on_the_corpus() {
 /// Debian's ShellCheck 0.9.0 picks another last finding than hadolint's on a few RUNs.
 #[test]
 fn shellcheck_findings_agree_once_reduced_to_one_per_run_as_hadolint_does() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
     let shellcheck = ShellcheckProgram::find("shellcheck")
         .expect("shellcheck is installed (deploy/dev-env.sh installs it)");
-    let (files, expected, _) = reference("SC");
+    let (files, expected, _) = reference(&corpus, "SC");
     assert!(expected.len() > 250, "the reference has SC findings");
     // Lint on both cores: one shellcheck process per file is most of the time.
     let halves = files.split_at(files.len() / 2);
     let lint_some = |files: &[String]| -> BTreeMap<(String, u32), String> {
         let mut last_per_run = BTreeMap::new();
         for file in files {
-            let bytes =
-                std::fs::read(corpus().join("dockerfiles").join(file)).expect("corpus file");
+            let bytes = std::fs::read(corpus.join("dockerfiles").join(file)).expect("corpus file");
             let text = slipway_lint::parser::decode(&bytes);
             let checker: &dyn ShellChecker = &shellcheck;
             for failure in lint_with(&text, &Settings::default(), Some(checker)) {

@@ -28,6 +28,7 @@ pub mod package;
 pub mod pipeline;
 pub mod purl;
 pub mod report;
+pub mod reports;
 pub mod sbom;
 pub mod source;
 pub mod telemetry;

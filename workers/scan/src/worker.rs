@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use slipway_broker::reports::{
-    ReportMeta, ReportStreamSettings, append_report, report_stream_name,
-};
+use slipway_broker::reports::{ReportStreamSettings, report_stream_name};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
@@ -24,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::job::ScanJob;
 use crate::osv::Database;
 use crate::pipeline::{self, PipelineError, PipelineOptions, ScanSubject, Source};
+use crate::reports::{ReportMeta, append_report};
 use crate::source::SourceError;
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
@@ -327,8 +326,8 @@ impl ScanHandler {
         let body = serde_json::to_vec(&scanned.report)
             .map_err(|e| Failure::Permanent(format!("the report cannot be encoded: {e}")))?;
         let meta = ReportMeta {
-            image: scan_job.image.to_string(),
-            digest: digest.to_string(),
+            image: scan_job.image.clone(),
+            digest: digest.clone(),
             job_id: job.envelope.job_id,
             scanned_at: scanned.scanned_at,
         };

@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_broker::reports::{
-    ImageSelector, ReportReadOptions, delete_report_stream, latest_report, report_stream_name,
-};
+use slipway_broker::reports::{delete_report_stream, report_stream_name};
 use slipway_broker::{Job, Topology};
 use slipway_common::message::test_support::sample_messages;
 use slipway_common::message::{BuildSucceeded, ScanRequested};
 use slipway_common::{Cause, Digest, Envelope, ImageRef, JobId, Message};
+use slipway_scan::reports::{ReportReadOptions, latest_report};
 use slipway_scan::worker::{ScanHandler, ScanWorkerConfig};
 use slipway_tests::{BASE_IMAGE, REGISTRY, RunningWorker, TestBus, docker, test_settings};
 use tokio::sync::mpsc;
@@ -169,7 +168,7 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
         "the image the worker pulled is removed after the scan"
     );
 
-    let selector = ImageSelector::parse(&image).expect("a reference");
+    let selector = ImageRef::parse(&image).expect("a reference");
     let stored = latest_report(
         rig.bus.connection(),
         &stream,
@@ -180,7 +179,7 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     .expect("read the reports stream")
     .expect("the scan's report is in the stream");
     assert_eq!(stored.meta.job_id, job);
-    assert_eq!(stored.meta.digest, digest);
+    assert_eq!(stored.meta.digest.to_string(), digest);
     let report: serde_json::Value = serde_json::from_slice(&stored.body).expect("a JSON report");
     assert_eq!(report["schema"], "slipway.scan-report/1");
     assert_eq!(report["digest"], digest.as_str());

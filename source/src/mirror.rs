@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{self, SourceError};
-use super::git::{self, Call, GitCommand, Sink};
+use crate::error::{self, SourceError};
+use crate::git::{self, Call, GitCommand, Sink};
 
 /// A mirror's paths. Directory names are the SHA-256 of the credential-free cache key.
 #[derive(Clone, Debug)]
-pub(super) struct Mirror {
+pub(crate) struct Mirror {
     /// The cache directory holding every mirror.
-    pub(super) cache_dir: PathBuf,
+    pub(crate) cache_dir: PathBuf,
     /// The bare repository, `<cache>/<sha256>.git`.
-    pub(super) dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The advisory lock file beside it, `<cache>/<sha256>.lock` (never deleted, so every process
     /// locks the same inode even while the mirror is being re-created).
     lock_path: PathBuf,
@@ -28,15 +28,15 @@ pub(super) struct Mirror {
 
 /// Proof that this process holds a mirror's lock exclusively (released on drop).
 #[derive(Debug)]
-pub(super) struct ExclusiveLock(#[allow(dead_code, reason = "held for its Drop")] File);
+pub(crate) struct ExclusiveLock(#[allow(dead_code, reason = "held for its Drop")] File);
 
 /// Proof that this process holds a mirror's lock shared (released on drop).
 #[derive(Debug)]
-pub(super) struct SharedLock(#[allow(dead_code, reason = "held for its Drop")] File);
+pub(crate) struct SharedLock(#[allow(dead_code, reason = "held for its Drop")] File);
 
 impl Mirror {
     /// The mirror of the remote whose cache key is `key`.
-    pub(super) fn new(cache_dir: &Path, key: String) -> Self {
+    pub(crate) fn new(cache_dir: &Path, key: String) -> Self {
         let digest = Sha256::digest(key.as_bytes());
         let hash: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         Self {
@@ -48,7 +48,7 @@ impl Mirror {
     }
 
     /// Wait (until the deadline) for the exclusive lock: fetching, re-creating, resetting.
-    pub(super) async fn lock_exclusive(
+    pub(crate) async fn lock_exclusive(
         &self,
         call: &Call<'_>,
     ) -> Result<ExclusiveLock, SourceError> {
@@ -56,7 +56,7 @@ impl Mirror {
     }
 
     /// Wait (until the deadline) for a shared lock: reading objects while nobody resets the mirror.
-    pub(super) async fn lock_shared(&self, call: &Call<'_>) -> Result<SharedLock, SourceError> {
+    pub(crate) async fn lock_shared(&self, call: &Call<'_>) -> Result<SharedLock, SourceError> {
         self.acquire(call, File::lock_shared).await.map(SharedLock)
     }
 
@@ -91,7 +91,7 @@ impl Mirror {
     /// Make the mirror usable, under the exclusive lock: remove what interrupted processes left,
     /// re-create it when git does not recognise it or it outgrew `limit`. Returns whether it is
     /// new (empty).
-    pub(super) async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         lock: &ExclusiveLock,
         call: &Call<'_>,
@@ -139,7 +139,7 @@ impl Mirror {
     }
 
     /// Delete the mirror (its lock file stays).
-    pub(super) async fn wipe(&self, _lock: &ExclusiveLock) -> Result<(), SourceError> {
+    pub(crate) async fn wipe(&self, _lock: &ExclusiveLock) -> Result<(), SourceError> {
         let dir = self.dir.clone();
         blocking(&self.dir, move || remove_all(&dir)).await
     }
@@ -165,7 +165,7 @@ impl Mirror {
 }
 
 /// A collected output for small commands (64 KiB is far more than any of them prints).
-pub(super) fn small_output(operation: &str) -> Sink {
+pub(crate) fn small_output(operation: &str) -> Sink {
     Sink::Collect {
         cap: 64 * 1024,
         what: format!("the output of git {operation}"),
@@ -174,7 +174,7 @@ pub(super) fn small_output(operation: &str) -> Sink {
 }
 
 /// Run blocking file-system work on the blocking pool; errors name `path`.
-pub(super) async fn blocking<T, F>(path: &Path, work: F) -> Result<T, SourceError>
+pub(crate) async fn blocking<T, F>(path: &Path, work: F) -> Result<T, SourceError>
 where
     T: Send + 'static,
     F: FnOnce() -> io::Result<T> + Send + 'static,
@@ -257,5 +257,58 @@ fn remove_all(path: &Path) -> io::Result<()> {
     match result {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
+    }
+}
+
+/// The identity of a remote for the cache: scheme and host lowercased, trailing `/` dropped, and no
+/// credentials (http(s) user names and passwords are dropped; ssh user names are kept, since they
+/// choose the repository). Two spellings with different credentials share one mirror: objects are
+/// content-addressed, so a mirror never returns wrong content for a commit id.
+pub(crate) fn mirror_key(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let user = match userinfo.split_once(':') {
+            Some((user, _)) => user,
+            None => userinfo,
+        };
+        let user = if scheme == "ssh" && !user.is_empty() {
+            format!("{user}@")
+        } else {
+            String::new()
+        };
+        let host = host.to_ascii_lowercase();
+        let path = path.trim_end_matches('/');
+        format!("{scheme}://{user}{host}{path}")
+    } else {
+        // scp-like `user@host:path`.
+        let (login, path) = url.split_once(':').unwrap_or((url, ""));
+        let (user, host) = login.rsplit_once('@').unwrap_or(("", login));
+        format!(
+            "scp://{user}@{}:{}",
+            host.to_ascii_lowercase(),
+            path.trim_end_matches('/')
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_ignores_credentials_case_of_host_and_trailing_slashes() {
+        assert_eq!(
+            mirror_key("HTTPS://u:p@GitHub.com/O/R.git/"),
+            "https://github.com/O/R.git"
+        );
+        assert_eq!(
+            mirror_key("https://tok@github.com/O/R.git"),
+            mirror_key("https://github.com/O/R.git")
+        );
+        assert_eq!(mirror_key("ssh://git@H/x"), "ssh://git@h/x");
+        assert_eq!(mirror_key("git@H:o/x.git"), "scp://git@h:o/x.git");
+        assert!(!mirror_key("https://u:secret@h/x").contains("secret"));
     }
 }

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slipway_broker::reports::{
-    ImageSelector, ReadFrom, ReportError, ReportMeta, ReportReadOptions, ReportStreamSettings,
-    append_report, declare_report_stream, delete_report_stream, latest_report, report_history,
-    report_stream_name,
+    ReportStreamSettings, declare_report_stream, delete_report_stream, report_stream_name,
 };
+use slipway_broker::streams::ReadFrom;
 use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
-use slipway_common::{JobId, Timestamp};
+use slipway_common::{Digest, ImageRef, JobId, Timestamp};
+use slipway_scan::reports::{
+    ReportError, ReportMeta, ReportReadOptions, append_report, latest_report, report_history,
+};
 use slipway_tests::{ensure_rabbitmq, test_settings};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -88,15 +90,15 @@ fn digest(n: u8) -> String {
 
 fn meta(image: &str, digest: &str, job_id: JobId) -> ReportMeta {
     ReportMeta {
-        image: image.into(),
-        digest: digest.into(),
+        image: ImageRef::parse(image).expect("a valid image"),
+        digest: Digest::parse(digest).expect("a valid digest"),
         job_id,
         scanned_at: Timestamp::now(),
     }
 }
 
-fn selector(reference: &str) -> ImageSelector {
-    ImageSelector::parse(reference).expect("a valid reference")
+fn selector(reference: &str) -> ImageRef {
+    ImageRef::parse(reference).expect("a valid reference")
 }
 
 const APP: &str = "127.0.0.1:5000/team/app:1";

@@ -4,7 +4,8 @@
 //!
 //! # How a fetch works
 //!
-//! 1. The URL and ref are validated (the same rules as an index [`Entry`](crate::index::Entry)).
+//! 1. The URL and ref are validated by [`slipway_common::index::validate`], the rules of an index
+//!    [`Entry`](slipway_common::index::Entry).
 //! 2. The ref is resolved with `git ls-remote` (branch first, then tag, like `git clone --branch`;
 //!    `HEAD` and full `refs/…` names too). A full commit id (40 or 64 hex digits) is taken as is.
 //!    An abbreviated one is matched against the remote's branch and tag tips, then against the
@@ -25,7 +26,7 @@
 //! when the mirror grows past `max_repo_bytes` git is killed (the check runs every 100 ms, so it
 //! can overshoot by what arrives in that time), and the size is checked again when it ends. A
 //! mirror that accumulated history past the limit is started afresh once; a single commit that does
-//! not fit is [`SourceError::TooLarge`](crate::source::SourceError::TooLarge) and its mirror is
+//! not fit is [`SourceError::TooLarge`](crate::SourceError::TooLarge) and its mirror is
 //! deleted. Exports and file reads are bounded by the same limit, uncompressed.
 //!
 //! # Sharing the cache
@@ -45,7 +46,6 @@
 mod error;
 mod git;
 mod mirror;
-mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,15 +56,14 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 pub use error::SourceError;
-pub use validate::redact_credentials;
-pub(crate) use validate::{check_git_ref, check_git_url, repo_relative_path};
 
 use error::GitComplaint;
 use git::{Call, GitCommand, Sink, SizeWatch};
-use mirror::{ExclusiveLock, Mirror, blocking, small_output};
-use validate::Redactor;
-
-use crate::message::CommitSha;
+use mirror::{ExclusiveLock, Mirror, blocking, mirror_key, small_output};
+use slipway_common::index::validate::{
+    Redactor, check_git_ref, check_git_url, redact_credentials, repo_relative_path,
+};
+use slipway_common::message::CommitSha;
 
 /// Most bytes of `git ls-remote` output accepted (a repository with hundreds of thousands of refs).
 const REF_LIST_CAP: u64 = 64 * 1024 * 1024;
@@ -168,7 +167,7 @@ impl Remote {
             url: url.to_owned(),
             redacted: redact_credentials(url),
             redactor: Redactor::for_url(url),
-            key: validate::mirror_key(url),
+            key: mirror_key(url),
         })
     }
 }

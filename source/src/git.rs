@@ -13,8 +13,15 @@ use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 use tokio_util::io::SyncIoBridge;
 
-use super::error::SourceError;
-use super::validate::{ALLOWED_PROTOCOLS, Redactor};
+use slipway_common::index::validate::Redactor;
+
+use crate::error::SourceError;
+
+/// URL schemes a remote may use, as `GIT_ALLOW_PROTOCOL` (scp-like `user@host:path` is git's
+/// `ssh`; local paths are `file`): the schemes [`check_git_url`] accepts.
+///
+/// [`check_git_url`]: slipway_common::index::validate::check_git_url
+const ALLOWED_PROTOCOLS: &str = "https:http:git:ssh:file";
 
 /// How much of git's stderr is kept (the rest is read and dropped).
 const STDERR_CAP: usize = 64 * 1024;
@@ -61,15 +68,15 @@ const FIXED_CONFIG: [&str; 5] = [
 /// A git command line being built: `git -c … <args>` in the cache directory, optionally on a
 /// mirror.
 #[derive(Debug)]
-pub(super) struct GitCommand {
+pub(crate) struct GitCommand {
     command: Command,
     /// The subcommand, for error messages.
-    pub(super) operation: &'static str,
+    pub(crate) operation: &'static str,
 }
 
 impl GitCommand {
     /// `git <operation> …` run in `cwd`, on the bare repository `git_dir` when given.
-    pub(super) fn new(
+    pub(crate) fn new(
         operation: &'static str,
         cwd: &Path,
         git_dir: Option<&Path>,
@@ -112,7 +119,7 @@ impl GitCommand {
     }
 
     /// Append arguments.
-    pub(super) fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -123,7 +130,7 @@ impl GitCommand {
 }
 
 /// Where a process's stdout goes.
-pub(super) enum Sink {
+pub(crate) enum Sink {
     /// Collected in memory; more than `cap` bytes is a [`SourceError::TooLarge`] about `what`.
     Collect {
         /// Most bytes accepted.
@@ -139,29 +146,29 @@ pub(super) enum Sink {
 
 /// A mirror directory whose size is watched while a fetch runs.
 #[derive(Clone, Debug)]
-pub(super) struct SizeWatch {
+pub(crate) struct SizeWatch {
     /// The mirror.
-    pub(super) dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Largest size allowed.
-    pub(super) limit: u64,
+    pub(crate) limit: u64,
 }
 
 /// Who is running git, for errors and redaction.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Call<'a> {
+pub(crate) struct Call<'a> {
     /// The remote, redacted.
-    pub(super) url: &'a str,
+    pub(crate) url: &'a str,
     /// Redacts git's stderr.
-    pub(super) redactor: &'a Redactor,
+    pub(crate) redactor: &'a Redactor,
     /// When the whole operation must have finished.
-    pub(super) deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The configured time limit, for the error.
-    pub(super) timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
 }
 
 impl Call<'_> {
     /// The timeout error for `operation`.
-    pub(super) fn timeout(&self, operation: &'static str) -> SourceError {
+    pub(crate) fn timeout(&self, operation: &'static str) -> SourceError {
         SourceError::Timeout {
             operation,
             url: self.url.to_owned(),
@@ -172,18 +179,18 @@ impl Call<'_> {
 
 /// A finished git process.
 #[derive(Debug)]
-pub(super) struct Output {
+pub(crate) struct Output {
     /// Its exit status (never a signal: that is [`SourceError::Killed`]).
-    pub(super) status: ExitStatus,
+    pub(crate) status: ExitStatus,
     /// Its stdout, for [`Sink::Collect`].
-    pub(super) stdout: Vec<u8>,
+    pub(crate) stdout: Vec<u8>,
     /// Its stderr, redacted and capped.
-    pub(super) stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl Output {
     /// Whether git exited with 0.
-    pub(super) fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.status.success()
     }
 }
@@ -227,7 +234,7 @@ enum Ended {
 /// Run `git`: feed `stdin`, send stdout to `sink`, keep stderr; all before `call.deadline`, and
 /// with `watch` killing it when the mirror outgrows its limit. A non-zero exit is returned as an
 /// [`Output`] for the caller to interpret; timeouts, signals, limits and I/O are errors.
-pub(super) async fn run(
+pub(crate) async fn run(
     git: GitCommand,
     call: &Call<'_>,
     stdin: Option<Vec<u8>>,
@@ -430,7 +437,7 @@ async fn watch_size(watch: SizeWatch) -> u64 {
 
 /// Total length of the regular files under `dir` (not following symlinks); files that vanish
 /// while it is walked (a fetch renaming its temporary pack) are skipped.
-pub(super) fn dir_size(dir: &Path) -> std::io::Result<u64> {
+pub(crate) fn dir_size(dir: &Path) -> std::io::Result<u64> {
     let mut total = 0u64;
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {

@@ -1,17 +1,13 @@
-//! What may reach git and what may leave it: validation of remote URLs, ref names and paths inside
-//! a repository (shared with [`crate::index`], so an `Entry` and a fetch accept exactly the same
-//! input), credential redaction, and the cache key of a URL.
+//! What an index entry may name as its source: validation of remote URLs, ref names and paths
+//! inside a repository, and credential redaction. `slipway-source` runs git with exactly these
+//! checks, so an [`Entry`](super::Entry) and a fetch accept the same input.
 
 use std::path::{Component, Path};
-
-/// URL schemes a remote may use, and the value of `GIT_ALLOW_PROTOCOL` (scp-like `user@host:path`
-/// is git's `ssh`; local paths are `file`).
-pub(super) const ALLOWED_PROTOCOLS: &str = "https:http:git:ssh:file";
 
 /// Check a remote URL: one of the allowed schemes (or scp-like `user@host:path`) and nothing git
 /// could take for an option. The problem names what was expected and what was found, credentials
 /// redacted.
-pub(crate) fn check_git_url(value: &str) -> Result<(), String> {
+pub fn check_git_url(value: &str) -> Result<(), String> {
     const SCHEMES: [&str; 5] = ["https://", "http://", "git://", "ssh://", "file://"];
     let has_scheme = SCHEMES.iter().any(|scheme| value.starts_with(scheme));
     let scp_like = !value.contains("://")
@@ -34,7 +30,7 @@ pub(crate) fn check_git_url(value: &str) -> Result<(), String> {
 
 /// Check a branch, tag or commit name: git's `check-ref-format` rules that matter here, and nothing
 /// git could take for an option or a revision expression.
-pub(crate) fn check_git_ref(value: &str) -> Result<(), String> {
+pub fn check_git_ref(value: &str) -> Result<(), String> {
     let problem = if value.is_empty() {
         Some("it is empty")
     } else if value.starts_with('-') {
@@ -68,7 +64,7 @@ pub(crate) fn check_git_ref(value: &str) -> Result<(), String> {
 
 /// Normalise a path relative to the repository root: no leading `/`, no `..`, no control
 /// characters; `.` components and trailing `/` are dropped. `""` (or `.`) is the root itself.
-pub(crate) fn repo_relative_path(value: &str) -> Result<String, String> {
+pub fn repo_relative_path(value: &str) -> Result<String, String> {
     let outside = || format!("expected a relative path inside the repository, found {value:?}");
     if value.chars().any(char::is_control) {
         return Err(format!(
@@ -141,7 +137,7 @@ fn is_http(scheme: &str) -> bool {
 /// URL pass does not recognise). Secrets shorter than 4 characters are only redacted inside URLs,
 /// since replacing them everywhere would garble the text.
 #[derive(Clone, Default)]
-pub(super) struct Redactor {
+pub struct Redactor {
     secrets: Vec<String>,
 }
 
@@ -155,7 +151,7 @@ impl std::fmt::Debug for Redactor {
 
 impl Redactor {
     /// The redactor for the remote `url`.
-    pub(super) fn for_url(url: &str) -> Self {
+    pub fn for_url(url: &str) -> Self {
         let mut secrets = Vec::new();
         if let Some((scheme, rest)) = url.split_once("://") {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -180,7 +176,7 @@ impl Redactor {
     }
 
     /// `text` with every credential of this remote, and of any URL, replaced by `***`.
-    pub(super) fn redact(&self, text: &str) -> String {
+    pub fn redact(&self, text: &str) -> String {
         let mut out = redact_credentials(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
@@ -210,39 +206,6 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The identity of a remote for the cache: scheme and host lowercased, trailing `/` dropped, and no
-/// credentials (http(s) user names and passwords are dropped; ssh user names are kept, since they
-/// choose the repository). Two spellings with different credentials share one mirror: objects are
-/// content-addressed, so a mirror never returns wrong content for a commit id.
-pub(super) fn mirror_key(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let scheme = scheme.to_ascii_lowercase();
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
-        let user = match userinfo.split_once(':') {
-            Some((user, _)) => user,
-            None => userinfo,
-        };
-        let user = if scheme == "ssh" && !user.is_empty() {
-            format!("{user}@")
-        } else {
-            String::new()
-        };
-        let host = host.to_ascii_lowercase();
-        let path = path.trim_end_matches('/');
-        format!("{scheme}://{user}{host}{path}")
-    } else {
-        // scp-like `user@host:path`.
-        let (login, path) = url.split_once(':').unwrap_or((url, ""));
-        let (user, host) = login.rsplit_once('@').unwrap_or(("", login));
-        format!(
-            "scp://{user}@{}:{}",
-            host.to_ascii_lowercase(),
-            path.trim_end_matches('/')
-        )
-    }
 }
 
 #[cfg(test)]
@@ -378,20 +341,5 @@ mod tests {
         let problem = check_git_url("ftp://u:hunter22@h/x").unwrap_err();
         assert!(!problem.contains("hunter22"), "{problem}");
         assert!(problem.contains("ftp://u:***@h/x"), "{problem}");
-    }
-
-    #[test]
-    fn the_cache_key_ignores_credentials_case_of_host_and_trailing_slashes() {
-        assert_eq!(
-            mirror_key("HTTPS://u:p@GitHub.com/O/R.git/"),
-            "https://github.com/O/R.git"
-        );
-        assert_eq!(
-            mirror_key("https://tok@github.com/O/R.git"),
-            mirror_key("https://github.com/O/R.git")
-        );
-        assert_eq!(mirror_key("ssh://git@H/x"), "ssh://git@h/x");
-        assert_eq!(mirror_key("git@H:o/x.git"), "scp://git@h:o/x.git");
-        assert!(!mirror_key("https://u:secret@h/x").contains("secret"));
     }
 }

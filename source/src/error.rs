@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use crate::message::CommitSha;
+use slipway_common::message::CommitSha;
 
 /// Fetching or reading git source failed. Every message names what was expected and what was
 /// found; URLs and git's output in it are redacted (no credentials).
@@ -207,7 +207,7 @@ impl SourceError {
         }
     }
 
-    pub(super) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         SourceError::Io {
             path: path.into(),
             source,
@@ -217,7 +217,7 @@ impl SourceError {
 
 /// What git's stderr says happened, as far as Slipway cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum GitComplaint {
+pub(crate) enum GitComplaint {
     /// No repository at that URL.
     RepositoryNotFound,
     /// Credentials missing or refused.
@@ -238,7 +238,7 @@ pub(super) enum GitComplaint {
 }
 
 /// Classify git's (redacted) stderr; see the module documentation for the table and its reasons.
-pub(super) fn classify_stderr(stderr: &str) -> GitComplaint {
+pub(crate) fn classify_stderr(stderr: &str) -> GitComplaint {
     let text = stderr.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
     if any(&["server does not allow request for unadvertised object"]) {
@@ -297,7 +297,7 @@ pub(super) fn classify_stderr(stderr: &str) -> GitComplaint {
 }
 
 /// Shorten git's stderr for an error message: its lines joined with "; ", at most 600 characters.
-pub(super) fn summarize(stderr: &str) -> String {
+pub(crate) fn summarize(stderr: &str) -> String {
     const MAX: usize = 600;
     let joined = stderr
         .lines()
@@ -313,7 +313,7 @@ pub(super) fn summarize(stderr: &str) -> String {
 }
 
 /// The error for a git process that exited unsuccessfully, from its (redacted) stderr.
-pub(super) fn failure(
+pub(crate) fn failure(
     operation: &'static str,
     url: &str,
     status: &std::process::ExitStatus,

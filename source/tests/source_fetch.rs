@@ -1,4 +1,4 @@
-//! `slipway_common::source` against real git: repositories created on the fly, served through
+//! `slipway_source` against real git: repositories created on the fly, served through
 //! file:// URLs and a `git daemon` on 127.0.0.1 (git://), plus a closed port and a silent server.
 
 use std::io::Write;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slipway_common::source::{FetchedCommit, SourceCache, SourceError, SourceSettings};
+use slipway_source::{FetchedCommit, SourceCache, SourceError, SourceSettings};
 
 /// The commit time of every test commit, as git and as Unix seconds.
 const COMMIT_DATE: &str = "2021-02-03T04:05:06Z";
