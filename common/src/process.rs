@@ -3,7 +3,7 @@
 //!
 //! A worker's `main` names its configuration type and its `run` function, nothing more:
 //!
-//! ```ignore
+//! ```text
 //! fn main() -> anyhow::Result<()> {
 //!     Ok(WorkerProcess::new(ABOUT).run(slipway_lint::worker::run)?)
 //! }
