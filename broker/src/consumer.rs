@@ -13,6 +13,10 @@
 //! - A handler panic counts as `Retry`. A failure to settle nacks with requeue, so the queue's
 //!   `x-delivery-limit` still stops a message that can never be settled.
 //!
+//! Every handler call runs inside a `job` span with the job's `job_id`, `kind`, `attempt` and the
+//! worker's name, so every line the handler logs (and every task it spawns with the span, see
+//! `slipway_common::telemetry::spawn_blocking_in_span`) carries the job id.
+//!
 //! Concurrency is the prefetch: at most `prefetch` deliveries are unacked, each handled in its own
 //! task. On shutdown the runner cancels its consumer, lets in-flight jobs finish for at most
 //! `drain_timeout_ms`, abandons the rest (the broker redelivers them) and closes the connection.
@@ -36,6 +40,7 @@ use slipway_common::envelope::Timestamp;
 use slipway_common::telemetry::events::{self, JobFinished, JobOutcome};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::connection::BrokerConnection;
 use crate::headers;
@@ -353,6 +358,13 @@ impl Settler {
             ),
             Ok(envelope) => {
                 let job_id = envelope.job_id;
+                let span = tracing::info_span!(
+                    "job",
+                    %job_id,
+                    kind = envelope.kind().as_str(),
+                    worker = self.worker,
+                    attempt,
+                );
                 let job = Job {
                     envelope,
                     attempt,
@@ -365,6 +377,7 @@ impl Settler {
                 // returning its future is caught too.
                 let outcome = AssertUnwindSafe(async { handler.handle(job).await })
                     .catch_unwind()
+                    .instrument(span)
                     .await
                     .unwrap_or_else(|panic| {
                         Outcome::Retry(format!(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lapin::uri::AMQPUri;
 use serde::{Deserialize, Serialize};
+use slipway_common::config::SecretUrl;
 
 use crate::BrokerError;
 use crate::history::HistoryStreamSettings;
@@ -13,9 +14,10 @@ use crate::history::HistoryStreamSettings;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerSettings {
-    /// `amqp://host:port/vhost`. Credentials written here are used for development only;
-    /// production sets `username` and `password_file`.
-    pub url: String,
+    /// `amqp://host:port/vhost`. Credentials written here are used for development only
+    /// (without any, RabbitMQ's `guest`/`guest`); production sets `username` and `password_file`.
+    /// A password here is redacted wherever the settings are printed.
+    pub url: SecretUrl,
     /// User name, when the URL has none.
     pub username: Option<String>,
     /// File holding the password (else the systemd credential `broker-password`).
@@ -44,7 +46,7 @@ pub struct BrokerSettings {
 impl Default for BrokerSettings {
     fn default() -> Self {
         Self {
-            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            url: SecretUrl::new("amqp://127.0.0.1:5672/%2f"),
             username: None,
             password_file: None,
             namespace: "slipway".to_owned(),
@@ -62,10 +64,10 @@ impl Default for BrokerSettings {
 impl BrokerSettings {
     /// The connection URI with credentials filled in from `username` and the password file.
     pub fn uri(&self) -> Result<AMQPUri, BrokerError> {
-        let mut uri: AMQPUri = self.url.parse().map_err(|reason: String| {
+        let mut uri: AMQPUri = self.url.expose().parse().map_err(|reason: String| {
             BrokerError::Settings(format!(
                 "broker.url {:?} is not an amqp:// URL: {reason}",
-                redact(&self.url)
+                self.url.redacted()
             ))
         })?;
         if let Some(username) = &self.username {
@@ -82,7 +84,7 @@ impl BrokerSettings {
 
     /// The URL without its password, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        redact(&self.url)
+        self.url.redacted()
     }
 
     /// The delay before retry number `retry` (1-based).
@@ -122,20 +124,6 @@ impl BrokerSettings {
     }
 }
 
-/// `amqp://user:secret@host` → `amqp://user:***@host`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,15 +137,6 @@ mod tests {
         assert_eq!(settings.retry_delay(1), Duration::from_millis(100));
         assert_eq!(settings.retry_delay(2), Duration::from_millis(400));
         assert_eq!(settings.retry_delay(7), Duration::from_millis(400));
-    }
-
-    #[test]
-    fn passwords_never_appear_in_redacted_urls() {
-        assert_eq!(
-            redact("amqp://guest:hunter2@h:5672/%2f"),
-            "amqp://guest:***@h:5672/%2f"
-        );
-        assert_eq!(redact("amqp://h:5672"), "amqp://h:5672");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Slipway's shared foundation: the versioned message contract every worker speaks, the container
 //! index model (with the git URL, ref and path validation `slipway-source` fetches by), layered
-//! configuration, telemetry and the shutdown signal. It spawns no processes.
+//! configuration, telemetry, the shutdown signal and the one startup path of worker binaries
+//! (`process`). It spawns no processes.
 
 pub mod config;
 pub mod envelope;
 pub mod image;
 pub mod index;
 pub mod message;
+pub mod process;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;

@@ -3,7 +3,9 @@
 //! Logs go through `tracing` (JSON when stdout is not a terminal). Metrics live in one process-wide
 //! prometheus registry, served as text on `/metrics`. Code reports what happened through the
 //! events in [`events`]: each writes one structured log line and updates one metric, with label
-//! values from small closed sets (never job ids or image names).
+//! values from small closed sets (never job ids or image names): enums with `as_str` (like
+//! [`events::JobOutcome`]), and the `worker` label, a `&'static str` fixed when the binary is
+//! compiled ([`crate::process::WorkerKind::name`], or a test stage's name), never a runtime string.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -36,17 +38,66 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `slipway_broker=debug,info`; `RUST_LOG` wins when set.
     pub log_filter: String,
-    /// Address of the `/metrics` endpoint; none disables it.
+    /// Address of the `/metrics` endpoint, `host:port`; the empty string (`metrics_addr = ""`,
+    /// `SLIPWAY_TELEMETRY__METRICS_ADDR=`) turns metrics off. Each worker has its own default
+    /// port (see [`crate::process::WorkerKind::metrics_port`]).
+    #[serde(with = "metrics_addr")]
     pub metrics_addr: Option<SocketAddr>,
 }
 
+impl TelemetrySettings {
+    /// Logs at `info`, `/metrics` on `127.0.0.1:<port>`: a worker's default.
+    pub fn with_metrics_port(port: u16) -> Self {
+        Self {
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            ..Self::default()
+        }
+    }
+}
+
+/// Logs at `info`, metrics off: a worker's configuration sets its own port with
+/// [`TelemetrySettings::with_metrics_port`].
 impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             log_format: LogFormat::Auto,
             log_filter: "info".to_owned(),
-            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            metrics_addr: None,
         }
+    }
+}
+
+/// `metrics_addr` as TOML and environment variables can say it: `"host:port"`, or `""` for none
+/// (TOML has no null).
+mod metrics_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => serializer.collect_str(addr),
+            None => serializer.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "telemetry.metrics_addr: expected host:port such as 127.0.0.1:9464, or \"\" for \
+                 no metrics; found {text:?} ({error})"
+            ))
+        })
     }
 }
 
@@ -76,7 +127,7 @@ pub enum TelemetryError {
 
 /// What every worker binary does before its work: install logging, listen for SIGTERM/SIGINT and
 /// serve `/metrics` when an address is configured. Returns the shutdown token to hand to the
-/// worker.
+/// worker. Worker binaries reach it through [`crate::process::WorkerProcess`].
 pub async fn start_process(
     settings: &TelemetrySettings,
 ) -> Result<CancellationToken, TelemetryError> {
@@ -115,6 +166,18 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
         builder.try_init()
     };
     Ok(())
+}
+
+/// `tokio::task::spawn_blocking` that keeps the caller's span (a job's, with its `job_id`) on
+/// every line the closure logs; a plain `spawn_blocking` starts with no span. Async tasks keep it
+/// with `tokio::spawn(future.instrument(tracing::Span::current()))`.
+pub fn spawn_blocking_in_span<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
 /// The process-wide metrics registry; worker-specific metrics register here too.
@@ -434,6 +497,36 @@ mod tests {
     use super::events::{JobFinished, JobOutcome, job_started};
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct WithTelemetry {
+        telemetry: TelemetrySettings,
+    }
+
+    fn load_with(vars: &[(&str, &str)]) -> Result<WithTelemetry, crate::config::ConfigError> {
+        let mut sources =
+            crate::config::ConfigSources::for_worker("none").with_env(vars.iter().copied());
+        sources.file = std::path::PathBuf::from("/nonexistent/telemetry.toml");
+        crate::config::load(&sources)
+    }
+
+    #[test]
+    fn an_empty_metrics_address_turns_metrics_off() {
+        let on = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "127.0.0.1:9999")]).unwrap();
+        assert_eq!(
+            on.telemetry.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9999)))
+        );
+        let off = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "")]).unwrap();
+        assert_eq!(off.telemetry.metrics_addr, None);
+        let printed = crate::config::to_toml(&off).unwrap();
+        assert!(printed.contains("metrics_addr = \"\""), "{printed}");
+        let error = load_with(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "nine")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("metrics_addr"), "{error}");
+    }
 
     #[tokio::test]
     async fn metrics_endpoint_serves_core_metric_names() {

@@ -235,7 +235,7 @@ pub fn test_settings(test: &str) -> BrokerSettings {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     BrokerSettings {
-        url: AMQP_URL.to_owned(),
+        url: AMQP_URL.into(),
         namespace: format!("test.{test}.{}.{n}", std::process::id()),
         retry_delays_ms: vec![200, 400, 800],
         max_retries: 3,
@@ -588,5 +588,46 @@ pub fn recording_handler(
         assert_eq!(job.envelope.kind(), slipway_common::Kind::LintPassed);
         effects.deliver(job.envelope.job_id);
         std::future::ready(slipway_broker::Outcome::Ack(Vec::new()))
+    }
+}
+
+/// Log lines written through `tracing`, kept in memory: install
+/// [`CapturedLogs::json_subscriber`] and read [`CapturedLogs::lines`].
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// A subscriber writing here what a worker writes to stdout in production: one JSON object per
+    /// line, the event's fields flattened, the current span's fields under `span`.
+    pub fn json_subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
+    /// Every line written so far.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

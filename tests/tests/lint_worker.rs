@@ -251,7 +251,7 @@ async fn publish_with_python(rig: &LintRig, args: Vec<String>) -> JobId {
         "/../examples/python/publish_build.py"
     );
     let exchange = rig.bus.topology.exchange().to_owned();
-    let url = rig.bus.settings.url.clone();
+    let url = rig.bus.settings.url.expose().to_owned();
     let printed = tokio::task::spawn_blocking(move || {
         run(
             std::process::Command::new(python)

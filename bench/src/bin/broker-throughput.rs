@@ -79,7 +79,7 @@ fn sample_body() -> anyhow::Result<Vec<u8>> {
 
 async fn slipway_chain(args: &Args) -> anyhow::Result<f64> {
     let settings = BrokerSettings {
-        url: args.url.clone(),
+        url: args.url.as_str().into(),
         prefetch: args.prefetch,
         ..slipway_tests::test_settings("bench")
     };

@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let settings = BrokerSettings {
-        url: args.url,
+        url: args.url.into(),
         namespace: args.namespace,
         prefetch: args.prefetch,
         ..slipway_tests::test_settings("unused")

@@ -10,6 +10,54 @@ use slipway_common::telemetry::register;
 
 use slipway_docker::DiskSpace;
 
+/// How a build job ended: the `outcome` label of `slipway_build_duration_seconds` and the
+/// `x-slipway-outcome` of its log's end marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildOutcome {
+    /// Built, tested and promoted (or already built): `build.succeeded`.
+    Succeeded,
+    /// A stage failed for good: `build.failed`.
+    Failed,
+    /// Transient trouble: the job runs again later.
+    Retried,
+}
+
+impl BuildOutcome {
+    /// Every outcome.
+    pub const ALL: [BuildOutcome; 3] = [
+        BuildOutcome::Succeeded,
+        BuildOutcome::Failed,
+        BuildOutcome::Retried,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildOutcome::Succeeded => "succeeded",
+            BuildOutcome::Failed => "failed",
+            BuildOutcome::Retried => "retried",
+        }
+    }
+}
+
+/// What `slipway_build_docker_root_free` measures: its `resource` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DiskResource {
+    Bytes,
+    Inodes,
+}
+
+impl DiskResource {
+    const ALL: [DiskResource; 2] = [DiskResource::Bytes, DiskResource::Inodes];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            DiskResource::Bytes => "bytes",
+            DiskResource::Inodes => "inodes",
+        }
+    }
+}
+
 /// `slipway_build_duration_seconds{outcome}`.
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
@@ -54,17 +102,18 @@ static DISK_FREE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 
 /// Registers the build metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
-    for outcome in ["succeeded", "failed", "retried"] {
-        DURATION.with_label_values(&[outcome]);
+    for outcome in BuildOutcome::ALL {
+        DURATION.with_label_values(&[outcome.as_str()]);
     }
     LazyLock::force(&PUSHED);
-    for resource in ["bytes", "inodes"] {
-        DISK_FREE.with_label_values(&[resource]);
+    for resource in DiskResource::ALL {
+        DISK_FREE.with_label_values(&[resource.as_str()]);
     }
 }
 
 /// A build job ended with `outcome` after `duration`.
-pub fn build_finished(job_id: JobId, image: &str, outcome: &'static str, duration: Duration) {
+pub fn build_finished(job_id: JobId, image: &str, outcome: BuildOutcome, duration: Duration) {
+    let outcome = outcome.as_str();
     DURATION
         .with_label_values(&[outcome])
         .observe(duration.as_secs_f64());
@@ -80,10 +129,10 @@ pub fn bytes_pushed(bytes: u64) {
 /// The Docker root's free space was measured.
 pub fn disk_free(space: &DiskSpace) {
     DISK_FREE
-        .with_label_values(&["bytes"])
+        .with_label_values(&[DiskResource::Bytes.as_str()])
         .set(i64::try_from(space.free_bytes).unwrap_or(i64::MAX));
     DISK_FREE
-        .with_label_values(&["inodes"])
+        .with_label_values(&[DiskResource::Inodes.as_str()])
         .set(i64::try_from(space.free_inodes).unwrap_or(i64::MAX));
     tracing::debug!(
         free_bytes = space.free_bytes,

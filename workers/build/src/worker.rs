@@ -13,22 +13,25 @@ use serde::{Deserialize, Serialize};
 use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_stream_name};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::message::{BuildStage, LintPassed};
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_common::{JobId, Message};
 use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::context::{ContextOptions, context_tar};
 use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
+use crate::telemetry::BuildOutcome;
 use slipway_docker::{
     BindMount, BuildContext, BuildSpec, Digest, DockerEngine, DockerError, ImageRef, MountAccess,
     Network, RunCommand, RunSpec,
 };
 
 /// The worker's name: its queue is `<namespace>.build`.
-pub const WORKER: &str = "build";
+pub const WORKER: &str = WorkerKind::Build.name();
 
 /// The `[build]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +80,7 @@ impl Default for BuildSettings {
 }
 
 /// Everything `slipway-build` reads from `/etc/slipway/build.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuildWorkerConfig {
     /// `[broker]`.
@@ -92,6 +95,32 @@ pub struct BuildWorkerConfig {
     pub logs: LogStreamSettings,
     /// `[build]`.
     pub build: BuildSettings,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for BuildWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Build.default_telemetry(),
+            source: Default::default(),
+            registry: Default::default(),
+            logs: Default::default(),
+            build: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for BuildWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Build;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 /// Why the worker could not start or stopped with an error.
@@ -310,7 +339,7 @@ impl BuildHandler {
                     &request.commit,
                     success,
                 ))]),
-                "succeeded",
+                BuildOutcome::Succeeded,
             ),
             Err(Stop::Failed(stage, error)) => {
                 log.line(&format!("slipway: {stage:?} failed: {error}"));
@@ -322,16 +351,16 @@ impl BuildHandler {
                         error,
                         &log.tail,
                     ))]),
-                    "failed",
+                    BuildOutcome::Failed,
                 )
             }
             Err(Stop::Retry(reason)) => {
                 log.line(&format!("slipway: will retry: {reason}"));
-                (Outcome::Retry(reason), "retried")
+                (Outcome::Retry(reason), BuildOutcome::Retried)
             }
         };
         if let Some(writer) = log.writer.take()
-            && let Err(error) = writer.finish(verdict).await
+            && let Err(error) = writer.finish(verdict.as_str()).await
         {
             tracing::warn!(%job_id, %error, "the end of the build log did not reach the stream");
         }
@@ -696,12 +725,15 @@ impl BuildHandler {
         // Replacing the promoted image by the registry's labelled one and reclaiming disk from
         // images no longer named can take a while: it runs after the outcome is on its way, and
         // the next job waits for it before it starts.
-        let reclaim = tokio::spawn(reclaim(
-            self.docker.clone(),
-            self.credentials.clone(),
-            job_id,
-            log.leftovers.clone(),
-        ));
+        let reclaim = tokio::spawn(
+            reclaim(
+                self.docker.clone(),
+                self.credentials.clone(),
+                job_id,
+                log.leftovers.clone(),
+            )
+            .instrument(tracing::Span::current()),
+        );
         self.reclaiming.lock().await.push(reclaim);
         if work.exists()
             && let Err(error) = tokio::fs::remove_dir_all(work).await
@@ -793,4 +825,12 @@ pub async fn run(
     handler_for_exit.finish_reclaiming().await;
     result?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_build_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<super::BuildWorkerConfig>();
+    }
 }

@@ -10,6 +10,28 @@ use slipway_common::telemetry::register;
 
 use crate::rules::Failure;
 
+/// A lint's verdict: the `verdict` label of `slipway_lint_duration_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LintVerdict {
+    /// `lint.passed`.
+    Passed,
+    /// `lint.failed` (findings at or above the threshold, or a source problem).
+    Failed,
+}
+
+impl LintVerdict {
+    /// Every verdict.
+    pub const ALL: [LintVerdict; 2] = [LintVerdict::Passed, LintVerdict::Failed];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LintVerdict::Passed => "passed",
+            LintVerdict::Failed => "failed",
+        }
+    }
+}
+
 /// `slipway_lint_findings_total{code,level}`.
 static FINDINGS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
@@ -44,8 +66,8 @@ static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 /// Registers the lint metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
     LazyLock::force(&FINDINGS);
-    for verdict in ["passed", "failed"] {
-        DURATION.with_label_values(&[verdict]);
+    for verdict in LintVerdict::ALL {
+        DURATION.with_label_values(&[verdict.as_str()]);
     }
 }
 
@@ -59,14 +81,15 @@ pub fn findings_reported(job_id: JobId, findings: &[Failure]) {
     tracing::debug!(job_id = %job_id, findings = findings.len(), "lint findings counted");
 }
 
-/// A lint finished with `verdict` (`passed` or `failed`) after `duration`.
+/// A lint finished with `verdict` after `duration`.
 pub fn lint_finished(
     job_id: JobId,
     image: &str,
     commit: &str,
-    verdict: &'static str,
+    verdict: LintVerdict,
     duration: Duration,
 ) {
+    let verdict = verdict.as_str();
     DURATION
         .with_label_values(&[verdict])
         .observe(duration.as_secs_f64());

@@ -3,24 +3,26 @@
 //! consumer runner (which acks only after the outgoing event is confirmed).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Topology};
 use slipway_common::Message;
 use slipway_common::message::CommitSha;
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};
 use crate::shellcheck::ShellcheckProgram;
+use crate::telemetry::LintVerdict;
 
 /// The worker's name: its queue is `<namespace>.lint`.
-pub const WORKER: &str = "lint";
+pub const WORKER: &str = WorkerKind::Lint.name();
 
 /// Everything `slipway-lint` reads from `/etc/slipway/lint.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LintWorkerConfig {
     /// `[broker]`: connection, namespace, prefetch, retries.
@@ -31,6 +33,30 @@ pub struct LintWorkerConfig {
     pub source: SourceSettings,
     /// `[lint]`: thresholds, ignores, ShellCheck.
     pub lint: LintJobSettings,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for LintWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Lint.default_telemetry(),
+            source: Default::default(),
+            lint: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for LintWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Lint;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 /// Why the worker could not start or stopped with an error.
@@ -100,7 +126,7 @@ impl LintHandler {
             self.shellcheck.clone(),
         );
         let commit_for_lint = commit.clone();
-        let linted = tokio::task::spawn_blocking(move || {
+        let linted = slipway_common::telemetry::spawn_blocking_in_span(move || {
             let checker = shellcheck
                 .as_ref()
                 .map(|s| s as &dyn crate::lint::ShellChecker);
@@ -120,9 +146,9 @@ impl LintHandler {
         };
         crate::telemetry::findings_reported(job.envelope.job_id, &failures);
         let verdict = if matches!(message, Message::LintPassed(_)) {
-            "passed"
+            LintVerdict::Passed
         } else {
-            "failed"
+            LintVerdict::Failed
         };
         crate::telemetry::lint_finished(
             job.envelope.job_id,
@@ -153,7 +179,7 @@ impl LintHandler {
                     job.envelope.job_id,
                     &entry.image().to_string(),
                     "",
-                    "failed",
+                    LintVerdict::Failed,
                     started.elapsed(),
                 );
                 Outcome::Ack(vec![job.envelope.follow_up(*message)])
@@ -176,4 +202,12 @@ pub async fn run(config: LintWorkerConfig, shutdown: CancellationToken) -> Resul
         .run(shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_lint_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<super::LintWorkerConfig>();
+    }
 }

@@ -1,7 +1,9 @@
 //! The `slipway-lint` binary as ops run it, against the real RabbitMQ started by the shared test
 //! helper: configured only through `SLIPWAY_*` variables, it lints a job from a local git repository,
 //! publishes `lint.passed` with the commit SHA, exports its lint metrics on `/metrics`, and exits 0
-//! on SIGTERM.
+//! on SIGTERM; it shares one environment file with every other program on the host (their
+//! variables are ignored), while a typo in its own sections stops it; `--print-config` prints
+//! TOML without the broker password.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,6 +18,16 @@ use slipway_tests::{AMQP_URL, TempDir, TestBus, test_settings};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What one `/etc/slipway/env` shared by every unit on a host holds besides the lint worker's own
+/// variables: other workers' sections and the command line's single-underscore variables.
+const OTHER_PROGRAMS_ENV: [(&str, &str); 5] = [
+    ("SLIPWAY_OSV_DIR", "/var/lib/slipway/osv"),
+    ("SLIPWAY_LINT_SHELLCHECK", "never"),
+    ("SLIPWAY_SCAN__OSV_DIR", "/var/lib/slipway/osv"),
+    ("SLIPWAY_REPORTS__MAX_AGE", "30D"),
+    ("SLIPWAY_BUILD__WORK_DIR", "/var/lib/slipway/build"),
+];
 
 /// Kills the worker if the test fails before stopping it.
 struct Worker(Child);
@@ -74,6 +86,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
             format!("127.0.0.1:{metrics_port}"),
         )
         .env("SLIPWAY_TELEMETRY__LOG_FORMAT", "json")
+        .envs(OTHER_PROGRAMS_ENV)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -149,4 +162,53 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean stop");
     observer.stop().await.expect("observer stops");
     bus.cleanup().await;
+}
+
+/// `slipway-lint --print-config` with `extra` environment variables on top of the shared ones.
+fn print_config(extra: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
+        .arg("--print-config")
+        .env(
+            "SLIPWAY_BROKER__URL",
+            "amqp://lint:hunter2@broker.example:5672/%2f",
+        )
+        .envs(OTHER_PROGRAMS_ENV)
+        .envs(extra.iter().copied())
+        .output()
+        .expect("run slipway-lint --print-config")
+}
+
+#[test]
+fn print_config_is_toml_without_the_password_and_other_programs_variables_are_ignored() {
+    let output = print_config(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let printed: toml::Table = stdout.parse().expect("TOML");
+    assert_eq!(
+        printed["broker"]["url"].as_str(),
+        Some("amqp://lint:<redacted>@broker.example:5672/%2f")
+    );
+    assert_eq!(
+        printed["telemetry"]["metrics_addr"].as_str(),
+        Some("127.0.0.1:9464"),
+        "the lint worker's own default port"
+    );
+    assert!(printed.get("scan").is_none() && printed.get("build").is_none());
+
+    let off = print_config(&[("SLIPWAY_TELEMETRY__METRICS_ADDR", "")]);
+    let printed: toml::Table = String::from_utf8_lossy(&off.stdout).parse().expect("TOML");
+    assert_eq!(printed["telemetry"]["metrics_addr"].as_str(), Some(""));
+}
+
+#[test]
+fn a_typo_in_its_own_section_stops_the_worker_naming_the_key() {
+    let output = print_config(&[("SLIPWAY_LINT__SHELLCHEK", "never")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("shellchek"), "{stderr}");
 }

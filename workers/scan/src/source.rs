@@ -167,7 +167,7 @@ pub async fn read_daemon_image(
             layer_dirs,
             ..
         } = storage;
-        let fs = tokio::task::spawn_blocking(move || {
+        let fs = slipway_common::telemetry::spawn_blocking_in_span(move || {
             let options = ReadOptions {
                 keep: &wanted,
                 digests: DigestSet::NONE,
@@ -213,7 +213,7 @@ async fn read_export_stream(
     let reader = tokio_util::io::StreamReader::new(stream);
     let handle = tokio::runtime::Handle::current();
     let what = storage.id.clone();
-    let fs = tokio::task::spawn_blocking(move || {
+    let fs = slipway_common::telemetry::spawn_blocking_in_span(move || {
         let bridge = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
         let options = ReadOptions {
             keep: &wanted,

@@ -11,15 +11,76 @@ use slipway_common::telemetry::register;
 
 use crate::package::Ecosystem;
 
-/// Every scanner whose time is measured, as `scanner` label values.
-pub const SCANNERS: [&str; 6] = [
-    "read",
-    "inventory",
-    "integrity",
-    "updates",
-    "vulnerabilities",
-    "total",
-];
+/// A step of a scan whose time is measured: the `scanner` label of
+/// `slipway_scan_duration_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scanner {
+    /// Reading the image's filesystem.
+    Read,
+    /// Package inventory.
+    Inventory,
+    /// File integrity.
+    Integrity,
+    /// Updates in the configured repositories.
+    Updates,
+    /// Known vulnerabilities (OSV).
+    Vulnerabilities,
+    /// The whole scan.
+    Total,
+}
+
+impl Scanner {
+    /// Every scanner.
+    pub const ALL: [Scanner; 6] = [
+        Scanner::Read,
+        Scanner::Inventory,
+        Scanner::Integrity,
+        Scanner::Updates,
+        Scanner::Vulnerabilities,
+        Scanner::Total,
+    ];
+
+    /// The label value, also the key of the scan report's `durations_ms`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scanner::Read => "read",
+            Scanner::Inventory => "inventory",
+            Scanner::Integrity => "integrity",
+            Scanner::Updates => "updates",
+            Scanner::Vulnerabilities => "vulnerabilities",
+            Scanner::Total => "total",
+        }
+    }
+
+    /// The scanner a report's duration key names, if any.
+    pub fn from_name(name: &str) -> Option<Scanner> {
+        Scanner::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// How a scan job ended: the `outcome` label of `slipway_scan_scans_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScanOutcome {
+    Completed,
+    Failed,
+    Retried,
+}
+
+impl ScanOutcome {
+    const ALL: [ScanOutcome; 3] = [
+        ScanOutcome::Completed,
+        ScanOutcome::Failed,
+        ScanOutcome::Retried,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ScanOutcome::Completed => "completed",
+            ScanOutcome::Failed => "failed",
+            ScanOutcome::Retried => "retried",
+        }
+    }
+}
 
 /// `slipway_scan_duration_seconds{scanner}`.
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
@@ -77,15 +138,15 @@ static SCANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Registers the scan metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
-    for scanner in SCANNERS {
-        DURATION.with_label_values(&[scanner]);
+    for scanner in Scanner::ALL {
+        DURATION.with_label_values(&[scanner.as_str()]);
     }
     for ecosystem in Ecosystem::ALL {
         PACKAGES.with_label_values(&[ecosystem.as_str()]);
     }
     LazyLock::force(&UPDATES);
-    for outcome in ["completed", "failed", "retried"] {
-        SCANS.with_label_values(&[outcome]);
+    for outcome in ScanOutcome::ALL {
+        SCANS.with_label_values(&[outcome.as_str()]);
     }
 }
 
@@ -98,10 +159,11 @@ pub fn scan_completed(
     packages: &BTreeMap<Ecosystem, u64>,
     updates: u64,
 ) {
+    // Only known scanners become label values, whatever the analysis timed.
     for (scanner, duration) in durations {
-        if SCANNERS.contains(scanner) {
+        if let Some(scanner) = Scanner::from_name(scanner) {
             DURATION
-                .with_label_values(&[scanner])
+                .with_label_values(&[scanner.as_str()])
                 .observe(duration.as_secs_f64());
         }
     }
@@ -111,21 +173,27 @@ pub fn scan_completed(
             .inc_by(*count);
     }
     UPDATES.inc_by(updates);
-    SCANS.with_label_values(&["completed"]).inc();
+    SCANS
+        .with_label_values(&[ScanOutcome::Completed.as_str()])
+        .inc();
     let total_ms = durations
-        .get("total")
+        .get(Scanner::Total.as_str())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     tracing::info!(job_id = %job_id, image, digest, packages = packages.values().sum::<u64>(), updates, duration_ms = total_ms, "scan completed");
 }
 
 /// A scan failed for good (`scan.failed` is published).
 pub fn scan_failed(job_id: JobId, image: &str, error: &str) {
-    SCANS.with_label_values(&["failed"]).inc();
+    SCANS
+        .with_label_values(&[ScanOutcome::Failed.as_str()])
+        .inc();
     tracing::warn!(job_id = %job_id, image, error, "scan failed");
 }
 
 /// A scan will be tried again later.
 pub fn scan_retried(job_id: JobId, image: &str, reason: &str) {
-    SCANS.with_label_values(&["retried"]).inc();
+    SCANS
+        .with_label_values(&[ScanOutcome::Retried.as_str()])
+        .inc();
     tracing::warn!(job_id = %job_id, image, reason, "scan retried later");
 }

@@ -10,11 +10,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::reports::{ReportStreamSettings, report_stream_name};
 use slipway_broker::streams::StreamAppend;
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Topology};
+use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
 use slipway_docker::{DockerEngine, DockerError, RegistryCredentials};
 use tokio_util::sync::CancellationToken;
@@ -27,10 +29,10 @@ use crate::source::SourceError;
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
 /// The worker's name: its queue is `<namespace>.scan`.
-pub const WORKER: &str = "scan";
+pub const WORKER: &str = WorkerKind::Scan.name();
 
 /// Everything `slipway-scan` reads from `/etc/slipway/scan.toml` and `SLIPWAY_*`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanWorkerConfig {
     /// `[broker]`: connection, namespace, prefetch (= scans at once), retries.
@@ -48,6 +50,33 @@ pub struct ScanWorkerConfig {
     /// `[[repos]]`: the apt, yum and apk repositories updates are looked for in, each with the
     /// OS it applies to.
     pub repos: Vec<RepoConfig>,
+}
+
+/// Built-in defaults; `/metrics` on this worker's own port.
+impl Default for ScanWorkerConfig {
+    fn default() -> Self {
+        Self {
+            broker: Default::default(),
+            telemetry: WorkerKind::Scan.default_telemetry(),
+            reports: Default::default(),
+            registry: Default::default(),
+            scan: Default::default(),
+            updates: Default::default(),
+            repos: Default::default(),
+        }
+    }
+}
+
+impl WorkerConfig for ScanWorkerConfig {
+    const KIND: WorkerKind = WorkerKind::Scan;
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker.drain_timeout_ms)
+    }
 }
 
 impl ScanWorkerConfig {
@@ -416,6 +445,11 @@ pub async fn run(config: ScanWorkerConfig, shutdown: CancellationToken) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_load_unchanged_print_as_toml_and_use_the_scan_metrics_port() {
+        slipway_common::process::assert_worker_config_defaults::<ScanWorkerConfig>();
+    }
 
     #[test]
     fn an_image_pulled_here_is_removed_after_its_last_scan_only() {

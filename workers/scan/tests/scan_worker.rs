@@ -283,3 +283,42 @@ fn the_binary_documents_what_it_consumes_and_its_configuration() {
         assert!(help.contains(needle), "{needle:?} in\n{help}");
     }
 }
+
+#[test]
+fn the_binary_starts_with_other_programs_variables_and_stops_on_a_typo_in_its_own() {
+    let print_config = |extra: (&str, &str)| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slipway-scan"))
+            .arg("--print-config")
+            // One environment file for every unit: the lint and build workers' [source], the
+            // command line's own variables.
+            .env("SLIPWAY_SOURCE__CACHE_DIR", "/var/cache/slipway/git")
+            .env("SLIPWAY_OSV_DIR", "/var/lib/slipway/osv")
+            .env("SLIPWAY_LINT_SHELLCHECK", "never")
+            .env("SLIPWAY_SCAN__OSV_DIR", "/var/lib/slipway/osv")
+            .env(extra.0, extra.1)
+            .output()
+            .expect("run slipway-scan --print-config")
+    };
+    let output = print_config(("SLIPWAY_SCAN__INTEGRITY", "false"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("osv_dir = \"/var/lib/slipway/osv\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("integrity = false"), "{stdout}");
+    assert!(
+        stdout.contains("metrics_addr = \"127.0.0.1:9466\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("[source]"), "{stdout}");
+
+    let output = print_config(("SLIPWAY_SCAN__OSV_DIRR", "/var/lib/slipway/osv"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("osv_dirr"), "{stderr}");
+}
