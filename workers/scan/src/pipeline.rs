@@ -147,11 +147,11 @@ pub async fn scan(
         Source::Daemon { engine, reference } => {
             read_daemon_image(engine, &reference, stream_digests).await?
         }
-        Source::Local(target) => {
-            tokio::task::spawn_blocking(move || read_local(&target, stream_digests))
-                .await
-                .map_err(|e| PipelineError::Task(e.to_string()))??
-        }
+        Source::Local(target) => slipway_common::telemetry::spawn_blocking_in_span(move || {
+            read_local(&target, stream_digests)
+        })
+        .await
+        .map_err(|e| PipelineError::Task(e.to_string()))??,
     };
     let read_time = started.elapsed();
     let ReadImage {
@@ -168,9 +168,10 @@ pub async fn scan(
     let scan_options = ScanOptions {
         integrity: options.integrity,
     };
-    let mut analysis = tokio::task::spawn_blocking(move || analyse(&mut fs, scan_options))
-        .await
-        .map_err(|e| PipelineError::Task(e.to_string()))??;
+    let mut analysis =
+        slipway_common::telemetry::spawn_blocking_in_span(move || analyse(&mut fs, scan_options))
+            .await
+            .map_err(|e| PipelineError::Task(e.to_string()))??;
     let updates_started = Instant::now();
     let updates = crate::updates::check(options.fetcher, options.repos, &analysis.inventory).await;
     analysis
