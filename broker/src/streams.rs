@@ -133,9 +133,21 @@ pub(crate) async fn declare_stream(
     retention: StreamRetention<'_>,
     what: &str,
 ) -> Result<(), BrokerError> {
-    retention.validate()?;
     // A 406 closes the channel: use one of our own.
     let channel = connection.channel().await?;
+    declare_stream_on(&channel, stream, retention, what).await?;
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// [`declare_stream`] on `channel` (the topology's declaration channel).
+pub(crate) async fn declare_stream_on(
+    channel: &Channel,
+    stream: &str,
+    retention: StreamRetention<'_>,
+    what: &str,
+) -> Result<(), BrokerError> {
+    retention.validate()?;
     channel
         .queue_declare(
             stream.into(),
@@ -150,7 +162,6 @@ pub(crate) async fn declare_stream(
             what: format!("{what} {stream}"),
             source,
         })?;
-    let _ = channel.close(200, "declared".into()).await;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use slipway_common::Kind;
 
 use crate::history::{HistoryStreamSettings, history_stream_name};
 use crate::reports::{ReportStreamSettings, report_stream_name};
+use crate::streams::declare_stream_on;
 use crate::{BrokerError, BrokerSettings};
 
 /// One worker type's queue and the kinds routed to it.
@@ -204,23 +205,8 @@ impl Topology {
             self.declare_history(channel, retention).await?;
         }
         if let Some(retention) = &self.reports {
-            let retention = retention.retention();
-            retention.validate()?;
             let stream = report_stream_name(&self.namespace);
-            channel
-                .queue_declare(
-                    stream.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    retention.arguments(),
-                )
-                .await
-                .map_err(|source| BrokerError::Topology {
-                    what: format!("report stream {stream}"),
-                    source,
-                })?;
+            declare_stream_on(channel, &stream, retention.retention(), "report stream").await?;
         }
         let dlx = self.dead_letter_exchange();
         channel
@@ -300,21 +286,9 @@ impl Topology {
         channel: &Channel,
         retention: &HistoryStreamSettings,
     ) -> Result<(), BrokerError> {
-        let retention = retention.retention();
-        retention.validate()?;
         let stream = history_stream_name(&self.namespace);
+        declare_stream_on(channel, &stream, retention.retention(), "history stream").await?;
         let failed = |what: String| move |source| BrokerError::Topology { what, source };
-        channel
-            .queue_declare(
-                stream.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                retention.arguments(),
-            )
-            .await
-            .map_err(failed(format!("history stream {stream}")))?;
         channel
             .queue_bind(
                 stream.as_str().into(),
