@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sha2::{Digest as _, Sha256};
 use slipway_common::image::InvalidImageRef;
 use slipway_common::index::{Entry, NetworkMode};
 use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
@@ -114,17 +113,6 @@ impl Layout {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
-}
-
 /// The images the Dockerfile builds on, in order of first use: every `FROM` (and `COPY --from=`
 /// naming an image) that is not an earlier stage or `scratch`, with the global `ARG`s (overridden
 /// by `build_args`) expanded as dockerd's classic builder expands them
@@ -164,7 +152,7 @@ pub fn content_key(
     for (name, value) in build_args {
         canonical.push_str(&format!("arg {name:?} {value:?}\n"));
     }
-    sha256(canonical.as_bytes())
+    Digest::sha256_of(canonical.as_bytes()).to_string()
 }
 
 /// Image names of one build.

@@ -431,7 +431,7 @@ impl BuildHandler {
                 ),
             )
         })?;
-        let dockerfile_digest = plan::sha256(&dockerfile);
+        let dockerfile_digest = Digest::sha256_of(&dockerfile).to_string();
         let text = String::from_utf8_lossy(&dockerfile);
 
         // The content key: commit, Dockerfile, parents, build args.

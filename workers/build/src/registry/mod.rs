@@ -522,7 +522,7 @@ impl RegistryClient {
             config_url.as_str(),
             "an image configuration JSON object",
         ))?;
-        let labelled_digest = sha256_digest(&labelled);
+        let labelled_digest = Digest::sha256_of(&labelled).to_string();
         let size = labelled.len();
         self.upload_blob(repository, &labelled_digest, labelled)
             .await?;
@@ -533,7 +533,7 @@ impl RegistryClient {
         let new_manifest = Manifest {
             url: manifest.url,
             media_type: manifest.media_type,
-            digest: sha256_digest(&bytes),
+            digest: Digest::sha256_of(&bytes).to_string(),
             bytes,
         };
         let stored = self.put_manifest(repository, tag, &new_manifest).await?;
@@ -695,7 +695,7 @@ impl RegistryClient {
                 bytes,
             ));
         }
-        let found = sha256_digest(&bytes);
+        let found = Digest::sha256_of(&bytes).to_string();
         if found != digest {
             return Err(RegistryError::DigestMismatch {
                 url: url.to_string(),
@@ -845,7 +845,7 @@ impl RegistryClient {
                 ));
             }
         }
-        let digest = sha256_digest(&bytes);
+        let digest = Digest::sha256_of(&bytes).to_string();
         check_digest_reference(&url, reference, &digest)?;
         if let Some(header) = header_digest
             && header != digest
@@ -1213,11 +1213,6 @@ fn check_digest_reference(url: &Url, reference: &str, digest: &str) -> Result<()
         });
     }
     Ok(())
-}
-
-/// `sha256:<hex>` of `bytes`.
-fn sha256_digest(bytes: &[u8]) -> String {
-    Digest::sha256_of(bytes).to_string()
 }
 
 /// Whether `value` is a `sha256` digest (by the one parser, [`Digest::parse`]); the only
