@@ -454,42 +454,35 @@ impl Settler {
     ) -> Result<(), SettleError> {
         let sent = match settlement {
             Settlement::Publish { appends, events } => {
-                let retry_because = |what: &str, error: &PublishError| {
+                let retry_because = |what: String, error: PublishError| {
                     SettleError::Instead(
                         self.settlement_for(Outcome::Retry(format!("{what}: {error}")), attempt),
                     )
                 };
-                let mut stored = Ok(());
+                let mut sent = Ok(());
                 for entry in &appends {
-                    match append_entry(&self.publisher, entry).await {
-                        Ok(()) => {}
-                        Err(
-                            error @ (PublishError::Unroutable { .. }
-                            | PublishError::Nacked { .. }
-                            | PublishError::Encode(_)),
-                        ) => {
+                    sent = append_entry(&self.publisher, entry).await;
+                    match sent {
+                        Err(error) if error.is_refusal() => {
                             let what =
                                 format!("its entry of {} could not be appended", entry.stream);
-                            return Err(retry_because(&what, &error));
+                            return Err(retry_because(what, error));
                         }
-                        Err(error) => {
-                            stored = Err(error);
-                            break;
-                        }
+                        Err(_) => break,
+                        Ok(()) => {}
                     }
                 }
-                match stored {
-                    Ok(()) => match self.publisher.publish_all(&events).await {
-                        Err(
-                            error @ (PublishError::Unroutable { .. }
-                            | PublishError::Nacked { .. }
-                            | PublishError::Encode(_)),
-                        ) => {
-                            return Err(retry_because("its events could not be published", &error));
-                        }
-                        other => other,
-                    },
-                    broken => broken,
+                if sent.is_ok() {
+                    sent = self.publisher.publish_all(&events).await;
+                }
+                match sent {
+                    Err(error) if error.is_refusal() => {
+                        return Err(retry_because(
+                            "its events could not be published".to_owned(),
+                            error,
+                        ));
+                    }
+                    other => other,
                 }
             }
             Settlement::Retry { reason } => {

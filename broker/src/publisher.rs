@@ -73,6 +73,18 @@ pub enum PublishError {
     },
 }
 
+impl PublishError {
+    /// Whether the broker (or the encoder) refused this message while the channel stayed usable:
+    /// unroutable, nacked or unencodable. The runner retries such a job; any other error means
+    /// the channel or connection broke and the session is rebuilt.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Unroutable { .. } | PublishError::Nacked { .. } | PublishError::Encode(_)
+        )
+    }
+}
+
 /// Longest wait for the broker's confirm of one message. RabbitMQ confirms within milliseconds
 /// when healthy; past this the connection is treated as broken and the job is redelivered.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
