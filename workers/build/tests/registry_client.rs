@@ -80,6 +80,15 @@ fn pushed() -> &'static Pushed {
     })
 }
 
+/// The tests that use the shared pushed image run one at a time: Distribution 2.8 rewrites a
+/// manifest's revision link in place when the manifest is PUT again (as `tag` does), and a GET by
+/// digest at that moment reads a torn link and answers 500 "invalid checksum digest format" (seen
+/// once in a CI run). Hold the guard for the whole test.
+async fn shared_repository() -> tokio::sync::MutexGuard<'static, ()> {
+    static SHARED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SHARED.lock().await
+}
+
 /// `repository:reference`, or `repository@reference` for a digest.
 fn at(repository: &str, reference: &str) -> ImageRef {
     let separator = if reference.contains(':') { '@' } else { ':' };
@@ -116,6 +125,7 @@ fn curl_digest(repository: &str, reference: &str) -> Digest {
 
 #[tokio::test]
 async fn manifest_digest_matches_what_docker_push_and_curl_report() {
+    let _one_at_a_time = shared_repository().await;
     let pushed = pushed();
     let client = local_client();
     let digest = client
@@ -138,6 +148,7 @@ async fn manifest_digest_matches_what_docker_push_and_curl_report() {
 
 #[tokio::test]
 async fn image_labels_returns_the_dockerfile_label() {
+    let _one_at_a_time = shared_repository().await;
     let pushed = pushed();
     let image = local_client()
         .image_labels(&at(&pushed.repository, "one"))
@@ -155,6 +166,7 @@ async fn image_labels_returns_the_dockerfile_label() {
 
 #[tokio::test]
 async fn missing_repositories_tags_and_digests_are_none() {
+    let _one_at_a_time = shared_repository().await;
     let pushed = pushed();
     let client = local_client();
     let missing_repo = format!("slipway-test-{}/never-pushed", std::process::id());
@@ -198,6 +210,7 @@ async fn missing_repositories_tags_and_digests_are_none() {
 
 #[tokio::test]
 async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
+    let _one_at_a_time = shared_repository().await;
     let pushed = pushed();
     let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
     let client = client_for(&format!("http://{}", proxy.address), None);
@@ -238,6 +251,7 @@ async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
 
 #[tokio::test]
 async fn put_labelled_adds_labels_in_a_new_configuration_that_docker_pulls_with_the_same_layers() {
+    let _one_at_a_time = shared_repository().await;
     let pushed = pushed();
     let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
     let client = client_for(&format!("http://{}", proxy.address), None);
