@@ -166,7 +166,7 @@ pub struct Names {
 }
 
 impl Names {
-    /// The names for `entry` in `registry` (host[:port]); an invalid registry host is an error.
+    /// The names for `entry` in `registry` (`host[:port]`); an invalid registry host is an error.
     pub fn of(entry: &Entry, registry: &str) -> Result<Names, InvalidImageRef> {
         let image = entry.image().in_registry(registry)?;
         let test_image = image.clone().with_tag(&test_tag(&entry.desired_tag))?;
