@@ -9,6 +9,7 @@
 //! | "Repository not found", "repository '…' not found", "does not appear to be a git repository", "access denied or repository not exported" (git daemon), "not found: did you run git update-server-info", HTTP 404 | [`SourceError::RepositoryNotFound`] | the URL names nothing: retrying will not create it |
 //! | "Authentication failed", "could not read Username/Password", "terminal prompts disabled", "Permission denied", "Host key verification failed", HTTP 401/403 | [`SourceError::AccessDenied`] | needs a configuration change, not time |
 //! | "transport '…' not allowed" | [`SourceError::InvalidUrl`] | the protocol is not allowed |
+//! | "strange hostname/port/pathname '…' blocked" | [`SourceError::InvalidUrl`] | git refuses a URL part that ssh could take for an option: the URL is the problem |
 //! | "Could not resolve host(name)", "unable to look up", "Name or service not known", "Temporary failure in name resolution" | [`SourceError::Unreachable`] | **transient**: a DNS outage looks exactly like a typo; a typo ends in the dead-letter queue after the retries, with this message |
 //! | "Connection refused", "Couldn't connect", "Failed to connect", "No route to host", "Network is unreachable", "timed out", "Connection reset", "hung up unexpectedly", "early EOF", "RPC failed", "transfer closed", TLS read errors, HTTP 429/5xx | [`SourceError::Unreachable`] | the network or the server is having a bad moment |
 //! | anything else | [`SourceError::GitFailed`] | **transient**: an unknown failure is retried a bounded number of times rather than failing a job for good on a message we have never seen |
@@ -224,6 +225,9 @@ pub(crate) enum GitComplaint {
     AccessDenied,
     /// The protocol is not in `GIT_ALLOW_PROTOCOL`.
     TransportNotAllowed,
+    /// git refused a host, port or path that ssh could take for an option ("strange hostname
+    /// '-oProxyCommand=…' blocked").
+    StrangeUrlPart,
     /// DNS, connection or server trouble.
     Unreachable,
     /// `git fetch <ref>`: the server has no such ref.
@@ -249,6 +253,8 @@ pub(crate) fn classify_stderr(stderr: &str) -> GitComplaint {
         GitComplaint::NoSuchRemoteRef
     } else if text.contains("transport '") && text.contains("' not allowed") {
         GitComplaint::TransportNotAllowed
+    } else if text.contains("strange ") && text.contains("' blocked") {
+        GitComplaint::StrangeUrlPart
     } else if any(&[
         "repository not found",
         "does not appear to be a git repository",
@@ -329,6 +335,11 @@ pub(crate) fn failure(
                 "expected a transport git may use (https, http, git, ssh, file), found {url}: {detail}"
             ),
         },
+        GitComplaint::StrangeUrlPart => SourceError::InvalidUrl {
+            problem: format!(
+                "expected a host, port and path that cannot be taken for an option, found {url}: {detail}"
+            ),
+        },
         GitComplaint::Unreachable => SourceError::Unreachable { url, detail },
         GitComplaint::NoSuchRemoteRef
         | GitComplaint::UnadvertisedObject
@@ -376,6 +387,14 @@ mod tests {
             (
                 "fatal: transport 'file' not allowed",
                 GitComplaint::TransportNotAllowed,
+            ),
+            (
+                "fatal: strange hostname '-oProxyCommand=touch /tmp/x' blocked",
+                GitComplaint::StrangeUrlPart,
+            ),
+            (
+                "fatal: strange pathname '-x' blocked\nfatal: the remote end hung up unexpectedly",
+                GitComplaint::StrangeUrlPart,
             ),
             (
                 "fatal: unable to access 'https://nonexistent.invalid/x.git/': Could not resolve host: nonexistent.invalid",
@@ -426,6 +445,17 @@ mod tests {
         assert!(not_found.to_string().contains(url), "{not_found}");
         let refused = failure("fetch", url, &status, "errno=Connection refused");
         assert!(refused.is_transient());
+        let blocked = failure(
+            "ls-remote",
+            "ssh://-oProxyCommand=x/r",
+            &status,
+            "fatal: strange hostname '-oProxyCommand=x' blocked",
+        );
+        assert!(!blocked.is_transient(), "{blocked}");
+        assert!(
+            matches!(blocked, SourceError::InvalidUrl { .. }),
+            "{blocked}"
+        );
         let unknown = failure("fetch", url, &status, "fatal: gremlins");
         assert!(unknown.is_transient());
         assert!(unknown.to_string().contains("gremlins"), "{unknown}");

@@ -19,12 +19,47 @@ pub fn check_git_url(value: &str) -> Result<(), String> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
     if (has_scheme || scp_like) && safe_chars {
-        Ok(())
+        match option_like_part(value) {
+            None => Ok(()),
+            Some(part) => Err(format!(
+                "expected a URL whose user, host, port and path cannot be taken for an option, found {:?} ({part} starts with '-')",
+                redact_credentials(value)
+            )),
+        }
     } else {
         Err(format!(
             "expected an https://, http://, git://, ssh://, file:// or user@host:path URL without spaces, found {:?}",
             redact_credentials(value)
         ))
+    }
+}
+
+/// The part of a git URL that starts with `-` and that git would hand to ssh as an argument
+/// (`ssh://-oProxyCommand=…/r`, `git@-oProxyCommand=…:r`), if any. git itself refuses some of
+/// these ("strange hostname … blocked"), but only after a job has been accepted.
+fn option_like_part(url: &str) -> Option<&'static str> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("scp", url));
+    let (authority, path) = if scheme == "scp" {
+        rest.split_once(':').unwrap_or((rest, ""))
+    } else {
+        rest.split_once('/').unwrap_or((rest, ""))
+    };
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, host_port)) => (Some(user), host_port),
+        None => (None, authority),
+    };
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, ""));
+    let starts_with_dash = |part: &str| part.trim_start_matches('[').starts_with('-');
+    if user.is_some_and(starts_with_dash) {
+        Some("the user")
+    } else if starts_with_dash(host) {
+        Some("the host")
+    } else if port.starts_with('-') {
+        Some("the port")
+    } else if matches!(scheme, "ssh" | "scp") && path.starts_with('-') {
+        Some("the path")
+    } else {
+        None
     }
 }
 
@@ -341,5 +376,34 @@ mod tests {
         let problem = check_git_url("ftp://u:hunter22@h/x").unwrap_err();
         assert!(!problem.contains("hunter22"), "{problem}");
         assert!(problem.contains("ftp://u:***@h/x"), "{problem}");
+    }
+
+    #[test]
+    fn hosts_users_ports_and_ssh_paths_that_look_like_options_are_refused() {
+        for (bad, part) in [
+            ("ssh://-oProxyCommand=touch%20x/r", "the host"),
+            ("git@-oProxyCommand=touch:r", "the host"),
+            ("ssh://-oProxyCommand=x@h/r", "the user"),
+            ("u@-h:r", "the host"),
+            ("ssh://git@h:-1/r", "the port"),
+            ("git@h:-r", "the path"),
+            ("ssh://[-x]/r", "the host"),
+            ("https://u:p@-h/r", "the host"),
+        ] {
+            let problem = check_git_url(bad).expect_err(bad);
+            assert!(problem.contains(part), "{bad}: {problem}");
+        }
+        for good in [
+            "ssh://git@h:22/r-x",
+            "git@h:team/-r",
+            "https://h/-r",
+            "ssh://[::1]:22/r",
+            "git@host-1.example:r",
+        ] {
+            assert!(check_git_url(good).is_ok(), "{good}");
+        }
+        let problem = check_git_url("https://u:hunter22@-h/x").unwrap_err();
+        assert!(!problem.contains("hunter22"), "{problem}");
+        assert!(problem.contains("https://u:***@-h/x"), "{problem}");
     }
 }
