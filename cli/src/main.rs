@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
 use slipway_common::config::{ConfigSources, load};
 use slipway_common::image::registry_host;
-use slipway_common::index::{IndexFile, parse_index};
+use slipway_common::index::{IndexFile, read_index_file};
 use slipway_common::message::BuildRequested;
 use slipway_common::{Cause, Envelope, ImageRef, Message};
 
@@ -185,9 +185,7 @@ fn config(file: Option<&Path>) -> anyhow::Result<CliConfig> {
 }
 
 fn read_index(file: &Path) -> anyhow::Result<IndexFile> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    parse_index(&text).with_context(|| format!("{}", file.display()))
+    read_index_file(file).with_context(|| format!("{}", file.display()))
 }
 
 fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -195,13 +193,16 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for file in files {
         let index = read_index(file)?;
         for invalid in &index.invalid {
-            println!("{}: {invalid}", file.display());
+            match invalid.line {
+                Some(line) => println!("{}:{line}: {invalid}", file.display()),
+                None => println!("{}: {invalid}", file.display()),
+            }
         }
         println!(
             "{}: {} valid, {} invalid",
             file.display(),
             index.entries.len(),
-            index.invalid.len()
+            index.invalid_entries()
         );
         all_valid &= index.invalid.is_empty();
     }

@@ -2,14 +2,16 @@
 //! images it depends on. An [`Entry`] can only exist validated: URLs, paths and tags are checked
 //! when an index file is read *and* when a message carrying an entry is decoded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Component, Path};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::image::ImageRef;
 
+pub mod outline;
 pub mod validate;
 
 /// Severity of a lint finding, as hadolint names them: an entry's `lint.failure-threshold`, and
@@ -149,9 +151,10 @@ impl EntryError {
 }
 
 /// The entry as written, before validation. Tolerates what real indexes contain: numeric tags,
-/// `depends-on` as null, one string or a list, and unknown extra fields.
+/// `depends-on` as null, one string or a list. An unknown key is an error: a misspelled
+/// `smoketest:` must not silently skip the smoke test.
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawEntry {
     #[serde(default)]
     id: Option<u64>,
@@ -407,12 +410,48 @@ fn build_arg_name(name: String) -> Result<String, EntryError> {
     }
 }
 
+/// The keys an entry may have, as written in the index.
+pub const ENTRY_KEYS: [&str; 17] = [
+    "id",
+    "app-id",
+    "job-id",
+    "git-url",
+    "git-path",
+    "git-branch",
+    "target-file",
+    "desired-tag",
+    "notify-email",
+    "build-context",
+    "prebuild-script",
+    "prebuild-context",
+    "depends-on",
+    "smoke-test",
+    "build-args",
+    "network",
+    "lint",
+];
+
 /// An index file could not be read as a list of projects.
 #[derive(Debug, thiserror::Error)]
-#[error("not a container index (expected a top-level `Projects:` list): {0}")]
-pub struct IndexError(String);
+pub enum IndexError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Too large, too deeply nested or not YAML: refused before it was deserialized.
+    #[error(transparent)]
+    Refused(#[from] outline::OutlineError),
+    /// YAML, but not a top-level `Projects:` list.
+    #[error("not a container index (expected a top-level `Projects:` list): {0}")]
+    NotAnIndex(String),
+}
 
-/// One entry of an index file that failed validation.
+/// One problem with one entry of an index file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("entry {position} ({name}): {error}")]
 pub struct InvalidEntry {
@@ -420,40 +459,158 @@ pub struct InvalidEntry {
     pub position: usize,
     /// `app-id/job-id` as written, or `?` when absent.
     pub name: String,
+    /// 1-based line of the problem (the offending key, or the entry's start), when known.
+    pub line: Option<usize>,
     /// What is wrong.
     pub error: String,
 }
 
-/// The result of reading one index file: every valid entry, and every invalid one with its reason.
+/// The result of reading one index file: every valid entry, and every problem of the invalid
+/// ones (an entry may have more than one).
 #[derive(Debug, Default)]
 pub struct IndexFile {
     /// Entries that passed validation, in file order.
     pub entries: Vec<Entry>,
-    /// Entries that did not, with what is wrong.
+    /// Problems of the entries that did not, in file order.
     pub invalid: Vec<InvalidEntry>,
 }
 
-/// Parse an index file (`Projects: [ … ]`). A bad entry does not hide the good ones.
+impl IndexFile {
+    /// How many distinct entries are invalid.
+    pub fn invalid_entries(&self) -> usize {
+        let mut positions: Vec<usize> = self.invalid.iter().map(|bad| bad.position).collect();
+        positions.dedup();
+        positions.len()
+    }
+}
+
+/// Read and parse the index file at `path`: at most [`outline::MAX_INDEX_BYTES`] are read, and
+/// besides [`parse_index`]'s checks, every entry's `app-id` must be the file's name (the
+/// container index keeps a namespace's entries in `<app-id>.yaml`).
+pub fn read_index_file(path: &Path) -> Result<IndexFile, IndexError> {
+    let read_error = |source| IndexError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(outline::MAX_INDEX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > outline::MAX_INDEX_BYTES {
+        return Err(outline::OutlineError::TooLarge { size: bytes.len() }.into());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    parse(&text, stem.as_deref())
+}
+
+/// Parse an index file (`Projects: [ … ]`). A bad entry does not hide the good ones. Refused
+/// before deserializing: more than [`outline::MAX_INDEX_BYTES`] bytes or collections nested
+/// more than [`outline::MAX_NESTING`] deep. Unknown keys (with a suggestion) and a second
+/// entry with the same `id` are problems of their entry, with the line.
 pub fn parse_index(yaml: &str) -> Result<IndexFile, IndexError> {
+    parse(yaml, None)
+}
+
+/// [`parse_index`], and when the file's name is known, each entry's `app-id` must be that name.
+fn parse(yaml: &str, file_stem: Option<&str>) -> Result<IndexFile, IndexError> {
     #[derive(Deserialize)]
     struct File {
         #[serde(rename = "Projects")]
         projects: Vec<yaml_serde::Value>,
     }
-    let file: File = yaml_serde::from_str(yaml).map_err(|e| IndexError(e.to_string()))?;
+    let outline = outline::outline(yaml)?;
+    let file: File =
+        yaml_serde::from_str(yaml).map_err(|e| IndexError::NotAnIndex(e.to_string()))?;
     let mut index = IndexFile::default();
+    // The position and line of the first entry with each id.
+    let mut ids: HashMap<u64, (usize, Option<usize>)> = HashMap::new();
     for (i, value) in file.projects.into_iter().enumerate() {
+        let position = i + 1;
         let name = entry_name(&value);
+        let placed = outline.entries.get(i);
+        let line = placed.map(|entry| entry.line);
+        let problem = |line: Option<usize>, error: String| InvalidEntry {
+            position,
+            name: name.clone(),
+            line,
+            error,
+        };
+        let first_with_id = value
+            .get("id")
+            .and_then(yaml_serde::Value::as_u64)
+            .and_then(|id| match ids.get(&id) {
+                Some(first) => Some((id, *first)),
+                None => {
+                    ids.insert(id, (position, line));
+                    None
+                }
+            });
+        let unknown: Vec<InvalidEntry> = placed
+            .into_iter()
+            .flat_map(|entry| &entry.keys)
+            .filter(|(key, _)| !ENTRY_KEYS.contains(&key.as_str()))
+            .map(|(key, line)| problem(Some(*line), unknown_key(key)))
+            .collect();
+        if !unknown.is_empty() {
+            index.invalid.extend(unknown);
+            continue;
+        }
         match yaml_serde::from_value::<Entry>(value) {
-            Ok(entry) => index.entries.push(entry),
-            Err(error) => index.invalid.push(InvalidEntry {
-                position: i + 1,
-                name,
-                error: error.to_string(),
-            }),
+            Ok(entry) if file_stem.is_some_and(|stem| stem != entry.app_id) => {
+                let stem = file_stem.unwrap_or_default();
+                let app_id_line = placed
+                    .and_then(|entry| entry.keys.iter().find(|(key, _)| key == "app-id"))
+                    .map(|(_, line)| *line);
+                index.invalid.push(problem(
+                    app_id_line.or(line),
+                    format!(
+                        "app-id: expected {stem:?}, the file's name (the index keeps the entries of app-id X in X.yaml), found {:?}",
+                        entry.app_id
+                    ),
+                ));
+            }
+            Ok(entry) => match first_with_id {
+                Some((id, (first, first_line))) => {
+                    let at = first_line.map_or(String::new(), |l| format!(", line {l}"));
+                    index.invalid.push(problem(
+                        line,
+                        format!("id: {id} is already the id of entry {first}{at}"),
+                    ));
+                }
+                None => index.entries.push(entry),
+            },
+            Err(error) => index.invalid.push(problem(line, error.to_string())),
         }
     }
     Ok(index)
+}
+
+/// The problem of an unknown key, with the known key it most likely means.
+fn unknown_key(key: &str) -> String {
+    let squash = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let squashed = squash(key);
+    let suggestion = ENTRY_KEYS
+        .iter()
+        .map(|known| {
+            (
+                strsim::damerau_levenshtein(&squashed, &squash(known)),
+                known,
+            )
+        })
+        .min()
+        .filter(|(distance, _)| *distance <= 2)
+        .map(|(_, known)| format!(" (did you mean {known:?}?)"))
+        .unwrap_or_default();
+    let shown: String = key.chars().take(64).collect();
+    format!("unknown key {shown:?}{suggestion}")
 }
 
 fn entry_name(value: &yaml_serde::Value) -> String {
@@ -599,6 +756,110 @@ mod tests {
         assert_eq!(index.invalid[0].position, 2);
         assert_eq!(index.invalid[0].name, "a/c");
         assert!(index.invalid[0].error.contains("git-url"));
+        assert_eq!(index.invalid[0].line, Some(5));
         assert!(parse_index("- just a list").is_err());
+    }
+
+    const GOOD: &str = "job-id: b\n    git-url: https://e.org/r";
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_line_and_a_suggestion() {
+        let yaml = format!(
+            "Projects:\n  - app-id: a\n    {GOOD}\n    smoketest: 'true'\n    build_context: ./\n    colour: red\n  - app-id: b\n    {GOOD}\n"
+        );
+        let index = parse_index(&yaml).unwrap();
+        assert_eq!(index.entries.len(), 1, "the good entry is kept");
+        assert_eq!(index.invalid_entries(), 1);
+        let problems: Vec<(Option<usize>, &str)> = index
+            .invalid
+            .iter()
+            .map(|bad| (bad.line, bad.error.as_str()))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (
+                    Some(5),
+                    r#"unknown key "smoketest" (did you mean "smoke-test"?)"#
+                ),
+                (
+                    Some(6),
+                    r#"unknown key "build_context" (did you mean "build-context"?)"#
+                ),
+                (Some(7), r#"unknown key "colour""#),
+            ]
+        );
+        // On the wire too: the decoder refuses what the index refuses.
+        let error = entry("smoketest: 'true'").unwrap_err();
+        assert!(error.contains("smoketest"), "{error}");
+    }
+
+    #[test]
+    fn a_second_entry_with_the_same_id_is_an_error() {
+        let yaml = format!(
+            "Projects:\n  - id: 7\n    app-id: a\n    {GOOD}\n  - id: 7\n    app-id: c\n    {GOOD}\n  - id: 8\n    app-id: d\n    {GOOD}\n"
+        );
+        let index = parse_index(&yaml).unwrap();
+        assert_eq!(index.entries.len(), 2);
+        assert_eq!(index.invalid.len(), 1);
+        let duplicate = &index.invalid[0];
+        assert_eq!((duplicate.position, duplicate.line), (2, Some(6)));
+        assert_eq!(
+            duplicate.error,
+            "id: 7 is already the id of entry 1, line 2"
+        );
+    }
+
+    #[test]
+    fn index_files_name_their_app_id_and_are_read_bounded() {
+        let dir = std::env::temp_dir().join(format!("slipway-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("team.yaml");
+        let yaml =
+            format!("Projects:\n  - app-id: team\n    {GOOD}\n  - app-id: other\n    {GOOD}\n");
+        std::fs::write(&file, &yaml).unwrap();
+        let index = read_index_file(&file).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(index.invalid.len(), 1);
+        assert_eq!(index.invalid[0].line, Some(5));
+        assert!(
+            index.invalid[0]
+                .error
+                .starts_with(r#"app-id: expected "team", the file's name"#),
+            "{}",
+            index.invalid[0].error
+        );
+        // parse_index alone knows no file name.
+        assert_eq!(parse_index(&yaml).unwrap().entries.len(), 2);
+
+        let big = dir.join("big.yaml");
+        let file = std::fs::File::create(&big).unwrap();
+        // Sparse: 1 GiB of nothing costs no disk and must not be read.
+        file.set_len(1 << 30).unwrap();
+        let error = read_index_file(&big).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                IndexError::Refused(outline::OutlineError::TooLarge { size })
+                    if size == outline::MAX_INDEX_BYTES + 1
+            ),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn entry_keys_are_the_fields_an_entry_has() {
+        let written = yaml_serde::to_value(sample_entry()).unwrap();
+        let mut keys: Vec<&str> = written
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        keys.sort_unstable();
+        let mut known = ENTRY_KEYS.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known);
     }
 }

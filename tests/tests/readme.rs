@@ -31,7 +31,7 @@ fn the_readme_commands_name_existing_files() {
     let root = root();
     for path in [
         "deploy/dev-env.sh",
-        "deploy/examples/index.yaml",
+        "deploy/examples/index.d/slipway.yaml",
         ".ci/run",
         "docs/contract.md",
         "common/schema/slipway-message.schema.json",
@@ -42,8 +42,9 @@ fn the_readme_commands_name_existing_files() {
             "{path} is named in the README but missing"
         );
     }
-    let index = std::fs::read_to_string(root.join("deploy/examples/index.yaml")).unwrap();
-    let parsed = slipway_common::index::parse_index(&index).unwrap();
+    let parsed =
+        slipway_common::index::read_index_file(&root.join("deploy/examples/index.d/slipway.yaml"))
+            .unwrap();
     assert!(parsed.invalid.is_empty(), "{:?}", parsed.invalid);
     assert_eq!(parsed.entries.len(), 2);
 }
