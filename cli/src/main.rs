@@ -4,6 +4,7 @@
 
 mod history;
 mod image_history;
+mod index;
 mod job;
 mod lint;
 mod logs;
@@ -57,6 +58,9 @@ enum Command {
     },
     /// Ready messages in each queue of the pipeline.
     Status,
+    /// The dependency tree of an index: which image is built from which (`--format dot` for
+    /// Graphviz).
+    Graph(index::GraphArgs),
     /// Lint Dockerfiles with hadolint's rules (same codes, levels, options and exit codes).
     Lint(lint::LintArgs),
     /// Print a job's build log (from the `<namespace>.logs` stream), or follow it until it ends.
@@ -75,12 +79,9 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum IndexCommand {
-    /// Validate index files; exit 1 when an entry is invalid.
-    Check {
-        /// Index files to check.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Validate an index (files or `index.d` directories) as a whole; exit 1 with
+    /// `file:line: message` lines when it has problems.
+    Check(index::CheckArgs),
 }
 
 /// The CLI's configuration.
@@ -139,8 +140,9 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Index {
-            command: IndexCommand::Check { files },
-        } => check(&files),
+            command: IndexCommand::Check(args),
+        } => index::check(&args),
+        Command::Graph(args) => index::graph(&args),
         Command::Submit { file, job } => {
             let config = config(cli.config.as_deref())?;
             submit(&config.broker, &file, job.as_deref()).await
@@ -188,31 +190,6 @@ fn read_index(file: &Path) -> anyhow::Result<IndexFile> {
     read_index_file(file).with_context(|| format!("{}", file.display()))
 }
 
-fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut all_valid = true;
-    for file in files {
-        let index = read_index(file)?;
-        for invalid in &index.invalid {
-            match invalid.line {
-                Some(line) => println!("{}:{line}: {invalid}", file.display()),
-                None => println!("{}: {invalid}", file.display()),
-            }
-        }
-        println!(
-            "{}: {} valid, {} invalid",
-            file.display(),
-            index.entries.len(),
-            index.invalid_entries()
-        );
-        all_valid &= index.invalid.is_empty();
-    }
-    Ok(if all_valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
 async fn submit(
     settings: &BrokerSettings,
     file: &Path,
@@ -225,6 +202,7 @@ async fn submit(
     let jobs: Vec<Envelope> = index
         .entries
         .into_iter()
+        .map(|placed| placed.entry)
         .filter(|entry| job.is_none_or(|wanted| entry.job_id == wanted))
         .map(|entry| {
             Envelope::new_job(

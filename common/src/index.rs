@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::image::ImageRef;
 
+pub mod graph;
 pub mod outline;
+pub mod set;
 pub mod validate;
 
 /// Severity of a lint finding, as hadolint names them: an entry's `lint.failure-threshold`, and
@@ -465,12 +467,21 @@ pub struct InvalidEntry {
     pub error: String,
 }
 
+/// A valid entry of an index file, and where it is written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacedEntry {
+    /// 1-based line of the entry's first key.
+    pub line: usize,
+    /// The entry.
+    pub entry: Entry,
+}
+
 /// The result of reading one index file: every valid entry, and every problem of the invalid
 /// ones (an entry may have more than one).
 #[derive(Debug, Default)]
 pub struct IndexFile {
     /// Entries that passed validation, in file order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<PlacedEntry>,
     /// Problems of the entries that did not, in file order.
     pub invalid: Vec<InvalidEntry>,
 }
@@ -580,7 +591,10 @@ fn parse(yaml: &str, file_stem: Option<&str>) -> Result<IndexFile, IndexError> {
                         format!("id: {id} is already the id of entry {first}{at}"),
                     ));
                 }
-                None => index.entries.push(entry),
+                None => index.entries.push(PlacedEntry {
+                    line: line.unwrap_or(0),
+                    entry,
+                }),
             },
             Err(error) => index.invalid.push(problem(line, error.to_string())),
         }

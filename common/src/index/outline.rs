@@ -56,6 +56,27 @@ pub enum OutlineError {
     },
 }
 
+impl OutlineError {
+    /// The 1-based line of the problem, when it has one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            OutlineError::TooLarge { .. } => None,
+            OutlineError::TooDeep { line } | OutlineError::Syntax { line, .. } => Some(*line),
+        }
+    }
+
+    /// The message without its `line N: ` prefix, for output that names the line itself.
+    pub fn without_line(&self) -> String {
+        let message = self.to_string();
+        match self.line() {
+            Some(line) => message
+                .strip_prefix(&format!("line {line}: "))
+                .map_or_else(|| message.clone(), str::to_owned),
+            None => message,
+        }
+    }
+}
+
 /// What a collection is, as far as the outline cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
