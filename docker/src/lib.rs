@@ -17,6 +17,10 @@
 //! - With `forcerm` the container of a failed step is removed too (`rm` alone leaves it).
 //! - The classic builder's cache key ignores the network mode: a `RUN` step that succeeded under
 //!   `host` is reused as is by a later `none` build of the same instructions (checked by hand).
+//! - Throwaway containers run confined ([`ContainerSandbox`]: memory, pids and CPU caps, no
+//!   capabilities, `no-new-privileges`, optionally a read-only root) and never see the Docker
+//!   socket; builds get the memory and CPU caps the build API takes ([`BuildLimits`]). See
+//!   `sandbox.rs` for what applies where.
 //! - The push stream ends with `<tag>: digest: sha256:… size: N`; bollard's `PushImageInfo` drops
 //!   the `aux` object, so the digest is read from that status line. It equals the registry's
 //!   `Docker-Content-Digest` for the tag.
@@ -28,6 +32,7 @@ mod filesystem;
 mod image;
 mod push;
 mod run;
+mod sandbox;
 mod space;
 
 use std::collections::HashMap;
@@ -45,6 +50,10 @@ pub use error::DockerError;
 pub use filesystem::{ArchiveStream, ImageStorage};
 pub use image::{PushedImage, required_tag, tagged};
 pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
+pub use sandbox::{
+    BuildLimits, ContainerSandbox, DOCKER_SOCKETS, MIN_MEMORY_BYTES, ResourceLimits, RootFs,
+    exposes_docker_socket,
+};
 pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;
 

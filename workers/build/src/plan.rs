@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use slipway_common::image::InvalidImageRef;
-use slipway_common::index::{Entry, NetworkMode};
+use slipway_common::index::Entry;
 use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
 use slipway_common::{Digest, ImageRef, Message};
 use slipway_lint::images::{BaseImageError, base_images};
@@ -207,11 +207,6 @@ pub fn labels(
 /// Whether the image already under the desired tag was built from exactly these inputs.
 pub fn already_built(existing_labels: &BTreeMap<String, String>, content_key: &str) -> bool {
     existing_labels.get(LABEL_CONTENT_KEY).map(String::as_str) == Some(content_key)
-}
-
-/// The network build steps get.
-pub fn network_allowed(entry: &Entry) -> bool {
-    entry.network == NetworkMode::Host
 }
 
 /// The last lines of a log, for `build.failed`.
