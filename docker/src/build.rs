@@ -73,6 +73,10 @@ pub struct BuildSpec {
     /// Memory and CPU caps of each `RUN` step's container (the build API has no pids limit,
     /// capability or read-only-root option).
     pub limits: BuildLimits,
+    /// The cgroup the `RUN` step containers are created under (`cgroupparent`): an operator's
+    /// cgroup whose own limits (a `pids.max`, say: the build API has no pids limit) then bound
+    /// every step. `None`: the daemon's default.
+    pub cgroup_parent: Option<String>,
 }
 
 /// A finished build.
@@ -163,9 +167,9 @@ impl DockerEngine {
             }
         };
 
-        // bollard 0.21 types `memory` and `memswap` as i32 (2 GiB at most): they are added to the
-        // request's query here instead, as the 64-bit numbers the API takes.
-        let memory = build_memory_query(&spec.limits)?;
+        // bollard 0.21 types `memory` and `memswap` as i32 (2 GiB at most) and has no
+        // `cgroupparent`: they are added to the request's query here instead.
+        let memory = build_memory_query(&spec.limits, spec.cgroup_parent.as_deref())?;
         let client = self
             .client_with_timeout(spec.timeout)
             .with_request_modifier(move |mut request| {

@@ -52,7 +52,7 @@ pub use image::{PushedImage, required_tag, tagged};
 pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
 pub use sandbox::{
     BuildLimits, ContainerSandbox, DOCKER_SOCKETS, MIN_MEMORY_BYTES, ResourceLimits, RootFs,
-    exposes_docker_socket,
+    check_cgroup_parent, exposes_docker_socket,
 };
 pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;

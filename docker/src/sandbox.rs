@@ -189,11 +189,38 @@ pub fn exposes_docker_socket(host_dir: &Path) -> bool {
     })
 }
 
-/// The query parameters the build API takes as 64-bit numbers but bollard 0.21 types as `i32`
-/// (capping memory at 2 GiB): `memory` and `memswap` (equal: no swap).
-pub(crate) fn build_memory_query(limits: &BuildLimits) -> Result<String, DockerError> {
+/// The query parameters of a build that bollard 0.21 cannot send: `memory` and `memswap` (equal:
+/// no swap), which the API takes as 64-bit numbers and bollard types as `i32` (2 GiB at most),
+/// and `cgroupparent`, which bollard lacks.
+pub(crate) fn build_memory_query(
+    limits: &BuildLimits,
+    cgroup_parent: Option<&str>,
+) -> Result<String, DockerError> {
     limits.validate()?;
-    Ok(format!("memory={0}&memswap={0}", limits.memory_bytes))
+    let mut query = format!("memory={0}&memswap={0}", limits.memory_bytes);
+    if let Some(parent) = cgroup_parent {
+        check_cgroup_parent(parent)?;
+        query.push_str("&cgroupparent=");
+        query.push_str(parent);
+    }
+    Ok(query)
+}
+
+/// Checks a cgroup parent: an absolute cgroupfs path (`/slipway-build`) or a systemd slice
+/// (`slipway-build.slice`), of letters, digits, `/`, `.`, `_` and `-` (so it needs no escaping in
+/// a query), without `..`.
+pub fn check_cgroup_parent(parent: &str) -> Result<(), DockerError> {
+    let charset = parent
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    let shape = parent.starts_with('/') || parent.ends_with(".slice");
+    if parent.is_empty() || !charset || !shape || parent.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "expected a cgroup parent such as /slipway-build or slipway-build.slice (letters, \
+             digits, `/`, `.`, `_`, `-`; no `..`), found {parent:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// `uri` with `extra` (already encoded `k=v&k=v`) added to its query.
@@ -328,9 +355,18 @@ mod tests {
             cpu_millicores: 2000,
         };
         assert_eq!(
-            build_memory_query(&limits).unwrap(),
+            build_memory_query(&limits, None).unwrap(),
             "memory=8589934592&memswap=8589934592"
         );
+        assert_eq!(
+            build_memory_query(&limits, Some("/slipway-build")).unwrap(),
+            "memory=8589934592&memswap=8589934592&cgroupparent=/slipway-build"
+        );
+        check_cgroup_parent("slipway-build.slice").unwrap();
+        for bad in ["", "slipway", "/a/../b", "/a&memory=0", "/a b", "/ä"] {
+            let err = build_memory_query(&limits, Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("cgroup parent"), "{bad}: {err}");
+        }
         assert_eq!(cpu_quota(2000).unwrap(), 200_000);
         assert_eq!(
             with_query("/v1.41/build?dockerfile=D", "memory=1"),

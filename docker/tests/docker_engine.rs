@@ -67,6 +67,7 @@ fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
             memory_bytes: 1 << 30,
             cpu_millicores: 2000,
         },
+        cgroup_parent: None,
     }
 }
 
@@ -1106,5 +1107,100 @@ async fn build_steps_run_under_the_memory_and_cpu_caps_and_a_step_past_the_cap_n
     assert!(
         message.contains("137") && message.contains("memory limit of 64 MiB"),
         "{message}"
+    );
+}
+
+/// A cgroup with a pids limit, made for one test (cgroup v1: in the pids hierarchy; v2: at the
+/// root, whose pids controller is delegated), as operators prepare `[build].build_cgroup_parent`.
+/// Removed on drop in every hierarchy dockerd created it in (tests run as root, like dockerd).
+struct PidsCgroup {
+    name: String,
+}
+
+impl PidsCgroup {
+    fn new(max: u32) -> PidsCgroup {
+        let name = unique("slipway-test-pids");
+        let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+        let dir = if v1.is_dir() {
+            v1.join(&name)
+        } else {
+            std::path::Path::new("/sys/fs/cgroup").join(&name)
+        };
+        std::fs::create_dir_all(&dir).expect("create a cgroup (the tests run as root)");
+        std::fs::write(dir.join("pids.max"), max.to_string()).expect("set pids.max");
+        PidsCgroup { name }
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let mut dirs: Vec<_> = hierarchies
+            .flatten()
+            .map(|h| h.path().join(&self.name))
+            .collect();
+        dirs.push(std::path::Path::new("/sys/fs/cgroup").join(&self.name));
+        for dir in dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A `RUN` step starting up to 200 background processes; once a fork is refused it prints how
+/// many it had started (builtins only from there).
+fn fork_probe_dockerfile() -> String {
+    format!(
+        "FROM {BASE_IMAGE}\nRUN echo {} && (sh -c 'n=0; for i in $(seq 200); do sleep 5 & n=$((n+1)); echo $n > /tmp/n; done; echo all-forks-started' 2>/dev/null || {{ read n < /tmp/n; echo forks-refused-after=$n; }})\n",
+        unique("forks")
+    )
+}
+
+#[tokio::test]
+async fn build_steps_under_a_cgroup_parent_are_bound_by_its_pids_limit() {
+    let engine = engine().await;
+    let cancel = CancellationToken::new();
+    let cgroup = PidsCgroup::new(24);
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let mut bounded = spec(&fork_probe_dockerfile(), Vec::new());
+    bounded.no_cache = true;
+    bounded.cgroup_parent = Some(format!("/{}", cgroup.name));
+    engine
+        .build(&bounded, &mut log.sink(), &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log.text()));
+    let text = log.text();
+    let started: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("forks-refused-after="))
+        .unwrap_or_else(|| panic!("a fork must be refused under the cgroup's pids.max: {text}"))
+        .parse()
+        .expect("a count");
+    assert!(
+        started < 24,
+        "{started} processes started under pids.max 24"
+    );
+
+    // Without a cgroup parent the build API sets no pids limit: every fork succeeds.
+    let free_log = Log::default();
+    let _free_cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![free_log.clone()],
+    };
+    let mut free = spec(&fork_probe_dockerfile(), Vec::new());
+    free.no_cache = true;
+    engine
+        .build(&free, &mut free_log.sink(), &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", free_log.text()));
+    assert!(
+        free_log.text().lines().any(|l| l == "all-forks-started"),
+        "{}",
+        free_log.text()
     );
 }

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use slipway_common::index::{Entry, NetworkMode};
-use slipway_docker::{BuildLimits, ContainerSandbox, Network, ResourceLimits, RootFs, RunOutcome};
+use slipway_docker::{
+    BuildLimits, ContainerSandbox, Network, ResourceLimits, RootFs, RunOutcome, check_cgroup_parent,
+};
 
 use crate::worker::BuildSettings;
 
@@ -32,6 +34,8 @@ pub struct SandboxPlan {
     pub build_network: Network,
     /// The memory and CPU caps of the build's `RUN` steps.
     pub build_limits: BuildLimits,
+    /// The operators' cgroup the `RUN` steps run under (its pids limit bounds them), if any.
+    pub build_cgroup_parent: Option<String>,
     /// The prebuild script's container: the container caps, read-only root, run as the owner of
     /// the checkout (so that what it writes there stays the worker's).
     pub prebuild: ContainerSandbox,
@@ -56,6 +60,8 @@ pub fn plan(
     Ok(SandboxPlan {
         build_network,
         build_limits: build_limits(settings),
+        build_cgroup_parent: (!settings.build_cgroup_parent.is_empty())
+            .then(|| settings.build_cgroup_parent.clone()),
         prebuild: ContainerSandbox {
             limits,
             root: RootFs::ReadOnly,
@@ -96,7 +102,12 @@ pub fn check_settings(settings: &BuildSettings) -> Result<(), String> {
     })?;
     build_limits(settings)
         .validate()
-        .map_err(|e| format!("[build].build_memory_bytes, build_cpu_millicores: {e}"))
+        .map_err(|e| format!("[build].build_memory_bytes, build_cpu_millicores: {e}"))?;
+    if !settings.build_cgroup_parent.is_empty() {
+        check_cgroup_parent(&settings.build_cgroup_parent)
+            .map_err(|e| format!("[build].build_cgroup_parent: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Why a confined step (`what`: "the prebuild script", "the smoke test"; `timeout` its limit)

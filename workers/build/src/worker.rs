@@ -69,6 +69,10 @@ pub struct BuildSettings {
     pub build_memory_bytes: u64,
     /// CPU of each build step, in thousandths of a core.
     pub build_cpu_millicores: u32,
+    /// The cgroup build steps are created under (`/slipway-build` with dockerd's cgroupfs driver,
+    /// `slipway-build.slice` with its systemd driver), prepared by the operators with a pids limit
+    /// (`pids.max`, `TasksMax=`): the build API has no pids limit of its own. Empty: none.
+    pub build_cgroup_parent: String,
     /// Whether smoke tests run on a read-only root (with a `tmpfs` `/tmp` and `/run`); prebuild
     /// scripts always do (they write into the checkout).
     pub smoke_test_read_only_root: bool,
@@ -97,6 +101,7 @@ impl Default for BuildSettings {
             container_cpu_millicores: 1000,
             build_memory_bytes: 4 * 1024 * 1024 * 1024,
             build_cpu_millicores: 2000,
+            build_cgroup_parent: String::new(),
             smoke_test_read_only_root: true,
             cache: false,
         }
@@ -572,6 +577,7 @@ impl BuildHandler {
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
             no_cache: !self.settings.cache,
             limits: sandbox.build_limits,
+            cgroup_parent: sandbox.build_cgroup_parent.clone(),
         };
         let previous = self.docker.image_id(&names.image.to_string()).await?;
         log.leftovers.earlier_test_image =
