@@ -132,6 +132,46 @@ pub fn parent_images(
     Ok(base_images(&parsed, build_args)?)
 }
 
+/// An `ADD` source the daemon would fetch itself: a URL (`scheme://…`, `git@…`), or a variable
+/// whose value is only known during the build (it may expand to a URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAdd {
+    /// The 1-based line of the `ADD` (or of its `ONBUILD`).
+    pub line: u32,
+    /// The source as written.
+    pub source: String,
+}
+
+/// Every `ADD` (also under `ONBUILD`) source of the Dockerfile that is not a plain path of the
+/// context. dockerd fetches an `ADD` URL itself, on the host's network, whatever the build's
+/// network mode. A parse error is [`PlanError::Dockerfile`].
+pub fn remote_add_sources(dockerfile: &str) -> Result<Vec<RemoteAdd>, PlanError> {
+    let parsed = parser::parse(dockerfile).map_err(|e| PlanError::Dockerfile(e.to_string()))?;
+    let mut found = Vec::new();
+    for located in &parsed.instructions {
+        let mut instruction = &located.instruction;
+        while let Instruction::OnBuild(inner) = instruction {
+            instruction = inner;
+        }
+        if let Instruction::Add(add) = instruction {
+            found.extend(
+                add.sources
+                    .iter()
+                    .filter(|source| is_remote_source(source))
+                    .map(|source| RemoteAdd {
+                        line: located.line,
+                        source: source.clone(),
+                    }),
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn is_remote_source(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@") || source.contains('$')
+}
+
 /// The identity of a build's inputs: `sha256` over the commit, the Dockerfile's digest, each parent
 /// image with its digest, and the build arguments, in a fixed canonical form. Equal keys mean the
 /// same image would be built.
@@ -342,6 +382,33 @@ mod tests {
         assert_eq!(
             Layout::of(&entry).unwrap().prebuild_context.as_deref(),
             Some("images/web")
+        );
+    }
+
+    #[test]
+    fn add_sources_the_daemon_would_fetch_are_found_with_their_lines() {
+        let dockerfile = "FROM base\n\
+            ADD local.tar /\n\
+            ADD --chown=1:1 https://example.org/a.tgz ./b /dst/\n\
+            COPY http://not-fetched-by-copy /x\n\
+            ONBUILD ADD http://127.0.0.1:15672/api/definitions /d\n\
+            ADD ${URL} /u\n\
+            ADD git@github.com:o/r.git /r\n";
+        let found = remote_add_sources(dockerfile).unwrap();
+        let lines: Vec<(u32, &str)> = found.iter().map(|r| (r.line, r.source.as_str())).collect();
+        assert_eq!(
+            lines,
+            [
+                (3, "https://example.org/a.tgz"),
+                (5, "http://127.0.0.1:15672/api/definitions"),
+                (6, "${URL}"),
+                (7, "git@github.com:o/r.git"),
+            ]
+        );
+        assert!(
+            remote_add_sources("FROM base\nADD . /app\n")
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -1,5 +1,6 @@
 //! The build sandbox policy (pure): from an index entry and the worker's `[build]` settings,
-//! whether the job may build at all (host networking only where the worker allows it) and how
+//! whether the job may build at all (host networking only where the worker allows it; no `ADD`
+//! of a URL, which the daemon fetches on the host's network, in a build without network) and how
 //! each step is confined — the build's network and memory/CPU caps, and the prebuild's and smoke
 //! test's container sandboxes; the worker's settings are checked at start; a confined step's end
 //! (killed at its memory cap, past its time limit, a non-zero exit) becomes the reason on the job.
@@ -11,6 +12,7 @@ use slipway_docker::{
     BuildLimits, ContainerSandbox, Network, ResourceLimits, RootFs, RunOutcome, check_cgroup_parent,
 };
 
+use crate::plan::RemoteAdd;
 use crate::worker::BuildSettings;
 
 /// Why an entry is not built on this worker. Permanent: the same entry is refused again.
@@ -25,6 +27,21 @@ pub enum Refusal {
          have the entry built by a worker whose operators allow it"
     )]
     HostNetwork,
+    /// A build without network has an `ADD` of a URL, which dockerd would fetch on the host's
+    /// network.
+    #[error(
+        "line {line}: `ADD {written}` would be fetched by the Docker daemon itself, on the build \
+         node's network, although this build has no network: it could reach every service on the \
+         node's loopback (RabbitMQ, the registry). Fetch it in the prebuild script's checkout or \
+         vendor it in the repository and `COPY` it (`ADD` with a variable is refused too: it may \
+         expand to a URL)"
+    )]
+    RemoteAdd {
+        /// The line of the `ADD`.
+        line: u32,
+        /// Its source, as written.
+        written: String,
+    },
 }
 
 /// How one job's steps are confined.
@@ -77,6 +94,19 @@ pub fn plan(
             user: None,
         },
     })
+}
+
+/// Refuses, for a build without network, the first `ADD` source dockerd would fetch itself (found
+/// by [`crate::plan::remote_add_sources`]). With the host network (allowed by the worker) the
+/// steps reach the same services anyway.
+pub fn check_add_sources(network: Network, remote: &[RemoteAdd]) -> Result<(), Refusal> {
+    match (network, remote.first()) {
+        (Network::None, Some(first)) => Err(Refusal::RemoteAdd {
+            line: first.line,
+            written: first.source.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn container_limits(settings: &BuildSettings) -> ResourceLimits {
@@ -178,6 +208,23 @@ mod tests {
         // The host network is for build steps only: the containers stay confined either way.
         assert_eq!(host.prebuild, none.prebuild);
         assert_eq!(host.smoke_test, none.smoke_test);
+    }
+
+    #[test]
+    fn an_add_url_is_refused_without_network_and_allowed_with_the_host_network() {
+        let remote = [RemoteAdd {
+            line: 4,
+            source: "http://127.0.0.1:5000/v2/_catalog".into(),
+        }];
+        let refused = check_add_sources(Network::None, &remote).unwrap_err();
+        let reason = refused.to_string();
+        assert!(
+            reason.starts_with("line 4: `ADD http://127.0.0.1:5000/v2/_catalog`")
+                && reason.contains("Docker daemon itself"),
+            "{reason}"
+        );
+        check_add_sources(Network::Host, &remote).unwrap();
+        check_add_sources(Network::None, &[]).unwrap();
     }
 
     #[test]

@@ -471,6 +471,12 @@ impl BuildHandler {
         let dockerfile_digest = Digest::sha256_of(&dockerfile).to_string();
         let text = String::from_utf8_lossy(&dockerfile);
 
+        // No ADD of a URL in a build without network: the daemon would fetch it on the host's.
+        let remote = plan::remote_add_sources(&text)
+            .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
+        crate::sandbox::check_add_sources(sandbox.build_network, &remote)
+            .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
+
         // The content key: commit, Dockerfile, parents, build args.
         let parents = plan::parent_images(&text, &entry.build_args)
             .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;

@@ -171,3 +171,34 @@ async fn steps_past_their_memory_cap_are_killed_and_the_build_fails_naming_the_c
     assert_eq!(leftover_containers(job), 0);
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_of_a_url_is_refused_without_network_as_the_daemon_would_fetch_it_on_the_host() {
+    let mut rig = BuildRig::start("sandbox-addurl", |_| {}).await;
+    let repo = LocalRepo::new("addurl");
+    // dockerd fetches an ADD URL itself, from the host's network, whatever the build's network
+    // mode: without the check this reads the registry's catalogue into the image.
+    let sha = repo.commit(
+        &[(
+            "Dockerfile",
+            "FROM slipway/debian:bookworm\nADD http://127.0.0.1:5000/v2/_catalog /catalog\n",
+        )],
+        "add url",
+    );
+    let entry = entry(&repo, "addurl");
+    let job = rig.request(&entry, &sha).await;
+    let outcome = rig.outcome(job).await;
+    let Message::BuildFailed(failed) = outcome else {
+        panic!("ADD of a URL must be refused for a build without network: {outcome:?}")
+    };
+    assert_eq!(failed.stage, BuildStage::Build);
+    assert!(
+        failed.error.contains("line 2")
+            && failed.error.contains("http://127.0.0.1:5000/v2/_catalog"),
+        "the reason names the line and the source: {}",
+        failed.error
+    );
+    let log = rig.log_of(job).await;
+    assert!(!log.contains("Step 1/"), "nothing was built: {log}");
+    rig.stop().await;
+}
