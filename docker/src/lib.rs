@@ -156,6 +156,25 @@ impl DockerEngine {
         }
     }
 
+    /// The `ONBUILD` triggers of the local image `reference` (instructions such as
+    /// `ADD http://… /x`, run by the build of any image `FROM` it), or `None` when the daemon has
+    /// no such image.
+    pub async fn image_onbuild_triggers(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Vec<String>>, DockerError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(reference))
+            .await
+        {
+            Ok(image) => Ok(Some(
+                image.config.and_then(|c| c.on_build).unwrap_or_default(),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Remove the tag (or image id) `reference`: the image itself goes when no other tag and no
     /// container uses it. Never forced: an image a container uses stays and the daemon's 409 is
     /// returned as [`DockerError::Api`]. Removing what is already gone succeeds.

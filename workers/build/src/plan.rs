@@ -168,6 +168,15 @@ pub fn remote_add_sources(dockerfile: &str) -> Result<Vec<RemoteAdd>, PlanError>
     Ok(found)
 }
 
+/// The remote `ADD` sources among a parent image's `ONBUILD` triggers (each an instruction such as
+/// `ADD http://… /x`), which run in the build of an image `FROM` it.
+pub fn remote_trigger_sources(triggers: &[String]) -> Result<Vec<String>, PlanError> {
+    Ok(remote_add_sources(&triggers.join("\n"))?
+        .into_iter()
+        .map(|remote| remote.source)
+        .collect())
+}
+
 fn is_remote_source(source: &str) -> bool {
     source.contains("://") || source.starts_with("git@") || source.contains('$')
 }

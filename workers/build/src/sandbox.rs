@@ -42,6 +42,18 @@ pub enum Refusal {
         /// Its source, as written.
         written: String,
     },
+    /// A build without network builds on an image whose `ONBUILD` trigger is an `ADD` of a URL.
+    #[error(
+        "the parent image {parent} has the trigger `ONBUILD ADD {written}`, which the Docker \
+         daemon would fetch itself, on the build node's network, in this build without network: \
+         build on a parent without it"
+    )]
+    RemoteAddInParent {
+        /// The parent image, as the Dockerfile names it.
+        parent: String,
+        /// The trigger's source, as written.
+        written: String,
+    },
 }
 
 /// How one job's steps are confined.
@@ -104,6 +116,22 @@ pub fn check_add_sources(network: Network, remote: &[RemoteAdd]) -> Result<(), R
         (Network::None, Some(first)) => Err(Refusal::RemoteAdd {
             line: first.line,
             written: first.source.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses, for a build without network, a parent image (`parent`) whose `ONBUILD` triggers hold a
+/// remote `ADD` source (`remote`, from [`crate::plan::remote_trigger_sources`]).
+pub fn check_parent_triggers(
+    network: Network,
+    parent: &str,
+    remote: &[String],
+) -> Result<(), Refusal> {
+    match (network, remote.first()) {
+        (Network::None, Some(first)) => Err(Refusal::RemoteAddInParent {
+            parent: parent.to_string(),
+            written: first.clone(),
         }),
         _ => Ok(()),
     }
@@ -225,6 +253,17 @@ mod tests {
         );
         check_add_sources(Network::Host, &remote).unwrap();
         check_add_sources(Network::None, &[]).unwrap();
+
+        let url = ["http://127.0.0.1:5000/v2/_catalog".to_string()];
+        let refused = check_parent_triggers(Network::None, "team/base:1", &url).unwrap_err();
+        let reason = refused.to_string();
+        assert!(
+            reason.contains("team/base:1")
+                && reason.contains("`ONBUILD ADD http://127.0.0.1:5000/v2/_catalog`"),
+            "{reason}"
+        );
+        check_parent_triggers(Network::Host, "team/base:1", &url).unwrap();
+        check_parent_triggers(Network::None, "team/base:1", &[]).unwrap();
     }
 
     #[test]

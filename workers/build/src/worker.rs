@@ -491,6 +491,22 @@ impl BuildHandler {
             let id = Digest::parse(&id).map_err(|e| {
                 Stop::Retry(format!("the daemon's id of the base image {parent}: {e}"))
             })?;
+            // Its ONBUILD triggers run in this build: no ADD of a URL without network either.
+            if sandbox.build_network == Network::None {
+                let triggers = self
+                    .docker
+                    .image_onbuild_triggers(&written)
+                    .await?
+                    .unwrap_or_default();
+                let remote = plan::remote_trigger_sources(&triggers).map_err(|e| {
+                    Stop::Failed(
+                        BuildStage::Build,
+                        format!("the ONBUILD triggers of {written}: {e}"),
+                    )
+                })?;
+                crate::sandbox::check_parent_triggers(sandbox.build_network, &written, &remote)
+                    .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
+            }
             parent_digests.insert(parent, id);
         }
         let key = plan::content_key(

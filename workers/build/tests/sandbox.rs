@@ -202,3 +202,37 @@ async fn add_of_a_url_is_refused_without_network_as_the_daemon_would_fetch_it_on
     assert!(!log.contains("Step 1/"), "nothing was built: {log}");
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parents_onbuild_add_of_a_url_is_refused_without_network() {
+    let mut rig = BuildRig::start("sandbox-onbuild", |_| {}).await;
+    // A parent on this node whose ONBUILD trigger fetches from the host's loopback: the trigger
+    // runs in the child's build, by the daemon, whatever the child's network mode.
+    let parent = format!("slipway-test/onbuild-{}:1", std::process::id());
+    slipway_tests::docker(
+        &["build", "--network", "none", "-q", "-t", &parent, "-"],
+        Some(
+            "FROM slipway/debian:bookworm\nONBUILD ADD http://127.0.0.1:5000/v2/_catalog /catalog\n",
+        ),
+    );
+    let repo = LocalRepo::new("onbuild");
+    let sha = repo.commit(
+        &[("Dockerfile", &format!("FROM {parent}\nRUN true\n"))],
+        "child of an onbuild parent",
+    );
+    let entry = entry(&repo, "onbuild");
+    let job = rig.request(&entry, &sha).await;
+    let outcome = rig.outcome(job).await;
+    slipway_tests::docker(&["rmi", &parent], None);
+    let Message::BuildFailed(failed) = outcome else {
+        panic!("the parent's ONBUILD ADD of a URL must be refused: {outcome:?}")
+    };
+    assert_eq!(failed.stage, BuildStage::Build);
+    assert!(
+        failed.error.contains(&parent)
+            && failed.error.contains("http://127.0.0.1:5000/v2/_catalog"),
+        "the reason names the parent and the source: {}",
+        failed.error
+    );
+    rig.stop().await;
+}
