@@ -15,6 +15,9 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::error::classify_build_failure;
+use super::sandbox::{
+    BuildLimits, CPU_PERIOD_US, build_memory_query, cpu_quota, explain_build_failure, with_query,
+};
 use super::{DockerEngine, DockerError};
 
 /// The network the build's `RUN` steps (or a container) get.
@@ -67,6 +70,13 @@ pub struct BuildSpec {
     /// Build every step afresh (`nocache`). The classic builder's cache ignores the network mode,
     /// so a layer made by a `host`-network build would otherwise be reused by a `none` build.
     pub no_cache: bool,
+    /// Memory and CPU caps of each `RUN` step's container (the build API has no pids limit,
+    /// capability or read-only-root option).
+    pub limits: BuildLimits,
+    /// The cgroup the `RUN` step containers are created under (`cgroupparent`): an operator's
+    /// cgroup whose own limits (a `pids.max`, say: the build API has no pids limit) then bound
+    /// every step. `None`: the daemon's default.
+    pub cgroup_parent: Option<String>,
 }
 
 /// A finished build.
@@ -135,6 +145,8 @@ impl DockerEngine {
             .forcerm(true)
             .networkmode(spec.network.mode())
             .nocache(spec.no_cache)
+            .cpuperiod(CPU_PERIOD_US)
+            .cpuquota(cpu_quota(spec.limits.cpu_millicores)?)
             .buildargs(&build_args);
         if !labels.is_empty() {
             options = options.labels(&labels);
@@ -155,7 +167,25 @@ impl DockerEngine {
             }
         };
 
-        let client = self.client_with_timeout(spec.timeout);
+        // bollard 0.21 types `memory` and `memswap` as i32 (2 GiB at most) and has no
+        // `cgroupparent`: they are added to the request's query here instead.
+        let memory = build_memory_query(&spec.limits, spec.cgroup_parent.as_deref())?;
+        let client = self
+            .client_with_timeout(spec.timeout)
+            .with_request_modifier(move |mut request| {
+                let uri = with_query(&request.uri().to_string(), &memory);
+                match uri.parse() {
+                    Ok(uri) => *request.uri_mut() = uri,
+                    Err(error) => {
+                        // Cannot happen (digits added to a valid URI); never build without the cap.
+                        tracing::error!(%error, "cannot add the memory cap to the build request");
+                        if let Ok(refused) = "/slipway-refused-build-without-memory-cap".parse() {
+                            *request.uri_mut() = refused;
+                        }
+                    }
+                }
+                request
+            });
         let mut progress = BuildProgress::default();
         let ending = {
             let mut stream = pin!(client.build_image(options.build(), None, Some(body)));
@@ -181,6 +211,7 @@ impl DockerEngine {
         let failure = match ending {
             Ending::Finished => None,
             Ending::Failed(bollard::errors::Error::DockerStreamError { error }) => {
+                let error = explain_build_failure(error, &spec.limits);
                 log(&format!("error: {error}"));
                 Some(classify_build_failure(progress.step.clone(), error))
             }

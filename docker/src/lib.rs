@@ -17,6 +17,10 @@
 //! - With `forcerm` the container of a failed step is removed too (`rm` alone leaves it).
 //! - The classic builder's cache key ignores the network mode: a `RUN` step that succeeded under
 //!   `host` is reused as is by a later `none` build of the same instructions (checked by hand).
+//! - Throwaway containers run confined ([`ContainerSandbox`]: memory, pids and CPU caps, no
+//!   capabilities, `no-new-privileges`, optionally a read-only root) and never see the Docker
+//!   socket; builds get the memory and CPU caps the build API takes ([`BuildLimits`]). See
+//!   `sandbox.rs` for what applies where.
 //! - The push stream ends with `<tag>: digest: sha256:… size: N`; bollard's `PushImageInfo` drops
 //!   the `aux` object, so the digest is read from that status line. It equals the registry's
 //!   `Docker-Content-Digest` for the tag.
@@ -28,6 +32,7 @@ mod filesystem;
 mod image;
 mod push;
 mod run;
+mod sandbox;
 mod space;
 
 use std::collections::HashMap;
@@ -45,6 +50,10 @@ pub use error::DockerError;
 pub use filesystem::{ArchiveStream, ImageStorage};
 pub use image::{PushedImage, required_tag, tagged};
 pub use run::{BindMount, MountAccess, OutputTail, RunCommand, RunOutcome, RunSpec};
+pub use sandbox::{
+    BuildLimits, ContainerSandbox, DOCKER_SOCKETS, MIN_MEMORY_BYTES, ResourceLimits, RootFs,
+    check_cgroup_parent, exposes_docker_socket,
+};
 pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;
 
@@ -141,6 +150,25 @@ impl DockerEngine {
         {
             Ok(image) => Ok(Some(
                 image.config.and_then(|c| c.labels).unwrap_or_default(),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `ONBUILD` triggers of the local image `reference` (instructions such as
+    /// `ADD http://… /x`, run by the build of any image `FROM` it), or `None` when the daemon has
+    /// no such image.
+    pub async fn image_onbuild_triggers(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Vec<String>>, DockerError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(reference))
+            .await
+        {
+            Ok(image) => Ok(Some(
+                image.config.and_then(|c| c.on_build).unwrap_or_default(),
             )),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),

@@ -10,12 +10,13 @@ use std::time::Duration;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptionsBuilder, LogsOptionsBuilder, StartContainerOptions,
-    WaitContainerOptionsBuilder,
+    CreateContainerOptions, InspectContainerOptions, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, StartContainerOptions, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::sandbox::{ContainerSandbox, confine, exposes_docker_socket};
 use super::{DockerEngine, DockerError, JOB_LABEL, Network, job_filter};
 
 /// The longest output line kept; longer ones are cut and marked.
@@ -73,6 +74,8 @@ pub struct RunSpec {
     pub job_label: String,
     /// How many of the last output lines to keep.
     pub tail_lines: usize,
+    /// Limits, capabilities, user and root filesystem.
+    pub sandbox: ContainerSandbox,
 }
 
 /// The end of a container's output (stdout and stderr interleaved).
@@ -98,6 +101,8 @@ pub struct RunOutcome {
     pub exit_code: i64,
     /// Whether the time limit was reached and the container killed.
     pub timed_out: bool,
+    /// Whether the kernel killed a process of the container for going past its memory cap.
+    pub oom_killed: bool,
     /// The end of its output.
     pub output: OutputTail,
 }
@@ -105,7 +110,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Whether the command ran to completion and exited 0.
     pub fn succeeded(&self) -> bool {
-        self.exit_code == 0 && !self.timed_out
+        self.exit_code == 0 && !self.timed_out && !self.oom_killed
     }
 }
 
@@ -129,6 +134,7 @@ impl DockerEngine {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, DockerError> {
         let body = container_body(spec)?;
+        refuse_resolved_docker_socket(spec)?;
         let created = self
             .call(
                 "create container",
@@ -187,10 +193,12 @@ impl DockerEngine {
                 });
             }
         };
+        let oom_killed = self.oom_killed(id).await?;
         let output = self.output_tail(id, spec.tail_lines).await?;
         Ok(RunOutcome {
             exit_code,
             timed_out,
+            oom_killed,
             output,
         })
     }
@@ -224,6 +232,21 @@ impl DockerEngine {
                 after: limit,
             }),
         }
+    }
+
+    /// Whether the stopped container `id` was OOM-killed (dockerd's `State.OOMKilled`).
+    async fn oom_killed(&self, id: &str) -> Result<bool, DockerError> {
+        let inspected = self
+            .call(
+                "inspect container",
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(inspected
+            .state
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false))
     }
 
     /// Read the container's whole log, keeping the last `keep` lines.
@@ -307,6 +330,13 @@ fn container_body(spec: &RunSpec) -> Result<ContainerCreateBody, DockerError> {
                 bind.container_dir
             )));
         }
+        if exposes_docker_socket(&bind.host_dir) {
+            return Err(invalid(format!(
+                "expected a host directory that does not hold the Docker socket ({}), found {host}: \
+                 containers never see the daemon",
+                super::DOCKER_SOCKETS.join(", ")
+            )));
+        }
         let mode = match bind.access {
             MountAccess::ReadOnly => "ro",
             MountAccess::ReadWrite => "rw",
@@ -336,14 +366,39 @@ fn container_body(spec: &RunSpec) -> Result<ContainerCreateBody, DockerError> {
         attach_stderr: Some(false),
         tty: Some(false),
         open_stdin: Some(false),
-        host_config: Some(HostConfig {
-            network_mode: Some(spec.network.mode().to_owned()),
-            binds: Some(binds),
-            auto_remove: Some(false),
-            ..HostConfig::default()
-        }),
+        user: spec.sandbox.user.clone(),
+        host_config: Some(confine(
+            &spec.sandbox,
+            HostConfig {
+                network_mode: Some(spec.network.mode().to_owned()),
+                binds: Some(binds),
+                auto_remove: Some(false),
+                ..HostConfig::default()
+            },
+        )?),
         ..ContainerCreateBody::default()
     })
+}
+
+/// Refuses a bind whose host directory, with every symlink resolved, holds the Docker socket (a
+/// work directory reached through a link to `/run`, say). A directory that does not exist is left
+/// to the daemon, which refuses it.
+fn refuse_resolved_docker_socket(spec: &RunSpec) -> Result<(), DockerError> {
+    for bind in &spec.binds {
+        if let Ok(real) = std::fs::canonicalize(&bind.host_dir)
+            && exposes_docker_socket(&real)
+        {
+            return Err(DockerError::InvalidSpec {
+                problem: format!(
+                    "expected a host directory that does not hold the Docker socket, found {} \
+                     (which resolves to {})",
+                    bind.host_dir.display(),
+                    real.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the last lines of a container's output, each bounded, and counts them all.
@@ -445,6 +500,15 @@ mod tests {
             env: BTreeMap::from([("X".into(), "1=2".into())]),
             job_label: "job-1".into(),
             tail_lines: 10,
+            sandbox: ContainerSandbox {
+                limits: crate::ResourceLimits {
+                    memory_bytes: 64 * 1024 * 1024,
+                    pids: 64,
+                    cpu_millicores: 1000,
+                },
+                root: crate::RootFs::ReadOnly,
+                user: Some("1000:1000".into()),
+            },
         }
     }
 
@@ -460,6 +524,13 @@ mod tests {
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.binds, Some(vec!["/tmp/ctx:/ctx:rw".into()]));
+        // The sandbox: limits, no capabilities, no new privileges, read-only root, the user.
+        assert_eq!(host.memory, Some(64 * 1024 * 1024));
+        assert_eq!(host.pids_limit, Some(64));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".into()]));
+        assert_eq!(host.security_opt, Some(vec!["no-new-privileges".into()]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let exec = container_body(&spec(RunCommand::Exec(vec![
             "/bin/echo".into(),
             "a b".into(),
@@ -480,7 +551,16 @@ mod tests {
         s.binds[0].host_dir = "relative".into();
         let err = container_body(&s).unwrap_err();
         assert!(err.to_string().contains("absolute"), "{err}");
+        for socket_dir in ["/var/run", "/run/docker.sock", "/"] {
+            s.binds[0].host_dir = socket_dir.into();
+            let err = container_body(&s).unwrap_err();
+            assert!(err.to_string().contains("Docker socket"), "{err}");
+        }
         s.binds.clear();
+        s.sandbox.limits.pids = 0;
+        let err = container_body(&s).unwrap_err();
+        assert!(err.to_string().contains("pids"), "{err}");
+        s.sandbox.limits.pids = 64;
         s.env = BTreeMap::from([("A=B".into(), "c".into())]);
         assert!(container_body(&s).is_err());
         s.env.clear();

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slipway_docker::{
-    BindMount, BuildContext, BuildSpec, Digest, DockerEngine, DockerError, ImageRef, JOB_LABEL,
-    MountAccess, Network, RegistryCredentials, RunCommand, RunOutcome, RunSpec,
+    BindMount, BuildContext, BuildLimits, BuildSpec, ContainerSandbox, Digest, DockerEngine,
+    DockerError, ImageRef, JOB_LABEL, MountAccess, Network, RegistryCredentials, ResourceLimits,
+    RootFs, RunCommand, RunOutcome, RunSpec,
 };
 use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker};
 use tokio_util::sync::CancellationToken;
@@ -62,8 +63,15 @@ fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
         network: Network::None,
         timeout: Duration::from_secs(60),
         no_cache: false,
+        limits: BuildLimits {
+            memory_bytes: 1 << 30,
+            cpu_millicores: 2000,
+        },
+        cgroup_parent: None,
     }
 }
+
+const MIB: u64 = 1024 * 1024;
 
 fn run_spec(image: &str, script: &str, job: &str) -> RunSpec {
     RunSpec {
@@ -77,6 +85,15 @@ fn run_spec(image: &str, script: &str, job: &str) -> RunSpec {
         env: BTreeMap::new(),
         job_label: job.to_owned(),
         tail_lines: 20,
+        sandbox: ContainerSandbox {
+            limits: ResourceLimits {
+                memory_bytes: 256 * MIB,
+                pids: 128,
+                cpu_millicores: 1000,
+            },
+            root: RootFs::Writable,
+            user: None,
+        },
     }
 }
 
@@ -947,4 +964,243 @@ async fn the_cache_ignores_the_network_mode_and_no_cache_restores_the_isolation(
         "built afresh without network, the step fails: {fresh:?}"
     );
     engine.remove_job_containers(&job).await.expect("cleanup");
+}
+
+/// Reads the container's own confinement: capabilities, cgroup limits (v1 or v2 paths), whether
+/// the root and `/tmp` can be written, the Docker socket, and how many background processes it
+/// could start (the fork probe runs last: once the pids limit is hit, only builtins work).
+const SANDBOX_PROBE: &str = r#"grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status
+echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"
+echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
+echo "cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max)"
+if touch /root-write 2>/dev/null; then echo root-writable; else echo root-read-only; fi
+if touch /tmp/scratch; then echo tmp-writable; fi
+if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo socket-visible; else echo no-socket; fi
+sh -c 'n=0; for i in $(seq 100); do sleep 5 & n=$((n+1)); echo $n > /tmp/n; done' 2>/dev/null || { read n < /tmp/n; echo "forks-refused-after=$n"; }
+"#;
+
+#[tokio::test]
+async fn a_container_holds_no_capability_stays_within_its_caps_and_cannot_write_its_root() {
+    let engine = engine().await;
+    let job = unique("job-sandbox");
+    let mut spec = run_spec(BASE_IMAGE, SANDBOX_PROBE, &job);
+    spec.sandbox = ContainerSandbox {
+        limits: ResourceLimits {
+            memory_bytes: 64 * MIB,
+            pids: 16,
+            cpu_millicores: 500,
+        },
+        root: RootFs::ReadOnly,
+        user: None,
+    };
+    let outcome = engine
+        .run_container(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    let lines = outcome.output.lines.clone();
+    let has = |line: &str| lines.iter().any(|l| l == line);
+    assert!(outcome.succeeded(), "{outcome:?}");
+    for expected in [
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "memory=67108864",
+        "pids=16",
+        "cpu=50000",
+        "root-read-only",
+        "tmp-writable",
+        "no-socket",
+    ] {
+        assert!(has(expected), "expected {expected:?} in {lines:?}");
+    }
+    let forks = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("forks-refused-after="))
+        .unwrap_or_else(|| panic!("a fork must be refused below 100 processes: {lines:?}"));
+    let forks: u32 = forks.parse().expect("a count");
+    assert!(
+        forks < 16,
+        "at most 16 processes, the shells included: {forks}"
+    );
+    assert_eq!(job_containers(&job), "");
+}
+
+#[tokio::test]
+async fn a_container_past_its_memory_cap_is_oom_killed_and_says_so() {
+    let engine = engine().await;
+    let job = unique("job-oom");
+    // A 128 MiB Perl string (about twice that at its peak), against a 64 MiB cap (no swap).
+    let mut spec = run_spec(
+        BASE_IMAGE,
+        "echo allocating; perl -e '$x = \"a\" x (128 * 1024 * 1024); print length($x), qq(\\n)'",
+        &job,
+    );
+    spec.sandbox.limits.memory_bytes = 64 * MIB;
+    let outcome = engine
+        .run_container(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.oom_killed, "{outcome:?}");
+    assert!(!outcome.succeeded());
+    assert!(!outcome.timed_out);
+    assert_eq!(outcome.output.lines[0], "allocating", "{outcome:?}");
+    assert!(
+        !outcome.output.lines.iter().any(|l| l == "134217728"),
+        "the allocation never finished: {outcome:?}"
+    );
+    assert_eq!(job_containers(&job), "");
+
+    // The same allocation under a cap above it succeeds: the cap, not the program, killed it.
+    spec.sandbox.limits.memory_bytes = 512 * MIB;
+    let outcome = engine
+        .run_container(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.succeeded() && !outcome.oom_killed, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn build_steps_run_under_the_memory_and_cpu_caps_and_a_step_past_the_cap_names_it() {
+    let engine = engine().await;
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let cancel = CancellationToken::new();
+    // Above bollard's i32 (2 GiB): the cap still reaches the daemon as it is.
+    let big = 3 * 1024 * MIB;
+    let mut reading = spec(
+        &format!(
+            "FROM {BASE_IMAGE}\nRUN echo {} && echo \"memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)\" && echo \"cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max)\"\n",
+            unique("probe")
+        ),
+        Vec::new(),
+    );
+    reading.limits = BuildLimits {
+        memory_bytes: big,
+        cpu_millicores: 1500,
+    };
+    engine
+        .build(&reading, &mut log.sink(), &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log.text()));
+    let text = log.text();
+    assert!(text.contains(&format!("memory={big}")), "{text}");
+    assert!(text.contains("cpu=150000"), "{text}");
+
+    let mut hungry = spec(
+        &format!(
+            "FROM {BASE_IMAGE}\nRUN echo {} && perl -e '$x = \"a\" x (256 * 1024 * 1024)'\n",
+            unique("hungry")
+        ),
+        Vec::new(),
+    );
+    hungry.limits.memory_bytes = 64 * MIB;
+    let err = engine
+        .build(&hungry, &mut log.sink(), &cancel)
+        .await
+        .expect_err("a step past the memory cap fails");
+    assert!(!err.is_transient(), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("137") && message.contains("memory limit of 64 MiB"),
+        "{message}"
+    );
+}
+
+/// A cgroup with a pids limit, made for one test (cgroup v1: in the pids hierarchy; v2: at the
+/// root, whose pids controller is delegated), as operators prepare `[build].build_cgroup_parent`.
+/// Removed on drop in every hierarchy dockerd created it in (tests run as root, like dockerd).
+struct PidsCgroup {
+    name: String,
+}
+
+impl PidsCgroup {
+    fn new(max: u32) -> PidsCgroup {
+        let name = unique("slipway-test-pids");
+        let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+        let dir = if v1.is_dir() {
+            v1.join(&name)
+        } else {
+            std::path::Path::new("/sys/fs/cgroup").join(&name)
+        };
+        std::fs::create_dir_all(&dir).expect("create a cgroup (the tests run as root)");
+        std::fs::write(dir.join("pids.max"), max.to_string()).expect("set pids.max");
+        PidsCgroup { name }
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let mut dirs: Vec<_> = hierarchies
+            .flatten()
+            .map(|h| h.path().join(&self.name))
+            .collect();
+        dirs.push(std::path::Path::new("/sys/fs/cgroup").join(&self.name));
+        for dir in dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A `RUN` step starting up to 200 background processes; once a fork is refused it prints how
+/// many it had started (builtins only from there).
+fn fork_probe_dockerfile() -> String {
+    format!(
+        "FROM {BASE_IMAGE}\nRUN echo {} && (sh -c 'n=0; for i in $(seq 200); do sleep 5 & n=$((n+1)); echo $n > /tmp/n; done; echo all-forks-started' 2>/dev/null || {{ read n < /tmp/n; echo forks-refused-after=$n; }})\n",
+        unique("forks")
+    )
+}
+
+#[tokio::test]
+async fn build_steps_under_a_cgroup_parent_are_bound_by_its_pids_limit() {
+    let engine = engine().await;
+    let cancel = CancellationToken::new();
+    let cgroup = PidsCgroup::new(24);
+    let log = Log::default();
+    let _cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![log.clone()],
+    };
+    let mut bounded = spec(&fork_probe_dockerfile(), Vec::new());
+    bounded.no_cache = true;
+    bounded.cgroup_parent = Some(format!("/{}", cgroup.name));
+    engine
+        .build(&bounded, &mut log.sink(), &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log.text()));
+    let text = log.text();
+    let started: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("forks-refused-after="))
+        .unwrap_or_else(|| panic!("a fork must be refused under the cgroup's pids.max: {text}"))
+        .parse()
+        .expect("a count");
+    assert!(
+        started < 24,
+        "{started} processes started under pids.max 24"
+    );
+
+    // Without a cgroup parent the build API sets no pids limit: every fork succeeds.
+    let free_log = Log::default();
+    let _free_cleanup = Cleanup {
+        tags: Vec::new(),
+        logs: vec![free_log.clone()],
+    };
+    let mut free = spec(&fork_probe_dockerfile(), Vec::new());
+    free.no_cache = true;
+    engine
+        .build(&free, &mut free_log.sink(), &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", free_log.text()));
+    assert!(
+        free_log.text().lines().any(|l| l == "all-forks-started"),
+        "{}",
+        free_log.text()
+    );
 }

@@ -1,9 +1,11 @@
 //! Slipway's build worker: turns a linted commit into a tested image in the registry. The pure core
-//! ([`plan`]) decides what to build and what to publish; the other modules talk to git, the Docker
+//! ([`plan`]) decides what to build and what to publish, [`sandbox`] how each step is confined and
+//! whether an entry may build here at all; the other modules talk to git, the Docker
 //! Engine and the registry.
 
 pub mod context;
 pub mod plan;
 pub mod registry;
+pub mod sandbox;
 pub mod telemetry;
 pub mod worker;

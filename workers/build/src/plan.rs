@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use slipway_common::image::InvalidImageRef;
-use slipway_common::index::{Entry, NetworkMode};
+use slipway_common::index::Entry;
 use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
 use slipway_common::{Digest, ImageRef, Message};
 use slipway_lint::images::{BaseImageError, base_images};
@@ -132,6 +132,55 @@ pub fn parent_images(
     Ok(base_images(&parsed, build_args)?)
 }
 
+/// An `ADD` source the daemon would fetch itself: a URL (`scheme://…`, `git@…`), or a variable
+/// whose value is only known during the build (it may expand to a URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAdd {
+    /// The 1-based line of the `ADD` (or of its `ONBUILD`).
+    pub line: u32,
+    /// The source as written.
+    pub source: String,
+}
+
+/// Every `ADD` (also under `ONBUILD`) source of the Dockerfile that is not a plain path of the
+/// context. dockerd fetches an `ADD` URL itself, on the host's network, whatever the build's
+/// network mode. A parse error is [`PlanError::Dockerfile`].
+pub fn remote_add_sources(dockerfile: &str) -> Result<Vec<RemoteAdd>, PlanError> {
+    let parsed = parser::parse(dockerfile).map_err(|e| PlanError::Dockerfile(e.to_string()))?;
+    let mut found = Vec::new();
+    for located in &parsed.instructions {
+        let mut instruction = &located.instruction;
+        while let Instruction::OnBuild(inner) = instruction {
+            instruction = inner;
+        }
+        if let Instruction::Add(add) = instruction {
+            found.extend(
+                add.sources
+                    .iter()
+                    .filter(|source| is_remote_source(source))
+                    .map(|source| RemoteAdd {
+                        line: located.line,
+                        source: source.clone(),
+                    }),
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// The remote `ADD` sources among a parent image's `ONBUILD` triggers (each an instruction such as
+/// `ADD http://… /x`), which run in the build of an image `FROM` it.
+pub fn remote_trigger_sources(triggers: &[String]) -> Result<Vec<String>, PlanError> {
+    Ok(remote_add_sources(&triggers.join("\n"))?
+        .into_iter()
+        .map(|remote| remote.source)
+        .collect())
+}
+
+fn is_remote_source(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@") || source.contains('$')
+}
+
 /// The identity of a build's inputs: `sha256` over the commit, the Dockerfile's digest, each parent
 /// image with its digest, and the build arguments, in a fixed canonical form. Equal keys mean the
 /// same image would be built.
@@ -207,11 +256,6 @@ pub fn labels(
 /// Whether the image already under the desired tag was built from exactly these inputs.
 pub fn already_built(existing_labels: &BTreeMap<String, String>, content_key: &str) -> bool {
     existing_labels.get(LABEL_CONTENT_KEY).map(String::as_str) == Some(content_key)
-}
-
-/// The network build steps get.
-pub fn network_allowed(entry: &Entry) -> bool {
-    entry.network == NetworkMode::Host
 }
 
 /// The last lines of a log, for `build.failed`.
@@ -347,6 +391,33 @@ mod tests {
         assert_eq!(
             Layout::of(&entry).unwrap().prebuild_context.as_deref(),
             Some("images/web")
+        );
+    }
+
+    #[test]
+    fn add_sources_the_daemon_would_fetch_are_found_with_their_lines() {
+        let dockerfile = "FROM base\n\
+            ADD local.tar /\n\
+            ADD --chown=1:1 https://example.org/a.tgz ./b /dst/\n\
+            COPY http://not-fetched-by-copy /x\n\
+            ONBUILD ADD http://127.0.0.1:15672/api/definitions /d\n\
+            ADD ${URL} /u\n\
+            ADD git@github.com:o/r.git /r\n";
+        let found = remote_add_sources(dockerfile).unwrap();
+        let lines: Vec<(u32, &str)> = found.iter().map(|r| (r.line, r.source.as_str())).collect();
+        assert_eq!(
+            lines,
+            [
+                (3, "https://example.org/a.tgz"),
+                (5, "http://127.0.0.1:15672/api/definitions"),
+                (6, "${URL}"),
+                (7, "git@github.com:o/r.git"),
+            ]
+        );
+        assert!(
+            remote_add_sources("FROM base\nADD . /app\n")
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -55,6 +55,27 @@ pub struct BuildSettings {
     pub max_context_bytes: u64,
     /// Lines of log carried by `build.failed`.
     pub log_tail_lines: usize,
+    /// Whether an entry may give its build steps the host's network (`network: host`). Off by
+    /// default: such steps reach every service on the node's loopback (RabbitMQ, the registry);
+    /// an entry asking for it is then refused with that reason.
+    pub allow_host_network: bool,
+    /// Memory cap of each prebuild and smoke-test container in bytes, swap included.
+    pub container_memory_bytes: u64,
+    /// Most processes and threads a prebuild or smoke-test container may hold.
+    pub container_pids: u32,
+    /// CPU of a prebuild or smoke-test container, in thousandths of a core.
+    pub container_cpu_millicores: u32,
+    /// Memory cap of each build step (`RUN`) in bytes, swap included.
+    pub build_memory_bytes: u64,
+    /// CPU of each build step, in thousandths of a core.
+    pub build_cpu_millicores: u32,
+    /// The cgroup build steps are created under (`/slipway-build` with dockerd's cgroupfs driver,
+    /// `slipway-build.slice` with its systemd driver), prepared by the operators with a pids limit
+    /// (`pids.max`, `TasksMax=`): the build API has no pids limit of its own. Empty: none.
+    pub build_cgroup_parent: String,
+    /// Whether smoke tests run on a read-only root (with a `tmpfs` `/tmp` and `/run`); prebuild
+    /// scripts always do (they write into the checkout).
+    pub smoke_test_read_only_root: bool,
     /// Whether builds may reuse the daemon's layer cache. Off by default: the classic builder's
     /// cache ignores the network mode, so a layer made by an entry allowed the network would be
     /// reused by a `network: none` build of the same steps. Turn it on for nodes whose entries all
@@ -74,6 +95,14 @@ impl Default for BuildSettings {
             min_free_inodes: 100_000,
             max_context_bytes: 1024 * 1024 * 1024,
             log_tail_lines: 50,
+            allow_host_network: false,
+            container_memory_bytes: 1024 * 1024 * 1024,
+            container_pids: 512,
+            container_cpu_millicores: 1000,
+            build_memory_bytes: 4 * 1024 * 1024 * 1024,
+            build_cpu_millicores: 2000,
+            build_cgroup_parent: String::new(),
+            smoke_test_read_only_root: true,
             cache: false,
         }
     }
@@ -135,6 +164,9 @@ pub enum WorkerError {
     /// The registry settings are unusable.
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
+    /// A `[build]` setting is unusable.
+    #[error("settings: {0}")]
+    Settings(String),
     /// The work directory cannot be created.
     #[error("work directory {}: {source}", path.display())]
     WorkDir {
@@ -279,6 +311,7 @@ impl BuildHandler {
         config: &BuildWorkerConfig,
         shutdown: CancellationToken,
     ) -> Result<BuildHandler, WorkerError> {
+        crate::sandbox::check_settings(&config.build).map_err(WorkerError::Settings)?;
         std::fs::create_dir_all(&config.build.work_dir).map_err(|source| WorkerError::WorkDir {
             path: config.build.work_dir.clone(),
             source,
@@ -382,6 +415,10 @@ impl BuildHandler {
         started: Instant,
     ) -> Result<Success, Stop> {
         let entry = &request.entry;
+        // The sandbox policy first: an entry this worker does not build is refused before any work.
+        let owner = checkout_owner(&self.settings.work_dir);
+        let sandbox = crate::sandbox::plan(entry, &self.settings, owner)
+            .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
         // Bounded: never start a build on a nearly full disk.
         let space = self.docker.root_dir_space().await?;
         crate::telemetry::disk_free(&space);
@@ -434,6 +471,12 @@ impl BuildHandler {
         let dockerfile_digest = Digest::sha256_of(&dockerfile).to_string();
         let text = String::from_utf8_lossy(&dockerfile);
 
+        // No ADD of a URL in a build without network: the daemon would fetch it on the host's.
+        let remote = plan::remote_add_sources(&text)
+            .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
+        crate::sandbox::check_add_sources(sandbox.build_network, &remote)
+            .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
+
         // The content key: commit, Dockerfile, parents, build args.
         let parents = plan::parent_images(&text, &entry.build_args)
             .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
@@ -448,6 +491,22 @@ impl BuildHandler {
             let id = Digest::parse(&id).map_err(|e| {
                 Stop::Retry(format!("the daemon's id of the base image {parent}: {e}"))
             })?;
+            // Its ONBUILD triggers run in this build: no ADD of a URL without network either.
+            if sandbox.build_network == Network::None {
+                let triggers = self
+                    .docker
+                    .image_onbuild_triggers(&written)
+                    .await?
+                    .unwrap_or_default();
+                let remote = plan::remote_trigger_sources(&triggers).map_err(|e| {
+                    Stop::Failed(
+                        BuildStage::Build,
+                        format!("the ONBUILD triggers of {written}: {e}"),
+                    )
+                })?;
+                crate::sandbox::check_parent_triggers(sandbox.build_network, &written, &remote)
+                    .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
+            }
             parent_digests.insert(parent, id);
         }
         let key = plan::content_key(
@@ -503,9 +562,11 @@ impl BuildHandler {
                     access: MountAccess::ReadWrite,
                 }],
                 labels: BTreeMap::new(),
-                env: BTreeMap::new(),
+                // The checkout's owner may have no home in the image.
+                env: BTreeMap::from([("HOME".to_string(), "/tmp".to_string())]),
                 job_label: job_label.clone(),
                 tail_lines: self.settings.log_tail_lines,
+                sandbox: sandbox.prebuild.clone(),
             };
             self.run_step(BuildStage::Prebuild, "the prebuild script", &spec, log)
                 .await?;
@@ -534,13 +595,11 @@ impl BuildHandler {
             tags: vec![names.test_image.to_string()],
             labels: BTreeMap::new(),
             build_args: entry.build_args.clone(),
-            network: if plan::network_allowed(entry) {
-                Network::Host
-            } else {
-                Network::None
-            },
+            network: sandbox.build_network,
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
             no_cache: !self.settings.cache,
+            limits: sandbox.build_limits,
+            cgroup_parent: sandbox.build_cgroup_parent.clone(),
         };
         let previous = self.docker.image_id(&names.image.to_string()).await?;
         log.leftovers.earlier_test_image =
@@ -552,7 +611,12 @@ impl BuildHandler {
                 "the worker is shutting down; the build was cancelled".into(),
             ));
         }
-        let built = built.map_err(|e| docker_stop(BuildStage::Build, e))?;
+        let built = built.map_err(|e| match docker_stop(BuildStage::Build, e) {
+            Stop::Failed(stage, error) => {
+                Stop::Failed(stage, crate::sandbox::explain_build_failure(error))
+            }
+            retry => retry,
+        })?;
 
         // Push the test tag; the digest comes from the push.
         let mut sink = |line: &str| log.line(line);
@@ -586,6 +650,7 @@ impl BuildHandler {
                 env: BTreeMap::new(),
                 job_label: job_label.clone(),
                 tail_lines: self.settings.log_tail_lines,
+                sandbox: sandbox.smoke_test.clone(),
             };
             self.run_step(BuildStage::Test, "the smoke test", &spec, log)
                 .await
@@ -644,19 +709,10 @@ impl BuildHandler {
         for line in &outcome.output.lines {
             log.line(line);
         }
-        if outcome.timed_out {
-            return Err(Stop::Failed(
-                stage,
-                format!("{what} ran past {} ms", spec.timeout.as_millis()),
-            ));
+        match crate::sandbox::step_failure(what, &outcome, &spec.sandbox, spec.timeout) {
+            Some(error) => Err(Stop::Failed(stage, error)),
+            None => Ok(()),
         }
-        if outcome.exit_code != 0 {
-            return Err(Stop::Failed(
-                stage,
-                format!("{what} exited with {}", outcome.exit_code),
-            ));
-        }
-        Ok(())
     }
 
     /// Brings a parent image that is not on this node from Slipway's own registry (where another
@@ -776,6 +832,16 @@ async fn reclaim(
             tracing::warn!(%job_id, %error, "removing images the job left unnamed failed")
         }
     }
+}
+
+/// The `uid:gid` owning the work directory (the worker's, which exports the checkouts there): the
+/// prebuild script runs as it. Root when it cannot be read (the container still holds no
+/// capability).
+fn checkout_owner(work_dir: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(work_dir)
+        .map(|meta| (meta.uid(), meta.gid()))
+        .unwrap_or((0, 0))
 }
 
 /// Removes checkouts left by worker processes that were killed: directories in the work directory
