@@ -49,10 +49,12 @@ pub struct ShellcheckLimits {
 }
 
 impl ShellcheckLimits {
-    /// Default time limit: ShellCheck 0.9 checks the largest corpus Dockerfile in well under a
-    /// second; 20 s leaves room for a busy node.
+    /// Default time limit: 20 s. `slipway lint` checks the 416 corpus Dockerfiles with
+    /// ShellCheck 0.9 in 23 s (about 55 ms each on a busy 2-core machine), so 20 s leaves a wide
+    /// margin for a slow node and still stops a runaway within one job's time.
     pub const DEFAULT_TIME: Duration = Duration::from_secs(20);
-    /// Default memory limit: 512 MiB (ShellCheck needs about 100 MiB for ordinary scripts).
+    /// Default memory limit: 512 MiB (checking each of the 416 corpus Dockerfiles takes at most
+    /// 21 MiB resident; the hostile input of issue 13 reaches the limit in 1 to 7 s).
     pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
     /// Default output limit: 16 MiB of JSON.
     pub const DEFAULT_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
