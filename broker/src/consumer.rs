@@ -37,6 +37,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use slipway_common::Envelope;
 use slipway_common::envelope::Timestamp;
+use slipway_common::errors::Chain;
 use slipway_common::telemetry::events::{self, JobFinished, JobOutcome};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -178,8 +179,9 @@ impl<H: Handler> Consumer<H> {
                         (100u64 << quick_failures.min(10))
                             .min(self.settings.max_reconnect_delay_ms),
                     );
+                    let error = Chain(&error).to_string();
                     tracing::error!(worker = self.worker, %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
-                    lost_because = Some(error.to_string());
+                    lost_because = Some(error);
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
                         () = tokio::time::sleep(pause) => {}
@@ -261,7 +263,7 @@ impl<H: Handler> Consumer<H> {
                         let handler = Arc::clone(&self.handler);
                         jobs.spawn(async move { settler.process(handler.as_ref(), delivery).await });
                     }
-                    Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
+                    Some(Err(error)) => break SessionEnd::Lost(Chain(&error).to_string()),
                     None => break SessionEnd::Lost("the broker cancelled the consumer".to_owned()),
                 },
             }
@@ -345,14 +347,18 @@ impl Settler {
         let _in_flight = events::job_started(self.worker);
         let incoming_headers = delivery.properties.headers().as_ref();
         let attempt = headers::attempt(incoming_headers);
+        // A routing key is a short string (at most 255 bytes): a longer header is not one.
         let routing_key = headers::text(incoming_headers, headers::ROUTING_KEY)
+            .filter(|key| key.len() <= MAX_ROUTING_KEY_BYTES)
             .unwrap_or_else(|| delivery.routing_key.to_string());
 
         let (job_id, mut settlement) = match Envelope::decode(&delivery.data) {
             Err(error) => (
                 None,
                 Settlement::DeadLetter {
-                    reason: format!("undecodable: {error}"),
+                    // The error may quote the message (a 1 MiB `kind`): bounded for the header
+                    // and the log line alike.
+                    reason: bounded_reason(format!("undecodable: {error}")),
                     outcome: JobOutcome::Undecodable,
                 },
             ),
@@ -425,6 +431,11 @@ impl Settler {
     }
 
     fn settlement_for(&self, outcome: Outcome, attempt: u32) -> Settlement {
+        let outcome = match outcome {
+            Outcome::Retry(reason) => Outcome::Retry(bounded_reason(reason)),
+            Outcome::Reject(reason) => Outcome::Reject(bounded_reason(reason)),
+            other => other,
+        };
         match outcome {
             Outcome::Ack(events) => Settlement::Publish {
                 appends: Vec::new(),
@@ -455,9 +466,10 @@ impl Settler {
         let sent = match settlement {
             Settlement::Publish { appends, events } => {
                 let retry_because = |what: String, error: PublishError| {
-                    SettleError::Instead(
-                        self.settlement_for(Outcome::Retry(format!("{what}: {error}")), attempt),
-                    )
+                    SettleError::Instead(self.settlement_for(
+                        Outcome::Retry(format!("{what}: {}", Chain(&error))),
+                        attempt,
+                    ))
                 };
                 let mut sent = Ok(());
                 for entry in &appends {
@@ -523,13 +535,13 @@ impl Settler {
                     .await
             }
         };
-        sent.map_err(|error| SettleError::Broken(error.to_string()))?;
+        sent.map_err(|error| SettleError::Broken(Chain(&error).to_string()))?;
         delivery
             .acker
             .ack(BasicAckOptions::default())
             .await
             .map(drop)
-            .map_err(|error| SettleError::Broken(format!("ack failed: {error}")))
+            .map_err(|error| SettleError::Broken(format!("ack failed: {}", Chain(&error))))
     }
 
     fn mark(&self, headers: &mut FieldTable, routing_key: &str, reason: &str) {
@@ -558,8 +570,26 @@ impl Settlement {
     }
 }
 
+/// Longest AMQP routing key (a short string).
+const MAX_ROUTING_KEY_BYTES: usize = 255;
+
+/// `reason` cut to what a header holds ([`headers::MAX_TEXT_BYTES`]).
+fn bounded_reason(reason: String) -> String {
+    match headers::truncate(&reason, headers::MAX_TEXT_BYTES) {
+        std::borrow::Cow::Borrowed(_) => reason,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
+
+/// The delivery's headers, bounded ([`headers::bounded`]) so that its retry or dead letter fits
+/// in a frame whatever it carried.
 fn copied_headers(delivery: &Delivery) -> FieldTable {
-    delivery.properties.headers().clone().unwrap_or_default()
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .map(headers::bounded)
+        .unwrap_or_default()
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {

@@ -19,6 +19,7 @@ use slipway_broker::streams::ReadFrom;
 use slipway_broker::streams::reader::{ReadOptions, StreamError};
 use slipway_common::index::validate::redact_credentials;
 use slipway_common::message::LintFinding;
+use slipway_common::terminal::{escape, pad};
 use slipway_common::{Kind, Message};
 
 /// Output formats of the history commands.
@@ -115,15 +116,16 @@ impl Printer {
     }
 }
 
-/// One table row: creation time (UTC), kind, cause, details.
+/// One table row: creation time (UTC), kind, cause, details; the cause and details (which quote
+/// image names, errors and lint messages) with their control characters escaped.
 pub fn table_row(event: &HistoryEvent) -> String {
     let envelope = &event.envelope;
     format!(
-        "{:<20}  {:<15}  {:<10}  {}",
+        "{:<20}  {:<15}  {}  {}",
         envelope.created_at.to_rfc3339(),
         envelope.kind().as_str(),
-        envelope.cause.to_string(),
-        details(&envelope.message)
+        pad(&envelope.cause.to_string(), 10),
+        escape(&details(&envelope.message))
     )
 }
 

@@ -162,13 +162,13 @@ fn render(jobs: &[JobSummary], format: Format) -> String {
             for job in jobs {
                 let last = &job.last.envelope;
                 out.push_str(&format!(
-                    "{:<36}  {:<20}  {:<20}  {:<22}  {:<15}  {}\n",
+                    "{:<36}  {:<20}  {:<20}  {}  {:<15}  {}\n",
                     job.job_id.to_string(),
                     job.started.to_rfc3339(),
                     last.created_at.to_rfc3339(),
-                    job.cause,
+                    slipway_common::terminal::pad(&job.cause, 22),
                     last.kind().as_str(),
-                    history::details(&last.message)
+                    slipway_common::terminal::escape(&history::details(&last.message))
                 ));
             }
         }

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use slipway_lint::config::{self, Options, Partial};
 use slipway_lint::format::{FileResult, Format, render};
-use slipway_lint::lint::{PARSE_ERROR, ShellChecker};
-use slipway_lint::shellcheck::ShellcheckProgram;
+use slipway_lint::lint::{PARSE_ERROR, SHELLCHECK_FAILED, ShellChecker};
+use slipway_lint::shellcheck::{ShellcheckLimits, ShellcheckProgram};
 use slipway_lint::{Failure, Severity, lint_with, parser};
 
 /// Options of `slipway lint` (named as hadolint names them).
@@ -80,6 +80,25 @@ pub struct LintArgs {
         env = "SLIPWAY_LINT_SHELLCHECK"
     )]
     shellcheck: ShellcheckMode,
+    /// Seconds one ShellCheck run (one Dockerfile) may take before it is stopped; a stopped or
+    /// failed run is an SC0000 error.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = ShellcheckLimits::DEFAULT_TIME.as_secs_f64(),
+        value_parser = parse_seconds,
+        env = "SLIPWAY_LINT_SHELLCHECK_TIMEOUT"
+    )]
+    shellcheck_timeout: f64,
+    /// Memory (address space, MiB) one ShellCheck run may use.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = ShellcheckLimits::DEFAULT_MEMORY_BYTES / (1024 * 1024),
+        value_parser = clap::value_parser!(u64).range(64..),
+        env = "SLIPWAY_LINT_SHELLCHECK_MEMORY"
+    )]
+    shellcheck_memory: u64,
 }
 
 /// `--format` values.
@@ -98,6 +117,15 @@ enum ShellcheckMode {
     Auto,
     Always,
     Never,
+}
+
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!(
+            "expected a number of seconds above 0 and at most 86400, found {value:?}"
+        )),
+    }
 }
 
 fn parse_level(value: &str) -> Result<Severity, String> {
@@ -150,7 +178,10 @@ pub fn run(args: &LintArgs) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("slipway lint: error: {error:#}");
+            eprintln!(
+                "slipway lint: error: {}",
+                slipway_common::errors::Chain(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
@@ -162,15 +193,23 @@ fn run_inner(args: &LintArgs) -> anyhow::Result<ExitCode> {
         ShellcheckMode::Never => None,
         ShellcheckMode::Auto => ShellcheckProgram::find("shellcheck").ok(),
         ShellcheckMode::Always => Some(ShellcheckProgram::find("shellcheck")?),
-    };
+    }
+    .map(|program| {
+        program.with_limits(ShellcheckLimits {
+            time: std::time::Duration::from_secs_f64(args.shellcheck_timeout),
+            memory_bytes: args.shellcheck_memory * 1024 * 1024,
+            ..ShellcheckLimits::default()
+        })
+    });
     let results = lint_files(&args.files, &options, shellcheck.as_ref());
     let format = options.formats.last().copied().unwrap_or(Format::Tty);
     let color = format == Format::Tty && !options.no_color && std::io::stdout().is_terminal();
     print!("{}", render(format, &results, color));
-    let failed = results
-        .iter()
-        .flat_map(|r| &r.failures)
-        .any(|f| f.code == PARSE_ERROR.code || options.fails_at(f.severity));
+    let failed = results.iter().flat_map(|r| &r.failures).any(|f| {
+        f.code == PARSE_ERROR.code
+            || f.code == SHELLCHECK_FAILED.code
+            || options.fails_at(f.severity)
+    });
     Ok(if failed && !options.no_fail {
         ExitCode::FAILURE
     } else {

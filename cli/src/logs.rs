@@ -192,15 +192,18 @@ impl Printer {
                 chunk.skipped
             )?;
         }
-        out.write_all(chunk.text.as_bytes())?;
+        // Build output comes from the build: its control characters (colours included) are
+        // written as escapes, lines and tabs kept.
+        out.write_all(slipway_common::terminal::escape_lines(&chunk.text).as_bytes())?;
         if !chunk.text.is_empty() && !chunk.text.ends_with('\n') {
             out.write_all(b"\n")?;
         }
         if let Some(outcome) = &chunk.outcome {
             writeln!(
                 out,
-                "=== slipway: end of run {}: {outcome} ===",
-                chunk.run_number
+                "=== slipway: end of run {}: {} ===",
+                chunk.run_number,
+                slipway_common::terminal::escape(outcome)
             )?;
         }
         out.flush()?;

@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
 use slipway_common::config::{ConfigSources, load};
+use slipway_common::errors::Chain;
 use slipway_common::image::registry_host;
 use slipway_common::index::{IndexFile, read_index_file};
 use slipway_common::message::BuildRequested;
@@ -120,7 +121,7 @@ impl RegistryAddress {
     /// when it is malformed, which the commands answer with exit status 1.
     fn image_argument(&self, text: &str) -> Option<ImageRef> {
         self.image(text)
-            .map_err(|error| eprintln!("slipway: error: {error:#}"))
+            .map_err(|error| eprintln!("slipway: error: {}", Chain(error.as_ref())))
             .ok()
     }
 }
@@ -131,7 +132,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("slipway: error: {error:#}");
+            eprintln!("slipway: error: {}", Chain(error.as_ref()));
             ExitCode::from(2)
         }
     }

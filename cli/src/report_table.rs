@@ -1,16 +1,24 @@
 //! A scan report (the JSON document `slipway scan --format json` prints and the scan worker
 //! stores) as text for people: what was scanned, the OS, the packages, then each scanner's
 //! findings. Works on the JSON value, so `slipway report` renders stored reports of any version:
-//! sections a report lacks are left out.
+//! sections a report lacks are left out. Every string from the report is written with its
+//! control characters escaped (`slipway_common::terminal`): package names and versions come
+//! from the scanned image.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use slipway_common::terminal::{column_width, escape, pad};
+
+/// A string of the report, escaped for the terminal.
+fn safe(value: &Value) -> Option<String> {
+    value.as_str().map(|s| escape(s).into_owned())
+}
 
 /// Renders `report`; `list_packages` adds the full package table.
 pub fn render(report: &Value, list_packages: bool) -> String {
     let mut out = String::new();
-    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let text = |value: &Value, key: &str| value.get(key).and_then(safe);
     let len =
         |value: &Value, key: &str| value.get(key).and_then(Value::as_array).map_or(0, Vec::len);
 
@@ -63,21 +71,25 @@ pub fn render(report: &Value, list_packages: bool) -> String {
         breakdown.join(", ")
     );
     if list_packages {
-        let width = packages
-            .iter()
-            .filter_map(|p| p.get("name").and_then(Value::as_str))
-            .map(str::len)
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let _ = writeln!(out, "  {:<6} {:<width$} VERSION", "TYPE", "NAME");
-        for package in packages {
+        // Widths from the escaped text, capped: one huge name neither widens every row nor
+        // overflows `format!`'s width (which panicked at 65,536).
+        let raw = |package: &Value, key: &str| -> String {
+            package
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let names: Vec<String> = packages.iter().map(|p| raw(p, "name")).collect();
+        let width = column_width(names.iter().map(String::as_str), 4);
+        let _ = writeln!(out, "  {} {} VERSION", pad("TYPE", 6), pad("NAME", width));
+        for (package, name) in packages.iter().zip(&names) {
             let _ = writeln!(
                 out,
-                "  {:<6} {:<width$} {}",
-                text(package, "ecosystem").unwrap_or_default(),
-                text(package, "name").unwrap_or_default(),
-                text(package, "version").unwrap_or_default()
+                "  {} {} {}",
+                pad(&raw(package, "ecosystem"), 6),
+                pad(name, width),
+                escape(&raw(package, "version"))
             );
         }
     }
@@ -150,8 +162,7 @@ pub fn render(report: &Value, list_packages: bool) -> String {
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
+                    .filter_map(safe)
                     .collect();
                 let _ = writeln!(
                     out,
@@ -180,7 +191,7 @@ pub fn render(report: &Value, list_packages: bool) -> String {
                     .into_iter()
                     .flatten()
                 {
-                    let _ = writeln!(out, "  error: {}", error.as_str().unwrap_or_default());
+                    let _ = writeln!(out, "  error: {}", safe(error).unwrap_or_default());
                 }
             }
         }
@@ -210,12 +221,12 @@ pub fn render(report: &Value, list_packages: bool) -> String {
             .into_iter()
             .flatten()
         {
-            let fixed: Vec<&str> = found
+            let fixed: Vec<String> = found
                 .get("fixed_versions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_str)
+                .filter_map(safe)
                 .collect();
             let _ = writeln!(
                 out,
@@ -238,7 +249,7 @@ pub fn render(report: &Value, list_packages: bool) -> String {
         .into_iter()
         .flatten()
     {
-        let _ = writeln!(out, "warning: {}", warning.as_str().unwrap_or_default());
+        let _ = writeln!(out, "warning: {}", safe(warning).unwrap_or_default());
     }
     out
 }
@@ -247,7 +258,7 @@ pub fn render(report: &Value, list_packages: bool) -> String {
 fn problem(finding: &Value) -> String {
     let field = |key: &str| {
         finding.get(key).map(|v| match v {
-            Value::String(s) => s.clone(),
+            Value::String(s) => escape(s).into_owned(),
             other => other.to_string(),
         })
     };
@@ -259,9 +270,11 @@ fn problem(finding: &Value) -> String {
             finding.get("expected").and_then(Value::as_u64).unwrap_or(0)
         ),
         Some(kind) => match (field("expected"), field("found")) {
-            (Some(expected), Some(found)) => format!("{kind} {found}, expected {expected}"),
-            (None, Some(found)) => format!("{kind}: now {found}"),
-            _ => kind.to_owned(),
+            (Some(expected), Some(found)) => {
+                format!("{} {found}, expected {expected}", escape(kind))
+            }
+            (None, Some(found)) => format!("{}: now {found}", escape(kind)),
+            _ => escape(kind).into_owned(),
         },
         None => "differs".to_owned(),
     }
@@ -307,6 +320,39 @@ mod tests {
         assert!(
             !render(&report, false).contains("TYPE"),
             "packages listed only when asked"
+        );
+    }
+
+    #[test]
+    fn hostile_package_names_neither_panic_nor_reach_the_terminal_raw() {
+        let long = "p".repeat(65_536);
+        let report = serde_json::json!({
+            "image": "r/app:1\u{1b}]0;owned\u{7}",
+            "os": {"pretty_name": "Debian\u{1b}[2J"},
+            "packages": [
+                {"ecosystem": "deb", "name": long, "version": "1"},
+                {"ecosystem": "npm", "name": "evil\u{1b}[31mred\r\n\u{9b}1m", "version": "2\u{7}"},
+                {"ecosystem": "pypi", "name": "six", "version": "1.16"}
+            ],
+            "updates": {"repositories": ["local"], "updates": [
+                {"name": "x\u{1b}[1A", "installed": "1", "available": "2", "repo": "local"}
+            ], "errors": ["bad\u{1b}c"]},
+            "warnings": ["w\u{1b}[K"]
+        });
+        let text = render(&report, true);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reached the output"
+        );
+        assert!(text.contains(&long), "a long name is printed whole");
+        assert!(text.contains("evil\\x1b[31mred\\r\\n\\u{9b}1m"), "{text}");
+        let six = text
+            .lines()
+            .find(|l| l.contains(" six "))
+            .expect("six listed");
+        assert!(
+            six.len() < 100,
+            "one long name does not widen every row: {six:?}"
         );
     }
 }

@@ -81,7 +81,10 @@ pub async fn run(args: &ScanArgs, registry: &crate::RegistryAddress) -> ExitCode
     match scan(args, registry).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("slipway scan: {error:#}");
+            eprintln!(
+                "slipway scan: {}",
+                slipway_common::errors::Chain(error.as_ref())
+            );
             ExitCode::from(2)
         }
     }

@@ -257,3 +257,123 @@ fn shellcheck_findings_appear_when_shellcheck_runs() {
     );
     assert!(codes(&out).iter().all(|(c, _)| c.starts_with("DL")));
 }
+
+/// Pids of the running (not zombie) processes named `name` whose parent is `parent`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((comm, state, ppid)) = proc_stat(pid)
+            && comm == name
+            && ppid == parent
+            && state != 'Z'
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `(comm, state, ppid)` of `pid` from `/proc/PID/stat`, or `None` once it is gone.
+fn proc_stat(pid: u32) -> Option<(String, char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let comm = stat[open + 1..close].to_owned();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// Kills a process the test could not see end (so a failing test leaves nothing behind).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn a_slipway_lint_killed_with_sigkill_takes_its_shellcheck_with_it() {
+    let dir = TempDir::new("shellcheck-parent");
+    // The hostile RUN of issue 13: an unlimited ShellCheck runs for more than 30 s on it.
+    let hostile = format!(
+        "FROM debian:12\nRUN {}true{}\n",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let path = dir.file("Dockerfile", &hostile);
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["lint", "--shellcheck", "always"])
+        .arg(&path)
+        // Limits far above what the test waits for: only the parent's death can stop it in time.
+        .env("SLIPWAY_LINT_SHELLCHECK_TIMEOUT", "300")
+        .env("SLIPWAY_LINT_SHELLCHECK_MEMORY", "4096")
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run slipway lint");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let shellcheck = loop {
+        if let Some(&pid) = children_named(parent.id(), "shellcheck").first() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slipway lint started no shellcheck within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _cleanup = KillOnDrop(shellcheck);
+
+    parent.kill().expect("SIGKILL slipway lint");
+    parent.wait().expect("reap slipway lint");
+    let killed_at = std::time::Instant::now();
+    let deadline = killed_at + std::time::Duration::from_secs(10);
+    while proc_stat(shellcheck).is_some_and(|(comm, state, _)| comm == "shellcheck" && state != 'Z')
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shellcheck (pid {shellcheck}) still runs 10 s after its parent was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "shellcheck gone {:?} after its parent's SIGKILL",
+        killed_at.elapsed()
+    );
+}
+
+#[test]
+fn a_shellcheck_over_its_time_limit_fails_slipway_lint_with_the_reason() {
+    let dir = TempDir::new("shellcheck-limit");
+    let hostile = format!(
+        "FROM debian:12.5\nRUN {}true{}\n",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let path = dir.file("Dockerfile", &hostile);
+    let path = path.to_str().expect("utf-8 path");
+    let output = slipway(
+        &dir,
+        &["--shellcheck", "always", "--no-color", path],
+        &[("SLIPWAY_LINT_SHELLCHECK_TIMEOUT", "1")],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(":2 SC0000 error: ShellCheck could not check the RUN scripts (lines 2): shellcheck did not finish within its time limit of 1s"),
+        "{stdout}"
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod errors;
 pub mod image;
 pub mod index;
 pub mod message;
@@ -12,6 +13,7 @@ pub mod process;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
+pub mod terminal;
 pub mod workspace;
 
 pub use envelope::{Cause, DecodeError, Envelope, JobId, MessageId, Timestamp};

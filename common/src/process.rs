@@ -4,10 +4,13 @@
 //! A worker's `main` names its configuration type and its `run` function, nothing more:
 //!
 //! ```text
-//! fn main() -> anyhow::Result<()> {
-//!     Ok(WorkerProcess::new(ABOUT).run(slipway_lint::worker::run)?)
+//! fn main() -> ExitCode {
+//!     WorkerProcess::new(ABOUT).main(slipway_lint::worker::run)
 //! }
 //! ```
+//!
+//! An error that stops the process is printed on stderr as one line, `slipway-lint: error: …`,
+//! each of its causes once ([`crate::errors::Chain`]), and the exit status is 1.
 //!
 //! Architecture invariant — *shutdown is bounded*: after SIGTERM/SIGINT, `run` gets the worker's
 //! drain timeout ([`WorkerConfig::drain_timeout`], `broker.drain_timeout_ms`) plus
@@ -18,6 +21,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -165,6 +169,28 @@ impl WorkerProcess {
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads);
         self
+    }
+
+    /// [`run`](Self::run), as a binary's `main`: an error is printed on stderr as one line
+    /// naming the binary, each cause once, and the exit status is 1.
+    pub fn main<C, F, Fut, E>(self, run: F) -> ExitCode
+    where
+        C: WorkerConfig,
+        F: FnOnce(C, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: StdError + Send + Sync + 'static,
+    {
+        match self.run(run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!(
+                    "{}: error: {}",
+                    C::KIND.binary(),
+                    crate::errors::Chain(&error)
+                );
+                ExitCode::FAILURE
+            }
+        }
     }
 
     /// Parse the command line, load `C`, and either print it (`--print-config`) or start

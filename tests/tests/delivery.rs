@@ -227,6 +227,114 @@ async fn poison_ends_in_the_dead_letter_queue_with_its_reason_and_the_worker_kee
     bus.cleanup().await;
 }
 
+/// A valid `build.requested` whose `kind` string is replaced by `kind` (MessagePack str32).
+fn with_kind(envelope: &Envelope, kind: &str) -> Vec<u8> {
+    let bytes = envelope.encode().unwrap();
+    let mut field = vec![0xa4];
+    field.extend_from_slice(b"kind");
+    field.push(0xaf); // fixstr of 15 bytes: "build.requested"
+    field.extend_from_slice(b"build.requested");
+    let at = bytes
+        .windows(field.len())
+        .position(|w| w == field)
+        .expect("the encoded envelope has kind = build.requested");
+    let mut out = bytes[..at + 5].to_vec();
+    out.push(0xdb);
+    out.extend_from_slice(&u32::try_from(kind.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(&bytes[at + field.len()..]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_undecodable_kind_is_dead_lettered_with_a_bounded_reason_and_jobs_in_flight_complete()
+ {
+    let settings = slipway_broker::BrokerSettings {
+        prefetch: 4,
+        ..test_settings("hugekind")
+    };
+    let topology = Topology::new(&settings).with_worker("first", [Kind::BuildRequested]);
+    let bus = TestBus::start(settings.clone(), topology).await;
+
+    // Healthy jobs are held in flight (3 of the prefetch of 4) until the test releases them, so
+    // the hostile message is settled while they are unacked on the same connection.
+    let effects = Arc::new(EffectLog::default());
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = {
+        let (effects, release) = (effects.clone(), release.clone());
+        move |job: Job| {
+            let (effects, release, started_tx) =
+                (effects.clone(), release.clone(), started_tx.clone());
+            async move {
+                let _ = started_tx.send(job.envelope.job_id);
+                let _permit = release.acquire().await.expect("not closed");
+                effects.deliver(job.envelope.job_id);
+                Outcome::Ack(Vec::new())
+            }
+        }
+    };
+    let worker = bus.spawn_worker("first", handler);
+    let healthy = bus.publish_jobs(3).await;
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        starts.push(
+            tokio::time::timeout(DEADLINE, started.recv())
+                .await
+                .expect("the healthy jobs start")
+                .expect("handler alive"),
+        );
+    }
+    let huge_kind = "k".repeat(1 << 20);
+    bus.publisher
+        .publish_raw(
+            "build.requested",
+            &with_kind(&build_requested(), &huge_kind),
+        )
+        .await
+        .unwrap();
+
+    let letters = bus.wait_for_dead_letters(1, DEADLINE).await;
+    let letter = &letters[0];
+    assert_eq!(
+        letter.worker.as_deref(),
+        Some("first"),
+        "dead-lettered by the worker, not by the broker's delivery limit ({})",
+        letter.reason
+    );
+    assert!(
+        letter
+            .reason
+            .starts_with("undecodable: unknown message kind \"kkkk"),
+        "{}",
+        &letter.reason[..letter.reason.len().min(200)]
+    );
+    assert!(
+        letter.reason.len() <= 4096 && letter.reason.ends_with("bytes cut)"),
+        "a bounded reason: {} bytes",
+        letter.reason.len()
+    );
+    assert_eq!(letter.routing_key, "build.requested");
+    assert_eq!(
+        letter.body.len(),
+        with_kind(&build_requested(), &huge_kind).len()
+    );
+    release.add_permits(1000);
+    effects.wait_for(3, DEADLINE).await.unwrap();
+    worker.stop().await.unwrap();
+    while let Ok(job) = started.try_recv() {
+        starts.push(job);
+    }
+    for job in &healthy {
+        assert_eq!(
+            starts.iter().filter(|&started| started == job).count(),
+            1,
+            "the jobs in flight completed on their first delivery (the connection was not lost)"
+        );
+    }
+    bus.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_delays_grow_and_the_attempt_count_travels_with_the_message() {
     let settings = test_settings("delays");

@@ -2,6 +2,8 @@
 //! `/metrics`, and runs [`slipway_build::worker::run`] until SIGTERM/SIGINT (which cancels running
 //! builds; their jobs are retried).
 
+use std::process::ExitCode;
+
 use slipway_common::process::WorkerProcess;
 
 const ABOUT: &str = "Slipway build worker: consumes lint.passed, builds the linted commit with the \
@@ -9,8 +11,8 @@ const ABOUT: &str = "Slipway build worker: consumes lint.passed, builds the lint
                      tag, publishes build.succeeded or build.failed; the full log goes to the \
                      <namespace>.logs stream";
 
-fn main() -> anyhow::Result<()> {
-    Ok(WorkerProcess::new(ABOUT)
+fn main() -> ExitCode {
+    WorkerProcess::new(ABOUT)
         .worker_threads(2)
-        .run(slipway_build::worker::run)?)
+        .main(slipway_build::worker::run)
 }

@@ -1,7 +1,11 @@
 //! Output formats for lint results: tty, JSON (hadolint's exact shape), SARIF 2.1.0, Checkstyle
-//! XML and GNU error lines. Pure: results in, text out.
+//! XML and GNU error lines. Pure: results in, text out. The text formats (tty, GNU) write file
+//! names, codes and messages with their control characters escapes
+//! (`slipway_common::terminal::escape`): a file name or a message quoting the Dockerfile must not
+//! drive the terminal.
 
 use serde_json::{Value, json};
+use slipway_common::terminal::escape;
 
 use crate::rules::{Failure, Severity};
 
@@ -69,19 +73,19 @@ fn tty(results: &[FileResult], color: bool) -> String {
             } else {
                 f.severity.as_str().to_string()
             };
+            let (file, code) = (escape(&result.file), escape(&f.code));
             if f.code == "DL1000" {
                 out.push_str(&format!(
-                    "{}:{}:{} {} {level}: {}\n",
-                    result.file,
+                    "{file}:{}:{} {code} {level}: {}\n",
                     f.line,
                     f.column,
-                    f.code,
                     one_line(&f.message)
                 ));
             } else {
                 out.push_str(&format!(
-                    "{}:{} {} {level}: {}\n",
-                    result.file, f.line, f.code, f.message
+                    "{file}:{} {code} {level}: {}\n",
+                    f.line,
+                    one_line(&f.message)
                 ));
             }
         }
@@ -89,8 +93,9 @@ fn tty(results: &[FileResult], color: bool) -> String {
     out
 }
 
+/// `message` on one line, control characters escaped.
 fn one_line(message: &str) -> String {
-    message.replace('\n', " ")
+    escape(&message.replace('\n', " ")).into_owned()
 }
 
 fn json_array(results: &[FileResult]) -> String {
@@ -237,10 +242,10 @@ fn gnu(results: &[FileResult]) -> String {
         for f in &result.failures {
             out.push_str(&format!(
                 "slipway-lint:{}:{}:{}: {} {}: {}\n",
-                result.file,
+                escape(&result.file),
                 f.line,
                 f.column,
-                f.code,
+                escape(&f.code),
                 f.severity.as_str(),
                 one_line(&f.message)
             ));
@@ -252,6 +257,38 @@ fn gnu(results: &[FileResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_formats_escape_control_characters_of_names_and_messages() {
+        let results = vec![FileResult {
+            file: "evil\x1b]0;owned\x07/Dockerfile".into(),
+            failures: vec![Failure {
+                code: "DL1000".into(),
+                severity: Severity::Error,
+                message: "unexpected '\x1b[2J'\nhere\u{9b}".into(),
+                line: 2,
+                column: 1,
+            }],
+        }];
+        for format in [Format::Tty, Format::Gnu] {
+            let text = render(format, &results, false);
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+            assert!(
+                text.contains("evil\\x1b]0;owned\\x07/Dockerfile:")
+                    && text.contains("unexpected '\\x1b[2J' here\\u{9b}"),
+                "{text}"
+            );
+        }
+        let coloured = render(Format::Tty, &results, true);
+        assert_eq!(
+            coloured.matches('\x1b').count(),
+            2,
+            "only the colour codes: {coloured:?}"
+        );
+    }
 
     fn sample() -> Vec<FileResult> {
         vec![FileResult {

@@ -8,9 +8,10 @@ use slipway_common::index::Entry;
 use slipway_common::message::{CommitSha, Level, LintFailed, LintFinding, LintPassed};
 use slipway_source::SourceError;
 
-use crate::lint::{PARSE_ERROR, Settings, ShellChecker, lint_with};
+use crate::lint::{PARSE_ERROR, SHELLCHECK_FAILED, Settings, ShellChecker, lint_with};
 use crate::parser;
 use crate::rules::{Failure, Severity};
+use crate::shellcheck::ShellcheckLimits;
 
 /// When to run ShellCheck over `RUN` scripts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,12 @@ pub struct LintJobSettings {
     pub shellcheck: ShellcheckMode,
     /// Largest Dockerfile accepted, in bytes; a bigger one fails the lint.
     pub max_dockerfile_bytes: u64,
+    /// Wall-clock time one ShellCheck run (all `RUN`s of a Dockerfile) may take, in
+    /// milliseconds; a run over it is killed and fails the lint with the reason. Default 20000.
+    pub shellcheck_timeout_ms: u64,
+    /// Memory (address space) one ShellCheck run may use, in MiB; a run over it stops and fails
+    /// the lint with the reason. Default 512 (the corpus Dockerfiles need at most 21); at least 64.
+    pub shellcheck_memory_mib: u64,
 }
 
 impl Default for LintJobSettings {
@@ -50,7 +57,38 @@ impl Default for LintJobSettings {
             trusted_registries: Vec::new(),
             shellcheck: ShellcheckMode::Auto,
             max_dockerfile_bytes: 1024 * 1024,
+            shellcheck_timeout_ms: 20_000,
+            shellcheck_memory_mib: 512,
         }
+    }
+}
+
+/// Least memory limit accepted: GHC's runtime needs some to start at all.
+const MIN_SHELLCHECK_MEMORY_MIB: u64 = 64;
+
+impl LintJobSettings {
+    /// The limits of each ShellCheck run.
+    pub fn shellcheck_limits(&self) -> ShellcheckLimits {
+        ShellcheckLimits {
+            time: std::time::Duration::from_millis(self.shellcheck_timeout_ms),
+            memory_bytes: self.shellcheck_memory_mib.saturating_mul(1024 * 1024),
+            ..ShellcheckLimits::default()
+        }
+    }
+
+    /// Settings that would fail every lint are refused at startup, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shellcheck_timeout_ms == 0 {
+            return Err("lint.shellcheck_timeout_ms must be at least 1, found 0".to_owned());
+        }
+        if self.shellcheck_memory_mib < MIN_SHELLCHECK_MEMORY_MIB {
+            return Err(format!(
+                "lint.shellcheck_memory_mib must be at least {MIN_SHELLCHECK_MEMORY_MIB} \
+                 (ShellCheck cannot start with less), found {}",
+                self.shellcheck_memory_mib
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +168,7 @@ pub fn lint_dockerfile(
         .iter()
         .filter(|f| {
             f.code == PARSE_ERROR.code
+                || f.code == SHELLCHECK_FAILED.code
                 || (f.severity <= threshold && f.severity != Severity::Ignore)
         })
         .collect();

@@ -28,6 +28,16 @@ pub struct Settings {
     pub disable_ignore_pragma: bool,
 }
 
+/// The finding reported when ShellCheck could not check the `RUN` scripts (not installed
+/// correctly, over its time or memory limit, crashed). Always an error that fails the lint, and
+/// never ignored, overridden or hidden by a pragma: a Dockerfile that could not be checked must
+/// not pass (the Dockerfile itself could otherwise carry `# hadolint ignore=SC0000`).
+pub const SHELLCHECK_FAILED: Meta = Meta {
+    code: "SC0000",
+    severity: Severity::Error,
+    message: "ShellCheck could not check the RUN scripts",
+};
+
 /// One `RUN` script to give to ShellCheck, with what hadolint tells ShellCheck about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellScript {
@@ -43,8 +53,9 @@ pub struct ShellScript {
 
 /// Something that checks shell scripts (the `shellcheck` program, in practice).
 pub trait ShellChecker {
-    /// Checks the scripts of one Dockerfile, returning failures positioned at their `line`s.
-    fn check(&self, scripts: &[ShellScript]) -> Vec<Failure>;
+    /// Checks the scripts of one Dockerfile, returning failures positioned at their `line`s, or
+    /// why it could not check them.
+    fn check(&self, scripts: &[ShellScript]) -> Result<Vec<Failure>, String>;
 }
 
 /// Lints Dockerfile text with the DL rules only.
@@ -69,8 +80,13 @@ pub fn lint_with(
         }
     };
     let mut failures = run_rules(&dockerfile, &settings.rules);
+    let mut unchecked = None;
     if let Some(checker) = shellcheck {
-        failures.extend(checker.check(&shell_scripts(&dockerfile)));
+        let scripts = shell_scripts(&dockerfile);
+        match checker.check(&scripts) {
+            Ok(found) => failures.extend(found),
+            Err(reason) => unchecked = Some(shellcheck_failed(&scripts, &reason)),
+        }
     }
     if !settings.disable_ignore_pragma {
         let pragmas = Pragmas::collect(&dockerfile);
@@ -82,8 +98,35 @@ pub fn lint_with(
         }
     }
     failures.retain(|f| f.severity != Severity::Ignore && !settings.ignored.contains(&f.code));
+    // Added after pragmas, overrides and ignores: see SHELLCHECK_FAILED.
+    failures.extend(unchecked);
     failures.sort_by_key(|f| f.line);
     failures
+}
+
+/// The [`SHELLCHECK_FAILED`] finding for `scripts`, at the first one's line, naming the lines of
+/// the `RUN`s that were being checked.
+fn shellcheck_failed(scripts: &[ShellScript], reason: &str) -> Failure {
+    const NAMED: usize = 10;
+    let mut lines: Vec<String> = scripts
+        .iter()
+        .take(NAMED)
+        .map(|s| s.line.to_string())
+        .collect();
+    if scripts.len() > NAMED {
+        lines.push(format!("and {} more", scripts.len() - NAMED));
+    }
+    let line = scripts.first().map_or(1, |s| s.line);
+    Failure {
+        column: 1,
+        ..SHELLCHECK_FAILED.with_message(
+            line,
+            format!(
+                "ShellCheck could not check the RUN scripts (lines {}): {reason}",
+                lines.join(", ")
+            ),
+        )
+    }
 }
 
 /// Runs every DL rule over the instructions.
@@ -298,6 +341,33 @@ mod tests {
         assert_eq!(
             shell_pragma(" hadolint shell=powershell"),
             Some("powershell")
+        );
+    }
+
+    /// A ShellCheck that cannot check anything.
+    struct Broken;
+
+    impl ShellChecker for Broken {
+        fn check(&self, _: &[ShellScript]) -> Result<Vec<Failure>, String> {
+            Err("shellcheck did not finish within its time limit of 20s".into())
+        }
+    }
+
+    #[test]
+    fn a_shellcheck_failure_is_an_error_no_pragma_ignore_or_override_hides() {
+        let text = "FROM debian:12\n# hadolint ignore=SC0000\nRUN echo hi\nRUN echo ho\n";
+        let mut settings = Settings::default();
+        settings.ignored.insert("SC0000".into());
+        settings.overrides.insert("SC0000".into(), Severity::Ignore);
+        let failures = lint_with(text, &settings, Some(&Broken));
+        let failed: Vec<&Failure> = failures.iter().filter(|f| f.code == "SC0000").collect();
+        assert_eq!(failed.len(), 1, "{failures:?}");
+        assert_eq!(failed[0].severity, Severity::Error);
+        assert_eq!(failed[0].line, 3);
+        assert_eq!(
+            failed[0].message,
+            "ShellCheck could not check the RUN scripts (lines 3, 4): shellcheck did not finish \
+             within its time limit of 20s"
         );
     }
 

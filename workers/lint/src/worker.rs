@@ -64,10 +64,13 @@ impl WorkerConfig for LintWorkerConfig {
 pub enum WorkerError {
     /// The git cache cannot be used.
     #[error("source cache: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     /// `shellcheck = "always"` but the program is missing.
     #[error("lint.shellcheck is \"always\" but {0}")]
-    Shellcheck(#[from] crate::shellcheck::ShellcheckError),
+    Shellcheck(crate::shellcheck::ShellcheckError),
+    /// The `[lint]` settings are unusable.
+    #[error("invalid lint settings: {0}")]
+    Settings(String),
     /// The broker failed for good.
     #[error(transparent)]
     Broker(#[from] slipway_broker::BrokerError),
@@ -83,11 +86,15 @@ pub struct LintHandler {
 impl LintHandler {
     /// A handler over `cache` with the worker's lint settings; finds `shellcheck` as configured.
     pub fn new(cache: SourceCache, settings: LintJobSettings) -> Result<LintHandler, WorkerError> {
+        settings.validate().map_err(WorkerError::Settings)?;
         let shellcheck = match settings.shellcheck {
             ShellcheckMode::Never => None,
             ShellcheckMode::Auto => ShellcheckProgram::find("shellcheck").ok(),
-            ShellcheckMode::Always => Some(ShellcheckProgram::find("shellcheck")?),
-        };
+            ShellcheckMode::Always => {
+                Some(ShellcheckProgram::find("shellcheck").map_err(WorkerError::Shellcheck)?)
+            }
+        }
+        .map(|program| program.with_limits(settings.shellcheck_limits()));
         tracing::info!(shellcheck = shellcheck.is_some(), "lint handler ready");
         Ok(LintHandler {
             cache,
@@ -191,7 +198,7 @@ impl LintHandler {
 /// Runs the lint worker until `shutdown` is cancelled (then drains in-flight jobs).
 pub async fn run(config: LintWorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
     crate::telemetry::register_metrics();
-    let cache = SourceCache::new(config.source.clone())?;
+    let cache = SourceCache::new(config.source.clone()).map_err(WorkerError::Source)?;
     let handler = Arc::new(LintHandler::new(cache, config.lint.clone())?);
     let topology = Topology::pipeline(&config.broker);
     let handle = move |job: Job| {

@@ -212,3 +212,45 @@ fn a_typo_in_its_own_section_stops_the_worker_naming_the_key() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("shellchek"), "{stderr}");
 }
+
+/// Runs `slipway-lint` until it stops on its own (a startup error), metrics off.
+fn failed_start(extra: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
+        .env_remove(slipway_common::workspace::REQUIRE_SHARED_VAR)
+        .env("SLIPWAY_TELEMETRY__METRICS_ADDR", "")
+        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .output()
+        .expect("run slipway-lint");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_startup_error_is_one_line_naming_each_cause_once() {
+    let dir = TempDir::new("lint-binary-error");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").expect("write");
+    let cache = file.join("cache");
+    let (code, stderr) =
+        failed_start(&[("SLIPWAY_SOURCE__CACHE_DIR", cache.to_str().expect("utf-8"))]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "slipway-lint: error: source cache: I/O error at {}: Not a directory (os error 20)\n",
+            cache.display()
+        )
+    );
+
+    let (code, stderr) = failed_start(&[("SLIPWAY_LINT__SHELLCHECK_MEMORY_MIB", "16")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "slipway-lint: error: invalid lint settings: lint.shellcheck_memory_mib must be at least \
+         64 (ShellCheck cannot start with less), found 16\n"
+    );
+}

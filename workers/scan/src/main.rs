@@ -1,6 +1,8 @@
 //! `slipway-scan`: the scan worker. [`WorkerProcess`] loads its configuration, starts logging and
 //! `/metrics`, and runs [`slipway_scan::worker::run`] until SIGTERM/SIGINT.
 
+use std::process::ExitCode;
+
 use slipway_common::process::WorkerProcess;
 
 const ABOUT: &str = "Slipway scan worker: consumes build.succeeded and scan.requested, reads the \
@@ -9,8 +11,8 @@ const ABOUT: &str = "Slipway scan worker: consumes build.succeeded and scan.requ
                      vulnerabilities, appends the full report to the <namespace>.reports stream \
                      and publishes scan.completed or scan.failed";
 
-fn main() -> anyhow::Result<()> {
-    Ok(WorkerProcess::new(ABOUT)
+fn main() -> ExitCode {
+    WorkerProcess::new(ABOUT)
         .worker_threads(2)
-        .run(slipway_scan::worker::run)?)
+        .main(slipway_scan::worker::run)
 }
