@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use slipway_common::ImageRef;
 use slipway_common::index::set::IndexSet;
+use slipway_common::terminal::escape;
 
 /// Output formats of `slipway index check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,10 +63,10 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         CheckFormat::Text => {
             for problem in &set.problems {
-                println!("{problem}");
+                println!("{}", escape(&problem.to_string()));
             }
             for warning in &set.warnings {
-                println!("warning: {warning}");
+                println!("warning: {}", escape(&warning.to_string()));
             }
             println!(
                 "{} valid entries, {} problems",
@@ -95,7 +96,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 pub fn graph(args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let set = IndexSet::read(&args.index, &args.external)?;
     for problem in &set.problems {
-        eprintln!("{problem}");
+        eprintln!("{}", escape(&problem.to_string()));
     }
     let graph = set.graph();
     if let Some(image) = &args.image

@@ -198,7 +198,10 @@ async fn submit(
 ) -> anyhow::Result<ExitCode> {
     let index = read_index(file)?;
     for invalid in &index.invalid {
-        eprintln!("{}: skipped: {invalid}", file.display());
+        eprintln!(
+            "{}",
+            slipway_common::terminal::escape(&format!("{}: skipped: {invalid}", file.display()))
+        );
     }
     let jobs: Vec<Envelope> = index
         .entries
