@@ -38,6 +38,7 @@ use lapin::types::FieldTable;
 use slipway_common::Envelope;
 use slipway_common::envelope::Timestamp;
 use slipway_common::errors::Chain;
+use slipway_common::telemetry::WorkerLabel;
 use slipway_common::telemetry::events::{self, JobFinished, JobOutcome};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -104,7 +105,7 @@ where
 /// Runs one worker's consumption loop against the broker.
 #[derive(Debug)]
 pub struct Consumer<H> {
-    worker: &'static str,
+    worker: WorkerLabel,
     settings: BrokerSettings,
     topology: Topology,
     handler: Arc<H>,
@@ -114,7 +115,7 @@ pub struct Consumer<H> {
 impl<H: Handler> Consumer<H> {
     /// A consumer of `worker`'s queue in `topology`.
     pub fn new(
-        worker: &'static str,
+        worker: WorkerLabel,
         settings: BrokerSettings,
         topology: Topology,
         handler: H,
@@ -127,7 +128,7 @@ impl<H: Handler> Consumer<H> {
             settings,
             topology,
             handler: Arc::new(handler),
-            connection_name: format!("slipway-{worker}@{host}:{}", std::process::id()),
+            connection_name: format!("slipway-{}@{host}:{}", worker.as_str(), std::process::id()),
         }
     }
 
@@ -141,10 +142,10 @@ impl<H: Handler> Consumer<H> {
     /// Returns once in-flight jobs are drained (bounded by `drain_timeout_ms`).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         self.settings.validate()?;
-        if !self.topology.has_worker(self.worker) {
+        if !self.topology.has_worker(self.worker.as_str()) {
             return Err(BrokerError::Settings(format!(
                 "worker {:?} has no queue in the topology",
-                self.worker
+                self.worker.as_str()
             )));
         }
         events::worker_started(self.worker);
@@ -167,7 +168,7 @@ impl<H: Handler> Consumer<H> {
             match end {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost(reason) => {
-                    tracing::warn!(worker = self.worker, %reason, "broker session lost; reconnecting");
+                    tracing::warn!(worker = self.worker.as_str(), %reason, "broker session lost; reconnecting");
                     quick_failures = 0;
                     lost_because = Some(reason);
                 }
@@ -180,7 +181,7 @@ impl<H: Handler> Consumer<H> {
                             .min(self.settings.max_reconnect_delay_ms),
                     );
                     let error = Chain(&error).to_string();
-                    tracing::error!(worker = self.worker, %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
+                    tracing::error!(worker = self.worker.as_str(), %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
                     lost_because = Some(error);
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
@@ -197,7 +198,7 @@ impl<H: Handler> Consumer<H> {
         shutdown: &CancellationToken,
         lost_because: &mut Option<String>,
     ) -> SessionEnd {
-        let queue = self.topology.worker_queue(self.worker);
+        let queue = self.topology.worker_queue(self.worker.as_str());
         let started = async {
             let channel = connection.channel().await?;
             self.topology.declare(&channel).await?;
@@ -231,7 +232,7 @@ impl<H: Handler> Consumer<H> {
         if let Some(reason) = lost_because.take() {
             events::broker_reconnected(self.worker, &reason);
         }
-        tracing::info!(worker = self.worker, %queue, prefetch = self.settings.prefetch, "consuming");
+        tracing::info!(worker = self.worker.as_str(), %queue, prefetch = self.settings.prefetch, "consuming");
 
         let settler = Arc::new(Settler {
             worker: self.worker,
@@ -281,9 +282,13 @@ impl<H: Handler> Consumer<H> {
                 tokio::time::timeout(drain, async { while jobs.join_next().await.is_some() {} })
                     .await;
             match drained {
-                Ok(()) => tracing::info!(worker = self.worker, in_flight, "drained in-flight jobs"),
+                Ok(()) => tracing::info!(
+                    worker = self.worker.as_str(),
+                    in_flight,
+                    "drained in-flight jobs"
+                ),
                 Err(_) => tracing::warn!(
-                    worker = self.worker,
+                    worker = self.worker.as_str(),
                     abandoned = jobs.len(),
                     drain_ms = drain.as_millis(),
                     "in-flight jobs did not finish in time; the broker will redeliver them"
@@ -334,7 +339,7 @@ enum SettleError {
 
 /// Everything a job task needs to settle its delivery.
 struct Settler {
-    worker: &'static str,
+    worker: WorkerLabel,
     settings: BrokerSettings,
     topology: Topology,
     publisher: Publisher,
@@ -368,7 +373,7 @@ impl Settler {
                     "job",
                     %job_id,
                     kind = envelope.kind().as_str(),
-                    worker = self.worker,
+                    worker = self.worker.as_str(),
                     attempt,
                 );
                 let job = Job {
@@ -501,7 +506,7 @@ impl Settler {
                 let retry = attempt + 1;
                 let delay = self.settings.retry_delay(retry);
                 let queue = self.topology.retry_queue(
-                    self.worker,
+                    self.worker.as_str(),
                     u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 );
                 let mut headers = copied_headers(delivery);
@@ -546,7 +551,7 @@ impl Settler {
 
     fn mark(&self, headers: &mut FieldTable, routing_key: &str, reason: &str) {
         headers::set_text(headers, headers::REASON, reason);
-        headers::set_text(headers, headers::WORKER, self.worker);
+        headers::set_text(headers, headers::WORKER, self.worker.as_str());
         headers::set_text(headers, headers::ROUTING_KEY, routing_key);
     }
 }

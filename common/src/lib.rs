@@ -14,6 +14,7 @@ pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
 pub mod terminal;
+pub mod worker;
 pub mod workspace;
 
 pub use envelope::{Cause, DecodeError, Envelope, JobId, MessageId, Timestamp};

@@ -31,72 +31,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, ConfigError, ConfigSources};
 use crate::telemetry::{self, TelemetryError, TelemetrySettings};
 
-/// Every worker type, present and planned: its name (queue, config file, binary) and its default
-/// metrics port, so that all of them can run on one host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WorkerKind {
-    /// `slipway-lint`.
-    Lint,
-    /// `slipway-build`.
-    Build,
-    /// `slipway-scan`.
-    Scan,
-    /// `slipway-repo-tracker` (planned).
-    RepoTracker,
-    /// `slipway-rescan-scheduler` (planned).
-    RescanScheduler,
-    /// `slipway-notify` (planned).
-    Notify,
-}
+pub use crate::worker::WorkerKind;
 
 impl WorkerKind {
-    /// Every worker type.
-    pub const ALL: [WorkerKind; 6] = [
-        WorkerKind::Lint,
-        WorkerKind::Build,
-        WorkerKind::Scan,
-        WorkerKind::RepoTracker,
-        WorkerKind::RescanScheduler,
-        WorkerKind::Notify,
-    ];
-
-    /// The name: queue `<namespace>.<name>`, `/etc/slipway/<name>.toml`, binary `slipway-<name>`,
-    /// and the `worker` label of the core metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            WorkerKind::Lint => "lint",
-            WorkerKind::Build => "build",
-            WorkerKind::Scan => "scan",
-            WorkerKind::RepoTracker => "repo-tracker",
-            WorkerKind::RescanScheduler => "rescan-scheduler",
-            WorkerKind::Notify => "notify",
-        }
-    }
-
-    /// Its binary, `slipway-<name>`.
-    pub const fn binary(self) -> &'static str {
-        match self {
-            WorkerKind::Lint => "slipway-lint",
-            WorkerKind::Build => "slipway-build",
-            WorkerKind::Scan => "slipway-scan",
-            WorkerKind::RepoTracker => "slipway-repo-tracker",
-            WorkerKind::RescanScheduler => "slipway-rescan-scheduler",
-            WorkerKind::Notify => "slipway-notify",
-        }
-    }
-
-    /// The default port of its `/metrics` endpoint (on 127.0.0.1): 9464 to 9469, one each.
-    pub const fn metrics_port(self) -> u16 {
-        match self {
-            WorkerKind::Lint => 9464,
-            WorkerKind::Build => 9465,
-            WorkerKind::Scan => 9466,
-            WorkerKind::RepoTracker => 9467,
-            WorkerKind::RescanScheduler => 9468,
-            WorkerKind::Notify => 9469,
-        }
-    }
-
     /// Its default `[telemetry]` section: logs at `info`, metrics on its own port.
     pub fn default_telemetry(self) -> TelemetrySettings {
         TelemetrySettings::with_metrics_port(self.metrics_port())

@@ -3,9 +3,9 @@
 //! Logs go through `tracing` (JSON when stdout is not a terminal). Metrics live in one process-wide
 //! prometheus registry, served as text on `/metrics`. Code reports what happened through the
 //! events in [`events`]: each writes one structured log line and updates one metric, with label
-//! values from small closed sets (never job ids or image names): enums with `as_str` (like
-//! [`events::JobOutcome`]), and the `worker` label, a `&'static str` fixed when the binary is
-//! compiled ([`crate::process::WorkerKind::name`], or a test stage's name), never a runtime string.
+//! values from small closed sets (never job ids or image names): enums with `as_str`, like
+//! [`events::JobOutcome`] and the `worker` label, [`WorkerLabel`] (a worker type, or a stage of a
+//! test topology named at compile time), never a runtime string.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ use prometheus::{
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+pub use crate::worker::WorkerLabel;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// Address of the `/metrics` endpoint, `host:port`; the empty string (`metrics_addr = ""`,
     /// `SLIPWAY_TELEMETRY__METRICS_ADDR=`) turns metrics off. Each worker has its own default
-    /// port (see [`crate::process::WorkerKind::metrics_port`]).
+    /// port (see [`crate::worker::WorkerKind::metrics_port`]).
     #[serde(with = "metrics_addr")]
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -334,6 +336,7 @@ pub mod events {
 
     use super::core_metrics;
     use crate::envelope::JobId;
+    use crate::worker::WorkerLabel;
 
     /// How a job's delivery was settled. The label values of `slipway_jobs_total{outcome}`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -374,7 +377,8 @@ pub mod events {
 
     /// A worker starts: export every series of its core metrics at zero, so dashboards and
     /// `rate()` see them before the first job (prometheus omits label sets never touched).
-    pub fn worker_started(worker: &'static str) {
+    pub fn worker_started(worker: WorkerLabel) {
+        let worker = worker.as_str();
         let metrics = core_metrics();
         for outcome in JobOutcome::ALL {
             metrics
@@ -391,14 +395,14 @@ pub mod events {
     /// A job was taken from the queue; dropping the returned guard marks it no longer in flight.
     #[derive(Debug)]
     pub struct InFlight {
-        worker: &'static str,
+        worker: WorkerLabel,
     }
 
     /// Mark a job of `worker` as started.
-    pub fn job_started(worker: &'static str) -> InFlight {
+    pub fn job_started(worker: WorkerLabel) -> InFlight {
         core_metrics()
             .jobs_in_flight
-            .with_label_values(&[worker])
+            .with_label_values(&[worker.as_str()])
             .inc();
         InFlight { worker }
     }
@@ -407,7 +411,7 @@ pub mod events {
         fn drop(&mut self) {
             core_metrics()
                 .jobs_in_flight
-                .with_label_values(&[self.worker])
+                .with_label_values(&[self.worker.as_str()])
                 .dec();
         }
     }
@@ -416,7 +420,7 @@ pub mod events {
     #[derive(Debug)]
     pub struct JobFinished<'a> {
         /// The worker type.
-        pub worker: &'static str,
+        pub worker: WorkerLabel,
         /// The job, when the message could be decoded.
         pub job_id: Option<JobId>,
         /// The routing key it arrived with.
@@ -435,13 +439,14 @@ pub mod events {
         /// Log it and count it.
         pub fn emit(&self) {
             let outcome = self.outcome.as_str();
+            let worker = self.worker.as_str();
             let job_id = self.job_id.map(|id| id.to_string());
             let job_id = job_id.as_deref().unwrap_or("-");
             let seconds = self.duration.as_secs_f64();
             let reason = self.reason.unwrap_or("");
             match self.outcome {
                 JobOutcome::Acked => tracing::info!(
-                    worker = self.worker,
+                    worker,
                     job_id,
                     routing_key = self.routing_key,
                     outcome,
@@ -450,7 +455,7 @@ pub mod events {
                     "job done"
                 ),
                 JobOutcome::Retried | JobOutcome::Abandoned => tracing::warn!(
-                    worker = self.worker,
+                    worker,
                     job_id,
                     routing_key = self.routing_key,
                     outcome,
@@ -460,7 +465,7 @@ pub mod events {
                     "job will run again"
                 ),
                 JobOutcome::DeadLettered | JobOutcome::Undecodable => tracing::error!(
-                    worker = self.worker,
+                    worker,
                     job_id,
                     routing_key = self.routing_key,
                     outcome,
@@ -473,17 +478,18 @@ pub mod events {
             let metrics = core_metrics();
             metrics
                 .jobs_total
-                .with_label_values(&[self.worker, outcome])
+                .with_label_values(&[worker, outcome])
                 .inc();
             metrics
                 .job_duration_seconds
-                .with_label_values(&[self.worker, outcome])
+                .with_label_values(&[worker, outcome])
                 .observe(seconds);
         }
     }
 
     /// The connection to the broker was lost and re-established.
-    pub fn broker_reconnected(worker: &'static str, lost_because: &str) {
+    pub fn broker_reconnected(worker: WorkerLabel, lost_because: &str) {
+        let worker = worker.as_str();
         tracing::warn!(worker, lost_because, "reconnected to the broker");
         core_metrics()
             .broker_reconnects_total
@@ -535,9 +541,9 @@ mod tests {
             .await
             .unwrap();
         {
-            let _in_flight = job_started("telemetry-test");
+            let _in_flight = job_started(WorkerLabel::Stage("telemetry-test"));
             JobFinished {
-                worker: "telemetry-test",
+                worker: WorkerLabel::Stage("telemetry-test"),
                 job_id: None,
                 routing_key: "build.requested",
                 outcome: JobOutcome::Acked,
@@ -547,8 +553,8 @@ mod tests {
             }
             .emit();
         }
-        events::broker_reconnected("telemetry-test", "test");
-        events::worker_started("telemetry-idle");
+        events::broker_reconnected(WorkerLabel::Stage("telemetry-test"), "test");
+        events::worker_started(WorkerLabel::Worker(crate::worker::WorkerKind::Notify));
 
         let mut stream = tokio::net::TcpStream::connect(server.local_addr)
             .await
@@ -565,8 +571,8 @@ mod tests {
             r#"slipway_job_duration_seconds_count{outcome="acked",worker="telemetry-test"} 1"#,
             r#"slipway_jobs_in_flight{worker="telemetry-test"} 0"#,
             r#"slipway_broker_reconnects_total{worker="telemetry-test"} 1"#,
-            r#"slipway_jobs_total{outcome="dead_lettered",worker="telemetry-idle"} 0"#,
-            r#"slipway_broker_reconnects_total{worker="telemetry-idle"} 0"#,
+            r#"slipway_jobs_total{outcome="dead_lettered",worker="notify"} 0"#,
+            r#"slipway_broker_reconnects_total{worker="notify"} 0"#,
         ] {
             assert!(response.contains(line), "missing {line} in\n{response}");
         }

@@ -323,7 +323,7 @@ impl TestBus {
     ) -> RunningWorker {
         let shutdown = CancellationToken::new();
         let consumer = Consumer::new(
-            worker,
+            slipway_common::telemetry::WorkerLabel::Stage(worker),
             self.settings.clone(),
             self.topology.clone(),
             handler,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome};
-use slipway_common::telemetry::{TelemetrySettings, start_process};
+use slipway_common::telemetry::{TelemetrySettings, WorkerLabel, start_process};
 
 /// Arguments.
 #[derive(Parser, Debug)]
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(work).await;
         Outcome::Ack(vec![slipway_tests::lint_passed_after(&job.envelope)])
     };
-    Consumer::new("first", settings, topology, handler)
+    Consumer::new(WorkerLabel::Stage("first"), settings, topology, handler)
         .run(shutdown)
         .await?;
     Ok(())

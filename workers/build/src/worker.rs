@@ -30,8 +30,8 @@ use slipway_docker::{
     Network, RunCommand, RunSpec,
 };
 
-/// The worker's name: its queue is `<namespace>.build`.
-pub const WORKER: &str = WorkerKind::Build.name();
+/// The worker type: its queue is `<namespace>.build`, its metrics are labelled `worker="build"`.
+pub const WORKER: WorkerKind = WorkerKind::Build;
 
 /// The `[build]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ impl Default for BuildWorkerConfig {
 }
 
 impl WorkerConfig for BuildWorkerConfig {
-    const KIND: WorkerKind = WorkerKind::Build;
+    const KIND: WorkerKind = WORKER;
 
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
@@ -885,7 +885,7 @@ pub async fn run(
         let handler = Arc::clone(&handler);
         async move { handler.build(&job).await }
     };
-    let result = Consumer::new(WORKER, config.broker, topology, handle)
+    let result = Consumer::new(WORKER.into(), config.broker, topology, handle)
         .run(shutdown)
         .await;
     handler_for_exit.finish_reclaiming().await;

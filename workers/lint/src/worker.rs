@@ -18,8 +18,8 @@ use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};
 use crate::shellcheck::ShellcheckProgram;
 use crate::telemetry::LintVerdict;
 
-/// The worker's name: its queue is `<namespace>.lint`.
-pub const WORKER: &str = WorkerKind::Lint.name();
+/// The worker type: its queue is `<namespace>.lint`, its metrics are labelled `worker="lint"`.
+pub const WORKER: WorkerKind = WorkerKind::Lint;
 
 /// Everything `slipway-lint` reads from `/etc/slipway/lint.toml` and `SLIPWAY_*`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl Default for LintWorkerConfig {
 }
 
 impl WorkerConfig for LintWorkerConfig {
-    const KIND: WorkerKind = WorkerKind::Lint;
+    const KIND: WorkerKind = WORKER;
 
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
@@ -205,7 +205,7 @@ pub async fn run(config: LintWorkerConfig, shutdown: CancellationToken) -> Resul
         let handler = Arc::clone(&handler);
         async move { handler.lint(&job).await }
     };
-    Consumer::new(WORKER, config.broker, topology, handle)
+    Consumer::new(WORKER.into(), config.broker, topology, handle)
         .run(shutdown)
         .await?;
     Ok(())

@@ -28,8 +28,8 @@ use crate::reports::ReportMeta;
 use crate::source::SourceError;
 use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
 
-/// The worker's name: its queue is `<namespace>.scan`.
-pub const WORKER: &str = WorkerKind::Scan.name();
+/// The worker type: its queue is `<namespace>.scan`, its metrics are labelled `worker="scan"`.
+pub const WORKER: WorkerKind = WorkerKind::Scan;
 
 /// Everything `slipway-scan` reads from `/etc/slipway/scan.toml` and `SLIPWAY_*`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ impl Default for ScanWorkerConfig {
 }
 
 impl WorkerConfig for ScanWorkerConfig {
-    const KIND: WorkerKind = WorkerKind::Scan;
+    const KIND: WorkerKind = WORKER;
 
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
@@ -436,7 +436,7 @@ pub async fn run(config: ScanWorkerConfig, shutdown: CancellationToken) -> Resul
         let handler = Arc::clone(&handler);
         async move { handler.scan(&job).await }
     };
-    Consumer::new(WORKER, config.broker, topology, handle)
+    Consumer::new(WORKER.into(), config.broker, topology, handle)
         .run(shutdown)
         .await?;
     Ok(())
