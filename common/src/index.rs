@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::image::ImageRef;
 
+pub mod diff;
 pub mod graph;
 pub mod outline;
 pub mod set;
