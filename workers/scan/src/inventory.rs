@@ -6,9 +6,14 @@
 //! naming the database): without it the image's OS packages are unknown, and an empty list would
 //! read as "nothing installed". A language-package file that cannot be read describes one package
 //! only: it is left out and reported beside the inventory ([`TakenInventory::unreadable`]), so one
-//! malformed `package.json` does not hide every other package of the image.
+//! malformed `package.json` does not hide every other package of the image. Likewise a malformed
+//! entry of a package database (a dpkg stanza without `Version:`, an apk stanza without `V:`) is
+//! skipped and named ([`TakenInventory::skipped`]) while the rest of the database is read; only a
+//! database of which nothing can be read fails. A database path that exists but whose content was
+//! not read (a symbolic or hard link to a file the reader did not keep) is named there too, so an
+//! unread database never reads as an empty one.
 
-use crate::image::ImageFs;
+use crate::image::{FileKind, ImageFs};
 use crate::lang::{self, LangError};
 use crate::os::{apk, dpkg, release, rpm};
 use crate::package::{Inventory, Package};
@@ -32,6 +37,29 @@ pub enum InventoryError {
     },
 }
 
+/// Something of a package database the inventory left out, and why (a report shows each as a
+/// warning).
+#[derive(Debug, thiserror::Error)]
+pub enum Skipped {
+    /// A malformed stanza of the dpkg status file(s).
+    #[error("dpkg package skipped: {0}")]
+    Dpkg(dpkg::DpkgError),
+    /// A malformed stanza of the apk database.
+    #[error("apk package skipped: {0}")]
+    Apk(apk::ApkError),
+    /// A database file exists but its content was not read.
+    #[error(
+        "package database not read: /{path} is {found}, whose content the scanner does not \
+         read; its packages are not listed"
+    )]
+    Unread {
+        /// The database file, relative to the image root.
+        path: String,
+        /// What it is (`a symbolic link to …`, `a hard link to a file not kept`).
+        found: String,
+    },
+}
+
 /// An image's inventory, with the language-package files that could not be read.
 #[derive(Debug, Default)]
 pub struct TakenInventory {
@@ -41,6 +69,9 @@ pub struct TakenInventory {
     /// in path order: their packages are not in `inventory`. Each says where the file is, what
     /// was expected and what was found; a report shows them as warnings.
     pub unreadable: Vec<LangError>,
+    /// Package database entries skipped as malformed, and database files that exist but were
+    /// not read: their packages are not in `inventory`. A report shows them as warnings.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Whether a reader needs the content of the regular file at `path` (relative to the image
@@ -58,6 +89,7 @@ pub fn wanted(path: &str) -> bool {
 pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
     let os = release::identify(|path| fs.content(path));
     let mut packages: Vec<Package> = Vec::new();
+    let mut skipped: Vec<Skipped> = unread_databases(fs);
     let kept = fs.kept();
 
     let status_files: Vec<(&str, &[u8])> = kept
@@ -67,10 +99,14 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
         .collect();
     if !status_files.is_empty() {
         let md5sums = |name: &str| fs.content(&format!("{}{name}.md5sums", dpkg::INFO));
-        packages.extend(dpkg::read_database(&status_files, md5sums)?);
+        let database = dpkg::read_database(&status_files, md5sums)?;
+        packages.extend(database.packages);
+        skipped.extend(database.skipped.into_iter().map(Skipped::Dpkg));
     }
     if let Some(installed) = fs.content(apk::INSTALLED) {
-        packages.extend(apk::read_installed(installed)?);
+        let database = apk::read_installed(installed)?;
+        packages.extend(database.packages);
+        skipped.extend(database.skipped.into_iter().map(Skipped::Apk));
     }
     if let Some(database) = rpm::RpmDbFiles::find(|path| fs.content(path)) {
         let read = rpm::read_database(&database).map_err(|source| InventoryError::Rpm {
@@ -103,7 +139,34 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
     Ok(TakenInventory {
         inventory: Inventory { os, packages },
         unreadable,
+        skipped,
     })
+}
+
+/// The package database files of `fs` that exist but whose content was not kept: a symbolic link,
+/// or a hard link to a file the reader did not keep.
+fn unread_databases(fs: &ImageFs) -> Vec<Skipped> {
+    let databases = [dpkg::STATUS, apk::INSTALLED]
+        .into_iter()
+        .chain(rpm::RPMDB_PATHS);
+    databases
+        .filter_map(|path| {
+            let meta = fs.meta(path)?;
+            if fs.content(path).is_some() {
+                return None;
+            }
+            let found = match &meta.kind {
+                FileKind::Symlink(target) => format!("a symbolic link to {target}"),
+                FileKind::Regular => "a hard link to a file the scanner did not keep".to_owned(),
+                FileKind::Directory => "a directory".to_owned(),
+                FileKind::Special => "a device, FIFO or socket".to_owned(),
+            };
+            Some(Skipped::Unread {
+                path: path.to_owned(),
+                found,
+            })
+        })
+        .collect()
 }
 
 /// [`take_inventory`] without the unreadable language-package files, for callers that do not
@@ -116,7 +179,7 @@ pub fn inventory(fs: &ImageFs) -> Result<Inventory, InventoryError> {
 mod tests {
     use super::*;
     use crate::image::layers::{read_layer, stack, tar_of};
-    use crate::image::{DigestSet, ReadOptions};
+    use crate::image::{DigestSet, ReadLimits, ReadOptions};
     use crate::package::Ecosystem;
 
     /// An image of one layer holding `files`, read as the worker reads images.
@@ -128,6 +191,7 @@ mod tests {
         let options = ReadOptions {
             keep: &wanted,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         let layer = read_layer(&tar_of(&entries)[..], "test layer", &options).expect("layer");
         stack([layer], None)
@@ -241,5 +305,90 @@ mod tests {
                 .starts_with("the rpm database /usr/lib/sysimage/rpm/rpmdb.sqlite is unreadable: "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_malformed_database_entry_is_skipped_with_a_warning_and_the_rest_is_listed() {
+        let fs = image(&[
+            OS_RELEASE,
+            (
+                "var/lib/dpkg/status",
+                b"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\n\n\
+                  Package: broken\nStatus: install ok installed\nArchitecture: amd64\n",
+            ),
+            ("lib/apk/db/installed", b"P:musl\nV:1.2.4-r4\n\nP:nover\n"),
+        ]);
+        let taken = take_inventory(&fs).expect("one bad entry is not fatal");
+        let names: Vec<&str> = taken
+            .inventory
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["zlib1g", "musl"]);
+        let skipped: Vec<String> = taken.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            skipped,
+            [
+                "dpkg package skipped: var/lib/dpkg/status: the stanza at line 5 has no Version \
+                 field",
+                "apk package skipped: lib/apk/db/installed: the stanza at line 4 has no V: line",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_database_nothing_of_which_can_be_read_fails_the_inventory() {
+        let fs = image(&[
+            OS_RELEASE,
+            ("var/lib/dpkg/status", b"\x7fELF\x02\x01 binary junk\n"),
+        ]);
+        let error = take_inventory(&fs).expect_err("unreadable as a whole");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the dpkg database is unreadable: var/lib/dpkg/status: line 1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_database_that_is_a_link_to_an_unkept_file_is_named_not_taken_as_empty() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(4);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "opt/real-status", &b"junk"[..])
+            .unwrap();
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Link);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "var/lib/dpkg/status", "opt/real-status")
+            .unwrap();
+        let mut symlink = tar::Header::new_gnu();
+        symlink.set_entry_type(tar::EntryType::Symlink);
+        symlink.set_size(0);
+        builder
+            .append_link(&mut symlink, "lib/apk/db/installed", "/opt/installed")
+            .unwrap();
+        let options = ReadOptions {
+            keep: &wanted,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        };
+        let tar = builder.into_inner().unwrap();
+        let fs = stack([read_layer(&tar[..], "layer", &options).unwrap()], None);
+        let taken = take_inventory(&fs).unwrap();
+        let skipped: Vec<String> = taken.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0]
+                .starts_with("package database not read: /var/lib/dpkg/status is a hard link"),
+            "{skipped:?}"
+        );
+        assert!(skipped[1].starts_with("package database not read: /lib/apk/db/installed is a symbolic link to /opt/installed"), "{skipped:?}");
     }
 }

@@ -84,8 +84,10 @@ fn inventory_of(tag: &str, fs: &ImageFs) -> Inventory {
     let TakenInventory {
         inventory,
         unreadable,
+        skipped,
     } = take_inventory(fs).unwrap_or_else(|e| panic!("{tag}: {e}"));
     assert!(unreadable.is_empty(), "{tag}: {unreadable:#?}");
+    assert!(skipped.is_empty(), "{tag}: {skipped:#?}");
     inventory
 }
 

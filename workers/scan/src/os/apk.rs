@@ -1,6 +1,10 @@
 //! The apk database of Alpine images: `lib/apk/db/installed`, one stanza of `X:value` lines per
 //! package (`P` name, `V` version, `A` arch, `o` origin, `L` licence, `F` directory, `R` file in it,
 //! `a` its `uid:gid:mode`, `Z` its checksum `Q1<base64 sha1>`).
+//!
+//! A malformed stanza (a line that is not `X:value`, no `P:` or `V:`, a file before its
+//! directory) is skipped and named ([`ApkDatabase::skipped`]) and the other packages are read; a
+//! database of which no stanza can be read is unreadable as a whole: an error.
 
 use crate::package::{DigestAlgorithm, Ecosystem, FileDigest, Package, PackageFile};
 
@@ -34,22 +38,67 @@ pub enum ApkError {
     },
 }
 
-/// The installed packages of `lib/apk/db/installed`, sorted by name.
-pub fn read_installed(bytes: &[u8]) -> Result<Vec<Package>, ApkError> {
+/// What the apk database says: the installed packages, and the stanzas skipped as malformed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ApkDatabase {
+    /// The installed packages, sorted by name.
+    pub packages: Vec<Package>,
+    /// The first problem of each malformed stanza that was skipped, in line order.
+    pub skipped: Vec<ApkError>,
+}
+
+/// The installed packages of `lib/apk/db/installed`, sorted by name. A malformed stanza is
+/// skipped and named in [`ApkDatabase::skipped`]; a database of which no stanza can be read is
+/// an error (its first problem).
+pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
     let text = String::from_utf8_lossy(bytes);
-    let mut packages = Vec::new();
+    let mut database = ApkDatabase::default();
     let mut draft = Draft::default();
+    // The first problem of the stanza being read: the rest of it is skipped with it.
+    let mut broken: Option<ApkError> = None;
+    let mut stray: Option<ApkError> = None;
+    let mut in_stanza = false;
     for entry in stanza_lines(&text) {
-        match entry.map_err(|(line, text)| ApkError::Malformed {
-            line,
-            found: text.chars().take(80).collect(),
-        })? {
-            StanzaLine::Field { key, value, line } => draft.take(key, value, line)?,
-            StanzaLine::End { start } => packages.push(std::mem::take(&mut draft).finish(start)?),
+        match entry {
+            Err((line, text)) => {
+                let error = ApkError::Malformed {
+                    line,
+                    found: text.chars().take(80).collect(),
+                };
+                // A bad line outside any stanza (before its first field) is a stanza of its own.
+                if !in_stanza {
+                    stray.get_or_insert(error);
+                } else {
+                    broken.get_or_insert(error);
+                }
+            }
+            Ok(StanzaLine::Field { key, value, line }) => {
+                in_stanza = true;
+                if let Some(error) = stray.take() {
+                    database.skipped.push(error);
+                }
+                if broken.is_none()
+                    && let Err(error) = draft.take(key, value, line)
+                {
+                    broken = Some(error);
+                }
+            }
+            Ok(StanzaLine::End { start }) => {
+                in_stanza = false;
+                let finished = std::mem::take(&mut draft).finish(start);
+                match broken.take().map_or(finished, Err) {
+                    Ok(package) => database.packages.push(package),
+                    Err(error) => database.skipped.push(error),
+                }
+            }
         }
     }
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(packages)
+    database.skipped.extend(stray);
+    if database.packages.is_empty() && !database.skipped.is_empty() {
+        return Err(database.skipped.swap_remove(0));
+    }
+    database.packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(database)
 }
 
 /// One line of apk's stanza format (the installed database and `APKINDEX` alike): stanzas of
@@ -295,7 +344,9 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
 
     #[test]
     fn packages_files_modes_and_checksums_are_read() {
-        let packages = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
+        let database = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
+        assert_eq!(database.skipped, []);
+        let packages = database.packages;
         assert_eq!(packages.len(), 2);
         let data = &packages[0];
         assert_eq!(data.name, "alpine-baselayout-data");
@@ -346,7 +397,34 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
                 field: "V:"
             }
         );
-        assert_eq!(read_installed(b"").unwrap(), []);
+        assert_eq!(read_installed(b"").unwrap(), ApkDatabase::default());
+    }
+
+    #[test]
+    fn a_malformed_stanza_is_skipped_and_named_and_the_others_are_read() {
+        let text = b"P:a\nV:1\n\nP:no-version\nA:x86_64\n\nP:broken\nV:2\nnot a field\nA:x\n\n\
+                     P:orphan\nV:3\nR:file\n\nP:b\nV:4\n";
+        let database = read_installed(text).unwrap();
+        let names: Vec<&str> = database.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            database.skipped,
+            [
+                ApkError::MissingField {
+                    line: 4,
+                    field: "V:"
+                },
+                ApkError::Malformed {
+                    line: 9,
+                    found: "not a field".into()
+                },
+                ApkError::FileWithoutDirectory { line: 14 },
+            ]
+        );
+        assert_eq!(
+            database.skipped[0].to_string(),
+            "lib/apk/db/installed: the stanza at line 4 has no V: line"
+        );
     }
 
     proptest! {

@@ -1,5 +1,9 @@
 //! The dpkg database: `var/lib/dpkg/status` (or one stanza per file in `var/lib/dpkg/status.d/`,
 //! as distroless images have it) and the per-package `var/lib/dpkg/info/<name>[:<arch>].md5sums`.
+//!
+//! One malformed stanza (a line that is not a field, no `Package` or `Version`) is skipped and
+//! named ([`DpkgDatabase::skipped`]); the other packages are still read, as Trivy and dpkg itself
+//! do. A status file of which no stanza can be read is unreadable as a whole: an error.
 
 use std::collections::BTreeMap;
 
@@ -63,62 +67,90 @@ impl Stanza<'_> {
     }
 }
 
+/// What the dpkg database says: the installed packages, and the stanzas skipped as malformed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DpkgDatabase {
+    /// The installed packages, sorted by name and architecture.
+    pub packages: Vec<Package>,
+    /// Each malformed stanza that was skipped, with its file and line, in file and line order.
+    pub skipped: Vec<DpkgError>,
+}
+
 /// The installed packages described by `status_files` (the status file and/or the files of
 /// `status.d/`, each as `(path, bytes)`), with their files from the `.md5sums` file `md5sums`
 /// returns for a package name and architecture. Packages whose status is not `installed` (removed
-/// but with configuration left, half-installed) are skipped.
+/// but with configuration left, half-installed) are left out. A malformed stanza is skipped and
+/// named in [`DpkgDatabase::skipped`]; a status file of which no stanza can be read is an error
+/// (its first problem).
 pub fn read_database<'a>(
     status_files: &[(&str, &[u8])],
     md5sums: impl Fn(&str) -> Option<&'a [u8]>,
-) -> Result<Vec<Package>, DpkgError> {
-    let mut packages = Vec::new();
+) -> Result<DpkgDatabase, DpkgError> {
+    let mut database = DpkgDatabase::default();
     for (path, bytes) in status_files {
         let text = String::from_utf8_lossy(bytes);
-        for stanza in stanzas(path, &text)? {
-            if let Some(package) = package_of(path, &stanza, &md5sums)? {
-                packages.push(package);
+        let mut readable = 0usize;
+        let mut skipped = Vec::new();
+        for stanza in stanzas(path, &text) {
+            match stanza.and_then(|stanza| package_of(path, &stanza, &md5sums)) {
+                Ok(package) => {
+                    readable += 1;
+                    database.packages.extend(package);
+                }
+                Err(error) => skipped.push(error),
             }
         }
+        if readable == 0 && !skipped.is_empty() {
+            return Err(skipped.swap_remove(0));
+        }
+        database.skipped.extend(skipped);
     }
-    packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
-    Ok(packages)
+    database
+        .packages
+        .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok(database)
 }
 
-fn stanzas<'a>(path: &str, text: &'a str) -> Result<Vec<Stanza<'a>>, DpkgError> {
+/// The stanzas of `text`, each read or the first reason it cannot be (a stanza with a malformed
+/// line runs to the next blank line, like the others).
+fn stanzas<'a>(path: &str, text: &'a str) -> Vec<Result<Stanza<'a>, DpkgError>> {
     let mut out = Vec::new();
-    let mut current: Option<Stanza<'a>> = None;
+    let mut current: Option<Result<Stanza<'a>, DpkgError>> = None;
     for (index, raw) in text.lines().enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
             out.extend(current.take());
             continue;
         }
-        if line.starts_with([' ', '\t']) {
-            match current.as_mut().and_then(|s| s.fields.last_mut()) {
-                Some((_, value)) => {
-                    value.push('\n');
-                    value.push_str(line.trim_start());
-                    continue;
-                }
-                None => return Err(malformed(path, index, line)),
-            }
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(malformed(path, index, line));
-        };
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(malformed(path, index, line));
-        }
-        current
-            .get_or_insert_with(|| Stanza {
+        let stanza = current.get_or_insert_with(|| {
+            Ok(Stanza {
                 line: index + 1,
                 fields: Vec::new(),
             })
-            .fields
-            .push((name, value.trim().to_owned()));
+        });
+        let Ok(open) = stanza else {
+            // Already malformed: the rest of it is skipped with it.
+            continue;
+        };
+        if line.starts_with([' ', '\t']) {
+            match open.fields.last_mut() {
+                Some((_, value)) => {
+                    value.push('\n');
+                    value.push_str(line.trim_start());
+                }
+                None => *stanza = Err(malformed(path, index, line)),
+            }
+            continue;
+        }
+        match line.split_once(':') {
+            Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+                open.fields.push((name, value.trim().to_owned()));
+            }
+            _ => *stanza = Err(malformed(path, index, line)),
+        }
     }
     out.extend(current);
-    Ok(out)
+    out
 }
 
 fn malformed(path: &str, index: usize, line: &str) -> DpkgError {
@@ -311,10 +343,12 @@ Version: 12.2.0-14
     #[test]
     fn installed_packages_with_sources_and_files_are_read() {
         let sums = md5sums();
-        let packages = read_database(&[(STATUS, STATUS_TEXT.as_bytes())], |k| {
+        let database = read_database(&[(STATUS, STATUS_TEXT.as_bytes())], |k| {
             sums.get(k).copied()
         })
         .unwrap();
+        assert_eq!(database.skipped, []);
+        let packages = database.packages;
         let names: Vec<_> = packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["base-files", "libc6", "libgcc-s1"]);
 
@@ -354,8 +388,9 @@ Version: 12.2.0-14
     #[test]
     fn distroless_status_d_stanzas_have_no_status_field() {
         let stanza = b"Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n";
-        let packages =
-            read_database(&[("var/lib/dpkg/status.d/tzdata", stanza)], |_| None).unwrap();
+        let packages = read_database(&[("var/lib/dpkg/status.d/tzdata", stanza)], |_| None)
+            .unwrap()
+            .packages;
         assert_eq!(packages.len(), 1);
         assert_eq!(packages[0].location, "/var/lib/dpkg/status.d/tzdata");
     }
@@ -391,7 +426,40 @@ Version: 12.2.0-14
         ));
         let err = read_database(&[(STATUS, b" leading continuation\n")], |_| None).unwrap_err();
         assert!(matches!(err, DpkgError::Malformed { line: 1, .. }));
-        assert_eq!(read_database(&[(STATUS, b"")], |_| None).unwrap(), []);
+        assert_eq!(
+            read_database(&[(STATUS, b"")], |_| None).unwrap(),
+            DpkgDatabase::default()
+        );
+    }
+
+    #[test]
+    fn a_malformed_stanza_is_skipped_and_named_and_the_others_are_read() {
+        let text = b"Package: a\nStatus: install ok installed\nVersion: 1\n\n\
+                     Package: no-version\nStatus: install ok installed\n\n\
+                     Package: broken\nVersion: 2\ngarbage line\nArchitecture: all\n\n\
+                     Package: b\nStatus: install ok installed\nVersion: 3\n";
+        let database = read_database(&[(STATUS, text)], |_| None).unwrap();
+        let names: Vec<&str> = database.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            database.skipped,
+            [
+                DpkgError::MissingField {
+                    path: STATUS.into(),
+                    line: 5,
+                    field: "Version"
+                },
+                DpkgError::Malformed {
+                    path: STATUS.into(),
+                    line: 10,
+                    found: "garbage line".into()
+                },
+            ]
+        );
+        assert_eq!(
+            database.skipped[0].to_string(),
+            "var/lib/dpkg/status: the stanza at line 5 has no Version field"
+        );
     }
 
     #[test]
