@@ -139,12 +139,19 @@ fn read_tar(
         let header = entry.header();
         let mode = header.mode().unwrap_or(0) & 0o7777;
         let kind = header.entry_type();
-        let meta = if kind.is_file() || kind == tar::EntryType::Continuous {
+        // A GNU sparse entry is a regular file whose holes read as zeros.
+        let meta = if kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous {
             let keep = (options.keep)(&path);
             let (size, digests) = if keep || options.digests != super::DigestSet::NONE {
-                let size_hint = entry.size();
-                let (size, digests, kept) =
-                    budget.read_file(&mut entry, what, &path, size_hint, options.digests, keep)?;
+                let declared_size = entry.size();
+                let (size, digests, kept) = budget.read_file(
+                    &mut entry,
+                    what,
+                    &path,
+                    declared_size,
+                    options.digests,
+                    keep,
+                )?;
                 if let Some(bytes) = kept {
                     delta.contents.insert(path.clone(), Arc::new(bytes));
                 }

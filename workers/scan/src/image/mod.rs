@@ -96,37 +96,46 @@ impl Budget {
         }
     }
 
-    /// Reads `reader` (the file `path` of `what`, `size_hint` bytes if known) with `digests`,
-    /// keeping its bytes when `keep`: the read stops as soon as a kept file is over its allowance,
-    /// with an error naming it.
+    /// The error for the file `path` of `what` over the allowance `kind` gave.
+    fn over(&self, what: &str, path: &str, kind: LimitKind, file_limit: u64) -> ImageError {
+        ImageError::Limit {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            kind,
+            limit: match kind {
+                LimitKind::File => file_limit,
+                LimitKind::Total => self.limits.max_kept_bytes,
+            },
+            kept: self.kept,
+        }
+    }
+
+    /// Reads `reader` (the file `path` of `what`, whose header or metadata says it has
+    /// `declared_size` bytes) with `digests`, keeping its bytes when `keep`. A kept file over its
+    /// allowance is an error naming it: refused before any byte is read when its declared size
+    /// says so, else as soon as one byte too many is read (a size can be wrong, a file can grow).
     pub(crate) fn read_file(
         &mut self,
         reader: &mut dyn Read,
         what: &str,
         path: &str,
-        size_hint: u64,
+        declared_size: u64,
         digests: DigestSet,
         keep: bool,
     ) -> Result<(u64, Digests, Option<Vec<u8>>), ImageError> {
         let (allowance, kind) = self.allowance();
+        if keep && declared_size > allowance {
+            return Err(self.over(what, path, kind, self.limits.max_file_bytes));
+        }
         let limit = keep.then_some(allowance);
-        let streamed =
-            digest_stream(reader, digests, limit, size_hint).map_err(|source| ImageError::Io {
+        let streamed = digest_stream(reader, digests, limit, declared_size).map_err(|source| {
+            ImageError::Io {
                 what: format!("{what}: {path}"),
                 source,
-            })?;
+            }
+        })?;
         let Streamed::Whole(size, digests, kept) = streamed else {
-            let limit = match kind {
-                LimitKind::File => self.limits.max_file_bytes,
-                LimitKind::Total => self.limits.max_kept_bytes,
-            };
-            return Err(ImageError::Limit {
-                what: what.to_owned(),
-                path: path.to_owned(),
-                kind,
-                limit,
-                kept: self.kept,
-            });
+            return Err(self.over(what, path, kind, self.limits.max_file_bytes));
         };
         if let Some(bytes) = &kept {
             self.kept += bytes.len() as u64;
@@ -134,13 +143,14 @@ impl Budget {
         Ok((size, digests, kept))
     }
 
-    /// Reads a whole document of `what` (at most `max` bytes, and within the total) into memory.
+    /// Reads a whole document of `what` (at most `max` bytes, and within the total) into memory;
+    /// `declared_size` as for [`Budget::read_file`].
     pub(crate) fn read_document(
         &mut self,
         reader: &mut dyn Read,
         what: &str,
         path: &str,
-        size_hint: u64,
+        declared_size: u64,
         max: u64,
     ) -> Result<Vec<u8>, ImageError> {
         let (kept_max, kind) = {
@@ -151,22 +161,15 @@ impl Budget {
                 (allowance, kind)
             }
         };
-        match digest_stream(reader, DigestSet::NONE, Some(kept_max), size_hint) {
+        if declared_size > kept_max {
+            return Err(self.over(what, path, kind, kept_max));
+        }
+        match digest_stream(reader, DigestSet::NONE, Some(kept_max), declared_size) {
             Ok(Streamed::Whole(_, _, Some(bytes))) => {
                 self.kept += bytes.len() as u64;
                 Ok(bytes)
             }
-            Ok(_) => Err(ImageError::Limit {
-                what: what.to_owned(),
-                path: path.to_owned(),
-                kind,
-                limit: if kind == LimitKind::File {
-                    kept_max
-                } else {
-                    self.limits.max_kept_bytes
-                },
-                kept: self.kept,
-            }),
+            Ok(_) => Err(self.over(what, path, kind, kept_max)),
             Err(source) => Err(ImageError::Io {
                 what: format!("{what}: {path}"),
                 source,
@@ -527,7 +530,7 @@ pub(crate) enum Streamed {
 
 /// Reads `reader` to its end, computing `digests`, and keeping the bytes when `keep` gives the
 /// most it may hold: reading stops as soon as a kept stream has more
-/// ([`Streamed::OverLimit`]). `size_hint` (the size the header or metadata announces) sizes the
+/// ([`Streamed::OverLimit`]). `size_hint` (the size the header or metadata declares) sizes the
 /// buffer, never beyond the limit.
 pub(crate) fn digest_stream(
     reader: &mut dyn Read,
@@ -680,6 +683,58 @@ mod tests {
             zeros.given, 1001,
             "one byte past the limit, not the stream's end"
         );
+    }
+
+    #[test]
+    fn a_kept_file_declared_over_the_limit_is_refused_before_any_byte_is_read() {
+        let mut budget = Budget::new(ReadLimits {
+            max_file_bytes: 1000,
+            max_kept_bytes: 5000,
+        });
+        let mut zeros = Zeros { given: 0 };
+        let error = budget
+            .read_file(
+                &mut zeros,
+                "a.tar",
+                "var/lib/dpkg/status",
+                2 << 30,
+                DigestSet::ALL,
+                true,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ImageError::Limit {
+                    kind: LimitKind::File,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(zeros.given, 0);
+        // A size that lies low is caught one byte past the limit.
+        let error = budget
+            .read_file(
+                &mut zeros,
+                "a.tar",
+                "var/lib/dpkg/status",
+                10,
+                DigestSet::ALL,
+                true,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ImageError::Limit {
+                    kind: LimitKind::File,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(zeros.given, 1001);
     }
 
     #[test]
