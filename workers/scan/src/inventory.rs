@@ -21,12 +21,13 @@ use crate::package::{Inventory, Package};
 /// Why the inventory could not be taken: a package database that exists but cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    /// The dpkg database is corrupted.
+    /// The dpkg database is corrupted. (Its problem is in the message, not a `source`: a
+    /// printed error chain would say it twice.)
     #[error("the dpkg database is unreadable: {0}")]
-    Dpkg(#[from] dpkg::DpkgError),
+    Dpkg(dpkg::DpkgError),
     /// The apk database is corrupted.
     #[error("the apk database is unreadable: {0}")]
-    Apk(#[from] apk::ApkError),
+    Apk(apk::ApkError),
     /// The rpm database is corrupted.
     #[error("the rpm database {location} is unreadable: {source}")]
     Rpm {
@@ -36,6 +37,22 @@ pub enum InventoryError {
         source: rpm::RpmError,
     },
 }
+
+impl From<dpkg::DpkgError> for InventoryError {
+    fn from(error: dpkg::DpkgError) -> Self {
+        InventoryError::Dpkg(error)
+    }
+}
+
+impl From<apk::ApkError> for InventoryError {
+    fn from(error: apk::ApkError) -> Self {
+        InventoryError::Apk(error)
+    }
+}
+
+/// Most malformed entries of one database named one by one ([`Skipped`]); the rest are counted
+/// ([`Skipped::More`]), so a damaged database cannot flood a report with warnings.
+pub const MAX_SKIPPED_NAMED: usize = 20;
 
 /// Something of a package database the inventory left out, and why (a report shows each as a
 /// warning).
@@ -47,6 +64,14 @@ pub enum Skipped {
     /// A malformed stanza of the apk database.
     #[error("apk package skipped: {0}")]
     Apk(apk::ApkError),
+    /// More malformed entries of a database than [`MAX_SKIPPED_NAMED`]: how many more.
+    #[error("{count} more malformed entries of /{database} skipped")]
+    More {
+        /// The database, relative to the image root.
+        database: &'static str,
+        /// How many were skipped beyond those named.
+        count: usize,
+    },
     /// A database file exists but its content was not read.
     #[error(
         "package database not read: /{path} is {found}, whose content the scanner does not \
@@ -101,12 +126,12 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
         let md5sums = |name: &str| fs.content(&format!("{}{name}.md5sums", dpkg::INFO));
         let database = dpkg::read_database(&status_files, md5sums)?;
         packages.extend(database.packages);
-        skipped.extend(database.skipped.into_iter().map(Skipped::Dpkg));
+        skipped.extend(named(database.skipped, Skipped::Dpkg, dpkg::STATUS));
     }
     if let Some(installed) = fs.content(apk::INSTALLED) {
         let database = apk::read_installed(installed)?;
         packages.extend(database.packages);
-        skipped.extend(database.skipped.into_iter().map(Skipped::Apk));
+        skipped.extend(named(database.skipped, Skipped::Apk, apk::INSTALLED));
     }
     if let Some(database) = rpm::RpmDbFiles::find(|path| fs.content(path)) {
         let read = rpm::read_database(&database).map_err(|source| InventoryError::Rpm {
@@ -141,6 +166,23 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
         unreadable,
         skipped,
     })
+}
+
+/// The first [`MAX_SKIPPED_NAMED`] of `errors` as `each`, and how many more of `database`.
+fn named<E>(errors: Vec<E>, each: fn(E) -> Skipped, database: &'static str) -> Vec<Skipped> {
+    let more = errors.len().saturating_sub(MAX_SKIPPED_NAMED);
+    let mut out: Vec<Skipped> = errors
+        .into_iter()
+        .take(MAX_SKIPPED_NAMED)
+        .map(each)
+        .collect();
+    if more > 0 {
+        out.push(Skipped::More {
+            database,
+            count: more,
+        });
+    }
+    out
 }
 
 /// The package database files of `fs` that exist but whose content was not kept: a symbolic link,
@@ -390,5 +432,28 @@ mod tests {
             "{skipped:?}"
         );
         assert!(skipped[1].starts_with("package database not read: /lib/apk/db/installed is a symbolic link to /opt/installed"), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_few_malformed_entries_are_named_one_by_one_and_the_rest_counted() {
+        let mut status = String::new();
+        for i in 0..30 {
+            status.push_str(&format!(
+                "Package: good{i}\nStatus: install ok installed\nVersion: 1\n\n"
+            ));
+        }
+        for i in 0..25 {
+            status.push_str(&format!(
+                "Package: bad{i}\nStatus: install ok installed\n\n"
+            ));
+        }
+        let fs = image(&[OS_RELEASE, ("var/lib/dpkg/status", status.as_bytes())]);
+        let taken = take_inventory(&fs).expect("more good entries than bad");
+        assert_eq!(taken.inventory.packages.len(), 30);
+        assert_eq!(taken.skipped.len(), MAX_SKIPPED_NAMED + 1);
+        assert_eq!(
+            taken.skipped[MAX_SKIPPED_NAMED].to_string(),
+            "5 more malformed entries of /var/lib/dpkg/status skipped"
+        );
     }
 }

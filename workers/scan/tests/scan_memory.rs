@@ -5,7 +5,9 @@
 //! report for the ones with a malformed package entry). The child scans as `slipway scan ARCHIVE`
 //! does: `pipeline::scan` of the archive, integrity on, the default limits.
 //!
-//! A test without the libtest harness (`harness = false`): it prints one line per archive.
+//! A test without the libtest harness (`harness = false`): it prints one line per archive. With
+//! `SLIPWAY_HOSTILE_WRITE_TO=DIR` it only writes the archives into `DIR` and exits, to measure
+//! another build of the scanner on them (`slipway scan -f json DIR/<name>.tar`).
 
 mod hostile;
 
@@ -23,6 +25,14 @@ const MAX_TIME: Duration = Duration::from_secs(5);
 const MAX_RSS_KIB: i64 = 256 * 1024;
 
 fn main() -> ExitCode {
+    if let Some(dir) = std::env::var_os("SLIPWAY_HOSTILE_WRITE_TO") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the directory");
+        for hostile in Hostile::ALL {
+            println!("{}", hostile.write(&dir).display());
+        }
+        return ExitCode::SUCCESS;
+    }
     match std::env::var_os(CHILD) {
         Some(archive) => child(archive.into()),
         None => parent(),

@@ -4,7 +4,8 @@
 //!
 //! A malformed stanza (a line that is not `X:value`, no `P:` or `V:`, a file before its
 //! directory) is skipped and named ([`ApkDatabase::skipped`]) and the other packages are read; a
-//! database of which no stanza can be read is unreadable as a whole: an error.
+//! database of which no stanza can be read, or more stanzas are malformed than not, is unreadable
+//! as a whole: an error.
 
 use crate::package::{DigestAlgorithm, Ecosystem, FileDigest, Package, PackageFile};
 
@@ -48,15 +49,14 @@ pub struct ApkDatabase {
 }
 
 /// The installed packages of `lib/apk/db/installed`, sorted by name. A malformed stanza is
-/// skipped and named in [`ApkDatabase::skipped`]; a database of which no stanza can be read is
-/// an error (its first problem).
+/// skipped and named in [`ApkDatabase::skipped`]; a database of which no stanza can be read, or
+/// more stanzas are malformed than not, is an error (its first problem).
 pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
     let text = String::from_utf8_lossy(bytes);
     let mut database = ApkDatabase::default();
     let mut draft = Draft::default();
     // The first problem of the stanza being read: the rest of it is skipped with it.
     let mut broken: Option<ApkError> = None;
-    let mut stray: Option<ApkError> = None;
     let mut in_stanza = false;
     for entry in stanza_lines(&text) {
         match entry {
@@ -65,18 +65,15 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
                     line,
                     found: text.chars().take(80).collect(),
                 };
-                // A bad line outside any stanza (before its first field) is a stanza of its own.
-                if !in_stanza {
-                    stray.get_or_insert(error);
-                } else {
+                // A bad line outside any stanza (before its first field) is an entry of its own.
+                if in_stanza {
                     broken.get_or_insert(error);
+                } else {
+                    database.skipped.push(error);
                 }
             }
             Ok(StanzaLine::Field { key, value, line }) => {
                 in_stanza = true;
-                if let Some(error) = stray.take() {
-                    database.skipped.push(error);
-                }
                 if broken.is_none()
                     && let Err(error) = draft.take(key, value, line)
                 {
@@ -93,8 +90,7 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
             }
         }
     }
-    database.skipped.extend(stray);
-    if database.packages.is_empty() && !database.skipped.is_empty() {
+    if super::unreadable_as_a_whole(database.packages.len(), database.skipped.len()) {
         return Err(database.skipped.swap_remove(0));
     }
     database.packages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -401,12 +397,23 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
     }
 
     #[test]
+    fn a_database_with_more_malformed_stanzas_than_good_ones_is_unreadable() {
+        assert_eq!(
+            read_installed(b"P:a\nV:1\n\njunk\n\nmore junk\n").unwrap_err(),
+            ApkError::Malformed {
+                line: 4,
+                found: "junk".into()
+            }
+        );
+    }
+
+    #[test]
     fn a_malformed_stanza_is_skipped_and_named_and_the_others_are_read() {
         let text = b"P:a\nV:1\n\nP:no-version\nA:x86_64\n\nP:broken\nV:2\nnot a field\nA:x\n\n\
-                     P:orphan\nV:3\nR:file\n\nP:b\nV:4\n";
+                     P:orphan\nV:3\nR:file\n\nP:b\nV:4\n\nP:c\nV:5\n\nP:d\nV:6\n";
         let database = read_installed(text).unwrap();
         let names: Vec<&str> = database.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["a", "b"]);
+        assert_eq!(names, ["a", "b", "c", "d"]);
         assert_eq!(
             database.skipped,
             [

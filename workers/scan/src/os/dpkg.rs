@@ -3,7 +3,8 @@
 //!
 //! One malformed stanza (a line that is not a field, no `Package` or `Version`) is skipped and
 //! named ([`DpkgDatabase::skipped`]); the other packages are still read, as Trivy and dpkg itself
-//! do. A status file of which no stanza can be read is unreadable as a whole: an error.
+//! do. A status file of which no stanza can be read, or more stanzas are malformed than not, is
+//! unreadable as a whole: an error.
 
 use std::collections::BTreeMap;
 
@@ -80,8 +81,8 @@ pub struct DpkgDatabase {
 /// `status.d/`, each as `(path, bytes)`), with their files from the `.md5sums` file `md5sums`
 /// returns for a package name and architecture. Packages whose status is not `installed` (removed
 /// but with configuration left, half-installed) are left out. A malformed stanza is skipped and
-/// named in [`DpkgDatabase::skipped`]; a status file of which no stanza can be read is an error
-/// (its first problem).
+/// named in [`DpkgDatabase::skipped`]; a status file of which no stanza can be read, or more
+/// stanzas are malformed than not, is an error (its first problem).
 pub fn read_database<'a>(
     status_files: &[(&str, &[u8])],
     md5sums: impl Fn(&str) -> Option<&'a [u8]>,
@@ -100,7 +101,7 @@ pub fn read_database<'a>(
                 Err(error) => skipped.push(error),
             }
         }
-        if readable == 0 && !skipped.is_empty() {
+        if super::unreadable_as_a_whole(readable, skipped.len()) {
             return Err(skipped.swap_remove(0));
         }
         database.skipped.extend(skipped);
@@ -429,6 +430,21 @@ Version: 12.2.0-14
         assert_eq!(
             read_database(&[(STATUS, b"")], |_| None).unwrap(),
             DpkgDatabase::default()
+        );
+    }
+
+    #[test]
+    fn a_file_with_more_malformed_stanzas_than_good_ones_is_unreadable() {
+        let text = b"Package: a\nStatus: install ok installed\nVersion: 1\n\n\
+                     junk\n\nmore junk\n";
+        let error = read_database(&[(STATUS, text)], |_| None).unwrap_err();
+        assert_eq!(
+            error,
+            DpkgError::Malformed {
+                path: STATUS.into(),
+                line: 5,
+                found: "junk".into()
+            }
         );
     }
 
