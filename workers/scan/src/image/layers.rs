@@ -520,4 +520,45 @@ mod tests {
             );
         }
     }
+
+    /// A tar of one GNU sparse entry `path` of `size` bytes: 512 bytes of data, then a hole.
+    fn sparse_tar(path: &str, size: u64) -> Vec<u8> {
+        fn octal(field: &mut [u8], value: u64) {
+            let width = field.len();
+            field.copy_from_slice(format!("{value:0width$o}").as_bytes());
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).unwrap();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_size(512);
+        header.set_mode(0o644);
+        let gnu = header.as_gnu_mut().unwrap();
+        octal(&mut gnu.sparse[0].offset, 0);
+        octal(&mut gnu.sparse[0].numbytes, 512);
+        octal(&mut gnu.sparse[1].offset, size);
+        octal(&mut gnu.sparse[1].numbytes, 0);
+        octal(&mut gnu.realsize, size);
+        header.set_cksum();
+        let mut bytes = header.as_bytes().to_vec();
+        bytes.extend_from_slice(&[b'x'; 512]);
+        bytes.extend_from_slice(&[0; 1024]);
+        bytes
+    }
+
+    #[test]
+    fn a_sparse_entry_is_a_regular_file_of_its_real_size_and_its_hole_is_not_expanded() {
+        let size = 20u64 << 30;
+        let tar = sparse_tar("opt/disk.img", size);
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        };
+        let started = std::time::Instant::now();
+        let fs = stack([read_layer(&tar[..], "sparse", &options).unwrap()], None);
+        let elapsed = started.elapsed();
+        let meta = fs.meta("opt/disk.img").unwrap();
+        assert_eq!((&meta.kind, meta.size), (&FileKind::Regular, size));
+        assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
+    }
 }
