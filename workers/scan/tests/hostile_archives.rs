@@ -120,6 +120,18 @@ async fn a_256_mib_status_file_with_8_hard_links_is_refused_naming_it() {
 }
 
 #[tokio::test]
+async fn a_status_file_of_a_million_tiny_stanzas_is_refused_before_listing_them() {
+    assert_refused(
+        Hostile::ManyTinyStanzas,
+        &[
+            "the dpkg database is unreadable: var/lib/dpkg/status: expected at most 100000 \
+             stanzas",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_2_gib_status_file_is_an_error_not_an_image_without_packages() {
     assert_refused(
         Hostile::HugeStatus,

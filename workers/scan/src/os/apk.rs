@@ -31,6 +31,14 @@ pub enum ApkError {
         /// `P:` or `V:`.
         field: &'static str,
     },
+    /// The database holds more stanzas than any real one.
+    #[error(
+        "{INSTALLED}: expected at most {limit} stanzas, found more: not a real package database"
+    )]
+    TooMany {
+        /// [`super::MAX_DATABASE_ENTRIES`].
+        limit: usize,
+    },
     /// A file line comes before any `F:` directory line.
     #[error("{INSTALLED}: line {line}: a file (R:) before any directory (F:)")]
     FileWithoutDirectory {
@@ -68,6 +76,12 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
                 // A bad line outside any stanza (before its first field) is an entry of its own.
                 if in_stanza {
                     broken.get_or_insert(error);
+                } else if database.packages.len() + database.skipped.len()
+                    >= super::MAX_DATABASE_ENTRIES
+                {
+                    return Err(ApkError::TooMany {
+                        limit: super::MAX_DATABASE_ENTRIES,
+                    });
                 } else {
                     database.skipped.push(error);
                 }
@@ -82,6 +96,11 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
             }
             Ok(StanzaLine::End { start }) => {
                 in_stanza = false;
+                if database.packages.len() + database.skipped.len() >= super::MAX_DATABASE_ENTRIES {
+                    return Err(ApkError::TooMany {
+                        limit: super::MAX_DATABASE_ENTRIES,
+                    });
+                }
                 let finished = std::mem::take(&mut draft).finish(start);
                 match broken.take().map_or(finished, Err) {
                     Ok(package) => database.packages.push(package),
@@ -394,6 +413,22 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
             }
         );
         assert_eq!(read_installed(b"").unwrap(), ApkDatabase::default());
+    }
+
+    #[test]
+    fn more_stanzas_than_any_real_database_are_refused() {
+        let text = "P:p\nV:1\n\n".repeat(crate::os::MAX_DATABASE_ENTRIES + 1);
+        assert_eq!(
+            read_installed(text.as_bytes()).unwrap_err(),
+            ApkError::TooMany {
+                limit: crate::os::MAX_DATABASE_ENTRIES
+            }
+        );
+        let text = "P:p\nV:1\n\n".repeat(crate::os::MAX_DATABASE_ENTRIES);
+        assert_eq!(
+            read_installed(text.as_bytes()).unwrap().packages.len(),
+            crate::os::MAX_DATABASE_ENTRIES
+        );
     }
 
     #[test]

@@ -41,6 +41,17 @@ pub enum DpkgError {
         /// The line (cut to 80 characters).
         found: String,
     },
+    /// The status files hold more stanzas than any real database.
+    #[error(
+        "{path}: expected at most {limit} stanzas in the dpkg status files, found more: not a \
+         real package database"
+    )]
+    TooMany {
+        /// The file the count was passed in.
+        path: String,
+        /// [`super::MAX_DATABASE_ENTRIES`].
+        limit: usize,
+    },
     /// An installed package's stanza lacks a required field.
     #[error("{path}: the stanza at line {line} has no {field} field")]
     MissingField {
@@ -88,11 +99,14 @@ pub fn read_database<'a>(
     md5sums: impl Fn(&str) -> Option<&'a [u8]>,
 ) -> Result<DpkgDatabase, DpkgError> {
     let mut database = DpkgDatabase::default();
+    let mut left = super::MAX_DATABASE_ENTRIES;
     for (path, bytes) in status_files {
         let text = String::from_utf8_lossy(bytes);
         let mut readable = 0usize;
         let mut skipped = Vec::new();
-        for stanza in stanzas(path, &text) {
+        let stanzas = stanzas(path, &text, left)?;
+        left -= stanzas.len();
+        for stanza in stanzas {
             match stanza.and_then(|stanza| package_of(path, &stanza, &md5sums)) {
                 Ok(package) => {
                     readable += 1;
@@ -113,14 +127,25 @@ pub fn read_database<'a>(
 }
 
 /// The stanzas of `text`, each read or the first reason it cannot be (a stanza with a malformed
-/// line runs to the next blank line, like the others).
-fn stanzas<'a>(path: &str, text: &'a str) -> Vec<Result<Stanza<'a>, DpkgError>> {
+/// line runs to the next blank line, like the others); an error as soon as there are more than
+/// `max`.
+fn stanzas<'a>(
+    path: &str,
+    text: &'a str,
+    max: usize,
+) -> Result<Vec<Result<Stanza<'a>, DpkgError>>, DpkgError> {
     let mut out = Vec::new();
     let mut current: Option<Result<Stanza<'a>, DpkgError>> = None;
     for (index, raw) in text.lines().enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
             out.extend(current.take());
+            if out.len() > max {
+                return Err(DpkgError::TooMany {
+                    path: path.to_owned(),
+                    limit: super::MAX_DATABASE_ENTRIES,
+                });
+            }
             continue;
         }
         let stanza = current.get_or_insert_with(|| {
@@ -151,7 +176,13 @@ fn stanzas<'a>(path: &str, text: &'a str) -> Vec<Result<Stanza<'a>, DpkgError>> 
         }
     }
     out.extend(current);
-    out
+    if out.len() > max {
+        return Err(DpkgError::TooMany {
+            path: path.to_owned(),
+            limit: super::MAX_DATABASE_ENTRIES,
+        });
+    }
+    Ok(out)
 }
 
 fn malformed(path: &str, index: usize, line: &str) -> DpkgError {
@@ -431,6 +462,23 @@ Version: 12.2.0-14
             read_database(&[(STATUS, b"")], |_| None).unwrap(),
             DpkgDatabase::default()
         );
+    }
+
+    #[test]
+    fn more_stanzas_than_any_real_database_are_refused() {
+        let stanza = "Package: p\nStatus: install ok installed\nVersion: 1\n\n";
+        let text = stanza.repeat(crate::os::MAX_DATABASE_ENTRIES + 1);
+        let error = read_database(&[(STATUS, text.as_bytes())], |_| None).unwrap_err();
+        assert_eq!(
+            error,
+            DpkgError::TooMany {
+                path: STATUS.into(),
+                limit: crate::os::MAX_DATABASE_ENTRIES
+            }
+        );
+        let text = stanza.repeat(crate::os::MAX_DATABASE_ENTRIES);
+        let read = read_database(&[(STATUS, text.as_bytes())], |_| None).unwrap();
+        assert_eq!(read.packages.len(), crate::os::MAX_DATABASE_ENTRIES);
     }
 
     #[test]

@@ -11,3 +11,10 @@ pub mod rpm;
 pub(crate) fn unreadable_as_a_whole(readable: usize, malformed: usize) -> bool {
     malformed > 0 && malformed > readable
 }
+
+/// Most entries (stanzas) one package database may have: Debian's whole archive has about 65,000
+/// binary packages per architecture, an image a few thousand at most. A database with more is not
+/// a real one (a 194 KB archive can hold a 60 MiB status file of a million tiny stanzas, which
+/// took 827 MiB to list); it is refused as soon as the count is passed, before its packages are
+/// built.
+pub const MAX_DATABASE_ENTRIES: usize = 100_000;
