@@ -72,6 +72,21 @@ pub enum Skipped {
         /// How many were skipped beyond those named.
         count: usize,
     },
+    /// The database lists more files than [`crate::os::MAX_DATABASE_FILES`]: these packages'
+    /// files past the limit are not listed, so their integrity is checked only in part.
+    #[error(
+        "files not listed: /{database} lists more than {limit} files; those of {} past the limit \
+         are not listed or checked",
+        packages.join(", ")
+    )]
+    FilesCut {
+        /// The database, relative to the image root.
+        database: &'static str,
+        /// [`crate::os::MAX_DATABASE_FILES`].
+        limit: usize,
+        /// The packages whose files were cut (the first 20).
+        packages: Vec<String>,
+    },
     /// A database file exists but its content was not read.
     #[error(
         "package database not read: /{path} is {found}, whose content the scanner does not \
@@ -127,11 +142,13 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
         let database = dpkg::read_database(&status_files, md5sums)?;
         packages.extend(database.packages);
         skipped.extend(named(database.skipped, Skipped::Dpkg, dpkg::STATUS));
+        skipped.extend(files_cut(database.files_cut, dpkg::STATUS));
     }
     if let Some(installed) = fs.content(apk::INSTALLED) {
         let database = apk::read_installed(installed)?;
         packages.extend(database.packages);
         skipped.extend(named(database.skipped, Skipped::Apk, apk::INSTALLED));
+        skipped.extend(files_cut(database.files_cut, apk::INSTALLED));
     }
     if let Some(database) = rpm::RpmDbFiles::find(|path| fs.content(path)) {
         let read = rpm::read_database(&database).map_err(|source| InventoryError::Rpm {
@@ -183,6 +200,23 @@ fn named<E>(errors: Vec<E>, each: fn(E) -> Skipped, database: &'static str) -> V
         });
     }
     out
+}
+
+/// The warning for the packages of `database` whose files were cut, if any.
+fn files_cut(mut packages: Vec<String>, database: &'static str) -> Option<Skipped> {
+    if packages.is_empty() {
+        return None;
+    }
+    let more = packages.len().saturating_sub(MAX_SKIPPED_NAMED);
+    packages.truncate(MAX_SKIPPED_NAMED);
+    if more > 0 {
+        packages.push(format!("{more} more"));
+    }
+    Some(Skipped::FilesCut {
+        database,
+        limit: crate::os::MAX_DATABASE_FILES,
+        packages,
+    })
 }
 
 /// The package database files of `fs` that exist but whose content was not kept: a symbolic link,

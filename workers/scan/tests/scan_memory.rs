@@ -104,10 +104,6 @@ fn parent() -> ExitCode {
         let elapsed = started.elapsed();
         let output = reader.join().expect("the reader thread");
         hostile::remove(&archive);
-        let expect_report = matches!(
-            hostile,
-            Hostile::DpkgStanzaWithoutVersion | Hostile::ApkEntryWithoutVersion
-        );
         let outcome = output.lines().next().unwrap_or("(no output)");
         println!(
             "{:<28} archive {:>9} B  {:>6.2} s  peak RSS {:>6.1} MiB  exit {:?}  {}",
@@ -118,11 +114,9 @@ fn parent() -> ExitCode {
             status.code(),
             outcome.chars().take(140).collect::<String>()
         );
-        let as_expected = if expect_report {
-            status.code() == Some(0) && outcome.starts_with("report 2 ")
-        } else {
-            status.code() == Some(2) && outcome.starts_with("error ")
-        };
+        let expected = hostile.expected();
+        let as_expected = outcome.starts_with(expected)
+            && status.code() == Some(if expected.starts_with("report") { 0 } else { 2 });
         if !as_expected {
             failures.push(format!(
                 "{}: unexpected outcome {status:?} {outcome}",

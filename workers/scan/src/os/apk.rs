@@ -54,6 +54,9 @@ pub struct ApkDatabase {
     pub packages: Vec<Package>,
     /// The first problem of each malformed stanza that was skipped, in line order.
     pub skipped: Vec<ApkError>,
+    /// Packages whose files were not all listed: the database lists more than
+    /// [`super::MAX_DATABASE_FILES`] files, and these come after the limit.
+    pub files_cut: Vec<String>,
 }
 
 /// The installed packages of `lib/apk/db/installed`, sorted by name. A malformed stanza is
@@ -66,6 +69,7 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
     // The first problem of the stanza being read: the rest of it is skipped with it.
     let mut broken: Option<ApkError> = None;
     let mut in_stanza = false;
+    let mut files_left = super::MAX_DATABASE_FILES;
     for entry in stanza_lines(&text) {
         match entry {
             Err((line, text)) => {
@@ -89,7 +93,7 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
             Ok(StanzaLine::Field { key, value, line }) => {
                 in_stanza = true;
                 if broken.is_none()
-                    && let Err(error) = draft.take(key, value, line)
+                    && let Err(error) = draft.take(key, value, line, &mut files_left)
                 {
                     broken = Some(error);
                 }
@@ -101,9 +105,16 @@ pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
                         limit: super::MAX_DATABASE_ENTRIES,
                     });
                 }
-                let finished = std::mem::take(&mut draft).finish(start);
+                let draft = std::mem::take(&mut draft);
+                let cut = draft.files_cut;
+                let finished = draft.finish(start);
                 match broken.take().map_or(finished, Err) {
-                    Ok(package) => database.packages.push(package),
+                    Ok(package) => {
+                        if cut {
+                            database.files_cut.push(package.name.clone());
+                        }
+                        database.packages.push(package);
+                    }
                     Err(error) => database.skipped.push(error),
                 }
             }
@@ -180,10 +191,19 @@ struct Draft {
     license: Option<String>,
     directory: Option<String>,
     files: Vec<PackageFile>,
+    /// Files were left out: the database's limit was reached.
+    files_cut: bool,
 }
 
 impl Draft {
-    fn take(&mut self, key: u8, value: &str, line: usize) -> Result<(), ApkError> {
+    /// Takes the field `key` of `line`; a file only while `files_left` allows.
+    fn take(
+        &mut self,
+        key: u8,
+        value: &str,
+        line: usize,
+        files_left: &mut usize,
+    ) -> Result<(), ApkError> {
         match key {
             b'P' => self.name = Some(value.to_owned()),
             b'V' => self.version = Some(value.to_owned()),
@@ -196,6 +216,11 @@ impl Draft {
                     .directory
                     .as_deref()
                     .ok_or(ApkError::FileWithoutDirectory { line })?;
+                if *files_left == 0 {
+                    self.files_cut = true;
+                    return Ok(());
+                }
+                *files_left -= 1;
                 let path = if directory.is_empty() {
                     format!("/{value}")
                 } else {
@@ -209,6 +234,8 @@ impl Draft {
                     ..PackageFile::default()
                 });
             }
+            // The `a:` and `Z:` of a file left out are left out with it.
+            b'a' | b'Z' if self.files_cut => {}
             b'a' => {
                 // `uid:gid:mode` (octal permissions) of the preceding file.
                 if let Some(file) = self.files.last_mut()
@@ -361,6 +388,7 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
     fn packages_files_modes_and_checksums_are_read() {
         let database = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
         assert_eq!(database.skipped, []);
+        assert!(database.files_cut.is_empty());
         let packages = database.packages;
         assert_eq!(packages.len(), 2);
         let data = &packages[0];
@@ -413,6 +441,27 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
             }
         );
         assert_eq!(read_installed(b"").unwrap(), ApkDatabase::default());
+    }
+
+    #[test]
+    fn files_past_the_databases_limit_are_not_listed_and_their_packages_named() {
+        let mut text = String::from("P:small\nV:1\nF:etc\nR:a\n\nP:big\nV:1\nF:usr\n");
+        for i in 0..crate::os::MAX_DATABASE_FILES {
+            text.push_str(&format!("R:f{i}\nZ:Q1HxK0yD1e4u3/X7Q9T2fXxuqgIZ0=\n"));
+        }
+        let database = read_installed(text.as_bytes()).unwrap();
+        let listed: Vec<(&str, usize)> = database
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.files.len()))
+            .collect();
+        assert_eq!(
+            listed,
+            [("big", crate::os::MAX_DATABASE_FILES - 1), ("small", 1)]
+        );
+        assert_eq!(database.files_cut, ["big"]);
+        let big = &database.packages[0];
+        assert!(big.files.iter().all(|f| f.digest.is_some()));
     }
 
     #[test]

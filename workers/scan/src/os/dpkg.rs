@@ -86,6 +86,9 @@ pub struct DpkgDatabase {
     pub packages: Vec<Package>,
     /// Each malformed stanza that was skipped, with its file and line, in file and line order.
     pub skipped: Vec<DpkgError>,
+    /// Packages whose files were not all listed: the database lists more than
+    /// [`super::MAX_DATABASE_FILES`] files, and these come after the limit.
+    pub files_cut: Vec<String>,
 }
 
 /// The installed packages described by `status_files` (the status file and/or the files of
@@ -100,6 +103,7 @@ pub fn read_database<'a>(
 ) -> Result<DpkgDatabase, DpkgError> {
     let mut database = DpkgDatabase::default();
     let mut left = super::MAX_DATABASE_ENTRIES;
+    let mut files_left = super::MAX_DATABASE_FILES;
     for (path, bytes) in status_files {
         let text = String::from_utf8_lossy(bytes);
         let mut readable = 0usize;
@@ -107,10 +111,15 @@ pub fn read_database<'a>(
         let stanzas = stanzas(path, &text, left)?;
         left -= stanzas.len();
         for stanza in stanzas {
-            match stanza.and_then(|stanza| package_of(path, &stanza, &md5sums)) {
+            match stanza.and_then(|stanza| package_of(path, &stanza, &md5sums, &mut files_left)) {
                 Ok(package) => {
                     readable += 1;
-                    database.packages.extend(package);
+                    if let Some((package, cut)) = package {
+                        if cut {
+                            database.files_cut.push(package.name.clone());
+                        }
+                        database.packages.push(package);
+                    }
                 }
                 Err(error) => skipped.push(error),
             }
@@ -193,11 +202,14 @@ fn malformed(path: &str, index: usize, line: &str) -> DpkgError {
     }
 }
 
+/// The package of an installed stanza (none for other states), with its files from its
+/// `md5sums` as far as `files_left` allows, and whether some were left out for that.
 fn package_of<'a>(
     path: &str,
     stanza: &Stanza<'_>,
     md5sums: &impl Fn(&str) -> Option<&'a [u8]>,
-) -> Result<Option<Package>, DpkgError> {
+    files_left: &mut usize,
+) -> Result<Option<(Package, bool)>, DpkgError> {
     // `Status: want flag state`; distroless status.d stanzas have no Status at all.
     if let Some(status) = stanza.get("Status")
         && status.split_whitespace().nth(2) != Some("installed")
@@ -230,8 +242,15 @@ fn package_of<'a>(
         .as_deref()
         .and_then(|arch| md5sums(&format!("{name}:{arch}")))
         .or_else(|| md5sums(name));
+    let mut cut = false;
     if let Some(sums) = sums {
-        for (file, md5) in parse_md5sums(sums) {
+        let text = String::from_utf8_lossy(sums);
+        for (file, md5) in md5sums_lines(&text) {
+            if *files_left == 0 {
+                cut = true;
+                break;
+            }
+            *files_left -= 1;
             files.insert(
                 file.clone(),
                 PackageFile {
@@ -260,17 +279,20 @@ fn package_of<'a>(
             },
         );
     }
-    Ok(Some(Package {
-        ecosystem: Ecosystem::Deb,
-        name: name.to_owned(),
-        version: version.to_owned(),
-        arch,
-        source_version: source_version.filter(|v| v != version),
-        source_name: source_name.filter(|s| s != name),
-        license: None,
-        location: format!("/{path}"),
-        files: files.into_values().collect(),
-    }))
+    Ok(Some((
+        Package {
+            ecosystem: Ecosystem::Deb,
+            name: name.to_owned(),
+            version: version.to_owned(),
+            arch,
+            source_version: source_version.filter(|v| v != version),
+            source_name: source_name.filter(|s| s != name),
+            license: None,
+            location: format!("/{path}"),
+            files: files.into_values().collect(),
+        },
+        cut,
+    )))
 }
 
 /// `Conffiles:` lines: ` /etc/foo.conf <md5> [obsolete|remove-on-upgrade]`. A conffile marked
@@ -291,19 +313,21 @@ fn conffiles(value: &str) -> Vec<(String, Option<String>)> {
 /// `<md5>  <path without leading slash>` lines → (absolute path, md5). Lines that are not of that
 /// shape are skipped: the file only adds digests to what the status file says.
 pub fn parse_md5sums(bytes: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|line| {
-            let (md5, path) = line.split_once(char::is_whitespace)?;
-            let path = path.trim_start();
-            (is_md5(md5) && !path.is_empty()).then(|| {
-                (
-                    format!("/{}", path.trim_start_matches('/')),
-                    md5.to_ascii_lowercase(),
-                )
-            })
+    md5sums_lines(&String::from_utf8_lossy(bytes)).collect()
+}
+
+/// The `(absolute path, md5)` of each well-formed line of an `md5sums` text, one at a time.
+fn md5sums_lines(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    text.lines().filter_map(|line| {
+        let (md5, path) = line.split_once(char::is_whitespace)?;
+        let path = path.trim_start();
+        (is_md5(md5) && !path.is_empty()).then(|| {
+            (
+                format!("/{}", path.trim_start_matches('/')),
+                md5.to_ascii_lowercase(),
+            )
         })
-        .collect()
+    })
 }
 
 fn is_md5(word: &str) -> bool {
@@ -380,6 +404,7 @@ Version: 12.2.0-14
         })
         .unwrap();
         assert_eq!(database.skipped, []);
+        assert!(database.files_cut.is_empty());
         let packages = database.packages;
         let names: Vec<_> = packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["base-files", "libc6", "libgcc-s1"]);
@@ -462,6 +487,28 @@ Version: 12.2.0-14
             read_database(&[(STATUS, b"")], |_| None).unwrap(),
             DpkgDatabase::default()
         );
+    }
+
+    #[test]
+    fn files_past_the_databases_limit_are_not_listed_and_their_packages_named() {
+        let status = b"Package: a\nStatus: install ok installed\nVersion: 1\n\n\
+                       Package: b\nStatus: install ok installed\nVersion: 1\n";
+        let half = crate::os::MAX_DATABASE_FILES / 2 + 100;
+        let sums_a: String = (0..half)
+            .map(|i| format!("d41d8cd98f00b204e9800998ecf8427e  a/{i}\n"))
+            .collect();
+        let sums_b: String = (0..half)
+            .map(|i| format!("d41d8cd98f00b204e9800998ecf8427e  b/{i}\n"))
+            .collect();
+        let database = read_database(&[(STATUS, status)], |name| match name {
+            "a" => Some(sums_a.as_bytes()),
+            "b" => Some(sums_b.as_bytes()),
+            _ => None,
+        })
+        .unwrap();
+        let listed: Vec<usize> = database.packages.iter().map(|p| p.files.len()).collect();
+        assert_eq!(listed, [half, crate::os::MAX_DATABASE_FILES - half]);
+        assert_eq!(database.files_cut, ["b"]);
     }
 
     #[test]

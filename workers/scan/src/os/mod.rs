@@ -18,3 +18,10 @@ pub(crate) fn unreadable_as_a_whole(readable: usize, malformed: usize) -> bool {
 /// took 827 MiB to list); it is refused as soon as the count is passed, before its packages are
 /// built.
 pub const MAX_DATABASE_ENTRIES: usize = 100_000;
+
+/// Most files the packages of one database may list together (dpkg `md5sums` lines, apk `R:`
+/// lines). The largest images list a few hundred thousand; past this the remaining files are not
+/// listed, and the database says which packages were cut (a report warning: their integrity is
+/// checked only for the files listed), so a small archive cannot make the inventory hold millions
+/// of file records.
+pub const MAX_DATABASE_FILES: usize = 500_000;

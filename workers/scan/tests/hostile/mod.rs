@@ -29,6 +29,8 @@ pub enum Hostile {
     StatusHardlinks,
     /// A 60 MiB status file (under the per-file limit) of 983,040 tiny installed stanzas.
     ManyTinyStanzas,
+    /// One installed package whose 60 MiB `md5sums` lists 983,040 files.
+    ManyPackageFiles,
     /// A 2 GiB status file.
     HugeStatus,
     /// A sparse `md5sums` entry of 20 GiB.
@@ -49,11 +51,12 @@ pub enum Hostile {
 
 impl Hostile {
     /// Every hostile archive.
-    pub const ALL: [Hostile; 12] = [
+    pub const ALL: [Hostile; 13] = [
         Hostile::Md5sumsBomb,
         Hostile::Md5sumsUnderFileLimit,
         Hostile::StatusHardlinks,
         Hostile::ManyTinyStanzas,
+        Hostile::ManyPackageFiles,
         Hostile::HugeStatus,
         Hostile::SparseMd5sums,
         Hostile::SparseMd5sumsDirectory,
@@ -71,6 +74,7 @@ impl Hostile {
             Hostile::Md5sumsUnderFileLimit => "md5sums-under-file-limit",
             Hostile::StatusHardlinks => "status-hardlinks",
             Hostile::ManyTinyStanzas => "many-tiny-stanzas",
+            Hostile::ManyPackageFiles => "many-package-files",
             Hostile::HugeStatus => "huge-status",
             Hostile::SparseMd5sums => "sparse-md5sums",
             Hostile::SparseMd5sumsDirectory => "sparse-md5sums-directory",
@@ -89,8 +93,18 @@ impl Hostile {
     pub fn timed(self) -> bool {
         !matches!(
             self,
-            Hostile::Md5sumsUnderFileLimit | Hostile::ManyTinyStanzas
+            Hostile::Md5sumsUnderFileLimit | Hostile::ManyTinyStanzas | Hostile::ManyPackageFiles
         ) || !cfg!(debug_assertions)
+    }
+
+    /// How the child of `scan_memory.rs` must end: its first output line's start (`report
+    /// <packages> <warnings>`, or `error`).
+    pub fn expected(self) -> &'static str {
+        match self {
+            Hostile::DpkgStanzaWithoutVersion | Hostile::ApkEntryWithoutVersion => "report 2 1",
+            Hostile::ManyPackageFiles => "report 1 1",
+            _ => "error ",
+        }
     }
 
     /// The archive by its name.
@@ -148,6 +162,22 @@ impl Hostile {
                 image(
                     &[
                         plain_tar(&[("etc/os-release", DEBIAN_RELEASE)]),
+                        layer.finish(),
+                    ],
+                    &[0, 1],
+                )
+            }
+            Hostile::ManyPackageFiles => {
+                let mut layer = GzipTar::new();
+                let line = b"d41d8cd98f00b204e9800998ecf8427e  usr/share/doc/p/file-name.txt\n";
+                layer.repeated("var/lib/dpkg/info/p.md5sums", line, 60 * MIB);
+                let status = b"Package: p\nStatus: install ok installed\nVersion: 1\n";
+                image(
+                    &[
+                        plain_tar(&[
+                            ("etc/os-release", DEBIAN_RELEASE),
+                            ("var/lib/dpkg/status", status),
+                        ]),
                         layer.finish(),
                     ],
                     &[0, 1],
