@@ -154,6 +154,7 @@ async fn scan(args: &ScanArgs, registry: &crate::RegistryAddress) -> anyhow::Res
         repos: &repos,
         fetcher: fetcher.as_ref(),
         database: if sbom_only { None } else { database.as_ref() },
+        limits: slipway_scan::image::ReadLimits::default(),
     };
     let scanned = pipeline::scan(source, &subject, options).await?;
     let mut out = std::io::stdout().lock();

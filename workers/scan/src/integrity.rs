@@ -218,6 +218,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep,
             digests: DigestSet::ALL,
+            limits: crate::image::ReadLimits::default(),
         };
         stack(
             [read_layer(&tar_of(entries)[..], "layer", &options).unwrap()],

@@ -9,7 +9,7 @@ use std::time::Instant;
 use slipway_common::{Digest, ImageRef, Timestamp};
 use slipway_docker::DockerEngine;
 
-use crate::image::DigestSet;
+use crate::image::{DigestSet, ReadLimits};
 use crate::osv::Database;
 use crate::package::Ecosystem;
 use crate::report::{
@@ -44,6 +44,9 @@ pub struct PipelineOptions<'a> {
     pub fetcher: Option<&'a Fetcher>,
     /// The OSV database (none: the report says none is configured).
     pub database: Option<&'a Database>,
+    /// How much of the image's content may be kept in memory (`[scan] max_file_bytes`,
+    /// `max_kept_bytes`): a package database over them fails the scan, naming the file.
+    pub limits: ReadLimits,
 }
 
 /// The image the report is about, as the caller names it.
@@ -145,13 +148,16 @@ pub async fn scan(
     };
     let read = match source {
         Source::Daemon { engine, reference } => {
-            read_daemon_image(engine, &reference, stream_digests).await?
+            read_daemon_image(engine, &reference, stream_digests, options.limits).await?
         }
-        Source::Local(target) => slipway_common::telemetry::spawn_blocking_in_span(move || {
-            read_local(&target, stream_digests)
-        })
-        .await
-        .map_err(|e| PipelineError::Task(e.to_string()))??,
+        Source::Local(target) => {
+            let limits = options.limits;
+            slipway_common::telemetry::spawn_blocking_in_span(move || {
+                read_local(&target, stream_digests, limits)
+            })
+            .await
+            .map_err(|e| PipelineError::Task(e.to_string()))??
+        }
     };
     let read_time = started.elapsed();
     let ReadImage {

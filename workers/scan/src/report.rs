@@ -54,7 +54,8 @@ pub struct Analysis {
     pub integrity: Option<IntegrityReport>,
     /// What the image's configuration and `RUN`/`INSTALL`/`UNINSTALL` labels ask of its host.
     pub capabilities: Vec<CapabilityFinding>,
-    /// Things the report should say were skipped (malformed language-package files).
+    /// Things the report should say were skipped: malformed package database entries, database
+    /// files not read, malformed language-package files, unchecked capabilities.
     pub warnings: Vec<String>,
     /// Time each step took, by scanner name.
     pub durations: BTreeMap<&'static str, Duration>,
@@ -77,11 +78,13 @@ pub fn analyse(fs: &mut ImageFs, options: ScanOptions) -> Result<Analysis, Analy
     let started = Instant::now();
     let taken = take_inventory(fs)?;
     let found = taken.inventory;
-    let mut warnings: Vec<String> = taken
-        .unreadable
-        .iter()
-        .map(|e| format!("language package skipped: {e}"))
-        .collect();
+    let mut warnings: Vec<String> = taken.skipped.iter().map(ToString::to_string).collect();
+    warnings.extend(
+        taken
+            .unreadable
+            .iter()
+            .map(|e| format!("language package skipped: {e}")),
+    );
     durations.insert("inventory", started.elapsed());
     let capabilities = match fs.config() {
         Some(config) => capabilities::from_config(config).unwrap_or_else(|e| {

@@ -15,7 +15,7 @@ use slipway_docker::{DockerEngine, DockerError, ImageStorage};
 
 use crate::image::archive::read_archive;
 use crate::image::rootfs::{read_layer_dirs, read_rootfs};
-use crate::image::{DigestSet, ImageError, ImageFs, ReadOptions};
+use crate::image::{DigestSet, ImageError, ImageFs, ReadLimits, ReadOptions};
 use crate::inventory::wanted;
 
 /// What `slipway scan TARGET` names.
@@ -99,17 +99,23 @@ impl SourceError {
             SourceError::NoSuchImage(_) => false,
             SourceError::Docker(e) => e.is_transient(),
             SourceError::Image(ImageError::Io { .. }) | SourceError::Task(_) => true,
-            SourceError::Image(ImageError::Format { .. }) => false,
+            SourceError::Image(ImageError::Format { .. } | ImageError::Limit { .. }) => false,
         }
     }
 }
 
 /// Reads an archive file, stdin or a directory (blocking). `digests` are computed for every file
-/// of an archive as it streams past (a directory's are computed later, on demand).
-pub fn read_local(target: &Target, digests: DigestSet) -> Result<ReadImage, SourceError> {
+/// of an archive as it streams past (a directory's are computed later, on demand); what is kept
+/// in memory stays within `limits`.
+pub fn read_local(
+    target: &Target,
+    digests: DigestSet,
+    limits: ReadLimits,
+) -> Result<ReadImage, SourceError> {
     let options = ReadOptions {
         keep: &wanted,
         digests,
+        limits,
     };
     let (fs, access) = match target {
         Target::Stdin => (
@@ -149,11 +155,13 @@ pub fn read_local(target: &Target, digests: DigestSet) -> Result<ReadImage, Sour
 }
 
 /// Reads the local daemon's image `reference`: from its layer directories when possible, else
-/// from its export stream with `stream_digests` computed as it passes.
+/// from its export stream with `stream_digests` computed as it passes; what is kept in memory
+/// stays within `limits`.
 pub async fn read_daemon_image(
     engine: &DockerEngine,
     reference: &str,
     stream_digests: DigestSet,
+    limits: ReadLimits,
 ) -> Result<ReadImage, SourceError> {
     let storage = engine
         .image_storage(reference)
@@ -171,6 +179,7 @@ pub async fn read_daemon_image(
             let options = ReadOptions {
                 keep: &wanted,
                 digests: DigestSet::NONE,
+                limits,
             };
             read_layer_dirs(&layer_dirs, Some(config_json), &options)
         })
@@ -184,27 +193,30 @@ pub async fn read_daemon_image(
         });
     }
     tracing::debug!(image = reference, driver = %storage.driver, "layer directories not readable here: reading the export stream");
-    read_export_stream(engine, storage, stream_digests).await
+    read_export_stream(engine, storage, stream_digests, limits).await
 }
 
 /// Reads the local daemon's image `reference` from its export stream (what `docker save`
-/// writes, whatever the storage driver), with `digests` computed as each file passes.
+/// writes, whatever the storage driver), with `digests` computed as each file passes and what is
+/// kept within `limits`.
 pub async fn read_exported_image(
     engine: &DockerEngine,
     reference: &str,
     digests: DigestSet,
+    limits: ReadLimits,
 ) -> Result<ReadImage, SourceError> {
     let storage = engine
         .image_storage(reference)
         .await?
         .ok_or_else(|| SourceError::NoSuchImage(reference.to_owned()))?;
-    read_export_stream(engine, storage, digests).await
+    read_export_stream(engine, storage, digests, limits).await
 }
 
 async fn read_export_stream(
     engine: &DockerEngine,
     storage: ImageStorage,
     digests: DigestSet,
+    limits: ReadLimits,
 ) -> Result<ReadImage, SourceError> {
     // Export by id: the name could move to another image while the stream is read.
     let stream = engine
@@ -218,6 +230,7 @@ async fn read_export_stream(
         let options = ReadOptions {
             keep: &wanted,
             digests,
+            limits,
         };
         read_archive(bridge, &what, &options)
     })

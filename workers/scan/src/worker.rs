@@ -108,14 +108,33 @@ pub struct ScanSettings {
     /// Remove an image this worker pulled once its scan is done (default on: the disk never
     /// fills with scanned images). Images that were already on the node are never removed.
     pub remove_pulled: bool,
+    /// Largest file a scanner keeps in memory (a package database, `md5sums`, a language
+    /// manifest), in bytes (default 64 MiB). A larger one fails the scan, naming the file.
+    pub max_file_bytes: u64,
+    /// Largest total of the files the scanners keep in memory for one image, in bytes (default
+    /// 128 MiB): past it the scan fails, naming the file it stopped at.
+    pub max_kept_bytes: u64,
 }
 
 impl Default for ScanSettings {
     fn default() -> Self {
+        let limits = crate::image::ReadLimits::default();
         Self {
             integrity: true,
             osv_dir: None,
             remove_pulled: true,
+            max_file_bytes: limits.max_file_bytes,
+            max_kept_bytes: limits.max_kept_bytes,
+        }
+    }
+}
+
+impl ScanSettings {
+    /// The read limits these settings give.
+    pub fn limits(&self) -> crate::image::ReadLimits {
+        crate::image::ReadLimits {
+            max_file_bytes: self.max_file_bytes,
+            max_kept_bytes: self.max_kept_bytes,
         }
     }
 }
@@ -326,6 +345,7 @@ impl ScanHandler {
             repos: &self.repos,
             fetcher: self.fetcher.as_ref(),
             database: self.database.as_deref(),
+            limits: self.settings.limits(),
         };
         let scanned = pipeline::scan(source, &subject, options).await?;
         let digest = scanned.digest.clone().ok_or_else(|| {

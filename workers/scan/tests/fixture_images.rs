@@ -84,8 +84,10 @@ fn inventory_of(tag: &str, fs: &ImageFs) -> Inventory {
     let TakenInventory {
         inventory,
         unreadable,
+        skipped,
     } = take_inventory(fs).unwrap_or_else(|e| panic!("{tag}: {e}"));
     assert!(unreadable.is_empty(), "{tag}: {unreadable:#?}");
+    assert!(skipped.is_empty(), "{tag}: {skipped:#?}");
     inventory
 }
 
@@ -584,51 +586,88 @@ fn damaged_rpm_databases_are_errors_naming_them() {
     }
 }
 
+/// Asserts that the inventory of `tag` lists `packages` packages and one skipped entry, whose
+/// warning starts with `prefix` and contains `found`.
+fn assert_partly_read(tag: &str, packages: usize, prefix: &str, found: &str) {
+    let fs = fixtures::saved(tag, DigestSet::NONE);
+    let taken = take_inventory(&fs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    assert_eq!(taken.inventory.packages.len(), packages, "{tag}");
+    let skipped: Vec<String> = taken.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 1, "{tag}: {skipped:?}");
+    assert!(
+        skipped[0].starts_with(prefix) && skipped[0].contains(found),
+        "{tag}: {skipped:?}"
+    );
+}
+
+#[test]
+fn a_truncated_dpkg_status_file_lists_its_whole_stanzas_and_names_the_cut_one() {
+    slipway_tests::ensure_docker();
+    let path = "var/lib/dpkg/status";
+    let original = file_of(BASE_IMAGE, path);
+    // Cut in the middle of the tenth stanza's `Version` field name: nine stanzas are whole.
+    let tag = damaged_image(
+        "dpkg-truncated",
+        BASE_IMAGE,
+        path,
+        &original,
+        Damage::Truncated(|bytes: &[u8]| after_nth(bytes, b"\nVers", 9)),
+    );
+    assert_partly_read(
+        &tag,
+        9,
+        "dpkg package skipped: var/lib/dpkg/status: line ",
+        "found \"Vers\"",
+    );
+}
+
+#[test]
+fn a_truncated_apk_database_lists_its_whole_stanzas_and_names_the_cut_one() {
+    let path = "lib/apk/db/installed";
+    let original = apk::installed().into_bytes();
+    // Cut just after the third stanza's `P` key: two stanzas are whole.
+    let tag = damaged_image(
+        "apk-truncated",
+        apk_image(),
+        path,
+        &original,
+        Damage::Truncated(|bytes: &[u8]| after_nth(bytes, b"\nP", 2)),
+    );
+    assert_partly_read(
+        &tag,
+        2,
+        "apk package skipped: lib/apk/db/installed: line ",
+        "found \"P\"",
+    );
+}
+
 #[test]
 fn damaged_dpkg_status_files_are_errors_naming_them() {
     slipway_tests::ensure_docker();
     let path = "var/lib/dpkg/status";
     let original = file_of(BASE_IMAGE, path);
-    for (name, damage) in [
-        // Cut in the middle of the tenth stanza's `Version` field name.
-        (
-            "dpkg-truncated",
-            Damage::Truncated(|bytes: &[u8]| after_nth(bytes, b"\nVers", 9)),
-        ),
-        (
-            "dpkg-garbage",
-            Damage::Garbage(|bytes: &[u8]| after_nth(bytes, b"\n\n", 4)),
-        ),
-    ] {
-        let tag = damaged_image(name, BASE_IMAGE, path, &original, damage);
-        let error = assert_refused(
-            &tag,
-            "the dpkg database is unreadable: var/lib/dpkg/status: ",
-        );
-        assert!(matches!(error, InventoryError::Dpkg(_)), "{tag}: {error:?}");
-    }
+    // Garbage after the fifth stanza: more malformed entries than good ones. (A truncated file
+    // is read as far as it goes: `a_truncated_dpkg_status_file_…`.)
+    let damage = Damage::Garbage(|bytes: &[u8]| after_nth(bytes, b"\n\n", 4));
+    let tag = damaged_image("dpkg-garbage", BASE_IMAGE, path, &original, damage);
+    let error = assert_refused(
+        &tag,
+        "the dpkg database is unreadable: var/lib/dpkg/status: ",
+    );
+    assert!(matches!(error, InventoryError::Dpkg(_)), "{tag}: {error:?}");
 }
 
 #[test]
 fn damaged_apk_databases_are_errors_naming_them() {
     let path = "lib/apk/db/installed";
     let original = apk::installed().into_bytes();
-    for (name, damage) in [
-        // Cut just after the third stanza's `P` key.
-        (
-            "apk-truncated",
-            Damage::Truncated(|bytes: &[u8]| after_nth(bytes, b"\nP", 2)),
-        ),
-        (
-            "apk-garbage",
-            Damage::Garbage(|bytes: &[u8]| after_nth(bytes, b"\n\n", 1)),
-        ),
-    ] {
-        let tag = damaged_image(name, apk_image(), path, &original, damage);
-        let error = assert_refused(
-            &tag,
-            "the apk database is unreadable: lib/apk/db/installed: ",
-        );
-        assert!(matches!(error, InventoryError::Apk(_)), "{tag}: {error:?}");
-    }
+    // Garbage after the second stanza: more malformed entries than good ones. (A truncated
+    // database is read as far as it goes: `a_truncated_apk_database_…`.)
+    let damage = Damage::Garbage(|bytes: &[u8]| after_nth(bytes, b"\n\n", 1));
+    let tag = damaged_image("apk-garbage", apk_image(), path, &original, damage);
+    let error = assert_refused(
+        &tag,
+        "the apk database is unreadable: lib/apk/db/installed: ",
+    );
+    assert!(matches!(error, InventoryError::Apk(_)), "{tag}: {error:?}");
 }

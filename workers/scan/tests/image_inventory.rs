@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 
 use slipway_scan::image::archive::read_archive;
-use slipway_scan::image::{DigestSet, ReadOptions};
+use slipway_scan::image::{DigestSet, ReadLimits, ReadOptions};
 use slipway_scan::inventory::{inventory, wanted};
 use slipway_scan::package::{DigestAlgorithm, Ecosystem};
 use slipway_scan::report::{ScanOptions, analyse};
@@ -28,6 +28,7 @@ fn saved(image: &str, digests: DigestSet) -> slipway_scan::image::ImageFs {
     let options = ReadOptions {
         keep: &wanted,
         digests,
+        limits: ReadLimits::default(),
     };
     let fs = read_archive(stdout, image, &options).expect("read the saved image");
     let mut rest = Vec::new();
@@ -141,10 +142,10 @@ fn files_changed_after_install_are_reported_by_integrity() {
         let engine = slipway_docker::DockerEngine::connect()
             .await
             .expect("dockerd");
-        let layers = read_daemon_image(&engine, &tag, DigestSet::ALL)
+        let layers = read_daemon_image(&engine, &tag, DigestSet::ALL, ReadLimits::default())
             .await
             .expect("read from the daemon");
-        let exported = read_exported_image(&engine, &tag, DigestSet::ALL)
+        let exported = read_exported_image(&engine, &tag, DigestSet::ALL, ReadLimits::default())
             .await
             .expect("read the export stream");
         (layers, exported)

@@ -218,9 +218,10 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     );
     assert_eq!(failed.notify_email.as_deref(), Some("owner@example.org"));
 
-    // A corrupted package database: scan.failed naming it.
+    // A package database unreadable as a whole: scan.failed naming it. (One malformed entry
+    // among readable ones is a report warning instead: `hostile_archives.rs`.)
     let corrupted =
-        format!("FROM {BASE_IMAGE}\nRUN echo 'this is not a field' >> /var/lib/dpkg/status\n");
+        format!("FROM {BASE_IMAGE}\nRUN echo 'this is not a field' > /var/lib/dpkg/status\n");
     let (image, digest) = pushed_only(&unique_path("corrupted"), &corrupted);
     let job = rig.publish(build_succeeded(&image, &digest)).await;
     let Message::ScanFailed(failed) = rig.outcome(job).await else {

@@ -4,16 +4,22 @@
 //! read into a [`LayerDelta`] as it streams past and the deltas are stacked once the manifest
 //! says their order. Nothing is written to disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use serde::Deserialize;
 
-use super::layers::{LayerDelta, read_layer, stack};
-use super::{ImageError, ImageFs, ReadOptions, normalize};
+use super::layers::{LayerDelta, read_layer_within, stack_listed};
+use super::{Budget, ImageError, ImageFs, ReadOptions, normalize};
 
-/// Largest JSON document (manifest, configuration) read from an archive.
+/// Largest JSON document (manifest, configuration) read from an archive; documents also count
+/// against the read's total ([`super::ReadLimits::max_kept_bytes`]).
 const MAX_JSON_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Most layers one image may list. Docker's overlay2 driver stacks at most 128 (its builder stops
+/// at 125); the rest is headroom for other builders. Listing more is refused before any layer is
+/// stacked, so a manifest repeating a layer 50,000 times costs a count, not 50,000 stackings.
+pub const MAX_LAYERS: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -32,8 +38,11 @@ pub fn read_archive(
         what: what.to_owned(),
         source,
     };
+    let mut budget = Budget::new(options.limits);
     let mut archive = tar::Archive::new(reader);
     let mut layers: HashMap<String, LayerDelta> = HashMap::new();
+    // Entries that could not be read as layers, and why: an error only if the manifest lists one.
+    let mut not_layers: HashMap<String, ImageError> = HashMap::new();
     let mut documents: HashMap<String, Vec<u8>> = HashMap::new();
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
@@ -41,35 +50,41 @@ pub fn read_archive(
             continue;
         }
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-        let size = entry.header().size().unwrap_or(0);
+        let size = entry.size();
         if path.ends_with(".json") || path == "repositories" || size <= 4096 {
             // Small documents: manifest, configurations, OCI index (blobs may be configs too).
-            if size > MAX_JSON_BYTES {
-                return Err(ImageError::Format {
-                    what: what.to_owned(),
-                    expected: format!("a JSON document of at most {MAX_JSON_BYTES} bytes"),
-                    found: format!("{path} of {size} bytes"),
-                });
-            }
-            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            entry.read_to_end(&mut bytes).map_err(io)?;
+            let bytes = budget.read_document(&mut entry, what, &path, size, MAX_JSON_BYTES)?;
             if looks_like_tar(&bytes) {
-                let delta = read_layer(&bytes[..], &format!("{what}: {path}"), options)?;
-                layers.insert(path, delta);
+                match read_layer_within(
+                    &bytes[..],
+                    &format!("{what}: {path}"),
+                    options,
+                    &mut budget,
+                ) {
+                    Ok(delta) => {
+                        layers.insert(path, delta);
+                    }
+                    Err(error @ ImageError::Limit { .. }) => return Err(error),
+                    Err(error) => {
+                        not_layers.insert(path, error);
+                    }
+                }
             } else {
                 documents.insert(path, bytes);
             }
             continue;
         }
         // Anything else is a layer (a tar, possibly gzip-compressed) or an unrelated blob.
-        let delta = read_layer(&mut entry, &format!("{what}: {path}"), options);
-        match delta {
+        match read_layer_within(&mut entry, &format!("{what}: {path}"), options, &mut budget) {
             Ok(delta) => {
                 layers.insert(path, delta);
             }
+            // Past a limit the read stops: nothing after it is read.
+            Err(error @ ImageError::Limit { .. }) => return Err(error),
             Err(error) => {
                 // An OCI blob that is a manifest or config larger than 4 KiB is JSON, not a tar.
                 tracing::debug!(%path, %error, "archive entry is not a layer");
+                not_layers.insert(path, error);
             }
         }
     }
@@ -94,25 +109,45 @@ pub fn read_archive(
             found: format!("{} images in manifest.json", entries.len()),
         });
     };
+    if entry.layers.len() > MAX_LAYERS {
+        let distinct = entry
+            .layers
+            .iter()
+            .map(|l| normalize(l))
+            .collect::<HashSet<_>>()
+            .len();
+        return Err(ImageError::Format {
+            what: what.to_owned(),
+            expected: format!("an image of at most {MAX_LAYERS} layers in manifest.json"),
+            found: format!("{} layers listed ({distinct} distinct)", entry.layers.len()),
+        });
+    }
     let config = documents.get(&normalize(&entry.config)).cloned();
+    // Every listed layer must have been read; one listed twice is applied at both places (a
+    // layer's delta is the same wherever it is listed).
     let mut ordered = Vec::with_capacity(entry.layers.len());
     for layer in &entry.layers {
-        // The same layer may be listed twice (an empty layer repeated): read once, applied once
-        // per listing is harmless, so an absent second copy is taken as empty.
         let key = normalize(layer);
-        match layers.remove(&key) {
+        match layers.get(&key) {
             Some(delta) => ordered.push(delta),
-            None if entry.layers.iter().filter(|l| normalize(l) == key).count() > 1 => {}
             None => {
-                return Err(ImageError::Format {
-                    what: what.to_owned(),
-                    expected: format!("the layer {layer} that manifest.json lists"),
-                    found: "no such entry (or not a tar)".to_owned(),
+                return Err(match not_layers.remove(&key) {
+                    Some(error @ ImageError::Format { .. }) => error,
+                    Some(error) => ImageError::Format {
+                        what: what.to_owned(),
+                        expected: format!("the layer {layer} that manifest.json lists as a tar"),
+                        found: error.to_string(),
+                    },
+                    None => ImageError::Format {
+                        what: what.to_owned(),
+                        expected: format!("the layer {layer} that manifest.json lists"),
+                        found: "no such entry in the archive".to_owned(),
+                    },
                 });
             }
         }
     }
-    Ok(stack(ordered, config))
+    Ok(stack_listed(ordered, config))
 }
 
 /// A POSIX/GNU tar has `ustar` at offset 257 of its first header; gzip starts with 1f 8b.
@@ -123,8 +158,8 @@ fn looks_like_tar(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::DigestSet;
     use crate::image::layers::tar_of;
+    use crate::image::{DigestSet, ReadLimits};
 
     fn keep_all(_: &str) -> bool {
         true
@@ -160,6 +195,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep_all,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         let fs = read_archive(&bytes[..], "test.tar", &options).unwrap();
         assert_eq!(fs.content("etc/os-release"), Some(&b"ID=upper\n"[..]));
@@ -171,6 +207,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep_all,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         let plain = tar_of(&[("etc/os-release", Some(b"ID=x\n"))]);
         let error = read_archive(&plain[..], "rootfs.tar", &options).unwrap_err();
@@ -179,5 +216,100 @@ mod tests {
         let bytes = archive(&[layer], &[0, 3]);
         let error = read_archive(&bytes[..], "x.tar", &options).unwrap_err();
         assert!(error.to_string().contains("layer3/layer.tar"), "{error}");
+    }
+
+    fn options() -> ReadOptions<'static> {
+        ReadOptions {
+            keep: &keep_all,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        }
+    }
+
+    #[test]
+    fn a_missing_layer_listed_twice_is_an_error_not_an_empty_layer() {
+        let layer = tar_of(&[("a", Some(b"a"))]);
+        let bytes = archive(&[layer], &[0, 3, 3]);
+        let error = read_archive(&bytes[..], "x.tar", &options()).unwrap_err();
+        assert!(
+            error.to_string().contains("layer3/layer.tar")
+                && error.to_string().contains("no such entry"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_layer_listed_twice_is_applied_at_each_place() {
+        let l = tar_of(&[("etc/os-release", Some(b"ID=l\n"))]);
+        let m = tar_of(&[("etc/os-release", Some(b"ID=m\n"))]);
+        let bytes = archive(&[l, m], &[0, 1, 0]);
+        let fs = read_archive(&bytes[..], "x.tar", &options()).unwrap();
+        assert_eq!(fs.content("etc/os-release"), Some(&b"ID=l\n"[..]));
+    }
+
+    #[test]
+    fn a_manifest_repeating_one_layer_50000_times_is_refused_in_linear_time() {
+        let layer = tar_of(&[("a", Some(b"a"))]);
+        let order = vec![0; 50_000];
+        let bytes = archive(&[layer], &order);
+        let started = std::time::Instant::now();
+        let error = read_archive(&bytes[..], "x.tar", &options()).unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            error.to_string().contains("at most 256 layers")
+                && error
+                    .to_string()
+                    .contains("50000 layers listed (1 distinct)"),
+            "{error}"
+        );
+        assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
+    }
+
+    #[test]
+    fn a_truncated_gzip_layer_is_named_as_such() {
+        use std::io::Write as _;
+        let tool = vec![7u8; 30_000];
+        let tar = tar_of(&[
+            ("etc/os-release", Some(b"ID=x\n")),
+            ("usr/bin/tool", Some(&tool)),
+        ]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let cut = gz[..gz.len() / 2].to_vec();
+        // Big enough not to be taken for a small document.
+        let padded_tar = tar_of(&[("pad", Some(&[1u8; 8192]))]);
+        let bytes = archive(&[cut, padded_tar], &[1, 0]);
+        let error = read_archive(&bytes[..], "x.tar", &options()).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("layer0/layer.tar") && text.contains("truncated gzip"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn small_documents_count_against_the_total_limit() {
+        let mut entries: Vec<(String, Vec<u8>)> = (0..64)
+            .map(|i| (format!("junk{i}"), vec![b'j'; 4096]))
+            .collect();
+        entries.push(("manifest.json".into(), b"[]".to_vec()));
+        let borrowed: Vec<(&str, Option<&[u8]>)> = entries
+            .iter()
+            .map(|(p, c)| (p.as_str(), Some(c.as_slice())))
+            .collect();
+        let bytes = tar_of(&borrowed);
+        let limited = ReadOptions {
+            limits: ReadLimits {
+                max_file_bytes: 1 << 20,
+                max_kept_bytes: 64 * 1024,
+            },
+            ..options()
+        };
+        let error = read_archive(&bytes[..], "x.tar", &limited).unwrap_err();
+        assert!(
+            matches!(&error, ImageError::Limit { path, .. } if path == "junk16"),
+            "{error}"
+        );
     }
 }

@@ -1,14 +1,14 @@
 //! One layer's changes (read from its tar stream) and the stacking of layers: whiteouts
 //! (`.wh.<name>` removes `<name>` and everything under it; `.wh..wh..opq` empties its directory
-//! of everything from lower layers) are applied before the layer's own entries.
+//! of everything from lower layers) are applied before the layer's own entries. A hard link
+//! takes its target's metadata and shares its kept bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::{
-    Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions, digest_stream, normalize,
-};
+use super::{Budget, Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions, normalize};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
@@ -25,16 +25,27 @@ pub struct LayerDelta {
     /// Hard links: (path, target) — they take the target's metadata and content.
     pub hardlinks: Vec<(String, String)>,
     /// Contents of kept files.
-    pub contents: HashMap<String, Vec<u8>>,
+    pub contents: HashMap<String, Arc<Vec<u8>>>,
     /// Where each regular file's bytes are on this host, when the layer is a directory.
     pub origins: HashMap<String, PathBuf>,
 }
 
-/// Reads one layer's tar stream (uncompressed, or gzip when it starts with gzip's magic).
+/// Reads one layer's tar stream (uncompressed, or gzip when it starts with gzip's magic), keeping
+/// at most `options.limits` of content.
 pub fn read_layer(
     reader: impl Read,
     what: &str,
     options: &ReadOptions<'_>,
+) -> Result<LayerDelta, ImageError> {
+    read_layer_within(reader, what, options, &mut Budget::new(options.limits))
+}
+
+/// [`read_layer`] with the bytes it keeps counted in `budget` (shared by an archive's layers).
+pub(crate) fn read_layer_within(
+    reader: impl Read,
+    what: &str,
+    options: &ReadOptions<'_>,
+    budget: &mut Budget,
 ) -> Result<LayerDelta, ImageError> {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let gzip = {
@@ -46,9 +57,47 @@ pub fn read_layer(
         head.starts_with(&[0x1f, 0x8b])
     };
     if gzip {
-        read_tar(flate2::read::GzDecoder::new(reader), what, options)
+        let ended = std::rc::Rc::new(std::cell::Cell::new(false));
+        let compressed = EndFlag {
+            inner: reader,
+            ended: std::rc::Rc::clone(&ended),
+        };
+        read_tar(
+            flate2::read::GzDecoder::new(compressed),
+            what,
+            options,
+            budget,
+        )
+        .map_err(|error| match error {
+            // The compressed bytes ran out before the gzip stream's end: whatever the tar reader
+            // then made of it, the cause is a truncated gzip, not a malformed tar.
+            ImageError::Io { source, .. } if ended.get() => ImageError::Format {
+                what: what.to_owned(),
+                expected: "a complete gzip-compressed layer".to_owned(),
+                found: format!(
+                    "a truncated gzip stream (its bytes end before the gzip end marker: {source})"
+                ),
+            },
+            other => other,
+        })
     } else {
-        read_tar(reader, what, options)
+        read_tar(reader, what, options, budget)
+    }
+}
+
+/// A reader that records whether it reached its end.
+struct EndFlag<R> {
+    inner: R,
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for EndFlag<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
+        Ok(n)
     }
 }
 
@@ -56,6 +105,7 @@ fn read_tar(
     reader: impl Read,
     what: &str,
     options: &ReadOptions<'_>,
+    budget: &mut Budget,
 ) -> Result<LayerDelta, ImageError> {
     let io = |source| ImageError::Io {
         what: what.to_owned(),
@@ -89,13 +139,28 @@ fn read_tar(
         let header = entry.header();
         let mode = header.mode().unwrap_or(0) & 0o7777;
         let kind = header.entry_type();
-        let meta = if kind.is_file() || kind == tar::EntryType::Continuous {
+        // A GNU sparse entry is a regular file whose holes read as zeros.
+        let meta = if kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous {
             let keep = (options.keep)(&path);
-            let (size, digests, kept) =
-                digest_stream(&mut entry, options.digests, keep).map_err(io)?;
-            if let Some(bytes) = kept {
-                delta.contents.insert(path.clone(), bytes);
-            }
+            let (size, digests) = if keep || options.digests != super::DigestSet::NONE {
+                let declared_size = entry.size();
+                let (size, digests, kept) = budget.read_file(
+                    &mut entry,
+                    what,
+                    &path,
+                    declared_size,
+                    options.digests,
+                    keep,
+                )?;
+                if let Some(bytes) = kept {
+                    delta.contents.insert(path.clone(), Arc::new(bytes));
+                }
+                (size, digests)
+            } else {
+                // Nothing to compute: the tar reader skips the stored bytes (a sparse entry's
+                // holes are never expanded).
+                (entry.size(), Digests::default())
+            };
             FileMeta {
                 kind: FileKind::Regular,
                 mode,
@@ -149,39 +214,60 @@ pub fn stack(deltas: impl IntoIterator<Item = LayerDelta>, config: Option<Vec<u8
         ..ImageFs::default()
     };
     for delta in deltas {
+        apply(&mut fs, &delta);
+    }
+    fs
+}
+
+/// [`stack`] of borrowed deltas: a layer an image lists twice is applied at both places.
+pub(crate) fn stack_listed<'a>(
+    deltas: impl IntoIterator<Item = &'a LayerDelta>,
+    config: Option<Vec<u8>>,
+) -> ImageFs {
+    let mut fs = ImageFs {
+        config,
+        ..ImageFs::default()
+    };
+    for delta in deltas {
         apply(&mut fs, delta);
     }
     fs
 }
 
-fn apply(fs: &mut ImageFs, delta: LayerDelta) {
+fn apply(fs: &mut ImageFs, delta: &LayerDelta) {
     for dir in &delta.opaque {
         remove_under(fs, dir, false);
     }
     for path in &delta.whiteouts {
         remove_under(fs, path, true);
     }
-    let mut layer_entries: BTreeMap<String, FileMeta> = BTreeMap::new();
-    for (path, meta) in delta.entries {
+    let mut layer_entries: BTreeMap<&str, &FileMeta> = BTreeMap::new();
+    for (path, meta) in &delta.entries {
         // A path replaced by a non-directory loses what lower layers had under it.
         if meta.kind != FileKind::Directory {
-            remove_under(fs, &path, false);
+            remove_under(fs, path, false);
         }
-        fs.contents.remove(&path);
-        fs.origins.remove(&path);
+        fs.contents.remove(path);
+        fs.origins.remove(path);
         layer_entries.insert(path, meta);
     }
-    for (path, meta) in &layer_entries {
-        fs.entries.insert(path.clone(), meta.clone());
+    for (path, meta) in layer_entries {
+        fs.entries.insert(path.to_owned(), meta.clone());
     }
-    fs.contents.extend(delta.contents);
-    fs.origins.extend(delta.origins);
-    for (path, target) in delta.hardlinks {
-        if let Some(meta) = fs.entries.get(&target).cloned() {
-            if let Some(content) = fs.contents.get(&target).cloned() {
-                fs.contents.insert(path.clone(), content);
-            }
-            fs.entries.insert(path, meta);
+    for (path, content) in &delta.contents {
+        fs.contents.insert(path.clone(), Arc::clone(content));
+    }
+    for (path, origin) in &delta.origins {
+        fs.origins.insert(path.clone(), origin.clone());
+    }
+    for (path, target) in &delta.hardlinks {
+        if let Some(meta) = fs.entries.get(target).cloned() {
+            // The link shares the target's bytes: no second copy, nothing more kept.
+            match fs.contents.get(target).map(Arc::clone) {
+                Some(content) => fs.contents.insert(path.clone(), content),
+                None => fs.contents.remove(path),
+            };
+            fs.entries.insert(path.clone(), meta);
         }
     }
 }
@@ -240,7 +326,32 @@ pub(crate) fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::DigestSet;
+    use crate::image::{DigestSet, LimitKind, ReadLimits};
+    use std::io::Write as _;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A tar of one regular file `path` with `content`, then hard links to it at `links`.
+    fn tar_with_links(path: &str, content: &[u8], links: &[&str]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, content).unwrap();
+        for link in links {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            header.set_mode(0o644);
+            builder.append_link(&mut header, link, path).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
 
     fn keep_os_release(path: &str) -> bool {
         path == "etc/os-release"
@@ -250,6 +361,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep_os_release,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         read_layer(&tar_of(entries)[..], "test layer", &options).unwrap()
     }
@@ -308,9 +420,10 @@ mod tests {
         let options = ReadOptions {
             keep: &keep_os_release,
             digests: DigestSet::ALL,
+            limits: ReadLimits::default(),
         };
         let delta = read_layer(&gz.finish().unwrap()[..], "gz", &options).unwrap();
-        assert_eq!(delta.contents["etc/os-release"], b"ID=x\n");
+        assert_eq!(delta.contents["etc/os-release"].as_slice(), b"ID=x\n");
         assert!(delta.entries[0].1.digests.sha256.is_some());
     }
 
@@ -320,7 +433,132 @@ mod tests {
         let options = ReadOptions {
             keep: &keep_os_release,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         assert!(read_layer(&tar[..700], "cut", &options).is_err());
+    }
+
+    #[test]
+    fn hard_links_share_their_targets_kept_bytes() {
+        let status = vec![b'x'; 64 * 1024];
+        let links: Vec<String> = (0..8)
+            .map(|i| format!("var/lib/dpkg/status.d/l{i}"))
+            .collect();
+        let names: Vec<&str> = links.iter().map(String::as_str).collect();
+        let tar = tar_with_links("var/lib/dpkg/status", &status, &names);
+        let keep = |_: &str| true;
+        let options = ReadOptions {
+            keep: &keep,
+            digests: DigestSet::NONE,
+            // Room for one copy only: the links must not count again.
+            limits: ReadLimits {
+                max_file_bytes: status.len() as u64,
+                max_kept_bytes: status.len() as u64,
+            },
+        };
+        let fs = stack([read_layer(&tar[..], "links", &options).unwrap()], None);
+        let target = fs.content("var/lib/dpkg/status").unwrap();
+        for link in &links {
+            let shared = fs.content(link).unwrap();
+            assert_eq!(fs.meta(link).unwrap().size, status.len() as u64);
+            assert!(
+                std::ptr::eq(shared, target),
+                "{link} shares the target's bytes instead of a copy"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kept_file_over_the_limit_stops_the_read_with_an_error_naming_it() {
+        // 4 MiB of zeros compresses to a few KiB: the read must stop just past 1 MiB.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(4 << 20);
+        header.set_mode(0o644);
+        tar.append_data(
+            &mut header,
+            "var/lib/dpkg/info/x.md5sums",
+            std::io::repeat(0).take(4 << 20),
+        )
+        .unwrap();
+        let layer = gzip(&tar.into_inner().unwrap());
+        let keep = |path: &str| path.ends_with(".md5sums");
+        let options = ReadOptions {
+            keep: &keep,
+            digests: DigestSet::ALL,
+            limits: ReadLimits {
+                max_file_bytes: 1 << 20,
+                max_kept_bytes: 8 << 20,
+            },
+        };
+        let error = read_layer(&layer[..], "layer.tar", &options).unwrap_err();
+        assert!(
+            matches!(&error, ImageError::Limit { kind: LimitKind::File, path, .. } if path == "var/lib/dpkg/info/x.md5sums"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_layer_says_truncated_gzip() {
+        let tool = vec![7u8; 30_000];
+        let tar = tar_of(&[
+            ("etc/os-release", Some(b"ID=x\n")),
+            ("usr/bin/tool", Some(&tool)),
+        ]);
+        let layer = gzip(&tar);
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        };
+        for cut in [layer.len() / 4, layer.len() / 2] {
+            let error = read_layer(&layer[..cut], "layer.tar.gz", &options).unwrap_err();
+            assert!(
+                error.to_string().contains("truncated gzip"),
+                "cut at {cut}: {error}"
+            );
+        }
+    }
+
+    /// A tar of one GNU sparse entry `path` of `size` bytes: 512 bytes of data, then a hole.
+    fn sparse_tar(path: &str, size: u64) -> Vec<u8> {
+        fn octal(field: &mut [u8], value: u64) {
+            let width = field.len();
+            field.copy_from_slice(format!("{value:0width$o}").as_bytes());
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).unwrap();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_size(512);
+        header.set_mode(0o644);
+        let gnu = header.as_gnu_mut().unwrap();
+        octal(&mut gnu.sparse[0].offset, 0);
+        octal(&mut gnu.sparse[0].numbytes, 512);
+        octal(&mut gnu.sparse[1].offset, size);
+        octal(&mut gnu.sparse[1].numbytes, 0);
+        octal(&mut gnu.realsize, size);
+        header.set_cksum();
+        let mut bytes = header.as_bytes().to_vec();
+        bytes.extend_from_slice(&[b'x'; 512]);
+        bytes.extend_from_slice(&[0; 1024]);
+        bytes
+    }
+
+    #[test]
+    fn a_sparse_entry_is_a_regular_file_of_its_real_size_and_its_hole_is_not_expanded() {
+        let size = 20u64 << 30;
+        let tar = sparse_tar("opt/disk.img", size);
+        let options = ReadOptions {
+            keep: &keep_os_release,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        };
+        let started = std::time::Instant::now();
+        let fs = stack([read_layer(&tar[..], "sparse", &options).unwrap()], None);
+        let elapsed = started.elapsed();
+        let meta = fs.meta("opt/disk.img").unwrap();
+        assert_eq!((&meta.kind, meta.size), (&FileKind::Regular, size));
+        assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
     }
 }

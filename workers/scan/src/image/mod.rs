@@ -5,6 +5,11 @@
 //! Sources: an image archive as `docker save` / the Engine's image export writes it (Docker's
 //! `manifest.json` with `<id>/layer.tar`, or the OCI layout with `blobs/sha256/…`; gzip-compressed
 //! layers too), read as one stream ([`archive`]), or a root filesystem directory ([`rootfs`]).
+//!
+//! Everything read from an image is bounded ([`ReadLimits`]): a kept file is read only up to the
+//! per-file limit and all kept files of one read together up to the total limit; past either the
+//! read stops at once with an error naming the file ([`ImageError::Limit`]). A hard link shares
+//! its target's kept bytes ([`Arc`]) instead of copying them.
 
 pub mod archive;
 pub mod layers;
@@ -13,6 +18,7 @@ pub mod rootfs;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use md5::Md5;
 use sha1::Sha1;
@@ -20,8 +26,157 @@ use sha2::{Digest as _, Sha256};
 
 use crate::package::DigestAlgorithm;
 
-/// Largest file kept in memory for a scanner (an rpm database can be large; nothing else is).
-pub const MAX_KEPT_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// Default largest file kept in memory for a scanner (`[scan] max_file_bytes`): an rpm
+/// database is the largest file a scanner reads (a few MiB to tens of MiB on real images; a dpkg
+/// status file is a few MiB).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default total of the files kept in memory for the scanners during one read (`[scan]
+/// max_kept_bytes`): every kept file of every layer counts, as they are all in memory before the
+/// layers are stacked. With the per-file limit, this keeps a scan's peak memory well under
+/// 256 MiB whatever the image holds.
+pub const DEFAULT_MAX_KEPT_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How much of an image's content one read may keep in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest kept file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest total of all kept files (and archive documents) of one read, in bytes.
+    pub max_kept_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_kept_bytes: DEFAULT_MAX_KEPT_BYTES,
+        }
+    }
+}
+
+/// Which limit a read ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    /// One file is larger than [`ReadLimits::max_file_bytes`].
+    File,
+    /// The kept files together are larger than [`ReadLimits::max_kept_bytes`].
+    Total,
+}
+
+impl std::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LimitKind::File => "the per-file limit of",
+            LimitKind::Total => "the limit on all kept files together of",
+        })
+    }
+}
+
+/// The bytes one read has kept so far, against its [`ReadLimits`]: shared by every layer of an
+/// archive, as all their kept files are in memory at once before the layers are stacked.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limits: ReadLimits,
+    kept: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: ReadLimits) -> Self {
+        Self { limits, kept: 0 }
+    }
+
+    /// How many bytes the next kept file may have, and which limit says so.
+    fn allowance(&self) -> (u64, LimitKind) {
+        let left = self.limits.max_kept_bytes.saturating_sub(self.kept);
+        if self.limits.max_file_bytes <= left {
+            (self.limits.max_file_bytes, LimitKind::File)
+        } else {
+            (left, LimitKind::Total)
+        }
+    }
+
+    /// The error for the file `path` of `what` over the allowance `kind` gave.
+    fn over(&self, what: &str, path: &str, kind: LimitKind, file_limit: u64) -> ImageError {
+        ImageError::Limit {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            kind,
+            limit: match kind {
+                LimitKind::File => file_limit,
+                LimitKind::Total => self.limits.max_kept_bytes,
+            },
+            kept: self.kept,
+        }
+    }
+
+    /// Reads `reader` (the file `path` of `what`, whose header or metadata says it has
+    /// `declared_size` bytes) with `digests`, keeping its bytes when `keep`. A kept file over its
+    /// allowance is an error naming it: refused before any byte is read when its declared size
+    /// says so, else as soon as one byte too many is read (a size can be wrong, a file can grow).
+    pub(crate) fn read_file(
+        &mut self,
+        reader: &mut dyn Read,
+        what: &str,
+        path: &str,
+        declared_size: u64,
+        digests: DigestSet,
+        keep: bool,
+    ) -> Result<(u64, Digests, Option<Vec<u8>>), ImageError> {
+        let (allowance, kind) = self.allowance();
+        if keep && declared_size > allowance {
+            return Err(self.over(what, path, kind, self.limits.max_file_bytes));
+        }
+        let limit = keep.then_some(allowance);
+        let streamed = digest_stream(reader, digests, limit, declared_size).map_err(|source| {
+            ImageError::Io {
+                what: format!("{what}: {path}"),
+                source,
+            }
+        })?;
+        let Streamed::Whole(size, digests, kept) = streamed else {
+            return Err(self.over(what, path, kind, self.limits.max_file_bytes));
+        };
+        if let Some(bytes) = &kept {
+            self.kept += bytes.len() as u64;
+        }
+        Ok((size, digests, kept))
+    }
+
+    /// Reads a whole document of `what` (at most `max` bytes, and within the total) into memory;
+    /// `declared_size` as for [`Budget::read_file`].
+    pub(crate) fn read_document(
+        &mut self,
+        reader: &mut dyn Read,
+        what: &str,
+        path: &str,
+        declared_size: u64,
+        max: u64,
+    ) -> Result<Vec<u8>, ImageError> {
+        let (kept_max, kind) = {
+            let (allowance, kind) = self.allowance();
+            if max < allowance {
+                (max, LimitKind::File)
+            } else {
+                (allowance, kind)
+            }
+        };
+        if declared_size > kept_max {
+            return Err(self.over(what, path, kind, kept_max));
+        }
+        match digest_stream(reader, DigestSet::NONE, Some(kept_max), declared_size) {
+            Ok(Streamed::Whole(_, _, Some(bytes))) => {
+                self.kept += bytes.len() as u64;
+                Ok(bytes)
+            }
+            Ok(_) => Err(self.over(what, path, kind, kept_max)),
+            Err(source) => Err(ImageError::Io {
+                what: format!("{what}: {path}"),
+                source,
+            }),
+        }
+    }
+}
 
 /// What a path is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +275,8 @@ pub struct ReadOptions<'a> {
     pub keep: &'a (dyn Fn(&str) -> bool + Sync),
     /// Digests to compute for every regular file.
     pub digests: DigestSet,
+    /// How much content may be kept.
+    pub limits: ReadLimits,
 }
 
 /// Why an image could not be read.
@@ -143,13 +300,32 @@ pub enum ImageError {
         /// What was there.
         found: String,
     },
+    /// A file the scanners need is larger than the limits allow: the read stopped there.
+    #[error(
+        "{what}: {path} is over {kind} {limit} bytes ({kept} bytes kept before it); the scan \
+         stopped reading there. A package database or manifest that large is not scanned: raise \
+         `[scan] max_file_bytes` / `max_kept_bytes` if the image is trusted"
+    )]
+    Limit {
+        /// What was being read (the archive, a layer).
+        what: String,
+        /// The file, relative to the image root (or the archive entry).
+        path: String,
+        /// Which limit.
+        kind: LimitKind,
+        /// The limit, in bytes.
+        limit: u64,
+        /// Bytes kept by the read before this file.
+        kept: u64,
+    },
 }
 
 /// The stacked filesystem of an image.
 #[derive(Debug, Default)]
 pub struct ImageFs {
     entries: BTreeMap<String, FileMeta>,
-    contents: HashMap<String, Vec<u8>>,
+    /// Kept files' bytes; hard links share their target's.
+    contents: HashMap<String, Arc<Vec<u8>>>,
     config: Option<Vec<u8>>,
     /// Where regular files' bytes are on this host (filesystems read from directories).
     origins: HashMap<String, PathBuf>,
@@ -221,7 +397,7 @@ impl ImageFs {
     pub fn content(&self, path: &str) -> Option<&[u8]> {
         self.contents
             .get(normalize(path).as_str())
-            .map(Vec::as_slice)
+            .map(|bytes| bytes.as_slice())
     }
 
     /// Every kept file, as (path, content), in path order.
@@ -295,8 +471,11 @@ impl ImageFs {
                             break;
                         };
                         let digested = std::fs::File::open(origin)
-                            .and_then(|mut file| digest_stream(&mut file, *set, false))
-                            .map(|(_, digests, _)| digests)
+                            .and_then(|mut file| digest_stream(&mut file, *set, None, 0))
+                            .map(|streamed| match streamed {
+                                Streamed::Whole(_, digests, _) => digests,
+                                Streamed::OverLimit => Digests::default(),
+                            })
                             .map_err(|source| ImageError::Io {
                                 what: origin.display().to_string(),
                                 source,
@@ -340,22 +519,40 @@ pub fn normalize(path: &str) -> String {
     out
 }
 
-/// Reads `reader` to its end, computing `digests` and keeping the bytes when `keep` (up to
-/// [`MAX_KEPT_FILE_BYTES`]). Returns the size, the digests and the kept bytes.
+/// What [`digest_stream`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Streamed {
+    /// The whole stream: its size, digests and, when kept, its bytes.
+    Whole(u64, Digests, Option<Vec<u8>>),
+    /// The kept stream went over its limit: reading stopped there.
+    OverLimit,
+}
+
+/// Reads `reader` to its end, computing `digests`, and keeping the bytes when `keep` gives the
+/// most it may hold: reading stops as soon as a kept stream has more
+/// ([`Streamed::OverLimit`]). `size_hint` (the size the header or metadata declares) sizes the
+/// buffer, never beyond the limit.
 pub(crate) fn digest_stream(
     reader: &mut dyn Read,
     digests: DigestSet,
-    keep: bool,
-) -> std::io::Result<(u64, Digests, Option<Vec<u8>>)> {
+    keep: Option<u64>,
+    size_hint: u64,
+) -> std::io::Result<Streamed> {
     let mut md5 = digests.md5.then(Md5::new);
     let mut sha1 = digests.sha1.then(Sha1::new);
     let mut sha256 = digests.sha256.then(Sha256::new);
-    let mut kept = keep.then(Vec::new);
-    let mut size = 0u64;
-    if !digests.any() && !keep {
-        size = std::io::copy(reader, &mut std::io::sink())?;
-        return Ok((size, Digests::default(), None));
+    if !digests.any() && keep.is_none() {
+        let size = std::io::copy(reader, &mut std::io::sink())?;
+        return Ok(Streamed::Whole(size, Digests::default(), None));
     }
+    let mut kept =
+        keep.map(|limit| Vec::with_capacity(usize::try_from(size_hint.min(limit)).unwrap_or(0)));
+    // One byte past the limit is enough to know a kept stream is over it.
+    let mut reader: Box<dyn Read + '_> = match keep {
+        Some(limit) => Box::new(reader.take(limit.saturating_add(1))),
+        None => Box::new(reader),
+    };
+    let mut size = 0u64;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let n = match reader.read(&mut buffer) {
@@ -366,6 +563,9 @@ pub(crate) fn digest_stream(
         };
         let chunk = &buffer[..n];
         size += n as u64;
+        if keep.is_some_and(|limit| size > limit) {
+            return Ok(Streamed::OverLimit);
+        }
         if let Some(h) = md5.as_mut() {
             h.update(chunk);
         }
@@ -376,14 +576,10 @@ pub(crate) fn digest_stream(
             h.update(chunk);
         }
         if let Some(bytes) = kept.as_mut() {
-            if size > MAX_KEPT_FILE_BYTES {
-                kept = None;
-            } else {
-                bytes.extend_from_slice(chunk);
-            }
+            bytes.extend_from_slice(chunk);
         }
     }
-    Ok((
+    Ok(Streamed::Whole(
         size,
         Digests {
             md5: md5.map(|h| h.finalize().into()),
@@ -442,8 +638,11 @@ mod tests {
 
     #[test]
     fn digests_match_known_values() {
-        let (size, digests, kept) =
-            digest_stream(&mut &b"hello\n"[..], DigestSet::ALL, true).unwrap();
+        let Streamed::Whole(size, digests, kept) =
+            digest_stream(&mut &b"hello\n"[..], DigestSet::ALL, Some(6), 6).unwrap()
+        else {
+            panic!("within the limit")
+        };
         assert_eq!(size, 6);
         assert_eq!(kept.as_deref(), Some(&b"hello\n"[..]));
         assert_eq!(
@@ -458,8 +657,150 @@ mod tests {
             digests.hex(DigestAlgorithm::Sha256).unwrap(),
             "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
         );
-        let (size, digests, kept) =
-            digest_stream(&mut &b"hello\n"[..], DigestSet::NONE, false).unwrap();
-        assert_eq!((size, digests, kept), (6, Digests::default(), None));
+        let streamed = digest_stream(&mut &b"hello\n"[..], DigestSet::NONE, None, 0).unwrap();
+        assert_eq!(streamed, Streamed::Whole(6, Digests::default(), None));
+    }
+
+    /// A reader that counts what is taken from it: an endless stream of zeros.
+    struct Zeros {
+        given: u64,
+    }
+
+    impl Read for Zeros {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(0);
+            self.given += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_kept_stream_stops_being_read_just_past_its_limit() {
+        let mut zeros = Zeros { given: 0 };
+        let streamed = digest_stream(&mut zeros, DigestSet::ALL, Some(1000), u64::MAX).unwrap();
+        assert_eq!(streamed, Streamed::OverLimit);
+        assert_eq!(
+            zeros.given, 1001,
+            "one byte past the limit, not the stream's end"
+        );
+    }
+
+    #[test]
+    fn a_kept_file_declared_over_the_limit_is_refused_before_any_byte_is_read() {
+        let mut budget = Budget::new(ReadLimits {
+            max_file_bytes: 1000,
+            max_kept_bytes: 5000,
+        });
+        let mut zeros = Zeros { given: 0 };
+        let error = budget
+            .read_file(
+                &mut zeros,
+                "a.tar",
+                "var/lib/dpkg/status",
+                2 << 30,
+                DigestSet::ALL,
+                true,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ImageError::Limit {
+                    kind: LimitKind::File,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(zeros.given, 0);
+        // A size that lies low is caught one byte past the limit.
+        let error = budget
+            .read_file(
+                &mut zeros,
+                "a.tar",
+                "var/lib/dpkg/status",
+                10,
+                DigestSet::ALL,
+                true,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ImageError::Limit {
+                    kind: LimitKind::File,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(zeros.given, 1001);
+    }
+
+    #[test]
+    fn the_budget_names_the_file_and_the_limit_it_ran_into() {
+        let limits = ReadLimits {
+            max_file_bytes: 10,
+            max_kept_bytes: 25,
+        };
+        let mut budget = Budget::new(limits);
+        let error = budget
+            .read_file(
+                &mut &[b'x'; 11][..],
+                "a.tar",
+                "var/lib/dpkg/status",
+                11,
+                DigestSet::NONE,
+                true,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&error, ImageError::Limit { kind: LimitKind::File, limit: 10, path, .. } if path == "var/lib/dpkg/status"),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("a.tar: var/lib/dpkg/status is over the per-file limit of 10 bytes"),
+            "{error}"
+        );
+        for name in ["a", "b"] {
+            budget
+                .read_file(
+                    &mut &[b'x'; 10][..],
+                    "a.tar",
+                    name,
+                    10,
+                    DigestSet::NONE,
+                    true,
+                )
+                .unwrap();
+        }
+        let unkept = budget
+            .read_file(
+                &mut &[b'x'; 100][..],
+                "a.tar",
+                "big.bin",
+                100,
+                DigestSet::ALL,
+                false,
+            )
+            .unwrap();
+        assert_eq!(unkept.0, 100, "files not kept are not limited");
+        let error = budget
+            .read_file(&mut &[b'x'; 6][..], "a.tar", "c", 6, DigestSet::NONE, true)
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ImageError::Limit {
+                    kind: LimitKind::Total,
+                    limit: 25,
+                    kept: 20,
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }

@@ -11,8 +11,10 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use super::layers::{LayerDelta, stack};
-use super::{Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions, digest_stream};
+use super::{Budget, Digests, FileKind, FileMeta, ImageError, ImageFs, ReadOptions};
 
 /// The extended attributes overlayfs marks opaque directories with (the second when mounted with
 /// `userxattr`, as rootless setups do).
@@ -30,7 +32,8 @@ enum TreeKind {
 
 /// Reads the directory `root` as an image filesystem.
 pub fn read_rootfs(root: &Path, options: &ReadOptions<'_>) -> Result<ImageFs, ImageError> {
-    let delta = read_tree(root, options, TreeKind::Root)?;
+    let mut budget = Budget::new(options.limits);
+    let delta = read_tree(root, options, TreeKind::Root, &mut budget)?;
     Ok(stack([delta], None))
 }
 
@@ -41,9 +44,10 @@ pub fn read_layer_dirs(
     config: Option<Vec<u8>>,
     options: &ReadOptions<'_>,
 ) -> Result<ImageFs, ImageError> {
+    let mut budget = Budget::new(options.limits);
     let deltas = layer_dirs
         .iter()
-        .map(|dir| read_tree(dir, options, TreeKind::OverlayLayer))
+        .map(|dir| read_tree(dir, options, TreeKind::OverlayLayer, &mut budget))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(stack(deltas, config))
 }
@@ -52,6 +56,7 @@ fn read_tree(
     root: &Path,
     options: &ReadOptions<'_>,
     kind: TreeKind,
+    budget: &mut Budget,
 ) -> Result<LayerDelta, ImageError> {
     let io = |path: &Path| {
         let what = path.display().to_string();
@@ -106,10 +111,16 @@ fn read_tree(
                 let keep = (options.keep)(&path);
                 let (size, digests) = if keep || hash_now {
                     let mut file = std::fs::File::open(&full).map_err(io(&full))?;
-                    let (size, digests, kept) =
-                        digest_stream(&mut file, options.digests, keep).map_err(io(&full))?;
+                    let (size, digests, kept) = budget.read_file(
+                        &mut file,
+                        &root.display().to_string(),
+                        &path,
+                        meta.len(),
+                        options.digests,
+                        keep,
+                    )?;
                     if let Some(bytes) = kept {
-                        delta.contents.insert(path.clone(), bytes);
+                        delta.contents.insert(path.clone(), Arc::new(bytes));
                     }
                     (size, digests)
                 } else {
@@ -175,7 +186,7 @@ fn is_opaque(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::DigestSet;
+    use crate::image::{DigestSet, LimitKind, ReadLimits};
     use crate::package::DigestAlgorithm;
 
     fn scratch(name: &str) -> PathBuf {
@@ -195,6 +206,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep,
             digests: DigestSet::ALL,
+            limits: ReadLimits::default(),
         };
         let fs = read_rootfs(&root, &options).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
@@ -218,6 +230,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         let mut fs = read_rootfs(&root, &options).unwrap();
         let hello = fs.meta("usr/bin/hello").unwrap();
@@ -276,6 +289,7 @@ mod tests {
         let options = ReadOptions {
             keep: &keep,
             digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
         };
         let fs = read_layer_dirs(
             &[lower.clone(), upper.clone()],
@@ -295,5 +309,35 @@ mod tests {
         );
         assert_eq!(fs.meta("opt/app/new").unwrap().size, 3);
         assert_eq!(fs.config(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn a_sparse_20_gib_md5sums_stops_the_read_at_the_limit_at_once() {
+        let root = scratch("rootfs-sparse");
+        std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+        let path = root.join("var/lib/dpkg/info/big.md5sums");
+        // A hole: no disk blocks, 20 GiB of zeros to a reader.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(20 << 30)
+            .unwrap();
+        let keep = |p: &str| p.ends_with(".md5sums");
+        let options = ReadOptions {
+            keep: &keep,
+            digests: DigestSet::ALL,
+            limits: ReadLimits {
+                max_file_bytes: 1 << 20,
+                max_kept_bytes: 4 << 20,
+            },
+        };
+        let started = std::time::Instant::now();
+        let error = read_rootfs(&root, &options).unwrap_err();
+        let elapsed = started.elapsed();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(
+            matches!(&error, ImageError::Limit { kind: LimitKind::File, path, .. } if path == "var/lib/dpkg/info/big.md5sums"),
+            "{error}"
+        );
+        assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
     }
 }

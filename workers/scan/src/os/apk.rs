@@ -1,6 +1,11 @@
 //! The apk database of Alpine images: `lib/apk/db/installed`, one stanza of `X:value` lines per
 //! package (`P` name, `V` version, `A` arch, `o` origin, `L` licence, `F` directory, `R` file in it,
 //! `a` its `uid:gid:mode`, `Z` its checksum `Q1<base64 sha1>`).
+//!
+//! A malformed stanza (a line that is not `X:value`, no `P:` or `V:`, a file before its
+//! directory) is skipped and named ([`ApkDatabase::skipped`]) and the other packages are read; a
+//! database of which no stanza can be read, or more stanzas are malformed than not, is unreadable
+//! as a whole: an error.
 
 use crate::package::{DigestAlgorithm, Ecosystem, FileDigest, Package, PackageFile};
 
@@ -26,6 +31,14 @@ pub enum ApkError {
         /// `P:` or `V:`.
         field: &'static str,
     },
+    /// The database holds more stanzas than any real one.
+    #[error(
+        "{INSTALLED}: expected at most {limit} stanzas, found more: not a real package database"
+    )]
+    TooMany {
+        /// [`super::MAX_DATABASE_ENTRIES`].
+        limit: usize,
+    },
     /// A file line comes before any `F:` directory line.
     #[error("{INSTALLED}: line {line}: a file (R:) before any directory (F:)")]
     FileWithoutDirectory {
@@ -34,22 +47,84 @@ pub enum ApkError {
     },
 }
 
-/// The installed packages of `lib/apk/db/installed`, sorted by name.
-pub fn read_installed(bytes: &[u8]) -> Result<Vec<Package>, ApkError> {
+/// What the apk database says: the installed packages, and the stanzas skipped as malformed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ApkDatabase {
+    /// The installed packages, sorted by name.
+    pub packages: Vec<Package>,
+    /// The first problem of each malformed stanza that was skipped, in line order.
+    pub skipped: Vec<ApkError>,
+    /// Packages whose files were not all listed: the database lists more than
+    /// [`super::MAX_DATABASE_FILES`] files, and these come after the limit.
+    pub files_cut: Vec<String>,
+}
+
+/// The installed packages of `lib/apk/db/installed`, sorted by name. A malformed stanza is
+/// skipped and named in [`ApkDatabase::skipped`]; a database of which no stanza can be read, or
+/// more stanzas are malformed than not, is an error (its first problem).
+pub fn read_installed(bytes: &[u8]) -> Result<ApkDatabase, ApkError> {
     let text = String::from_utf8_lossy(bytes);
-    let mut packages = Vec::new();
+    let mut database = ApkDatabase::default();
     let mut draft = Draft::default();
+    // The first problem of the stanza being read: the rest of it is skipped with it.
+    let mut broken: Option<ApkError> = None;
+    let mut in_stanza = false;
+    let mut files_left = super::MAX_DATABASE_FILES;
     for entry in stanza_lines(&text) {
-        match entry.map_err(|(line, text)| ApkError::Malformed {
-            line,
-            found: text.chars().take(80).collect(),
-        })? {
-            StanzaLine::Field { key, value, line } => draft.take(key, value, line)?,
-            StanzaLine::End { start } => packages.push(std::mem::take(&mut draft).finish(start)?),
+        match entry {
+            Err((line, text)) => {
+                let error = ApkError::Malformed {
+                    line,
+                    found: text.chars().take(80).collect(),
+                };
+                // A bad line outside any stanza (before its first field) is an entry of its own.
+                if in_stanza {
+                    broken.get_or_insert(error);
+                } else if database.packages.len() + database.skipped.len()
+                    >= super::MAX_DATABASE_ENTRIES
+                {
+                    return Err(ApkError::TooMany {
+                        limit: super::MAX_DATABASE_ENTRIES,
+                    });
+                } else {
+                    database.skipped.push(error);
+                }
+            }
+            Ok(StanzaLine::Field { key, value, line }) => {
+                in_stanza = true;
+                if broken.is_none()
+                    && let Err(error) = draft.take(key, value, line, &mut files_left)
+                {
+                    broken = Some(error);
+                }
+            }
+            Ok(StanzaLine::End { start }) => {
+                in_stanza = false;
+                if database.packages.len() + database.skipped.len() >= super::MAX_DATABASE_ENTRIES {
+                    return Err(ApkError::TooMany {
+                        limit: super::MAX_DATABASE_ENTRIES,
+                    });
+                }
+                let draft = std::mem::take(&mut draft);
+                let cut = draft.files_cut;
+                let finished = draft.finish(start);
+                match broken.take().map_or(finished, Err) {
+                    Ok(package) => {
+                        if cut {
+                            database.files_cut.push(package.name.clone());
+                        }
+                        database.packages.push(package);
+                    }
+                    Err(error) => database.skipped.push(error),
+                }
+            }
         }
     }
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(packages)
+    if super::unreadable_as_a_whole(database.packages.len(), database.skipped.len()) {
+        return Err(database.skipped.swap_remove(0));
+    }
+    database.packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(database)
 }
 
 /// One line of apk's stanza format (the installed database and `APKINDEX` alike): stanzas of
@@ -116,10 +191,19 @@ struct Draft {
     license: Option<String>,
     directory: Option<String>,
     files: Vec<PackageFile>,
+    /// Files were left out: the database's limit was reached.
+    files_cut: bool,
 }
 
 impl Draft {
-    fn take(&mut self, key: u8, value: &str, line: usize) -> Result<(), ApkError> {
+    /// Takes the field `key` of `line`; a file only while `files_left` allows.
+    fn take(
+        &mut self,
+        key: u8,
+        value: &str,
+        line: usize,
+        files_left: &mut usize,
+    ) -> Result<(), ApkError> {
         match key {
             b'P' => self.name = Some(value.to_owned()),
             b'V' => self.version = Some(value.to_owned()),
@@ -132,6 +216,11 @@ impl Draft {
                     .directory
                     .as_deref()
                     .ok_or(ApkError::FileWithoutDirectory { line })?;
+                if *files_left == 0 {
+                    self.files_cut = true;
+                    return Ok(());
+                }
+                *files_left -= 1;
                 let path = if directory.is_empty() {
                     format!("/{value}")
                 } else {
@@ -145,6 +234,8 @@ impl Draft {
                     ..PackageFile::default()
                 });
             }
+            // The `a:` and `Z:` of a file left out are left out with it.
+            b'a' | b'Z' if self.files_cut => {}
             b'a' => {
                 // `uid:gid:mode` (octal permissions) of the preceding file.
                 if let Some(file) = self.files.last_mut()
@@ -295,7 +386,10 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
 
     #[test]
     fn packages_files_modes_and_checksums_are_read() {
-        let packages = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
+        let database = read_installed(INSTALLED_TEXT.as_bytes()).unwrap();
+        assert_eq!(database.skipped, []);
+        assert!(database.files_cut.is_empty());
+        let packages = database.packages;
         assert_eq!(packages.len(), 2);
         let data = &packages[0];
         assert_eq!(data.name, "alpine-baselayout-data");
@@ -346,7 +440,82 @@ Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o=
                 field: "V:"
             }
         );
-        assert_eq!(read_installed(b"").unwrap(), []);
+        assert_eq!(read_installed(b"").unwrap(), ApkDatabase::default());
+    }
+
+    #[test]
+    fn files_past_the_databases_limit_are_not_listed_and_their_packages_named() {
+        let mut text = String::from("P:small\nV:1\nF:etc\nR:a\n\nP:big\nV:1\nF:usr\n");
+        for i in 0..crate::os::MAX_DATABASE_FILES {
+            text.push_str(&format!("R:f{i}\nZ:Q1HxK0yD1e4u3/X7Q9T2fXxuqgIZ0=\n"));
+        }
+        let database = read_installed(text.as_bytes()).unwrap();
+        let listed: Vec<(&str, usize)> = database
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.files.len()))
+            .collect();
+        assert_eq!(
+            listed,
+            [("big", crate::os::MAX_DATABASE_FILES - 1), ("small", 1)]
+        );
+        assert_eq!(database.files_cut, ["big"]);
+        let big = &database.packages[0];
+        assert!(big.files.iter().all(|f| f.digest.is_some()));
+    }
+
+    #[test]
+    fn more_stanzas_than_any_real_database_are_refused() {
+        let text = "P:p\nV:1\n\n".repeat(crate::os::MAX_DATABASE_ENTRIES + 1);
+        assert_eq!(
+            read_installed(text.as_bytes()).unwrap_err(),
+            ApkError::TooMany {
+                limit: crate::os::MAX_DATABASE_ENTRIES
+            }
+        );
+        let text = "P:p\nV:1\n\n".repeat(crate::os::MAX_DATABASE_ENTRIES);
+        assert_eq!(
+            read_installed(text.as_bytes()).unwrap().packages.len(),
+            crate::os::MAX_DATABASE_ENTRIES
+        );
+    }
+
+    #[test]
+    fn a_database_with_more_malformed_stanzas_than_good_ones_is_unreadable() {
+        assert_eq!(
+            read_installed(b"P:a\nV:1\n\njunk\n\nmore junk\n").unwrap_err(),
+            ApkError::Malformed {
+                line: 4,
+                found: "junk".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_stanza_is_skipped_and_named_and_the_others_are_read() {
+        let text = b"P:a\nV:1\n\nP:no-version\nA:x86_64\n\nP:broken\nV:2\nnot a field\nA:x\n\n\
+                     P:orphan\nV:3\nR:file\n\nP:b\nV:4\n\nP:c\nV:5\n\nP:d\nV:6\n";
+        let database = read_installed(text).unwrap();
+        let names: Vec<&str> = database.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(
+            database.skipped,
+            [
+                ApkError::MissingField {
+                    line: 4,
+                    field: "V:"
+                },
+                ApkError::Malformed {
+                    line: 9,
+                    found: "not a field".into()
+                },
+                ApkError::FileWithoutDirectory { line: 14 },
+            ]
+        );
+        assert_eq!(
+            database.skipped[0].to_string(),
+            "lib/apk/db/installed: the stanza at line 4 has no V: line"
+        );
     }
 
     proptest! {
