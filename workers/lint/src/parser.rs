@@ -452,9 +452,13 @@ fn parse_instruction(
                 .unwrap_or(inner.len());
             let inner_keyword = inner[..word_end].to_ascii_uppercase();
             if !KEYWORDS.split(", ").any(|k| k == inner_keyword) || inner_keyword == "ONBUILD" {
+                // The word, or the first character when it does not start with a letter.
+                let shown = match inner[word_end..].chars().next() {
+                    Some(first) if word_end == 0 => &inner[..first.len_utf8()],
+                    _ => &inner[..word_end],
+                };
                 return Err(at.error(format!(
-                    "ONBUILD: expecting an instruction, found '{}'",
-                    &inner[..word_end.max(1).min(inner.len())]
+                    "ONBUILD: expecting an instruction, found '{shown}'"
                 )));
             }
             let rest = &inner[word_end..];
@@ -994,6 +998,26 @@ fn parse_healthcheck(body: &str, at: Position) -> Result<Option<HealthcheckArgs>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn onbuild_of_a_non_ascii_word_is_a_parse_error() {
+        // Found by slipway-fuzz: the error message cut the word inside a multi-byte character.
+        for text in [
+            "ONBUILD \u{e9}:",
+            "ONBUILD \u{FFFD}\u{FFFD}\u{1a}\u{FFFD}:",
+            "ONBUILD 1",
+        ] {
+            let error = parse(text).expect_err(text);
+            assert!(
+                error
+                    .to_string()
+                    .contains("ONBUILD: expecting an instruction"),
+                "{error}"
+            );
+        }
+        let error = parse("ONBUILD \u{e9}x RUN a").unwrap_err().to_string();
+        assert!(error.contains("found '\u{e9}'"), "{error}");
+    }
 
     fn lines(text: &str) -> Vec<(u32, &'static str)> {
         parse(text)

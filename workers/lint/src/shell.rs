@@ -940,7 +940,12 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 let inner_start = self.pos;
                 self.run_list(Stop::Paren);
-                let inner_end = self.pos.saturating_sub(1).max(inner_start);
+                // An unclosed `$(` at the end leaves `pos` past the source.
+                let inner_end = self
+                    .pos
+                    .saturating_sub(1)
+                    .max(inner_start)
+                    .min(self.src.len());
                 text.extend_from_slice(b"${");
                 text.extend(
                     self.src[inner_start..inner_end]
@@ -1058,6 +1063,23 @@ mod tests {
             .iter()
             .map(|c| c.name.clone())
             .collect()
+    }
+
+    #[test]
+    fn unclosed_substitutions_at_the_end_do_not_panic() {
+        // Found by slipway-fuzz (a mutated corpus RUN): `$(` left open inside quotes at the end
+        // of the script sliced one byte past it.
+        let tail = r#"for src in idle3 pip3; do dst="$(echo "echo "$src" | tr '"#;
+        for end in 0..=tail.len() {
+            if tail.is_char_boundary(end) {
+                Script::parse(&tail[..end]);
+            }
+        }
+        // The fuzzer's 1.9 KB input, reduced.
+        Script::parse(r#"$("""";[ $("";[ ""#);
+        for script in ["$(", "\"$(", "a \"$(b", "$((", "x=$(echo \"$(", "'$("] {
+            Script::parse(script);
+        }
     }
 
     #[test]
