@@ -325,7 +325,7 @@ impl Envelope {
         let kind: Kind = wire
             .kind
             .parse()
-            .map_err(|_| DecodeError::UnknownKind(wire.kind.clone()))?;
+            .map_err(|_| DecodeError::UnknownKind(shown_kind(&wire.kind)))?;
         let message =
             Message::from_payload(kind, bytes).map_err(|source| DecodeError::Payload {
                 kind,
@@ -380,7 +380,7 @@ pub enum DecodeError {
         /// The version this build reads.
         supported: u16,
     },
-    /// A kind this build does not know.
+    /// A kind this build does not know (as written, cut to [`MAX_SHOWN_KIND`] characters).
     #[error("unknown message kind {0:?}")]
     UnknownKind(String),
     /// The payload does not match its kind.
@@ -391,6 +391,19 @@ pub enum DecodeError {
         /// What is wrong with the payload.
         reason: String,
     },
+}
+
+/// The most characters of an unknown kind an error quotes: a hostile 1 MiB kind must not make a
+/// 1 MiB error message.
+pub const MAX_SHOWN_KIND: usize = 64;
+
+/// `kind`, cut to [`MAX_SHOWN_KIND`] characters with its full length when longer.
+fn shown_kind(kind: &str) -> String {
+    if kind.chars().count() <= MAX_SHOWN_KIND {
+        return kind.to_owned();
+    }
+    let cut: String = kind.chars().take(MAX_SHOWN_KIND).collect();
+    format!("{cut}… ({} bytes)", kind.len())
 }
 
 #[derive(Serialize)]
@@ -548,6 +561,14 @@ mod tests {
             Envelope::decode(&bytes),
             Err(DecodeError::UnknownKind(kind)) if kind == "build.exploded"
         ));
+        let huge = "k".repeat(1 << 20);
+        let error = Envelope::decode(&envelope_with(1, &huge, rmpv::Value::Nil)).unwrap_err();
+        assert!(
+            error.to_string().len() < 200,
+            "{} bytes",
+            error.to_string().len()
+        );
+        assert!(error.to_string().contains("(1048576 bytes)"), "{error}");
         let bytes = envelope_with(1, "scan.requested", rmpv::Value::from(42));
         let error = Envelope::decode(&bytes).unwrap_err();
         assert!(matches!(
