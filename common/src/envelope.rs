@@ -189,14 +189,16 @@ impl Timestamp {
     }
 }
 
-/// Why a job exists. On the wire it is a string: `user`, `git-change`, `parent-rebuilt:<image>`,
-/// `package-update:<package>` or `schedule`.
+/// Why a job exists. On the wire it is a string: `user`, `git-change`, `index-change`,
+/// `parent-rebuilt:<image>`, `package-update:<package>` or `schedule`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
     /// Somebody asked for it (CLI or another service).
     User,
     /// A new commit on the tracked branch.
     GitChange,
+    /// The entry was added to the index, or changed in a field that shapes its image.
+    IndexChange,
     /// The named parent image was rebuilt.
     ParentRebuilt(String),
     /// The named package was updated in a tracked yum/apt repository.
@@ -210,6 +212,7 @@ impl fmt::Display for Cause {
         match self {
             Cause::User => f.write_str("user"),
             Cause::GitChange => f.write_str("git-change"),
+            Cause::IndexChange => f.write_str("index-change"),
             Cause::ParentRebuilt(image) => write!(f, "parent-rebuilt:{image}"),
             Cause::PackageUpdate(package) => write!(f, "package-update:{package}"),
             Cause::Schedule => f.write_str("schedule"),
@@ -220,7 +223,7 @@ impl fmt::Display for Cause {
 /// A cause string that is none of the known forms.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown cause {0:?}: expected user, git-change, parent-rebuilt:<image>, package-update:<package> or schedule"
+    "unknown cause {0:?}: expected user, git-change, index-change, parent-rebuilt:<image>, package-update:<package> or schedule"
 )]
 pub struct UnknownCause(String);
 
@@ -236,6 +239,7 @@ impl FromStr for Cause {
         match s {
             "user" => Ok(Cause::User),
             "git-change" => Ok(Cause::GitChange),
+            "index-change" => Ok(Cause::IndexChange),
             "schedule" => Ok(Cause::Schedule),
             _ => {
                 if let Some(image) = with_subject("parent-rebuilt:") {
@@ -243,7 +247,7 @@ impl FromStr for Cause {
                 } else if let Some(package) = with_subject("package-update:") {
                     Ok(Cause::PackageUpdate(package))
                 } else {
-                    Err(UnknownCause(s.to_owned()))
+                    Err(UnknownCause(shown_kind(s)))
                 }
             }
         }
@@ -397,7 +401,8 @@ pub enum DecodeError {
 /// 1 MiB error message.
 pub const MAX_SHOWN_KIND: usize = 64;
 
-/// `kind`, cut to [`MAX_SHOWN_KIND`] characters with its full length when longer.
+/// `kind` (or another unknown word: a cause), cut to [`MAX_SHOWN_KIND`] characters with its
+/// full length when longer.
 fn shown_kind(kind: &str) -> String {
     if kind.chars().count() <= MAX_SHOWN_KIND {
         return kind.to_owned();
@@ -674,12 +679,16 @@ mod tests {
         for cause in [
             Cause::User,
             Cause::GitChange,
+            Cause::IndexChange,
             Cause::ParentRebuilt("centos/centos:7".into()),
             Cause::PackageUpdate("openssl".into()),
             Cause::Schedule,
         ] {
             assert_eq!(cause.to_string().parse::<Cause>(), Ok(cause));
         }
+        let huge = "x".repeat(1 << 20);
+        let error = huge.parse::<Cause>().unwrap_err().to_string();
+        assert!(error.len() < 300, "{} bytes", error.len());
         for bad in ["", "users", "parent-rebuilt:", "package-update", "cron"] {
             assert!(bad.parse::<Cause>().is_err(), "{bad:?}");
         }

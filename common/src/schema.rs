@@ -117,6 +117,7 @@ mod tests {
         let causes = [
             Cause::User,
             Cause::GitChange,
+            Cause::IndexChange,
             Cause::ParentRebuilt("127.0.0.1:5000/centos/centos:7".into()),
             Cause::PackageUpdate("openssl".into()),
             Cause::Schedule,
