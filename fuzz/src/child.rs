@@ -2,7 +2,7 @@
 //! from the corpus until the deadline. Before each input runs, it is written to the pending file,
 //! so when the process dies (abort, stack overflow, out of memory, killed for hanging) the driver
 //! still has the input that did it. Panics are caught here: the input is saved under the crash
-//! directory once per distinct panic (message and location, numbers left out). Progress goes to
+//! directory once per place that panics (file, line and column). Progress goes to
 //! stdout as lines the driver reads ([`Report`]).
 
 use std::collections::HashSet;
@@ -111,8 +111,8 @@ impl Report {
     }
 }
 
-/// The last panic's message and location, set by the quiet hook.
-static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+/// The last panic's location and message, set by the quiet hook.
+static LAST_PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
 
 /// Sets `RLIMIT_AS` (when `bytes` > 0) and turns core dumps off, for this process.
 pub fn limit_self(bytes: u64) -> std::io::Result<()> {
@@ -158,7 +158,7 @@ pub fn run(
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(non-text panic)".to_owned());
         if let Ok(mut last) = LAST_PANIC.lock() {
-            *last = Some(format!("{message} at {location}"));
+            *last = Some((location, message));
         }
     }));
 
@@ -208,13 +208,14 @@ pub fn run(
             }
             Err(_) => {
                 panics += 1;
-                let message = LAST_PANIC
+                let (location, message) = LAST_PANIC
                     .lock()
                     .ok()
                     .and_then(|mut last| last.take())
-                    .unwrap_or_else(|| "(panic without a message)".to_owned());
-                let kind: String = message.chars().filter(|c| !c.is_ascii_digit()).collect();
-                if panic_kinds.insert(fnv1a(kind.as_bytes()))
+                    .unwrap_or_default();
+                let message = format!("{message} at {location}");
+                // One saved input per place that panics (messages quote the input).
+                if panic_kinds.insert(fnv1a(location.as_bytes()))
                     && panic_kinds.len() <= MAX_SAVED_PANICS
                 {
                     let file = save_crash(&crash_dir, "panic", &input, &message)?;

@@ -55,10 +55,19 @@ fn outcome<T, E: std::fmt::Display>(result: Result<T, E>, count: impl Fn(&T) -> 
     match result {
         Ok(value) => format!("ok {}", usize::BITS - count(&value).leading_zeros()),
         Err(error) => {
+            // Quoted text is usually the input itself: a new one is no new outcome.
+            let mut quoted = None;
             let text: String = error
                 .to_string()
                 .chars()
-                .filter(|c| !c.is_ascii_digit())
+                .filter(|c| {
+                    match (quoted, *c) {
+                        (None, '"' | '\'' | '`') => quoted = Some(*c),
+                        (Some(q), c) if q == c => quoted = None,
+                        _ => {}
+                    }
+                    quoted.is_none() && !c.is_ascii_digit() && !matches!(c, '"' | '\'' | '`')
+                })
                 .take(120)
                 .collect();
             format!("err {text}")
@@ -524,6 +533,10 @@ mod tests {
         let a = outcome(Err::<(), _>("record 12 at byte 4096"), |_| 0);
         let b = outcome(Err::<(), _>("record 3 at byte 7"), |_| 0);
         assert_eq!(a, b);
+        let quoted =
+            |found: &str| outcome(Err::<(), _>(format!("expected '=', found {found}")), |_| 0);
+        assert_eq!(quoted("\"abc\""), quoted("'x y'"));
+        assert_eq!(quoted("`z`"), "err expected , found ");
         assert_eq!(outcome(Ok::<_, String>(vec![1, 2, 3]), Vec::len), "ok 2");
         assert_eq!(outcome(Ok::<_, String>(Vec::<u8>::new()), Vec::len), "ok 0");
     }
