@@ -6,7 +6,11 @@ Sources: the samples of each parser's unit tests (copied here as files), rpm's o
 `workers/scan/tests/data/rpm-ndb` (its header blobs, also loaded into a Berkeley DB hash file with
 Debian's `db5.3_load` and into an sqlite `Packages` table shaped as rpm's), and a `docker save`
 shaped archive of a one-layer Debian-like image. Targets also read the repository's fixtures and
-`../shared/corpus` (Dockerfiles, index files) at run time; see `fuzz/src/seeds.rs`."""
+`../shared/corpus` (Dockerfiles, index files) at run time; see `fuzz/src/seeds.rs`.
+
+Not byte-reproducible: db5.3_load leaves unset page bytes and sqlite salts its WAL, so a rerun
+writes equivalent, not identical, rpm-bdb and rpm-sqlite files. The committed files are the seeds
+(a run's inputs follow from them and the seed)."""
 import gzip, io, json, lzma, os, shutil, sqlite3, struct, subprocess, tarfile, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
