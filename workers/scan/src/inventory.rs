@@ -3,8 +3,9 @@
 //! present (dpkg, apk, rpm), then the language packages (Python, npm, gems).
 //!
 //! A package database that exists but cannot be read fails the inventory ([`InventoryError`],
-//! naming the database): without it the image's OS packages are unknown, and an empty list would
-//! read as "nothing installed". A language-package file that cannot be read describes one package
+//! naming the database), and so do rpm database files beside which no database could be
+//! picked (`rpm::unread_database_files`): without it the image's OS packages are unknown, and an
+//! empty list would read as "nothing installed". A language-package file that cannot be read describes one package
 //! only: it is left out and reported beside the inventory ([`TakenInventory::unreadable`]), so one
 //! malformed `package.json` does not hide every other package of the image. Likewise a malformed
 //! entry of a package database (a dpkg stanza without `Version:`, an apk stanza without `V:`) is
@@ -156,6 +157,14 @@ pub fn take_inventory(fs: &ImageFs) -> Result<TakenInventory, InventoryError> {
             source,
         })?;
         packages.extend(read);
+    } else if let Some((dir, source)) =
+        rpm::unread_database_files(fs.entries().map(|(path, _)| path))
+    {
+        // Database files but none picked: packages nobody read, not an image without packages.
+        return Err(InventoryError::Rpm {
+            location: dir,
+            source,
+        });
     }
 
     let mut unreadable = Vec::new();
@@ -488,6 +497,166 @@ mod tests {
         assert_eq!(
             taken.skipped[MAX_SKIPPED_NAMED].to_string(),
             "5 more malformed entries of /var/lib/dpkg/status skipped"
+        );
+    }
+
+    /// The ndb database rpm 4.18 wrote (`tests/data/rpm-ndb/make.sh`).
+    const NDB_PACKAGES: &[u8] = include_bytes!("../tests/data/rpm-ndb/Packages.db");
+    const NDB_INDEX_GZ: &[u8] = include_bytes!("../tests/data/rpm-ndb/Index.db.gz");
+    const SLES_RELEASE: (&str, &[u8]) = (
+        "etc/os-release",
+        b"NAME=\"SLES\"\nVERSION=\"15-SP3\"\nVERSION_ID=\"15.3\"\nID=\"sles\"\n",
+    );
+
+    fn ndb_index() -> Vec<u8> {
+        let mut index = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(NDB_INDEX_GZ), &mut index)
+            .expect("Index.db.gz");
+        index
+    }
+
+    #[test]
+    fn an_ndb_database_is_read_not_taken_for_no_packages() {
+        // Issue 13 defect 10: SLE 15 SP3+ images identified as sles 15.3 with 0 packages.
+        let index = ndb_index();
+        let fs = image(&[
+            SLES_RELEASE,
+            ("usr/lib/sysimage/rpm/Packages.db", NDB_PACKAGES),
+            ("usr/lib/sysimage/rpm/Index.db", &index),
+        ]);
+        let inventory = take_inventory(&fs).expect("readable").inventory;
+        let packages: Vec<(&str, &str, Option<&str>, &str)> = inventory
+            .packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.arch.as_deref(),
+                    p.location.as_str(),
+                )
+            })
+            .collect();
+        let at = "/usr/lib/sysimage/rpm/Packages.db";
+        assert_eq!(
+            packages,
+            [
+                ("ndb-alpha", "3:1.2.3-4.sle15", Some("noarch"), at),
+                ("ndb-beta", "0.9~rc1-1.1", Some("noarch"), at),
+                ("ndb-gamma", "2024.1-150300.2.1", Some("noarch"), at),
+            ]
+        );
+        assert!(
+            inventory
+                .packages
+                .iter()
+                .all(|p| p.ecosystem == Ecosystem::Rpm)
+        );
+    }
+
+    /// A layer tar holding `files` and a symbolic link `link` → `target`.
+    fn image_with_link(files: &[(&str, &[u8])], link: &str, target: &str) -> ImageFs {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, path, *bytes)
+                .expect("file");
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        builder
+            .append_link(&mut header, link, target)
+            .expect("link");
+        let tar = builder.into_inner().expect("tar");
+        let options = ReadOptions {
+            keep: &wanted,
+            digests: DigestSet::NONE,
+            limits: ReadLimits::default(),
+        };
+        stack(
+            [read_layer(&tar[..], "test layer", &options).expect("layer")],
+            None,
+        )
+    }
+
+    #[test]
+    fn an_rpm_database_found_but_unreadable_is_an_error_whatever_its_backend() {
+        let garbage: &[u8] = b"this is not a database of any kind, just text in its place";
+        let index = ndb_index();
+        /// What the image holds, with what the error must start with.
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+        let cases: [Case<'_>; 6] = [
+            (
+                "garbage rpmdb.sqlite",
+                vec![("var/lib/rpm/rpmdb.sqlite", garbage)],
+                "the rpm database /var/lib/rpm/rpmdb.sqlite is unreadable: rpmdb.sqlite: ",
+            ),
+            (
+                "garbage Packages.db",
+                vec![("usr/lib/sysimage/rpm/Packages.db", garbage)],
+                "the rpm database /usr/lib/sysimage/rpm/Packages.db is unreadable: ndb \
+                 Packages.db, byte 0: magic",
+            ),
+            (
+                "garbage Packages",
+                vec![("var/lib/rpm/Packages", garbage)],
+                "the rpm database /var/lib/rpm/Packages is unreadable: Berkeley DB Packages, page \
+                 0: ",
+            ),
+            (
+                "truncated Packages.db",
+                vec![(
+                    "usr/lib/sysimage/rpm/Packages.db",
+                    &NDB_PACKAGES[..NDB_PACKAGES.len() - 4096],
+                )],
+                "the rpm database /usr/lib/sysimage/rpm/Packages.db is unreadable: ndb \
+                 Packages.db, byte ",
+            ),
+            (
+                "Index.db without Packages.db",
+                vec![("usr/lib/sysimage/rpm/Index.db", &index)],
+                "the rpm database /usr/lib/sysimage/rpm is unreadable: the image holds rpm \
+                 database files (/usr/lib/sysimage/rpm/Index.db) but no package file",
+            ),
+            (
+                "Berkeley DB indexes without Packages",
+                vec![
+                    ("var/lib/rpm/Name", garbage),
+                    ("var/lib/rpm/Basenames", garbage),
+                ],
+                "the rpm database /var/lib/rpm is unreadable: the image holds rpm database files \
+                 (/var/lib/rpm/Basenames, /var/lib/rpm/Name)",
+            ),
+        ];
+        for (case, files, expected) in cases {
+            let mut files = files;
+            files.push(SLES_RELEASE);
+            let result = take_inventory(&image(&files));
+            let error = match result {
+                Ok(taken) => panic!(
+                    "{case}: read as {} packages, expected an error",
+                    taken.inventory.packages.len()
+                ),
+                Err(error) => error.to_string(),
+            };
+            assert!(error.starts_with(expected), "{case}: {error}");
+        }
+        // Packages.db as a symbolic link out of the database directory: not read, so an error.
+        let fs = image_with_link(
+            &[SLES_RELEASE, ("srv/rpmdb/Packages.db", NDB_PACKAGES)],
+            "usr/lib/sysimage/rpm/Packages.db",
+            "/srv/rpmdb/Packages.db",
+        );
+        let error = take_inventory(&fs).expect_err("a link").to_string();
+        assert!(
+            error.contains("rpm database files (/usr/lib/sysimage/rpm/Packages.db)"),
+            "{error}"
         );
     }
 }

@@ -1,12 +1,17 @@
 //! The rpm package database of an image: which files hold it, and the installed packages read
-//! from them (sqlite `rpmdb.sqlite` of rpm ≥ 4.16, or Berkeley DB `Packages` of older rpm).
+//! from them (sqlite `rpmdb.sqlite` of rpm ≥ 4.16, ndb `Packages.db` of SUSE's rpm ≥ 4.16, or
+//! Berkeley DB `Packages` of older rpm).
 //!
 //! Pure functions over bytes: the image reader collects the files named in [`RPMDB_PATHS`], picks
 //! a database with [`RpmDbFiles::find`] and calls [`read_database`]. Each database yields header
-//! blobs ([`HeaderBlob`]), which [`header::parse_package`] turns into [`Package`]s.
+//! blobs ([`HeaderBlob`]), which [`header::parse_package`] turns into [`Package`]s. When `find`
+//! picks none, [`unread_database_files`] says whether the image still holds rpm database files
+//! (an index without its package file, a database that is a symbolic link or too large to keep):
+//! such an image has packages nobody read, which is an error, not an empty list.
 
 pub mod bdb;
 pub mod header;
+pub mod ndb;
 pub mod sqlite;
 
 use crate::package::Package;
@@ -23,17 +28,48 @@ pub const SQLITE_FILE: &str = "rpmdb.sqlite";
 /// [`SQLITE_FILE`].
 pub const SQLITE_WAL_FILE: &str = "rpmdb.sqlite-wal";
 
+/// The ndb database's package file name (SUSE Linux Enterprise ≥ 15 SP3, openSUSE).
+pub const NDB_FILE: &str = "Packages.db";
+
+/// The ndb database's index file (names, files, provides): not needed to list packages.
+pub const NDB_INDEX_FILE: &str = "Index.db";
+
 /// The Berkeley DB hash database's file name (rpm < 4.16: CentOS 7 and 8, RHEL 7 and 8).
 pub const BDB_FILE: &str = "Packages";
 
 /// Every path, relative to the image root, the image reader must collect for [`RpmDbFiles::find`].
-pub const RPMDB_PATHS: [&str; 6] = [
+pub const RPMDB_PATHS: [&str; 8] = [
     "var/lib/rpm/rpmdb.sqlite",
     "var/lib/rpm/rpmdb.sqlite-wal",
+    "var/lib/rpm/Packages.db",
     "var/lib/rpm/Packages",
     "usr/lib/sysimage/rpm/rpmdb.sqlite",
     "usr/lib/sysimage/rpm/rpmdb.sqlite-wal",
+    "usr/lib/sysimage/rpm/Packages.db",
     "usr/lib/sysimage/rpm/Packages",
+];
+
+/// Files of an rpm database directory that belong to a database of some backend: the package
+/// files, the sqlite WAL, ndb's index, and Berkeley DB's index files. One of them in an image
+/// whose package file could not be picked means the image has rpm packages that were not read.
+pub const DATABASE_FILE_NAMES: [&str; 17] = [
+    SQLITE_FILE,
+    SQLITE_WAL_FILE,
+    NDB_FILE,
+    NDB_INDEX_FILE,
+    BDB_FILE,
+    "Basenames",
+    "Conflictname",
+    "Dirnames",
+    "Enhancename",
+    "Filetriggername",
+    "Group",
+    "Installtid",
+    "Name",
+    "Obsoletename",
+    "Providename",
+    "Requirename",
+    "Sha1header",
 ];
 
 /// The files of one rpm database found in an image.
@@ -56,6 +92,11 @@ pub enum RpmDatabase<'a> {
         /// `rpmdb.sqlite-wal`, when present (its committed frames are applied, as sqlite would).
         wal: Option<&'a [u8]>,
     },
+    /// An ndb `Packages.db` (its `Index.db` is not needed to list the packages).
+    Ndb {
+        /// `Packages.db`.
+        packages: &'a [u8],
+    },
     /// A Berkeley DB hash `Packages` file.
     BerkeleyDb {
         /// `Packages`.
@@ -66,8 +107,9 @@ pub enum RpmDatabase<'a> {
 impl<'a> RpmDbFiles<'a> {
     /// Picks the database from the files the image reader collected, given a lookup by path
     /// relative to the image root (one of [`RPMDB_PATHS`]). The directories are tried in
-    /// [`RPMDB_DIRS`] order, and in one directory `rpmdb.sqlite` is preferred over a `Packages`
-    /// left behind by a conversion. `None` when the image has no rpm database.
+    /// [`RPMDB_DIRS`] order, and in one directory the newest backend is preferred over files an
+    /// older one left behind by a conversion: `rpmdb.sqlite`, then `Packages.db`, then
+    /// `Packages`. `None` when the image has no rpm database.
     pub fn find(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<Self> {
         RPMDB_DIRS.iter().find_map(|dir| {
             let database = if let Some(db) = lookup(&format!("{dir}/{SQLITE_FILE}")) {
@@ -75,6 +117,8 @@ impl<'a> RpmDbFiles<'a> {
                     db,
                     wal: lookup(&format!("{dir}/{SQLITE_WAL_FILE}")),
                 }
+            } else if let Some(packages) = lookup(&format!("{dir}/{NDB_FILE}")) {
+                RpmDatabase::Ndb { packages }
             } else {
                 RpmDatabase::BerkeleyDb {
                     packages: lookup(&format!("{dir}/{BDB_FILE}"))?,
@@ -91,6 +135,7 @@ impl<'a> RpmDbFiles<'a> {
     pub fn location(&self) -> String {
         let file = match self.database {
             RpmDatabase::Sqlite { .. } => SQLITE_FILE,
+            RpmDatabase::Ndb { .. } => NDB_FILE,
             RpmDatabase::BerkeleyDb { .. } => BDB_FILE,
         };
         format!("{}/{file}", self.dir.trim_end_matches('/'))
@@ -104,6 +149,31 @@ pub struct HeaderBlob {
     pub instance: u32,
     /// The header in its stored (immutable region) form.
     pub blob: Vec<u8>,
+}
+
+/// The rpm database files of an image when [`RpmDbFiles::find`] found no database to read:
+/// `entries` are the image's paths (relative to the root, any kind of file), and the result is
+/// the directory of the first of them that is a database file ([`DATABASE_FILE_NAMES`]) in an
+/// rpm database directory (absolute: `/var/lib/rpm`) and the error naming them all, or `None`
+/// when there are none (the image has no rpm database).
+///
+/// Such files are there when the database is of a kind no reader knows, its package file is
+/// missing beside its indexes, or the package file is not a regular file the image reader kept
+/// (a symbolic link, a file larger than the reader keeps): the image's rpm packages were not read.
+pub fn unread_database_files<'p>(
+    entries: impl IntoIterator<Item = &'p str>,
+) -> Option<(String, RpmError)> {
+    let files: Vec<String> = entries
+        .into_iter()
+        .filter(|path| {
+            path.rsplit_once('/').is_some_and(|(dir, name)| {
+                RPMDB_DIRS.contains(&dir) && DATABASE_FILE_NAMES.contains(&name)
+            })
+        })
+        .map(|path| format!("/{path}"))
+        .collect();
+    let dir = files.first()?.rsplit_once('/')?.0.to_owned();
+    Some((dir, RpmError::Unread { files }))
 }
 
 /// Why an rpm database could not be read. Each message says what was expected and what was
@@ -208,7 +278,7 @@ pub enum RpmError {
     /// chain does not repeat it.)
     #[error("{database} record {instance}: {problem}")]
     Record {
-        /// `rpmdb.sqlite` or `Packages`.
+        /// `rpmdb.sqlite`, `Packages.db` or `Packages`.
         database: &'static str,
         /// The record's instance number.
         instance: u32,
@@ -237,6 +307,24 @@ pub enum RpmError {
         /// What was expected and what was found.
         problem: String,
     },
+    /// The ndb `Packages.db` file is malformed or of a kind rpm does not write.
+    #[error("ndb Packages.db, byte {offset}: {problem}")]
+    Ndb {
+        /// Where in the file the problem was found.
+        offset: u64,
+        /// What was expected and what was found.
+        problem: String,
+    },
+    /// The image holds rpm database files, but no package database a reader could read.
+    #[error(
+        "the image holds rpm database files ({}) but no package file that could be read: \
+         expected a regular file rpmdb.sqlite, Packages.db or Packages beside them",
+        files.join(", ")
+    )]
+    Unread {
+        /// The database files found, absolute in the image.
+        files: Vec<String>,
+    },
 }
 
 /// Reads the installed packages of an rpm database, sorted by name, then version and architecture
@@ -245,6 +333,7 @@ pub enum RpmError {
 pub fn read_database(files: &RpmDbFiles<'_>) -> Result<Vec<Package>, RpmError> {
     let (database, blobs) = match files.database {
         RpmDatabase::Sqlite { db, wal } => (SQLITE_FILE, sqlite::header_blobs(db, wal)?),
+        RpmDatabase::Ndb { packages } => (NDB_FILE, ndb::header_blobs(packages)?),
         RpmDatabase::BerkeleyDb { packages } => (BDB_FILE, bdb::header_blobs(packages)?),
     };
     let location = files.location();
@@ -300,6 +389,56 @@ mod tests {
             })
         );
         assert_eq!(RpmDbFiles::find(|_| None), None);
+    }
+
+    #[test]
+    fn find_picks_ndb_before_berkeley_db_and_after_sqlite() {
+        let files: HashMap<&str, &[u8]> = HashMap::from([
+            ("usr/lib/sysimage/rpm/Packages.db", &b"ndb"[..]),
+            ("usr/lib/sysimage/rpm/Index.db", &b"index"[..]),
+            ("usr/lib/sysimage/rpm/Packages", &b"bdb"[..]),
+        ]);
+        let found = RpmDbFiles::find(|p| files.get(p).copied()).expect("a database");
+        assert_eq!(found.database, RpmDatabase::Ndb { packages: b"ndb" });
+        assert_eq!(found.location(), "/usr/lib/sysimage/rpm/Packages.db");
+        let files: HashMap<&str, &[u8]> = HashMap::from([
+            ("var/lib/rpm/Packages.db", &b"ndb"[..]),
+            ("var/lib/rpm/rpmdb.sqlite", &b"sqlite"[..]),
+        ]);
+        let found = RpmDbFiles::find(|p| files.get(p).copied()).expect("a database");
+        assert_eq!(found.location(), "/var/lib/rpm/rpmdb.sqlite");
+    }
+
+    #[test]
+    fn database_files_without_a_readable_package_file_are_an_error() {
+        // SLE 15 SP3: Packages.db is the database; were it not picked, its Index.db (and the
+        // Packages.db entry itself, a symbolic link or too large to keep) still say so.
+        let paths = [
+            "etc/os-release",
+            "usr/lib/sysimage/rpm/Index.db",
+            "usr/lib/sysimage/rpm/Packages.db",
+            "usr/lib/sysimage/rpm/.rpm.lock",
+            "var/lib/rpm",
+            "var/lib/rpmstate/Packages",
+        ];
+        let (dir, error) = unread_database_files(paths).expect("unread files");
+        assert_eq!(dir, "/usr/lib/sysimage/rpm");
+        assert_eq!(
+            error.to_string(),
+            "the image holds rpm database files (/usr/lib/sysimage/rpm/Index.db, \
+             /usr/lib/sysimage/rpm/Packages.db) but no package file that could be read: expected \
+             a regular file rpmdb.sqlite, Packages.db or Packages beside them"
+        );
+        // Berkeley DB indexes without their Packages.
+        assert!(unread_database_files(["var/lib/rpm/Name", "var/lib/rpm/Basenames"]).is_some());
+        // Lock files, an empty directory or files elsewhere are no database.
+        let none = [
+            "var/lib/rpm/.rpm.lock",
+            "var/lib/rpm/.dbenv.lock",
+            "var/lib/rpm",
+            "opt/var/lib/rpm/Packages",
+        ];
+        assert!(unread_database_files(none).is_none());
     }
 
     #[test]
