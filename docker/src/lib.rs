@@ -241,33 +241,50 @@ impl DockerEngine {
     /// Removes those of `ids` (image ids, full or short; given oldest first, removed newest first)
     /// that no tag names. Never forced: an image in use by a container or with children stays,
     /// and a tagged image (a base image, another build's result) is never touched. Returns how
-    /// many were removed.
+    /// many were removed. One image the daemon fails on (for instance one another client is
+    /// deleting at that moment) does not keep the others: each is tried, each failure is logged,
+    /// and the first is returned after all were tried.
     pub async fn remove_untagged_images(&self, ids: &[String]) -> Result<usize, DockerError> {
         let mut removed = 0;
+        let mut first_error = None;
         for id in ids.iter().rev() {
-            let image = match self
-                .call("inspect image", self.docker.inspect_image(id))
-                .await
-            {
-                Ok(image) => image,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            let untagged = image
-                .repo_tags
-                .as_ref()
-                .is_none_or(|tags| tags.iter().all(|t| t == "<none>:<none>"));
-            if !untagged {
-                continue;
-            }
-            match self.remove_unforced(id).await {
+            match self.remove_if_untagged(id).await {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
-                Err(DockerError::Api { status: 409, .. }) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(image = %id, error = %e, "cannot remove an untagged image");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(removed)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// Removes the image `id` when no tag names it (unforced); `Ok(false)` when it is gone, still
+    /// tagged, or kept by the daemon (in use, or a parent of another image).
+    async fn remove_if_untagged(&self, id: &str) -> Result<bool, DockerError> {
+        let image = match self
+            .call("inspect image", self.docker.inspect_image(id))
+            .await
+        {
+            Ok(image) => image,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let untagged = image
+            .repo_tags
+            .as_ref()
+            .is_none_or(|tags| tags.iter().all(|t| t == "<none>:<none>"));
+        if !untagged {
+            return Ok(false);
+        }
+        match self.remove_unforced(id).await {
+            Err(DockerError::Api { status: 409, .. }) => Ok(false),
+            other => other,
+        }
     }
 
     /// Remove the container `id` by force with its anonymous volumes; `Ok(false)` when it was

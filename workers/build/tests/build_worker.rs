@@ -12,8 +12,10 @@ use rig::*;
 use slipway_build::plan::{LABEL_COMMIT, LABEL_CONTENT_KEY};
 use slipway_common::message::BuildStage;
 use slipway_common::{Envelope, Message};
+use slipway_tests::eventually;
 use slipway_tests::git::LocalRepo;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_delivery_builds_nothing()
@@ -84,9 +86,23 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
     );
     let third = rig.request(&entry.clone(), &changed).await;
     let outcome = rig.outcome(third).await;
-    assert!(matches!(outcome, Message::BuildSucceeded(_)), "{outcome:?}");
+    let Message::BuildSucceeded(rebuilt) = outcome else {
+        panic!("the changed commit must build: {outcome:?}")
+    };
     let new_local = local_image_id(&image).expect("the new image is tagged locally");
     assert_ne!(new_local, old_local);
+    // After the outcome, the worker replaces its local build by the registry's labelled image.
+    // Wait for that pull before removing the image, or the pull would bring it back and the child
+    // below would not need the registry.
+    let registry_image = rebuilt.image.pinned(Some(&rebuilt.digest));
+    eventually(
+        "the registry's labelled image under the name on this node",
+        Duration::from_secs(60),
+        || async {
+            local_image_id(&registry_image).is_some_and(|id| Some(id) == local_image_id(&image))
+        },
+    )
+    .await;
 
     // A child of that image, on a node that does not have it: the parent comes from the registry.
     let removed = Command::new("docker")
@@ -111,6 +127,11 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
         panic!("the child builds on the pulled parent: {outcome:?}")
     };
     assert!(child_built.parent_digests.contains_key(&built.image));
+    let child_log = rig.log_of(job).await;
+    assert!(
+        child_log.contains("pulling the parent image"),
+        "the parent came from the registry: {child_log}"
+    );
     // Reclaiming the replaced image runs after the third job's outcome, and the child job waited
     // for it before starting.
     assert!(!image_exists(&old_local), "the replaced image was removed");
