@@ -287,6 +287,9 @@ struct Leftovers {
     replaced: Option<String>,
     /// The promoted image: its name, and the local image built (without the registry's labels).
     promoted: Option<(ImageRef, String)>,
+    /// The images of a successful build's steps, oldest first: those of a multi-stage build's
+    /// earlier stages are no parent of the result, so removing it would leave them behind.
+    step_images: Vec<String>,
 }
 
 impl JobLog {
@@ -767,7 +770,9 @@ impl BuildHandler {
         // A build that did not finish leaves its steps' images behind, unlabelled: remove the
         // untagged ones (never forced: an image in use or with children stays; a tagged image such
         // as the base is never touched).
-        if !succeeded {
+        if succeeded {
+            log.leftovers.step_images = log.step_images.clone();
+        } else {
             match self.docker.remove_untagged_images(&log.step_images).await {
                 Ok(0) => {}
                 Ok(removed) => log.line(&format!(
@@ -823,8 +828,12 @@ async fn reclaim(
     }
     unnamed.extend(leftovers.replaced);
     unnamed.extend(leftovers.earlier_test_image);
-    unnamed.sort();
-    unnamed.dedup();
+    // Removed last to first: the build's own image before its steps' (a parent with a child
+    // stays), the steps newest first.
+    let mut steps = leftovers.step_images;
+    steps.retain(|step| !unnamed.iter().any(|id| id_matches(id, step)));
+    steps.dedup();
+    unnamed.splice(0..0, steps);
     match docker.remove_untagged_images(&unnamed).await {
         Ok(0) => {}
         Ok(removed) => tracing::info!(%job_id, removed, "removed images the job left unnamed"),
@@ -832,6 +841,12 @@ async fn reclaim(
             tracing::warn!(%job_id, %error, "removing images the job left unnamed failed")
         }
     }
+}
+
+/// Whether the image id `id` (full, `sha256:` and all) and the short id `short` (12 hex, from a
+/// build log) name the same image.
+fn id_matches(id: &str, short: &str) -> bool {
+    id.strip_prefix("sha256:").unwrap_or(id).starts_with(short)
 }
 
 /// The `uid:gid` owning the work directory (the worker's, which exports the checkouts there): the

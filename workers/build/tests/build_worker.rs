@@ -57,6 +57,22 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
         panic!("the second delivery must succeed too")
     };
     assert_eq!(again.digest, built.digest);
+    // The second job started after the first one's clean-up: no image of the first build's steps
+    // is left, those of the first stage (no parent of the result) included.
+    let steps: Vec<&str> = log
+        .lines()
+        .filter_map(slipway_build::plan::step_image_id)
+        .collect();
+    assert!(steps.len() >= 3, "two stages have several steps: {log}");
+    let base_id = local_image_id("slipway/debian:bookworm").expect("the base image");
+    let left: Vec<_> = steps
+        .iter()
+        .filter(|id| !base_id.contains(**id) && image_exists(id))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "images of the build's steps left behind: {left:?}"
+    );
     assert_eq!(again.content_key, built.content_key);
     assert_eq!(
         pushes_since(since, &entry.app_id),
