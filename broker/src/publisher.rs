@@ -133,14 +133,12 @@ impl Publisher {
     /// Refuse `routing_key` when only the history stream would take it.
     fn check_routable(&self, routing_key: &str) -> Result<(), PublishError> {
         match &self.checked_against {
-            Some(topology) if !topology.routes_to_a_worker(routing_key) => {
-                Err(PublishError::Unroutable {
-                    exchange: self.exchange.clone(),
-                    routing_key: routing_key.to_owned(),
-                    reply_code: 312,
-                    reply_text: HISTORY_ONLY.to_owned(),
-                })
-            }
+            Some(topology) if !topology.takes(routing_key) => Err(PublishError::Unroutable {
+                exchange: self.exchange.clone(),
+                routing_key: routing_key.to_owned(),
+                reply_code: 312,
+                reply_text: HISTORY_ONLY.to_owned(),
+            }),
             _ => Ok(()),
         }
     }

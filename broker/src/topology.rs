@@ -9,7 +9,9 @@
 //!   `N.<worker>` through the default exchange;
 //! - `N.dlx` (fanout) and `N.dead`: where poison ends, with headers saying why;
 //! - `N.history` (pipeline topologies, [`Topology::with_history`]): a stream bound to `N` with
-//!   `#`, so every event published to `N` is recorded (see [`crate::history`]).
+//!   `#`, so every event published to `N` is recorded (see [`crate::history`]). A few kinds are
+//!   *records* ([`Topology::with_records`]): the history alone takes them, on purpose (the
+//!   repo-tracker's `git.changed` and `index.applied`, which it reads back from the history).
 //!
 //! The whole pipeline's queues are declared by every process, so an event is never unroutable just
 //! because its consumer has not started yet: it waits in its queue. Declaration is idempotent.
@@ -44,11 +46,14 @@ pub struct Topology {
     history: Option<HistoryStreamSettings>,
     /// The report stream's retention, when this process appends reports.
     reports: Option<ReportStreamSettings>,
+    /// Kinds only the history stream takes, on purpose.
+    records: Vec<Kind>,
 }
 
 impl Topology {
-    /// The production pipeline (GUIDE §2): every kind is consumed by at least one worker, and
-    /// every event is recorded in the history stream (`broker.history` retention).
+    /// The production pipeline (GUIDE §2): every kind is consumed by at least one worker or is a
+    /// record the history alone keeps, and every event is recorded in the history stream
+    /// (`broker.history` retention). The repo-tracker has no queue: it follows the history.
     pub fn pipeline(settings: &BrokerSettings) -> Self {
         use Kind::*;
         Self::new(settings)
@@ -56,7 +61,6 @@ impl Topology {
             .with_worker("lint", [BuildRequested])
             .with_worker("build", [LintPassed])
             .with_worker("scan", [BuildSucceeded, ScanRequested])
-            .with_worker("repo-tracker", [BuildSucceeded])
             .with_worker(
                 "notify",
                 [
@@ -65,8 +69,12 @@ impl Topology {
                     BuildFailed,
                     ScanCompleted,
                     ScanFailed,
+                    IndexRejected,
+                    ImageRetired,
+                    BuildSkipped,
                 ],
             )
+            .with_records([GitChanged, IndexApplied])
     }
 
     /// An empty topology (exchange, dead letters, no history) in the settings' namespace.
@@ -78,6 +86,7 @@ impl Topology {
             delivery_limit: settings.delivery_limit,
             history: None,
             reports: None,
+            records: Vec::new(),
         }
     }
 
@@ -107,6 +116,21 @@ impl Topology {
         self.history
             .as_ref()
             .map(|_| history_stream_name(&self.namespace))
+    }
+
+    /// Kinds the history stream alone takes, on purpose: publishing them is not refused for want
+    /// of a worker queue (only when the topology records events at all).
+    pub fn with_records(mut self, kinds: impl IntoIterator<Item = Kind>) -> Self {
+        self.records.extend(kinds);
+        self
+    }
+
+    /// Whether an event published with `routing_key` reaches somewhere it is meant to: a worker
+    /// queue, or the history stream for a record kind.
+    pub fn takes(&self, routing_key: &str) -> bool {
+        self.routes_to_a_worker(routing_key)
+            || (self.history.is_some()
+                && self.records.iter().any(|kind| kind.as_str() == routing_key))
     }
 
     /// Whether some worker queue of this topology is bound to `routing_key`.
@@ -368,17 +392,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_is_consumed_by_some_worker_of_the_pipeline() {
+    fn every_kind_is_consumed_by_some_worker_of_the_pipeline_or_is_a_record() {
         let topology = Topology::pipeline(&BrokerSettings::default());
         for kind in Kind::ALL {
-            assert!(
-                topology
-                    .workers()
-                    .iter()
-                    .any(|w| w.consumes.contains(&kind)),
-                "{kind} would be unroutable"
-            );
+            assert!(topology.takes(kind.as_str()), "{kind} would be unroutable");
         }
+        assert!(!topology.routes_to_a_worker("git.changed"));
+        assert!(topology.takes("git.changed"), "a record");
+        let without_history = Topology::new(&BrokerSettings::default())
+            .with_records([Kind::GitChanged])
+            .with_worker("a", [Kind::BuildRequested]);
+        assert!(
+            !without_history.takes("git.changed"),
+            "a record needs the history to take it"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use slipway_broker::history::{
 use slipway_broker::streams::ReadFrom;
 use slipway_broker::streams::reader::{ReadOptions, StreamError};
 use slipway_common::index::validate::redact_credentials;
-use slipway_common::message::LintFinding;
+use slipway_common::message::{LintFinding, SeenBy};
 use slipway_common::terminal::{escape, pad};
 use slipway_common::{Kind, Message};
 
@@ -34,12 +34,21 @@ pub enum Format {
 /// Most lint findings shown in a table row.
 const FIRST_FINDINGS: usize = 3;
 
-/// Whether an event of `kind` is the last one of its job: nothing follows a failure, and a job
-/// that was built ends with its scan.
+/// Whether an event of `kind` is the last one of its job: nothing follows a failure, a job that
+/// was built ends with its scan, and the repo-tracker's records are jobs of one event each (the
+/// builds they lead to are jobs of their own).
 pub fn ends_job(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::LintFailed | Kind::BuildFailed | Kind::ScanCompleted | Kind::ScanFailed
+        Kind::LintFailed
+            | Kind::BuildFailed
+            | Kind::ScanCompleted
+            | Kind::ScanFailed
+            | Kind::GitChanged
+            | Kind::IndexApplied
+            | Kind::IndexRejected
+            | Kind::ImageRetired
+            | Kind::BuildSkipped
     )
 }
 
@@ -172,6 +181,44 @@ pub fn details(message: &Message) -> String {
             format!("{}@{}: {}", scan.image, scan.digest, counts.join(", "))
         }
         Message::ScanFailed(failed) => format!("{}: {}", failed.image, failed.error),
+        Message::GitChanged(changed) => {
+            let seen = match (&changed.seen_by, &changed.delivery_id) {
+                (SeenBy::Poll, _) => "by a poll".to_owned(),
+                (SeenBy::Webhook, Some(delivery)) => format!("by webhook delivery {delivery}"),
+                (SeenBy::Webhook, None) => "by a webhook".to_owned(),
+            };
+            format!(
+                "{} {} at {}, seen {seen}",
+                redact_credentials(&changed.git_url),
+                changed.git_branch,
+                changed.commit.as_str()
+            )
+        }
+        Message::IndexApplied(applied) => format!(
+            "{} entries at commit {} of {}",
+            applied.entries.len(),
+            applied.commit.as_str(),
+            redact_credentials(&applied.git_url)
+        ),
+        Message::IndexRejected(rejected) => {
+            let first = rejected.problems.first().map_or(String::new(), |p| {
+                let at = p
+                    .line
+                    .map_or(p.file.clone(), |line| format!("{}:{line}", p.file));
+                format!(": {at}: {}", p.message)
+            });
+            format!(
+                "commit {}: {} problem(s){first}",
+                rejected.commit.as_str(),
+                rejected.problems.len()
+            )
+        }
+        Message::ImageRetired(retired) => format!(
+            "{} left the index at commit {}",
+            retired.entry.image(),
+            retired.index_commit.as_str()
+        ),
+        Message::BuildSkipped(skipped) => format!("{}: {}", skipped.entry.image(), skipped.reason),
     }
 }
 
@@ -203,11 +250,7 @@ fn findings(findings: &[LintFinding]) -> String {
 pub fn event_json(event: &HistoryEvent) -> Value {
     let envelope = &event.envelope;
     let mut payload = payload_json(&envelope.message);
-    if let Some(url) = payload.pointer_mut("/entry/git-url")
-        && let Some(text) = url.as_str()
-    {
-        *url = Value::String(redact_credentials(text));
-    }
+    redact_git_urls(&mut payload);
     json!({
         "offset": event.offset,
         "id": envelope.id.to_string(),
@@ -218,6 +261,23 @@ pub fn event_json(event: &HistoryEvent) -> Value {
         "created_at_ms": envelope.created_at.unix_millis(),
         "payload": payload,
     })
+}
+
+/// Removes credentials from every `git-url` in `value` (an entry's, a repository's, those of the
+/// entries of an applied index).
+fn redact_git_urls(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                match field {
+                    Value::String(text) if name == "git-url" => *text = redact_credentials(text),
+                    other => redact_git_urls(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_git_urls),
+        _ => {}
+    }
 }
 
 /// The payload as JSON, with the message contract's (kebab-case) field names.
@@ -231,6 +291,11 @@ fn payload_json(message: &Message) -> Value {
         Message::ScanRequested(p) => serde_json::to_value(p),
         Message::ScanCompleted(p) => serde_json::to_value(p),
         Message::ScanFailed(p) => serde_json::to_value(p),
+        Message::GitChanged(p) => serde_json::to_value(p),
+        Message::IndexApplied(p) => serde_json::to_value(p),
+        Message::IndexRejected(p) => serde_json::to_value(p),
+        Message::ImageRetired(p) => serde_json::to_value(p),
+        Message::BuildSkipped(p) => serde_json::to_value(p),
     };
     // The payload types are plain structs of strings, numbers and maps with string keys.
     value.unwrap_or_else(|error| json!({ "error": format!("cannot show the payload: {error}") }))
@@ -256,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn only_failures_and_the_scan_end_a_job() {
+    fn failures_the_scan_and_the_trackers_one_event_jobs_end_a_job() {
         let ending: Vec<Kind> = Kind::ALL.into_iter().filter(|k| ends_job(*k)).collect();
         assert_eq!(
             ending,
@@ -264,7 +329,12 @@ mod tests {
                 Kind::LintFailed,
                 Kind::BuildFailed,
                 Kind::ScanCompleted,
-                Kind::ScanFailed
+                Kind::ScanFailed,
+                Kind::GitChanged,
+                Kind::IndexApplied,
+                Kind::IndexRejected,
+                Kind::ImageRetired,
+                Kind::BuildSkipped,
             ]
         );
     }

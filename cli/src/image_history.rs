@@ -98,10 +98,11 @@ async fn jobs_of(
     let wanted = image.clone();
     let host = registry.to_owned();
     let query = HistoryQuery::all().matching(move |envelope| {
-        let (named, digest) = envelope.message.image();
-        named
-            .in_registry(&host)
-            .is_ok_and(|named| wanted.selects(&named, digest))
+        envelope.message.image().is_some_and(|(named, digest)| {
+            named
+                .in_registry(&host)
+                .is_ok_and(|named| wanted.selects(&named, digest))
+        })
     });
     let mut events = history::open(
         connection,

@@ -33,11 +33,21 @@ pub enum Kind {
     ScanCompleted,
     /// `scan.failed`: the scan could not run.
     ScanFailed,
+    /// `git.changed`: a tracked branch was seen at a commit, by a poll or a webhook push.
+    GitChanged,
+    /// `index.applied`: the repo-tracker put an index commit in force.
+    IndexApplied,
+    /// `index.rejected`: an index commit failed validation; the previous one stays in force.
+    IndexRejected,
+    /// `image.retired`: an entry left the index; rescans and notices for its image stop.
+    ImageRetired,
+    /// `build.skipped`: a rebuild the repo-tracker did not request, because a parent failed.
+    BuildSkipped,
 }
 
 impl Kind {
     /// All kinds, in pipeline order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 13] = [
         Kind::BuildRequested,
         Kind::LintPassed,
         Kind::LintFailed,
@@ -46,6 +56,11 @@ impl Kind {
         Kind::ScanRequested,
         Kind::ScanCompleted,
         Kind::ScanFailed,
+        Kind::GitChanged,
+        Kind::IndexApplied,
+        Kind::IndexRejected,
+        Kind::ImageRetired,
+        Kind::BuildSkipped,
     ];
 
     /// The routing key / wire name, e.g. `build.requested`.
@@ -59,6 +74,11 @@ impl Kind {
             Kind::ScanRequested => "scan.requested",
             Kind::ScanCompleted => "scan.completed",
             Kind::ScanFailed => "scan.failed",
+            Kind::GitChanged => "git.changed",
+            Kind::IndexApplied => "index.applied",
+            Kind::IndexRejected => "index.rejected",
+            Kind::ImageRetired => "image.retired",
+            Kind::BuildSkipped => "build.skipped",
         }
     }
 }
@@ -110,6 +130,16 @@ pub enum Message {
     ScanCompleted(ScanCompleted),
     /// See [`Kind::ScanFailed`].
     ScanFailed(ScanFailed),
+    /// See [`Kind::GitChanged`].
+    GitChanged(GitChanged),
+    /// See [`Kind::IndexApplied`].
+    IndexApplied(IndexApplied),
+    /// See [`Kind::IndexRejected`].
+    IndexRejected(IndexRejected),
+    /// See [`Kind::ImageRetired`].
+    ImageRetired(ImageRetired),
+    /// See [`Kind::BuildSkipped`].
+    BuildSkipped(BuildSkipped),
 }
 
 impl Message {
@@ -124,14 +154,21 @@ impl Message {
             Message::ScanRequested(_) => Kind::ScanRequested,
             Message::ScanCompleted(_) => Kind::ScanCompleted,
             Message::ScanFailed(_) => Kind::ScanFailed,
+            Message::GitChanged(_) => Kind::GitChanged,
+            Message::IndexApplied(_) => Kind::IndexApplied,
+            Message::IndexRejected(_) => Kind::IndexRejected,
+            Message::ImageRetired(_) => Kind::ImageRetired,
+            Message::BuildSkipped(_) => Kind::BuildSkipped,
         }
     }
 
     /// The image this message is about, and its digest when the message names one: the entry's
-    /// image (`app-id/job-id:desired-tag`, without registry) for the lint and build stages, the
-    /// pushed image and its digest for `build.succeeded`, the scanned image for the scans.
-    pub fn image(&self) -> (ImageRef, Option<&Digest>) {
-        match self {
+    /// image (`app-id/job-id:desired-tag`, without registry) for the lint and build stages, a
+    /// skipped build and a retired entry, the pushed image and its digest for `build.succeeded`,
+    /// the scanned image for the scans. `None` for the events about a repository or the index as
+    /// a whole (`git.changed`, `index.applied`, `index.rejected`).
+    pub fn image(&self) -> Option<(ImageRef, Option<&Digest>)> {
+        Some(match self {
             Message::BuildRequested(p) => (p.entry.image(), None),
             Message::LintPassed(p) => (p.entry.image(), None),
             Message::LintFailed(p) => (p.entry.image(), None),
@@ -140,7 +177,12 @@ impl Message {
             Message::ScanRequested(p) => (p.image.clone(), p.digest.as_ref()),
             Message::ScanCompleted(p) => (p.image.clone(), Some(&p.digest)),
             Message::ScanFailed(p) => (p.image.clone(), None),
-        }
+            Message::ImageRetired(p) => (p.entry.image(), None),
+            Message::BuildSkipped(p) => (p.entry.image(), None),
+            Message::GitChanged(_) | Message::IndexApplied(_) | Message::IndexRejected(_) => {
+                return None;
+            }
+        })
     }
 
     pub(crate) fn serialize_payload<S: Serializer>(
@@ -156,6 +198,11 @@ impl Message {
             Message::ScanRequested(p) => p.serialize(serializer),
             Message::ScanCompleted(p) => p.serialize(serializer),
             Message::ScanFailed(p) => p.serialize(serializer),
+            Message::GitChanged(p) => p.serialize(serializer),
+            Message::IndexApplied(p) => p.serialize(serializer),
+            Message::IndexRejected(p) => p.serialize(serializer),
+            Message::ImageRetired(p) => p.serialize(serializer),
+            Message::BuildSkipped(p) => p.serialize(serializer),
         }
     }
 
@@ -182,6 +229,11 @@ impl Message {
             Kind::ScanRequested => Message::ScanRequested(from_value(envelope)?),
             Kind::ScanCompleted => Message::ScanCompleted(from_value(envelope)?),
             Kind::ScanFailed => Message::ScanFailed(from_value(envelope)?),
+            Kind::GitChanged => Message::GitChanged(from_value(envelope)?),
+            Kind::IndexApplied => Message::IndexApplied(from_value(envelope)?),
+            Kind::IndexRejected => Message::IndexRejected(from_value(envelope)?),
+            Kind::ImageRetired => Message::ImageRetired(from_value(envelope)?),
+            Kind::BuildSkipped => Message::BuildSkipped(from_value(envelope)?),
         })
     }
 }
@@ -383,6 +435,103 @@ pub struct ScanFailed {
     pub notify_email: Option<String>,
 }
 
+/// How a branch head was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeenBy {
+    /// The tracker's poll asked the remote for the branch head.
+    Poll,
+    /// A forge's push webhook named the new head.
+    Webhook,
+}
+
+/// `git.changed`: a tracked branch was seen at a commit. An observation, not yet a decision: the
+/// repo-tracker acts on it (rebuilds, or reads the index) only when the commit is new to it and,
+/// for a webhook push, the delivery id was not seen before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitChanged {
+    /// The repository, as the index writes it.
+    pub git_url: String,
+    /// The branch.
+    pub git_branch: String,
+    /// The head the branch was seen at.
+    pub commit: CommitSha,
+    /// Who saw it.
+    pub seen_by: SeenBy,
+    /// The forge's delivery id of a webhook push (a redelivered push is acted on once).
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+}
+
+/// `index.applied`: the repo-tracker put an index commit in force. It carries every entry, so a
+/// starting tracker rebuilds the index in force from the history alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IndexApplied {
+    /// The index repository.
+    pub git_url: String,
+    /// Its branch.
+    pub git_branch: String,
+    /// The commit now in force.
+    pub commit: CommitSha,
+    /// Every entry of the index at that commit.
+    pub entries: Vec<Entry>,
+}
+
+/// One reason an index commit was rejected, where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IndexProblemAt {
+    /// The file, relative to the index repository's root.
+    pub file: String,
+    /// The 1-based line, when known.
+    #[serde(default)]
+    pub line: Option<u32>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `index.rejected`: an index commit failed validation and was not applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IndexRejected {
+    /// The index repository.
+    pub git_url: String,
+    /// Its branch.
+    pub git_branch: String,
+    /// The commit that was rejected.
+    pub commit: CommitSha,
+    /// Why, file by file (at most a bounded number; the last one says how many more there were).
+    pub problems: Vec<IndexProblemAt>,
+    /// The commit still in force, when one was ever applied.
+    #[serde(default)]
+    pub in_force: Option<CommitSha>,
+}
+
+/// `image.retired`: an entry left the index (or changed its tag, retiring the old image).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageRetired {
+    /// The entry as it was in force before.
+    pub entry: Entry,
+    /// The index commit that removed it.
+    pub index_commit: CommitSha,
+}
+
+/// `build.skipped`: an image the repo-tracker would have rebuilt after its parents, left as it is
+/// because a parent's rebuild failed (or was itself skipped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildSkipped {
+    /// The entry that was not rebuilt.
+    pub entry: Entry,
+    /// The parent whose rebuild failed or was skipped, as the index names it.
+    pub parent: ImageRef,
+    /// Why, in one line.
+    pub reason: String,
+}
+
 /// Sample payloads for tests in this crate and others.
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support {
@@ -443,7 +592,7 @@ pub mod test_support {
                 duration_ms: 81_234,
             }),
             Message::BuildFailed(BuildFailed {
-                entry,
+                entry: entry.clone(),
                 commit: sample_commit(),
                 stage: BuildStage::Test,
                 error: "smoke test exited with 1".into(),
@@ -467,6 +616,39 @@ pub mod test_support {
                 error: "manifest unknown".into(),
                 notify_email: None,
             }),
+            Message::GitChanged(GitChanged {
+                git_url: entry.git_url.clone(),
+                git_branch: entry.git_branch.clone(),
+                commit: sample_commit(),
+                seen_by: SeenBy::Poll,
+                delivery_id: None,
+            }),
+            Message::IndexApplied(IndexApplied {
+                git_url: "https://github.com/CentOS/container-index".into(),
+                git_branch: "master".into(),
+                commit: sample_commit(),
+                entries: vec![entry.clone()],
+            }),
+            Message::IndexRejected(IndexRejected {
+                git_url: "https://github.com/CentOS/container-index".into(),
+                git_branch: "master".into(),
+                commit: sample_commit(),
+                problems: vec![IndexProblemAt {
+                    file: "index.d/centos.yaml".into(),
+                    line: None,
+                    message: "a dependency cycle: centos/a:1 → centos/b:1 → centos/a:1".into(),
+                }],
+                in_force: None,
+            }),
+            Message::ImageRetired(ImageRetired {
+                entry: entry.clone(),
+                index_commit: sample_commit(),
+            }),
+            Message::BuildSkipped(BuildSkipped {
+                entry: entry.clone(),
+                parent: sample_image("centos/centos:7"),
+                reason: "the rebuild of centos/centos:7 failed".into(),
+            }),
         ]
     }
 
@@ -487,6 +669,14 @@ pub mod test_support {
                 Message::ScanRequested(requested) => requested.digest = digest.clone(),
                 Message::ScanFailed(failed) => {
                     failed.notify_email = Some("owner@example.org".into());
+                }
+                Message::GitChanged(changed) => {
+                    changed.seen_by = SeenBy::Webhook;
+                    changed.delivery_id = Some("72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
+                }
+                Message::IndexRejected(rejected) => {
+                    rejected.problems[0].line = Some(12);
+                    rejected.in_force = Some(sample_commit());
                 }
                 _ => {}
             }
@@ -515,9 +705,17 @@ mod tests {
     }
 
     #[test]
-    fn every_message_names_its_image() {
+    fn every_message_about_an_image_names_it() {
         for message in sample_messages() {
-            let (image, digest) = message.image();
+            let about_the_index_or_a_repository = matches!(
+                message.kind(),
+                Kind::GitChanged | Kind::IndexApplied | Kind::IndexRejected
+            );
+            let Some((image, digest)) = message.image() else {
+                assert!(about_the_index_or_a_repository, "{:?}", message.kind());
+                continue;
+            };
+            assert!(!about_the_index_or_a_repository, "{:?}", message.kind());
             assert_eq!(image.path(), "centos/django", "{:?}", message.kind());
             let pinned = matches!(message.kind(), Kind::BuildSucceeded | Kind::ScanCompleted);
             assert_eq!(digest.is_some(), pinned, "{:?}", message.kind());
