@@ -13,6 +13,8 @@
 //! - [`history`]: every event, recorded by the `<namespace>.history` stream that the pipeline's
 //!   topology binds to the exchange with `#`; [`history::HistoryReader`] reads it back decoded.
 //! - [`SideConnection`]: a worker's second connection for writing one of those streams.
+//! - [`LeaderElection`]: one instance at a time runs a scheduling loop (single-active-consumer
+//!   on a quorum queue, a lease message as the signal; [`leadership`]).
 //!
 //! Every stream is declared, appended to and read through one module, [`streams`] (retention
 //! arguments, confirmed `mandatory` appends, the tail probe), and read through its one public,
@@ -24,6 +26,7 @@ mod consumer;
 pub mod headers;
 pub mod history;
 pub mod inspect;
+pub mod leadership;
 pub mod logs;
 mod publisher;
 pub mod reports;
@@ -34,6 +37,7 @@ mod topology;
 
 pub use connection::BrokerConnection;
 pub use consumer::{Consumer, Handler, Job, Outcome};
+pub use leadership::{LeaderElection, LeaderStatus, LeaderTerm};
 pub use publisher::{CONTENT_TYPE, PublishError, Publisher};
 pub use settings::BrokerSettings;
 pub use side::SideConnection;

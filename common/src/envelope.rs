@@ -41,6 +41,25 @@ impl MessageId {
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The id derived from `seed`: the same seed always gives the same id, so an event decided
+    /// twice from the same history (a new repo-tracker leader replaying it) is recognised as one.
+    pub fn derived(seed: &[u8]) -> Self {
+        Self(derived_uuid(b"message", seed))
+    }
+}
+
+/// A UUIDv8 made of the first 16 bytes of SHA-256(`domain`, 0, `seed`).
+fn derived_uuid(domain: &[u8], seed: &[u8]) -> Uuid {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(domain);
+    hasher.update([0]);
+    hasher.update(seed);
+    let hash = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Default for MessageId {
@@ -72,6 +91,12 @@ impl JobId {
     /// A new, time-ordered job id.
     pub fn new() -> Self {
         Self(Uuid::now_v7())
+    }
+
+    /// The job id derived from `seed` (see [`MessageId::derived`]); never equal to a message id
+    /// derived from the same seed.
+    pub fn derived(seed: &[u8]) -> Self {
+        Self(derived_uuid(b"job", seed))
     }
 }
 
@@ -449,6 +474,19 @@ struct WireIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_distinct_per_seed_and_per_domain_and_valid_uuids() {
+        assert_eq!(MessageId::derived(b"a"), MessageId::derived(b"a"));
+        assert_ne!(MessageId::derived(b"a"), MessageId::derived(b"b"));
+        assert_ne!(
+            MessageId::derived(b"a").to_string(),
+            JobId::derived(b"a").to_string()
+        );
+        let id = JobId::derived(b"seed");
+        assert_eq!(id.0.get_version_num(), 8);
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+    }
 
     #[test]
     fn timestamps_print_as_rfc3339() {

@@ -82,27 +82,47 @@ impl IndexDiff {
 
 /// The difference from `old` to `new`, in the new index's order (removals in the old one's).
 pub fn diff(old: &IndexSet, new: &IndexSet) -> IndexDiff {
+    let entries = |set: &IndexSet| -> Vec<Entry> {
+        set.entries
+            .iter()
+            .map(|placed| placed.entry.clone())
+            .collect()
+    };
+    diff_entries(&entries(old), &entries(new))
+}
+
+/// [`diff`] of two lists of valid entries (each image built by one entry), such as the entries of
+/// two `index.applied` events.
+pub fn diff_entries(old: &[Entry], new: &[Entry]) -> IndexDiff {
+    use std::collections::BTreeMap;
+    let by_image = |entries: &[Entry]| -> BTreeMap<ImageRef, usize> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| (entry.image(), i))
+            .collect()
+    };
+    let (old_images, new_images) = (by_image(old), by_image(new));
     let mut result = IndexDiff::default();
-    for placed in &new.entries {
-        let entry = &placed.entry;
-        match old.placed(&entry.image()) {
+    for entry in new {
+        match old_images.get(&entry.image()).map(|&i| &old[i]) {
             None => result.added.push(entry.clone()),
             Some(before) => {
-                let fields = changed_image_fields(&before.entry, entry);
+                let fields = changed_image_fields(before, entry);
                 if !fields.is_empty() {
                     result.changed.push(Changed {
                         entry: entry.clone(),
                         fields,
                     });
-                } else if &before.entry != entry {
+                } else if before != entry {
                     result.updated.push(entry.clone());
                 }
             }
         }
     }
-    for placed in &old.entries {
-        if new.placed(&placed.entry.image()).is_none() {
-            result.removed.push(placed.entry.clone());
+    for entry in old {
+        if !new_images.contains_key(&entry.image()) {
+            result.removed.push(entry.clone());
         }
     }
     result
