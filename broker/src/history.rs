@@ -204,6 +204,11 @@ impl<'c> HistoryReader<'c> {
         Ok(HistoryEvents { entries, query })
     }
 
+    /// The offset of the history's newest event now (`None` when it is empty).
+    pub async fn tail(&self) -> Result<Option<u64>, StreamError> {
+        self.reader.tail().await
+    }
+
     /// The events `query` keeps from `options.from` to the stream's end, in order; entries that
     /// do not decode are skipped (and logged).
     pub async fn read_to_end(

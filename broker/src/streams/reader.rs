@@ -306,6 +306,23 @@ impl<'c> StreamReader<'c> {
         })
     }
 
+    /// The offset of the stream's newest entry now (`None` for an empty stream): a reader that
+    /// has read up to it has seen everything the broker had stored when this was asked.
+    pub async fn tail(&self) -> Result<Option<u64>, StreamError> {
+        let options = ReadOptions::default();
+        let cursor_options = CursorOptions {
+            from: ReadFrom::First,
+            idle_timeout: options.idle_timeout,
+            deadline: options.deadline.map(|d| Instant::now() + d),
+            prefetch: options.prefetch,
+            tag_prefix: "slipway-tail",
+        };
+        let tail = probe_tail(self.connection, &self.stream, &cursor_options)
+            .await
+            .map_err(|error| StreamError::from_read(error, &self.stream, &options))?;
+        Ok(tail.and_then(|offset| u64::try_from(offset).ok()))
+    }
+
     /// Every entry `filter` keeps from `options.from` to the stream's end (`follow` is ignored).
     pub async fn read_to_end(
         &self,

@@ -18,6 +18,7 @@
 //! is decided twice and nothing decided is lost, whatever moment the previous leader died at.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use slipway_common::envelope::{Cause, MessageId, Timestamp};
 use slipway_common::index::Entry;
@@ -81,7 +82,7 @@ pub struct IndexInForce {
     /// Its entries.
     pub entries: Vec<Entry>,
     by_image: BTreeMap<ImageRef, usize>,
-    graph: DependencyGraph,
+    graph: Arc<DependencyGraph>,
 }
 
 impl IndexInForce {
@@ -113,7 +114,7 @@ impl IndexInForce {
             commit: applied.commit.clone(),
             entries: applied.entries.clone(),
             by_image,
-            graph,
+            graph: Arc::new(graph),
         }
     }
 
@@ -264,10 +265,10 @@ impl TrackerState {
         self.release(event);
     }
 
-    fn graph(&self) -> DependencyGraph {
+    fn graph(&self) -> Arc<DependencyGraph> {
         self.index
             .as_ref()
-            .map(|index| index.graph.clone())
+            .map(|index| Arc::clone(&index.graph))
             .unwrap_or_default()
     }
 

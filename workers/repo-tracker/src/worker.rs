@@ -1,0 +1,704 @@
+//! The repo-tracker's wiring. Every instance runs three things:
+//! - the *follower*: reads the history stream from its start and keeps following it, folding
+//!   every event into the shared [`TrackerState`] (so a standby is always ready to take over);
+//! - the *webhook endpoint* (when configured): a push to a tracked branch becomes a `git.changed`
+//!   event, whichever instance receives it;
+//! - a candidacy in the leader election ([`LeaderElection`], single-active-consumer). The one
+//!   leader, once its view has caught up with the history, publishes what the state decided (its
+//!   outbox), reads index commits, polls every tracked branch, and republishes the index in
+//!   force as a checkpoint so it never ages out of the history.
+//!
+//! Nothing is stored but events: a restart or a takeover folds the history again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slipway_broker::history::{HistoryQuery, HistoryReader, HistoryStep, history_stream_name};
+use slipway_broker::streams::ReadFrom;
+use slipway_broker::streams::reader::ReadOptions;
+use slipway_broker::{
+    BrokerConnection, BrokerSettings, LeaderElection, LeaderTerm, Publisher, Topology,
+};
+use slipway_common::envelope::{Cause, MessageId, Timestamp};
+use slipway_common::message::{CommitSha, GitChanged, IndexApplied, IndexRejected, SeenBy};
+use slipway_common::{Envelope, ImageRef, JobId, Message};
+use slipway_source::{SourceCache, SourceError};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{RepoTrackerConfig, TrackerSettings};
+use crate::http::{PushSink, WebhookSecrets, serve_webhooks};
+use crate::index_load::{LoadError, LoadedIndex, load_index};
+use crate::poll::{PollLimits, Polled, jitter, poll_cycle};
+use crate::remote::BranchKey;
+use crate::state::{Action, TrackerState};
+use crate::telemetry;
+
+/// A published decision not yet seen in the history after this long is published again.
+const RESEND_AFTER: Duration = Duration::from_secs(60);
+
+/// How long to wait before reading an index commit again after a transient failure.
+const INDEX_RETRY: Duration = Duration::from_secs(30);
+
+/// Why the tracker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `[tracker]` or `[webhook]` is unusable.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The git cache cannot be used.
+    #[error("source cache: {0}")]
+    Source(SourceError),
+    /// The webhook endpoint cannot start (secrets, address).
+    #[error("webhook endpoint: {0}")]
+    Webhook(String),
+    /// The broker failed for good.
+    #[error(transparent)]
+    Broker(#[from] slipway_broker::BrokerError),
+}
+
+/// The view every part of an instance shares.
+pub struct Shared {
+    state: Mutex<TrackerState>,
+    caught_up: watch::Sender<bool>,
+    /// The offset of the last history event folded.
+    folded: watch::Sender<Option<u64>>,
+    changed: Notify,
+}
+
+impl Shared {
+    /// An empty view of `settings`' tracking.
+    pub fn new(settings: &TrackerSettings) -> Arc<Self> {
+        Arc::new(Shared {
+            state: Mutex::new(TrackerState::new(settings.tracking())),
+            caught_up: watch::Sender::new(false),
+            folded: watch::Sender::new(None),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Run `read` on the current view.
+    pub fn read<R>(&self, read: impl FnOnce(&TrackerState) -> R) -> R {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(&state)
+    }
+
+    fn apply(&self, event: &Envelope) {
+        let in_progress = {
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.apply(event);
+            state.plan().in_progress()
+        };
+        telemetry::folded(1, 0, in_progress);
+        self.changed.notify_one();
+    }
+
+    /// Whether the view has read the whole history (and follows it).
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+}
+
+/// A lazily opened, self-repairing publisher with confirms, shared by the leader and the
+/// webhook endpoint.
+pub struct Outlet {
+    settings: BrokerSettings,
+    name: String,
+    current: tokio::sync::Mutex<Option<(Arc<BrokerConnection>, Arc<Publisher>)>>,
+}
+
+impl Outlet {
+    /// An outlet connecting as `name`.
+    pub fn new(settings: &BrokerSettings, name: &str) -> Self {
+        Outlet {
+            settings: settings.clone(),
+            name: name.to_owned(),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn publisher(&self) -> Result<(Arc<BrokerConnection>, Arc<Publisher>), String> {
+        let mut current = self.current.lock().await;
+        if let Some((connection, publisher)) = current.as_ref()
+            && connection.is_connected()
+        {
+            return Ok((Arc::clone(connection), Arc::clone(publisher)));
+        }
+        let topology = Topology::pipeline(&self.settings);
+        let connection = BrokerConnection::connect(&self.settings, &self.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let channel = connection.channel().await.map_err(|e| e.to_string())?;
+        topology
+            .declare(&channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let publisher = Publisher::open(&connection, &topology)
+            .await
+            .map_err(|e| e.to_string())?;
+        let opened = (Arc::new(connection), Arc::new(publisher));
+        *current = Some((Arc::clone(&opened.0), Arc::clone(&opened.1)));
+        Ok(opened)
+    }
+
+    /// Publish `envelopes` and wait for every confirm; one reconnection is tried.
+    pub async fn publish(&self, envelopes: &[Envelope]) -> Result<(), String> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            let (connection, publisher) = self.publisher().await?;
+            match publisher.publish_all(envelopes).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_refusal() => return Err(error.to_string()),
+                Err(error) => {
+                    last = error.to_string();
+                    let mut current = self.current.lock().await;
+                    if current
+                        .as_ref()
+                        .is_some_and(|(open, _)| Arc::ptr_eq(open, &connection))
+                    {
+                        *current = None;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Close the connection.
+    pub async fn close(&self) {
+        if let Some((connection, _)) = self.current.lock().await.take() {
+            connection.close().await;
+        }
+    }
+}
+
+/// The webhook endpoint's view: tracked branches from the shared state, events through the
+/// outlet.
+struct WebhookTarget {
+    shared: Arc<Shared>,
+    outlet: Arc<Outlet>,
+}
+
+impl PushSink for WebhookTarget {
+    fn tracked_url(&self, repository_urls: &[String], branch: &str) -> Option<String> {
+        let wanted: Vec<BranchKey> = repository_urls
+            .iter()
+            .map(|url| BranchKey::of(url, branch))
+            .collect();
+        self.shared.read(|state| {
+            state
+                .tracked_branches()
+                .into_iter()
+                .find(|(url, tracked)| wanted.contains(&BranchKey::of(url, tracked)))
+                .map(|(url, _)| url)
+        })
+    }
+
+    fn publish(&self, changed: GitChanged) -> impl Future<Output = Result<(), String>> + Send {
+        let outlet = Arc::clone(&self.outlet);
+        async move {
+            let envelope = Envelope::new_job(Cause::GitChange, Message::GitChanged(changed));
+            outlet.publish(std::slice::from_ref(&envelope)).await
+        }
+    }
+}
+
+/// Runs the repo-tracker until `shutdown` is cancelled.
+pub async fn run(
+    config: RepoTrackerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    telemetry::register_metrics();
+    config.tracker.validate().map_err(WorkerError::Settings)?;
+    config.webhook.validate().map_err(WorkerError::Settings)?;
+    config.broker.validate()?;
+    let external = config.tracker.externals().map_err(WorkerError::Settings)?;
+    let cache = SourceCache::new(config.source.clone()).map_err(WorkerError::Source)?;
+    let shared = Shared::new(&config.tracker);
+    let outlet = Arc::new(Outlet::new(
+        &config.broker,
+        "slipway-repo-tracker-publisher",
+    ));
+
+    let follower = tokio::spawn(follow(
+        config.broker.clone(),
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
+
+    let mut webhook_task = None;
+    if !config.webhook.listen.is_empty() {
+        let secrets = WebhookSecrets::load(&config.webhook)
+            .map_err(|e| WorkerError::Webhook(e.to_string()))?;
+        let addr = config
+            .webhook
+            .listen
+            .parse()
+            .map_err(|e| WorkerError::Settings(format!("webhook.listen: {e}")))?;
+        let server = serve_webhooks(
+            addr,
+            Arc::new(secrets),
+            Arc::new(WebhookTarget {
+                shared: Arc::clone(&shared),
+                outlet: Arc::clone(&outlet),
+            }),
+            Duration::from_millis(config.webhook.read_timeout_ms),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| WorkerError::Webhook(e.to_string()))?;
+        tracing::info!(address = %server.local_addr, "webhook endpoint listening");
+        webhook_task = Some(server.task);
+    }
+
+    let leader = Leader {
+        broker: config.broker.clone(),
+        settings: config.tracker.clone(),
+        external,
+        cache,
+        shared: Arc::clone(&shared),
+        outlet: Arc::clone(&outlet),
+    };
+    let election = LeaderElection::new(&config.broker, "repo-tracker")
+        .with_renew_interval(Duration::from_millis(config.tracker.leader_renew_ms));
+    let elected = election
+        .run(shutdown.clone(), |term| leader.lead(term))
+        .await;
+    shutdown.cancel();
+    let _ = follower.await;
+    if let Some(task) = webhook_task {
+        let _ = task.await;
+    }
+    outlet.close().await;
+    elected?;
+    Ok(())
+}
+
+/// Folds the history into `shared` from its first event, following it, reconnecting after a
+/// loss and resuming after the last event folded.
+async fn follow(settings: BrokerSettings, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let stream = history_stream_name(&settings.namespace);
+    let mut from = ReadFrom::First;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let connection = match BrokerConnection::connect_with_retry(
+            &settings,
+            "slipway-repo-tracker-follower",
+            &shutdown,
+        )
+        .await
+        {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "the history follower cannot connect");
+                return;
+            }
+        };
+        let declared = async {
+            let channel = connection.channel().await?;
+            Topology::pipeline(&settings).declare(&channel).await
+        }
+        .await;
+        if let Err(error) = declared {
+            tracing::warn!(%error, "cannot declare the topology; retrying");
+        } else {
+            let options = ReadOptions {
+                from,
+                follow: true,
+                deadline: None,
+                ..ReadOptions::default()
+            };
+            let reader = HistoryReader::new(&connection, &stream);
+            match reader.open(HistoryQuery::all(), &options).await {
+                Ok(mut events) => {
+                    loop {
+                        let step = tokio::select! {
+                            () = shutdown.cancelled() => None,
+                            step = events.next() => step,
+                        };
+                        match step {
+                            Some(Ok(HistoryStep::Event(event))) => {
+                                shared.apply(&event.envelope);
+                                shared.folded.send_replace(Some(event.offset));
+                                from = ReadFrom::Offset(event.offset + 1);
+                                pause = Duration::from_millis(100);
+                            }
+                            Some(Ok(HistoryStep::Undecodable {
+                                offset,
+                                routing_key,
+                                error,
+                            })) => {
+                                tracing::warn!(offset, routing_key, %error, "skipping an undecodable history event");
+                                telemetry::folded(0, 1, shared.read(|s| s.plan().in_progress()));
+                                shared.folded.send_replace(Some(offset));
+                                from = ReadFrom::Offset(offset + 1);
+                            }
+                            Some(Ok(HistoryStep::CaughtUp)) => {
+                                let events = shared.read(TrackerState::applied_events);
+                                tracing::info!(events, "caught up with the history");
+                                shared.caught_up.send_replace(true);
+                                shared.changed.notify_one();
+                            }
+                            Some(Err(error)) => {
+                                tracing::warn!(%error, "the history read stopped; reconnecting");
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    events.close().await;
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the history; retrying"),
+            }
+        }
+        shared.caught_up.send_replace(false);
+        connection.close().await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_millis(
+            settings.max_reconnect_delay_ms.max(100),
+        ));
+    }
+}
+
+/// What an index read gave.
+struct IndexRead {
+    commit: CommitSha,
+    result: MessageId,
+    outcome: Result<LoadedIndex, LoadError>,
+}
+
+/// The leader's means.
+struct Leader {
+    broker: BrokerSettings,
+    settings: TrackerSettings,
+    external: Vec<ImageRef>,
+    cache: SourceCache,
+    shared: Arc<Shared>,
+    outlet: Arc<Outlet>,
+}
+
+impl Leader {
+    /// One term: act until the term ends.
+    async fn lead(&self, term: LeaderTerm) {
+        telemetry::leadership(true, term.number);
+        let token = term.token.clone();
+        // Act only on a view that has read the whole history, up to what the previous leader
+        // published last: otherwise a decision it published moments before it died, not folded
+        // yet, would be published again.
+        tokio::select! {
+            () = token.cancelled() => {
+                telemetry::leadership(false, term.number);
+                return;
+            }
+            () = self.fence() => {}
+        }
+        let (polled_tx, mut polled_rx) = mpsc::channel::<Polled>(1024);
+        let (read_tx, mut read_rx) = mpsc::channel::<IndexRead>(16);
+        let mut sent: HashMap<MessageId, Instant> = HashMap::new();
+        let mut reading: HashSet<MessageId> = HashSet::new();
+        let mut retry_reads_at: HashMap<MessageId, Instant> = HashMap::new();
+        let mut polling: Option<tokio::task::JoinHandle<()>> = None;
+        let mut next_poll = tokio::time::Instant::now();
+        let interval = Duration::from_millis(self.settings.poll_interval_ms);
+        let checkpoint = Duration::from_millis(self.settings.index_checkpoint_ms);
+        let mut next_checkpoint = tokio::time::Instant::now() + checkpoint;
+        let mut readers = tokio::task::JoinSet::new();
+        loop {
+            if self.shared.is_caught_up() {
+                self.act(
+                    &mut sent,
+                    &mut reading,
+                    &mut retry_reads_at,
+                    &read_tx,
+                    &mut readers,
+                )
+                .await;
+            }
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = self.shared.changed.notified() => {}
+                Some(polled) = polled_rx.recv() => self.on_polled(polled).await,
+                Some(read) = read_rx.recv() => {
+                    reading.remove(&read.result);
+                    self.on_index_read(read, &mut sent, &mut retry_reads_at).await;
+                }
+                () = tokio::time::sleep_until(next_poll) => {
+                    if polling.as_ref().is_none_or(|task| task.is_finished()) {
+                        polling = Some(self.start_poll_cycle(polled_tx.clone(), token.clone()));
+                    } else {
+                        tracing::warn!("the previous poll cycle is still running; this one is skipped");
+                    }
+                    next_poll = tokio::time::Instant::now()
+                        + interval
+                        + jitter(Duration::from_millis(self.settings.poll_jitter_ms));
+                }
+                () = tokio::time::sleep_until(next_checkpoint) => {
+                    self.checkpoint().await;
+                    next_checkpoint = tokio::time::Instant::now() + checkpoint;
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        if let Some(task) = polling {
+            task.abort();
+        }
+        readers.abort_all();
+        telemetry::leadership(false, term.number);
+    }
+
+    /// Returns once the view has folded the history up to its tail as it is now.
+    async fn fence(&self) {
+        let mut caught_up = self.shared.caught_up.subscribe();
+        let _ = caught_up.wait_for(|caught_up| *caught_up).await;
+        let stream = history_stream_name(&self.broker.namespace);
+        let mut pause = Duration::from_millis(100);
+        let tail = loop {
+            let tail =
+                match BrokerConnection::connect(&self.broker, "slipway-repo-tracker-fence").await {
+                    Ok(connection) => {
+                        let tail = HistoryReader::new(&connection, &stream).tail().await;
+                        connection.close().await;
+                        tail.map_err(|e| e.to_string())
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+            match tail {
+                Ok(tail) => break tail,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot find the history's tail; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let Some(tail) = tail else { return };
+        let mut folded = self.shared.folded.subscribe();
+        let _ = folded
+            .wait_for(|folded| folded.is_some_and(|at| at >= tail))
+            .await;
+        tracing::info!(
+            offset = tail,
+            "the view has folded the history up to its tail"
+        );
+    }
+
+    /// Carry out what the outbox holds and was not carried out yet.
+    async fn act(
+        &self,
+        sent: &mut HashMap<MessageId, Instant>,
+        reading: &mut HashSet<MessageId>,
+        retry_reads_at: &mut HashMap<MessageId, Instant>,
+        read_tx: &mpsc::Sender<IndexRead>,
+        readers: &mut tokio::task::JoinSet<()>,
+    ) {
+        let actions: Vec<Action> = self.shared.read(|state| state.outbox().cloned().collect());
+        let pending: HashSet<MessageId> = actions.iter().map(Action::id).collect();
+        sent.retain(|id, _| pending.contains(id));
+        retry_reads_at.retain(|id, _| pending.contains(id));
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        for action in actions {
+            match action {
+                Action::Publish(envelope) => {
+                    if sent
+                        .get(&envelope.id)
+                        .is_none_or(|at| now.duration_since(*at) > RESEND_AFTER)
+                    {
+                        batch.push(*envelope);
+                    }
+                }
+                Action::LoadIndex { commit, result } => {
+                    let due = retry_reads_at.get(&result).is_none_or(|at| now >= *at)
+                        && sent
+                            .get(&result)
+                            .is_none_or(|at| now.duration_since(*at) > RESEND_AFTER);
+                    if due && reading.insert(result) {
+                        let (cache, url, dir, external, tx) = (
+                            self.cache.clone(),
+                            self.settings.index_url.clone(),
+                            self.settings.index_dir.clone(),
+                            self.external.clone(),
+                            read_tx.clone(),
+                        );
+                        tracing::info!(commit = %commit, "reading the index");
+                        readers.spawn(async move {
+                            let outcome = load_index(&cache, &url, &dir, &commit, &external).await;
+                            let _ = tx
+                                .send(IndexRead {
+                                    commit,
+                                    result,
+                                    outcome,
+                                })
+                                .await;
+                        });
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match self.outlet.publish(&batch).await {
+            Ok(()) => {
+                for envelope in &batch {
+                    sent.insert(envelope.id, now);
+                    let about = envelope
+                        .message
+                        .image()
+                        .map(|(image, _)| image.to_string())
+                        .unwrap_or_default();
+                    telemetry::decided(
+                        envelope.kind().as_str(),
+                        &envelope.job_id.to_string(),
+                        &about,
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = batch.len(), "cannot publish the tracker's decisions; will retry")
+            }
+        }
+    }
+
+    /// A branch answered: a head new to the view is published as `git.changed`.
+    async fn on_polled(&self, polled: Polled) {
+        let outcome = match polled.head {
+            Ok(head) => {
+                let branch = BranchKey::of(&polled.url, &polled.branch);
+                let known = self.shared.read(|state| state.head(&branch).cloned());
+                if known.as_ref() == Some(&head) {
+                    Ok(false)
+                } else {
+                    let envelope = Envelope::new_job(
+                        Cause::GitChange,
+                        Message::GitChanged(GitChanged {
+                            git_url: polled.url.clone(),
+                            git_branch: polled.branch.clone(),
+                            commit: head,
+                            seen_by: SeenBy::Poll,
+                            delivery_id: None,
+                        }),
+                    );
+                    match self.outlet.publish(std::slice::from_ref(&envelope)).await {
+                        Ok(()) => {
+                            telemetry::decided(
+                                "git.changed",
+                                &envelope.job_id.to_string(),
+                                &polled.url,
+                            );
+                            Ok(true)
+                        }
+                        Err(error) => Err(format!("cannot publish git.changed: {error}")),
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        };
+        telemetry::polled(&polled.url, &polled.branch, &outcome);
+    }
+
+    /// Start a poll cycle over every tracked branch.
+    fn start_poll_cycle(
+        &self,
+        results: mpsc::Sender<Polled>,
+        token: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let branches = self.shared.read(TrackerState::tracked_branches);
+        let cache = self.cache.clone();
+        let limits = PollLimits {
+            concurrent: self.settings.max_concurrent_polls,
+            per_host: self.settings.max_polls_per_host,
+            timeout: Duration::from_millis(self.settings.poll_timeout_ms),
+        };
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let count = poll_cycle(&cache, branches, limits, results, &token).await;
+            telemetry::poll_cycle_done(count, started.elapsed());
+        })
+    }
+
+    /// An index read ended: publish its verdict, or retry a transient failure later.
+    async fn on_index_read(
+        &self,
+        read: IndexRead,
+        sent: &mut HashMap<MessageId, Instant>,
+        retry_reads_at: &mut HashMap<MessageId, Instant>,
+    ) {
+        let message = match read.outcome {
+            Ok(LoadedIndex::Valid(entries)) => Message::IndexApplied(IndexApplied {
+                git_url: self.settings.index_url.clone(),
+                git_branch: self.settings.index_branch.clone(),
+                commit: read.commit.clone(),
+                entries,
+            }),
+            Ok(LoadedIndex::Invalid(problems)) => {
+                for problem in &problems {
+                    tracing::warn!(commit = %read.commit, file = %problem.file, line = ?problem.line, problem = %problem.message, "index problem");
+                }
+                Message::IndexRejected(IndexRejected {
+                    git_url: self.settings.index_url.clone(),
+                    git_branch: self.settings.index_branch.clone(),
+                    commit: read.commit.clone(),
+                    problems,
+                    in_force: self
+                        .shared
+                        .read(|state| state.index().map(|index| index.commit.clone())),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the index; will retry");
+                retry_reads_at.insert(read.result, Instant::now() + INDEX_RETRY);
+                return;
+            }
+        };
+        let envelope = Envelope {
+            id: read.result,
+            job_id: JobId::derived(read.result.to_string().as_bytes()),
+            cause: Cause::IndexChange,
+            created_at: Timestamp::now(),
+            message,
+        };
+        let kind = envelope.kind().as_str();
+        match self.outlet.publish(std::slice::from_ref(&envelope)).await {
+            Ok(()) => {
+                sent.insert(envelope.id, Instant::now());
+                telemetry::decided(kind, &envelope.job_id.to_string(), read.commit.as_str());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot publish the index verdict; will retry");
+                retry_reads_at.insert(read.result, Instant::now() + INDEX_RETRY);
+            }
+        }
+    }
+
+    /// Publish the index in force again, so that it stays in the history.
+    async fn checkpoint(&self) {
+        let applied = self.shared.read(|state| {
+            state.index().map(|index| IndexApplied {
+                git_url: self.settings.index_url.clone(),
+                git_branch: self.settings.index_branch.clone(),
+                commit: index.commit.clone(),
+                entries: index.entries.clone(),
+            })
+        });
+        let Some(applied) = applied else { return };
+        let envelope = Envelope::new_job(Cause::IndexChange, Message::IndexApplied(applied));
+        if let Err(error) = self.outlet.publish(std::slice::from_ref(&envelope)).await {
+            tracing::warn!(%error, "cannot publish the index checkpoint");
+        }
+    }
+}
