@@ -412,8 +412,12 @@ impl Leader {
         let mut reading: HashSet<MessageId> = HashSet::new();
         let mut retry_reads_at: HashMap<MessageId, Instant> = HashMap::new();
         let mut polling: Option<tokio::task::JoinHandle<()>> = None;
-        let mut next_poll = tokio::time::Instant::now();
+        // Branches asked for in this term: one that appears in the index is asked at once, not
+        // one interval later.
+        let mut asked: HashSet<BranchKey> = HashSet::new();
         let interval = Duration::from_millis(self.settings.poll_interval_ms);
+        // The first cycle is the one over the branches not asked yet (all of them), at once.
+        let mut next_poll = tokio::time::Instant::now() + interval;
         let checkpoint = Duration::from_millis(self.settings.index_checkpoint_ms);
         let mut next_checkpoint = tokio::time::Instant::now() + checkpoint;
         let mut readers = tokio::task::JoinSet::new();
@@ -427,6 +431,16 @@ impl Leader {
                     &mut readers,
                 )
                 .await;
+                let fresh: Vec<(String, String)> = self
+                    .shared
+                    .read(TrackerState::tracked_branches)
+                    .into_iter()
+                    .filter(|(url, branch)| !asked.contains(&BranchKey::of(url, branch)))
+                    .collect();
+                if !fresh.is_empty() && polling.as_ref().is_none_or(|task| task.is_finished()) {
+                    asked.extend(fresh.iter().map(|(url, branch)| BranchKey::of(url, branch)));
+                    polling = Some(self.start_poll_cycle(fresh, polled_tx.clone(), token.clone()));
+                }
             }
             tokio::select! {
                 () = token.cancelled() => break,
@@ -438,7 +452,9 @@ impl Leader {
                 }
                 () = tokio::time::sleep_until(next_poll) => {
                     if polling.as_ref().is_none_or(|task| task.is_finished()) {
-                        polling = Some(self.start_poll_cycle(polled_tx.clone(), token.clone()));
+                        let branches = self.shared.read(TrackerState::tracked_branches);
+                        asked.extend(branches.iter().map(|(url, branch)| BranchKey::of(url, branch)));
+                        polling = Some(self.start_poll_cycle(branches, polled_tx.clone(), token.clone()));
                     } else {
                         tracing::warn!("the previous poll cycle is still running; this one is skipped");
                     }
@@ -611,13 +627,13 @@ impl Leader {
         telemetry::polled(&polled.url, &polled.branch, &outcome);
     }
 
-    /// Start a poll cycle over every tracked branch.
+    /// Start a poll cycle over `branches`.
     fn start_poll_cycle(
         &self,
+        branches: Vec<(String, String)>,
         results: mpsc::Sender<Polled>,
         token: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let branches = self.shared.read(TrackerState::tracked_branches);
         let cache = self.cache.clone();
         let limits = PollLimits {
             concurrent: self.settings.max_concurrent_polls,

@@ -56,6 +56,15 @@ struct Builds {
 
 impl Rig {
     async fn start(test: &str, index: &LocalRepo, builds: Arc<Mutex<Builds>>) -> Rig {
+        Rig::start_with(test, index, builds, |_| {}).await
+    }
+
+    async fn start_with(
+        test: &str,
+        index: &LocalRepo,
+        builds: Arc<Mutex<Builds>>,
+        tune: impl FnOnce(&mut RepoTrackerConfig),
+    ) -> Rig {
         let settings = test_settings(test);
         let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
         let cache = TempDir::new(&format!("tracker-cache-{test}"));
@@ -71,6 +80,7 @@ impl Rig {
         config.tracker.poll_interval_ms = 300;
         config.tracker.poll_jitter_ms = 0;
         config.tracker.leader_renew_ms = 5_000;
+        tune(&mut config);
         let shutdown = CancellationToken::new();
         let tracker = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -358,6 +368,186 @@ async fn a_moved_head_rebuilds_its_entries_and_cascades_through_a_diamond_once()
             "team/d:1".to_owned(),
             "team/x:1".to_owned()
         ]
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_images_with_diamonds_four_deep_are_each_rebuilt_once_after_their_parents() {
+    // A root, then four levels of 12 or 13 images; each depends on one or two images of the
+    // level above (every third on two: diamonds). One repository builds them all.
+    let repo = LocalRepo::new("fifty");
+    repo.commit(&[("Dockerfile", "FROM scratch\n")], "first");
+    let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    parents.insert("root".into(), vec![]);
+    let mut above = vec!["root".to_owned()];
+    let mut n = 0;
+    for level in 1..=4 {
+        let width = if level % 2 == 0 { 12 } else { 13 };
+        let mut this = Vec::new();
+        for i in 0..width {
+            n += 1;
+            let name = format!("i{n}");
+            let mut mine = vec![above[i % above.len()].clone()];
+            if i % 3 == 0 && above.len() > 1 {
+                mine.push(above[(i + 1) % above.len()].clone());
+            }
+            parents.insert(name.clone(), mine);
+            this.push(name);
+        }
+        above = this;
+    }
+    assert_eq!(parents.len(), 51);
+    // Every image but the root builds from its own repository, so a change at the root's
+    // repository rebuilds the others only through the cascade.
+    let root_repo = LocalRepo::new("fifty-root");
+    root_repo.commit(&[("Dockerfile", "FROM scratch\n")], "first");
+    let yaml: Vec<String> = parents
+        .iter()
+        .enumerate()
+        .map(|(i, (name, mine))| {
+            let from = if name == "root" { &root_repo } else { &repo };
+            let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+            entry_yaml(i + 1, name, from, &mine)
+        })
+        .collect();
+    let index = LocalRepo::new("index");
+    index.commit(&[("index.d/team.yaml", &index_file(&yaml))], "index");
+    let builds = Arc::new(Mutex::new(Builds::default()));
+    let rig = Rig::start("tracker-fifty", &index, builds).await;
+    rig.wait(&[Kind::GitChanged], 3).await;
+    root_repo.commit(&[("Dockerfile", "FROM scratch\nLABEL v=2\n")], "change");
+    let built = rig.wait(&[Kind::BuildSucceeded], 51).await;
+    let all = rig.bus.history(HistoryQuery::all()).await;
+    let requested: Vec<String> = requests(&all).into_iter().map(|(image, _)| image).collect();
+    let unique: BTreeSet<&String> = requested.iter().collect();
+    assert_eq!(requested.len(), 51, "every image once: {requested:?}");
+    assert_eq!(unique.len(), 51);
+    assert_eq!(built.len(), 51);
+    let position = |kind: Kind, name: &str| {
+        all.iter()
+            .position(|e| {
+                e.envelope.kind() == kind
+                    && e.envelope.message.image().unwrap().0.path() == format!("team/{name}")
+            })
+            .unwrap_or_else(|| panic!("no {kind} for {name}"))
+    };
+    for (name, mine) in &parents {
+        let request = position(Kind::BuildRequested, name);
+        for parent in mine {
+            assert!(
+                position(Kind::BuildSucceeded, parent) < request,
+                "{name} requested before its parent {parent} was built"
+            );
+        }
+    }
+    rig.stop().await;
+}
+
+/// A GitHub push of `head` to `main` of `url`, signed with `secret`.
+async fn github_push(
+    addr: std::net::SocketAddr,
+    secret: &[u8],
+    url: &str,
+    head: &str,
+    delivery: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        r#"{{"ref":"refs/heads/main","after":"{head}","repository":{{"clone_url":"{url}"}},"commits":[]}}"#
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let request = format!(
+        "POST /webhook HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_push_rebuilds_once_and_its_replay_or_an_unknown_repository_does_nothing() {
+    let (a, b) = (LocalRepo::new("hook-a"), LocalRepo::new("hook-b"));
+    for repo in [&a, &b] {
+        repo.commit(&[("Dockerfile", "FROM scratch\n")], "first");
+    }
+    let index = LocalRepo::new("index");
+    index.commit(
+        &[(
+            "index.d/team.yaml",
+            &index_file(&[entry_yaml(1, "a", &a, &[]), entry_yaml(2, "b", &b, &[])]),
+        )],
+        "index",
+    );
+    let secrets = TempDir::new("hook-secret");
+    let secret_file = secrets.file("secret", "s3cr3t\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let builds = Arc::new(Mutex::new(Builds::default()));
+    let rig = Rig::start_with("tracker-webhook", &index, builds, |config| {
+        // Polls only when leading starts: the pushes below reach it by webhook alone.
+        config.tracker.poll_interval_ms = 3_600_000;
+        config.webhook.listen = addr.to_string();
+        config.webhook.secret_file = Some(secret_file);
+    })
+    .await;
+    rig.wait(&[Kind::GitChanged], 3).await;
+
+    let new_a = a.commit(&[("Dockerfile", "FROM scratch\nLABEL v=2\n")], "change a");
+    let reply = github_push(addr, b"s3cr3t", &a.url(), &new_a, "delivery-1").await;
+    assert!(reply.contains("202"), "{reply}");
+    let events = rig.wait(&[Kind::BuildRequested], 1).await;
+    assert_eq!(
+        requests(&events),
+        [("team/a:1".to_owned(), "git-change".to_owned())]
+    );
+
+    // The same delivery again, a wrong signature and an unknown repository: nothing is built.
+    let replay = github_push(addr, b"s3cr3t", &a.url(), &new_a, "delivery-1").await;
+    assert!(replay.contains("202"), "{replay}");
+    let forged = github_push(addr, b"wrong", &a.url(), &"1".repeat(40), "delivery-2").await;
+    assert!(forged.contains("401"), "{forged}");
+    let unknown = github_push(
+        addr,
+        b"s3cr3t",
+        "https://git.example.org/x/y",
+        &new_a,
+        "d-3",
+    )
+    .await;
+    assert!(unknown.contains("202"), "{unknown}");
+    // A push to b afterwards: once it is requested, everything before it was folded.
+    let new_b = b.commit(&[("Dockerfile", "FROM scratch\nLABEL v=2\n")], "change b");
+    github_push(addr, b"s3cr3t", &b.url(), &new_b, "delivery-4").await;
+    let events = rig.wait(&[Kind::BuildRequested], 2).await;
+    let all = rig.bus.history(HistoryQuery::all()).await;
+    assert_eq!(
+        requests(&events),
+        [
+            ("team/a:1".to_owned(), "git-change".to_owned()),
+            ("team/b:1".to_owned(), "git-change".to_owned())
+        ],
+        "the replay rebuilt nothing"
+    );
+    assert!(
+        !all.iter().any(|e| matches!(&e.envelope.message,
+            Message::GitChanged(c) if c.git_url.contains("git.example.org"))),
+        "an unknown repository publishes nothing"
     );
     rig.stop().await;
 }
