@@ -11,7 +11,8 @@
 //! - `N.history` (pipeline topologies, [`Topology::with_history`]): a stream bound to `N` with
 //!   `#`, so every event published to `N` is recorded (see [`crate::history`]). A few kinds are
 //!   *records* ([`Topology::with_records`]): the history alone takes them, on purpose (the
-//!   repo-tracker's `git.changed` and `index.applied`, which it reads back from the history).
+//!   repo-tracker's `git.changed`, `index.applied` and `packages.updated`, which it reads back
+//!   from the history).
 //!
 //! The whole pipeline's queues are declared by every process, so an event is never unroutable just
 //! because its consumer has not started yet: it waits in its queue. Declaration is idempotent.
@@ -74,7 +75,7 @@ impl Topology {
                     BuildSkipped,
                 ],
             )
-            .with_records([GitChanged, IndexApplied])
+            .with_records([GitChanged, IndexApplied, PackagesUpdated])
     }
 
     /// An empty topology (exchange, dead letters, no history) in the settings' namespace.

@@ -49,6 +49,7 @@ pub fn ends_job(kind: Kind) -> bool {
             | Kind::IndexRejected
             | Kind::ImageRetired
             | Kind::BuildSkipped
+            | Kind::PackagesUpdated
     )
 }
 
@@ -219,6 +220,27 @@ pub fn details(message: &Message) -> String {
             retired.index_commit.as_str()
         ),
         Message::BuildSkipped(skipped) => format!("{}: {}", skipped.entry.image(), skipped.reason),
+        Message::PackagesUpdated(updated) => {
+            let images: Vec<String> = updated
+                .images
+                .iter()
+                .take(3)
+                .map(|held| format!("{} ({})", held.image, held.packages.join(", ")))
+                .collect();
+            let more = updated.images.len().saturating_sub(3);
+            format!(
+                "{}: {} image(s) to rebuild{}{}{}",
+                updated.repository,
+                updated.images.len(),
+                if images.is_empty() { "" } else { ": " },
+                images.join("; "),
+                if more > 0 {
+                    format!("; {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        }
     }
 }
 
@@ -296,6 +318,7 @@ fn payload_json(message: &Message) -> Value {
         Message::IndexRejected(p) => serde_json::to_value(p),
         Message::ImageRetired(p) => serde_json::to_value(p),
         Message::BuildSkipped(p) => serde_json::to_value(p),
+        Message::PackagesUpdated(p) => serde_json::to_value(p),
     };
     // The payload types are plain structs of strings, numbers and maps with string keys.
     value.unwrap_or_else(|error| json!({ "error": format!("cannot show the payload: {error}") }))
@@ -335,6 +358,7 @@ mod tests {
                 Kind::IndexRejected,
                 Kind::ImageRetired,
                 Kind::BuildSkipped,
+                Kind::PackagesUpdated,
             ]
         );
     }

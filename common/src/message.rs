@@ -43,11 +43,14 @@ pub enum Kind {
     ImageRetired,
     /// `build.skipped`: a rebuild the repo-tracker did not request, because a parent failed.
     BuildSkipped,
+    /// `packages.updated`: a configured package repository changed; these images hold packages
+    /// it now has newer versions of.
+    PackagesUpdated,
 }
 
 impl Kind {
     /// All kinds, in pipeline order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::BuildRequested,
         Kind::LintPassed,
         Kind::LintFailed,
@@ -61,6 +64,7 @@ impl Kind {
         Kind::IndexRejected,
         Kind::ImageRetired,
         Kind::BuildSkipped,
+        Kind::PackagesUpdated,
     ];
 
     /// The routing key / wire name, e.g. `build.requested`.
@@ -79,6 +83,7 @@ impl Kind {
             Kind::IndexRejected => "index.rejected",
             Kind::ImageRetired => "image.retired",
             Kind::BuildSkipped => "build.skipped",
+            Kind::PackagesUpdated => "packages.updated",
         }
     }
 }
@@ -140,6 +145,8 @@ pub enum Message {
     ImageRetired(ImageRetired),
     /// See [`Kind::BuildSkipped`].
     BuildSkipped(BuildSkipped),
+    /// See [`Kind::PackagesUpdated`].
+    PackagesUpdated(PackagesUpdated),
 }
 
 impl Message {
@@ -159,6 +166,7 @@ impl Message {
             Message::IndexRejected(_) => Kind::IndexRejected,
             Message::ImageRetired(_) => Kind::ImageRetired,
             Message::BuildSkipped(_) => Kind::BuildSkipped,
+            Message::PackagesUpdated(_) => Kind::PackagesUpdated,
         }
     }
 
@@ -166,7 +174,7 @@ impl Message {
     /// image (`app-id/job-id:desired-tag`, without registry) for the lint and build stages, a
     /// skipped build and a retired entry, the pushed image and its digest for `build.succeeded`,
     /// the scanned image for the scans. `None` for the events about a repository or the index as
-    /// a whole (`git.changed`, `index.applied`, `index.rejected`).
+    /// a whole (`git.changed`, `index.applied`, `index.rejected`, `packages.updated`).
     pub fn image(&self) -> Option<(ImageRef, Option<&Digest>)> {
         Some(match self {
             Message::BuildRequested(p) => (p.entry.image(), None),
@@ -179,7 +187,10 @@ impl Message {
             Message::ScanFailed(p) => (p.image.clone(), None),
             Message::ImageRetired(p) => (p.entry.image(), None),
             Message::BuildSkipped(p) => (p.entry.image(), None),
-            Message::GitChanged(_) | Message::IndexApplied(_) | Message::IndexRejected(_) => {
+            Message::GitChanged(_)
+            | Message::IndexApplied(_)
+            | Message::IndexRejected(_)
+            | Message::PackagesUpdated(_) => {
                 return None;
             }
         })
@@ -203,6 +214,7 @@ impl Message {
             Message::IndexRejected(p) => p.serialize(serializer),
             Message::ImageRetired(p) => p.serialize(serializer),
             Message::BuildSkipped(p) => p.serialize(serializer),
+            Message::PackagesUpdated(p) => p.serialize(serializer),
         }
     }
 
@@ -234,6 +246,7 @@ impl Message {
             Kind::IndexRejected => Message::IndexRejected(from_value(envelope)?),
             Kind::ImageRetired => Message::ImageRetired(from_value(envelope)?),
             Kind::BuildSkipped => Message::BuildSkipped(from_value(envelope)?),
+            Kind::PackagesUpdated => Message::PackagesUpdated(from_value(envelope)?),
         })
     }
 }
@@ -532,6 +545,31 @@ pub struct BuildSkipped {
     pub reason: String,
 }
 
+/// An image and the packages it holds that a repository now has newer versions of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImagePackages {
+    /// The image, as the index names it (`app-id/job-id:desired-tag`).
+    pub image: ImageRef,
+    /// The packages, by name, sorted (at most a bounded number).
+    pub packages: Vec<String>,
+}
+
+/// `packages.updated`: a configured package repository (apt, yum or apk) changed. Lists the
+/// images whose latest scan report holds a package the repository now has a newer version of;
+/// the repo-tracker rebuilds exactly those, parents first. The first look at a repository is a
+/// baseline: its fingerprint, no images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PackagesUpdated {
+    /// The repository's configured name.
+    pub repository: String,
+    /// A digest of what the repository offers now (its packages and versions).
+    pub fingerprint: String,
+    /// The images to rebuild, with their packages that have newer versions.
+    pub images: Vec<ImagePackages>,
+}
+
 /// Sample payloads for tests in this crate and others.
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support {
@@ -649,6 +687,14 @@ pub mod test_support {
                 parent: sample_image("centos/centos:7"),
                 reason: "the rebuild of centos/centos:7 failed".into(),
             }),
+            Message::PackagesUpdated(PackagesUpdated {
+                repository: "centos-7-updates".into(),
+                fingerprint: format!("sha256:{}", "12".repeat(32)),
+                images: vec![ImagePackages {
+                    image: entry.image(),
+                    packages: vec!["openssl-libs".into()],
+                }],
+            }),
         ]
     }
 
@@ -709,7 +755,7 @@ mod tests {
         for message in sample_messages() {
             let about_the_index_or_a_repository = matches!(
                 message.kind(),
-                Kind::GitChanged | Kind::IndexApplied | Kind::IndexRejected
+                Kind::GitChanged | Kind::IndexApplied | Kind::IndexRejected | Kind::PackagesUpdated
             );
             let Some((image, digest)) = message.image() else {
                 assert!(about_the_index_or_a_repository, "{:?}", message.kind());

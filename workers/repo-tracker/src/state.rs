@@ -163,6 +163,7 @@ pub struct TrackerState {
     heads: BTreeMap<BranchKey, CommitSha>,
     deliveries: Recent,
     digests: BTreeMap<ImageRef, Digest>,
+    fingerprints: BTreeMap<String, String>,
     plan: RebuildPlan,
     outbox: BTreeMap<MessageId, Action>,
     applied_events: u64,
@@ -179,6 +180,7 @@ impl TrackerState {
             heads: BTreeMap::new(),
             deliveries: Recent::default(),
             digests: BTreeMap::new(),
+            fingerprints: BTreeMap::new(),
             plan: RebuildPlan::default(),
             outbox: BTreeMap::new(),
             applied_events: 0,
@@ -198,6 +200,19 @@ impl TrackerState {
     /// The last head seen of `branch`.
     pub fn head(&self, branch: &BranchKey) -> Option<&CommitSha> {
         self.heads.get(branch)
+    }
+
+    /// The fingerprint of what package repository `repository` offered when last looked at.
+    pub fn fingerprint(&self, repository: &str) -> Option<&str> {
+        self.fingerprints.get(repository).map(String::as_str)
+    }
+
+    /// The images of the index in force.
+    pub fn images(&self) -> Vec<ImageRef> {
+        self.index
+            .iter()
+            .flat_map(|index| index.entries.iter().map(Entry::image))
+            .collect()
     }
 
     /// The rebuilds in progress.
@@ -242,6 +257,20 @@ impl TrackerState {
             Message::GitChanged(changed) => self.on_git_changed(changed),
             Message::IndexApplied(applied) => self.on_index_applied(event, applied),
             Message::IndexRejected(rejected) => self.rejected = Some(rejected.commit.clone()),
+            Message::PackagesUpdated(updated) => {
+                self.fingerprints
+                    .insert(updated.repository.clone(), updated.fingerprint.clone());
+                for held in &updated.images {
+                    let in_index = self
+                        .index
+                        .as_ref()
+                        .is_some_and(|index| index.entry(&held.image).is_some());
+                    if let (true, Some(package)) = (in_index, held.packages.first()) {
+                        self.plan
+                            .want(&held.image, Cause::PackageUpdate(package.clone()));
+                    }
+                }
+            }
             Message::BuildSucceeded(built) => {
                 let image = built.entry.image();
                 let changed = self.digests.insert(image.clone(), built.digest.clone())
@@ -823,6 +852,51 @@ mod tests {
             expected.sort();
             assert_eq!(pending, expected, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn a_package_update_rebuilds_each_listed_image_once_parents_first() {
+        let mut state = TrackerState::new(tracking());
+        state.apply(&applied(
+            1,
+            vec![
+                entry("child", "c", &["base"]),
+                entry("base", "b", &[]),
+                entry("other", "o", &[]),
+            ],
+        ));
+        let updated = |images: Vec<(&str, Vec<&str>)>, fingerprint: &str| {
+            event(Message::PackagesUpdated(
+                slipway_common::message::PackagesUpdated {
+                    repository: "updates".into(),
+                    fingerprint: fingerprint.into(),
+                    images: images
+                        .into_iter()
+                        .map(|(name, packages)| slipway_common::message::ImagePackages {
+                            image: image(name),
+                            packages: packages.into_iter().map(str::to_owned).collect(),
+                        })
+                        .collect(),
+                },
+            ))
+        };
+        state.apply(&updated(vec![], "f1"));
+        assert_eq!(state.fingerprint("updates"), Some("f1"));
+        assert!(outbox(&state).is_empty(), "a baseline rebuilds nothing");
+        state.apply(&updated(
+            vec![
+                ("child", vec!["openssl", "zlib"]),
+                ("base", vec!["openssl"]),
+                ("gone", vec!["openssl"]),
+            ],
+            "f2",
+        ));
+        assert_eq!(
+            outbox(&state),
+            ["build.requested base (package-update:openssl)"],
+            "the child waits for its parent; an image not in the index is ignored"
+        );
+        assert_eq!(state.fingerprint("updates"), Some("f2"));
     }
 
     #[test]
