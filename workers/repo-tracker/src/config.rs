@@ -1,7 +1,8 @@
 //! What `slipway-repo-tracker` reads from `/etc/slipway/repo-tracker.toml` and `SLIPWAY_*`: the
 //! broker, telemetry and git cache sections every worker has, `[tracker]` (the index repository,
-//! polling, leadership) and `[webhook]` (the endpoint).
+//! polling, leadership, the package repositories watched) and `[webhook]` (the endpoint).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use slipway_broker::BrokerSettings;
 use slipway_common::ImageRef;
 use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
+use slipway_scan::updates::{FetchSettings, Repo, RepoConfig, validate_repos};
 use slipway_source::SourceSettings;
 
 use crate::http::WebhookSettings;
@@ -91,7 +93,22 @@ pub struct TrackerSettings {
     /// How often the leader renews its lease, in milliseconds (RabbitMQ's `consumer_timeout` must
     /// be longer).
     pub leader_renew_ms: u64,
+    /// The apt, yum and apk repositories whose updates rebuild the images holding the updated
+    /// packages (`[[tracker.package_repos]]`, the scan worker's `[[repos]]` format). None by
+    /// default: no package repository is watched.
+    pub package_repos: Vec<RepoConfig>,
+    /// How they are fetched (`[tracker.package_fetch]`: the cache of index files, time and size
+    /// limits), as the scan worker's `[updates]`.
+    pub package_fetch: FetchSettings,
+    /// Time between two looks at every package repository, in milliseconds (default: an hour).
+    pub package_check_interval_ms: u64,
+    /// How far back the scan reports of the index images are read, in days: an image whose
+    /// latest report is older counts as holding nothing.
+    pub reports_window_days: u64,
 }
+
+/// Where the repo-tracker keeps downloaded repository index files by default.
+pub const DEFAULT_PACKAGE_CACHE_DIR: &str = "/var/cache/slipway/repo-tracker/repos";
 
 impl Default for TrackerSettings {
     fn default() -> Self {
@@ -108,6 +125,13 @@ impl Default for TrackerSettings {
             poll_timeout_ms: 30_000,
             index_checkpoint_ms: 86_400_000,
             leader_renew_ms: 60_000,
+            package_repos: Vec::new(),
+            package_fetch: FetchSettings {
+                cache_dir: PathBuf::from(DEFAULT_PACKAGE_CACHE_DIR),
+                ..FetchSettings::default()
+            },
+            package_check_interval_ms: 3_600_000,
+            reports_window_days: 30,
         }
     }
 }
@@ -131,6 +155,7 @@ impl TrackerSettings {
             ));
         }
         self.externals()?;
+        self.package_repos()?;
         for (name, value) in [
             ("poll_interval_ms", self.poll_interval_ms),
             ("poll_timeout_ms", self.poll_timeout_ms),
@@ -138,6 +163,17 @@ impl TrackerSettings {
             ("leader_renew_ms", self.leader_renew_ms),
             ("max_concurrent_polls", self.max_concurrent_polls as u64),
             ("max_polls_per_host", self.max_polls_per_host as u64),
+            ("package_check_interval_ms", self.package_check_interval_ms),
+            ("reports_window_days", self.reports_window_days),
+            ("package_fetch.timeout_ms", self.package_fetch.timeout_ms),
+            (
+                "package_fetch.max_download_bytes",
+                self.package_fetch.max_download_bytes,
+            ),
+            (
+                "package_fetch.max_index_bytes",
+                self.package_fetch.max_index_bytes,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("tracker.{name} must be greater than 0"));
@@ -155,6 +191,16 @@ impl TrackerSettings {
                     .map_err(|e| format!("tracker.external_images: {image:?}: {e}"))
             })
             .collect()
+    }
+
+    /// The package repositories, validated (names unique, URLs usable).
+    pub fn package_repos(&self) -> Result<Vec<Repo>, String> {
+        validate_repos(&self.package_repos).map_err(|e| format!("tracker.package_{e}"))
+    }
+
+    /// How far back scan reports are read.
+    pub fn reports_window(&self) -> Duration {
+        Duration::from_secs(self.reports_window_days.saturating_mul(86_400))
     }
 
     /// What the tracker's state follows.
@@ -200,5 +246,89 @@ mod tests {
         settings.external_images = vec![];
         settings.index_dir = "../elsewhere".into();
         assert!(settings.validate().unwrap_err().contains("index_dir"));
+    }
+
+    #[test]
+    fn package_repositories_are_read_in_the_scan_workers_format_and_validated() {
+        let toml = r#"
+            [tracker]
+            index_url = "https://git.example.org/team/index"
+            package_check_interval_ms = 900000
+
+            [tracker.package_fetch]
+            cache_dir = "/tmp/slipway-repos"
+
+            [[tracker.package_repos]]
+            name = "bookworm"
+            kind = "apt"
+            url = "https://deb.example.org/debian"
+            suite = "bookworm"
+            components = ["main"]
+            architectures = ["amd64"]
+            applies_to = { id = "debian", version_id = "12" }
+
+            [[tracker.package_repos]]
+            name = "el9"
+            kind = "yum"
+            url = "https://el.example.org/9/BaseOS/x86_64/os"
+            applies_to = { id = "rocky", version_id = "9" }
+        "#;
+        let config: RepoTrackerConfig = toml::from_str(toml).unwrap();
+        let tracker = &config.tracker;
+        assert_eq!(tracker.validate(), Ok(()));
+        let repos = tracker.package_repos().unwrap();
+        assert_eq!(
+            repos.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["bookworm", "el9"]
+        );
+        assert_eq!(tracker.package_check_interval_ms, 900_000);
+        assert_eq!(tracker.reports_window_days, 30);
+        assert_eq!(
+            tracker.package_fetch.cache_dir,
+            PathBuf::from("/tmp/slipway-repos")
+        );
+        assert_eq!(
+            tracker.package_fetch.timeout_ms,
+            FetchSettings::default().timeout_ms,
+            "the fetch settings not given keep their defaults"
+        );
+
+        let mut twice = tracker.clone();
+        twice.package_repos[1].name = "bookworm".into();
+        let error = twice.validate().unwrap_err();
+        assert!(
+            error.starts_with("tracker.package_repos[1] (\"bookworm\"): name:"),
+            "{error}"
+        );
+        let mut ftp = tracker.clone();
+        ftp.package_repos[0].url = "ftp://deb.example.org/debian".into();
+        assert!(ftp.validate().unwrap_err().contains("url"));
+        let mut never = tracker.clone();
+        never.package_check_interval_ms = 0;
+        assert!(
+            never
+                .validate()
+                .unwrap_err()
+                .contains("package_check_interval_ms")
+        );
+    }
+
+    #[test]
+    fn the_package_cache_is_the_trackers_own() {
+        let settings = TrackerSettings::default();
+        assert!(
+            settings.package_repos.is_empty(),
+            "nothing is watched by default"
+        );
+        assert_eq!(
+            settings.package_fetch.cache_dir,
+            PathBuf::from(DEFAULT_PACKAGE_CACHE_DIR)
+        );
+        assert_ne!(
+            settings.package_fetch.cache_dir,
+            FetchSettings::default().cache_dir,
+            "not the scan worker's cache"
+        );
+        assert_eq!(settings.reports_window(), Duration::from_secs(30 * 86_400));
     }
 }

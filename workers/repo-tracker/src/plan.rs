@@ -15,7 +15,7 @@
 //! is in the plan at most once, so the plan is bounded by the index. When no image is waiting or
 //! requested any more the plan is cleared.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use slipway_common::envelope::Cause;
 use slipway_common::index::graph::DependencyGraph;
@@ -90,10 +90,73 @@ pub enum BuildEnd {
     Failed,
 }
 
+impl Member {
+    /// A member that waits, wanted for itself when `target` is set.
+    fn waiting(target: Option<Cause>) -> Self {
+        Self {
+            stage: Stage::Waiting,
+            target,
+            again: None,
+        }
+    }
+}
+
+/// The members that are waiting or requested, kept beside the members so that a decision costs
+/// the images in progress, not the whole plan: a webhook burst over thousands of repositories
+/// leaves thousands of requested images waiting for their builds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct InProgress {
+    waiting: BTreeSet<ImageRef>,
+    requested: HashMap<JobId, ImageRef>,
+}
+
+impl InProgress {
+    /// Move `member` (of `image`) to `stage`, keeping the index true.
+    fn set(&mut self, image: &ImageRef, member: &mut Member, stage: Stage) {
+        match &member.stage {
+            Stage::Waiting => {
+                self.waiting.remove(image);
+            }
+            Stage::Requested(job) => {
+                self.requested.remove(job);
+            }
+            _ => {}
+        }
+        match &stage {
+            Stage::Waiting => {
+                self.waiting.insert(image.clone());
+            }
+            Stage::Requested(job) => {
+                self.requested.insert(*job, image.clone());
+            }
+            _ => {}
+        }
+        member.stage = stage;
+    }
+
+    /// `member` (of `image`) left the plan.
+    fn remove(&mut self, image: &ImageRef, member: &Member) {
+        match &member.stage {
+            Stage::Waiting => {
+                self.waiting.remove(image);
+            }
+            Stage::Requested(job) => {
+                self.requested.remove(job);
+            }
+            _ => {}
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len() + self.requested.len()
+    }
+}
+
 /// The rebuilds in progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RebuildPlan {
     members: BTreeMap<ImageRef, Member>,
+    in_progress: InProgress,
 }
 
 impl RebuildPlan {
@@ -109,10 +172,13 @@ impl RebuildPlan {
 
     /// How many images are waiting or requested.
     pub fn in_progress(&self) -> usize {
-        self.members
-            .values()
-            .filter(|member| !member.stage.ended())
-            .count()
+        self.in_progress.len()
+    }
+
+    /// Add `image` as a waiting member; the caller checked it is not in the plan.
+    fn insert_waiting(&mut self, image: &ImageRef, target: Option<Cause>) {
+        self.members.insert(image.clone(), Member::waiting(target));
+        self.in_progress.waiting.insert(image.clone());
     }
 
     /// `image` is wanted for itself, for `cause`. An image being built is requested again after
@@ -120,16 +186,7 @@ impl RebuildPlan {
     /// was skipped in this plan is tried again.
     pub fn want(&mut self, image: &ImageRef, cause: Cause) {
         match self.members.get_mut(image) {
-            None => {
-                self.members.insert(
-                    image.clone(),
-                    Member {
-                        stage: Stage::Waiting,
-                        target: Some(cause),
-                        again: None,
-                    },
-                );
-            }
+            None => self.insert_waiting(image, Some(cause)),
             Some(member) => match member.stage {
                 Stage::Waiting => {
                     member.target.get_or_insert(cause);
@@ -138,7 +195,7 @@ impl RebuildPlan {
                     member.again.get_or_insert(cause);
                 }
                 _ => {
-                    member.stage = Stage::Waiting;
+                    self.in_progress.set(image, member, Stage::Waiting);
                     member.target = Some(cause);
                 }
             },
@@ -151,21 +208,12 @@ impl RebuildPlan {
     pub fn parent_changed(&mut self, graph: &DependencyGraph, parent: &ImageRef) {
         for child in graph.children_of(parent) {
             match self.members.get_mut(child) {
-                None => {
-                    self.members.insert(
-                        child.clone(),
-                        Member {
-                            stage: Stage::Waiting,
-                            target: None,
-                            again: None,
-                        },
-                    );
-                }
+                None => self.insert_waiting(child, None),
                 Some(member) => match member.stage {
                     Stage::Requested(_) => {
                         member.again.get_or_insert(parent_rebuilt(parent));
                     }
-                    Stage::Built { .. } => member.stage = Stage::Waiting,
+                    Stage::Built { .. } => self.in_progress.set(child, member, Stage::Waiting),
                     Stage::Waiting | Stage::Failed | Stage::Skipped(_) => {}
                 },
             }
@@ -174,15 +222,14 @@ impl RebuildPlan {
 
     /// Drop `image` from the plan (it left the index); its children no longer wait for it.
     pub fn forget(&mut self, image: &ImageRef) {
-        self.members.remove(image);
+        if let Some(member) = self.members.remove(image) {
+            self.in_progress.remove(image, &member);
+        }
     }
 
     /// The image requested under `job`, if the plan requested it and waits for it.
     pub fn requested_as(&self, job: JobId) -> Option<&ImageRef> {
-        self.members
-            .iter()
-            .find(|(_, member)| member.stage == Stage::Requested(job))
-            .map(|(image, _)| image)
+        self.in_progress.requested.get(&job)
     }
 
     /// The build of `image` ended. A change makes its children follow; a failure skips its
@@ -191,12 +238,13 @@ impl RebuildPlan {
         let Some(member) = self.members.get_mut(image) else {
             return;
         };
-        member.stage = match end {
+        let stage = match end {
             BuildEnd::Built { changed } => Stage::Built { changed },
             BuildEnd::Failed => Stage::Failed,
         };
+        self.in_progress.set(image, member, stage);
         if let Some(cause) = member.again.take() {
-            member.stage = Stage::Waiting;
+            self.in_progress.set(image, member, Stage::Waiting);
             member.target = Some(cause);
         }
         match end {
@@ -216,12 +264,14 @@ impl RebuildPlan {
                 if !seen.insert(child.clone()) {
                     continue;
                 }
-                let member = self.members.entry(child.clone()).or_insert(Member {
-                    stage: Stage::Waiting,
-                    target: None,
-                    again: None,
-                });
-                if member.stage == Stage::Waiting {
+                let waits = match self.members.get(child) {
+                    None => {
+                        self.insert_waiting(child, None);
+                        true
+                    }
+                    Some(member) => member.stage == Stage::Waiting,
+                };
+                if waits {
                     stack.push(child.clone());
                 }
             }
@@ -239,12 +289,7 @@ impl RebuildPlan {
         let mut decisions = Vec::new();
         loop {
             let mut progressed = false;
-            let waiting: Vec<ImageRef> = self
-                .members
-                .iter()
-                .filter(|(_, member)| member.stage == Stage::Waiting)
-                .map(|(image, _)| image.clone())
-                .collect();
+            let waiting: Vec<ImageRef> = self.in_progress.waiting.iter().cloned().collect();
             for image in waiting {
                 let parents: Vec<(&ImageRef, &Stage)> = graph
                     .parents_of(&image)
@@ -267,7 +312,8 @@ impl RebuildPlan {
                 };
                 progressed = true;
                 if let Some(parent) = stopped {
-                    member.stage = Stage::Skipped(parent.clone());
+                    self.in_progress
+                        .set(&image, member, Stage::Skipped(parent.clone()));
                     decisions.push(Decision::Skip { image, parent });
                 } else if let Some(cause) = member
                     .target
@@ -275,10 +321,11 @@ impl RebuildPlan {
                     .or_else(|| changed.as_ref().map(parent_rebuilt))
                 {
                     let job = job_for(&image);
-                    member.stage = Stage::Requested(job);
+                    self.in_progress.set(&image, member, Stage::Requested(job));
                     decisions.push(Decision::Request { image, cause, job });
                 } else {
-                    member.stage = Stage::Built { changed: false };
+                    self.in_progress
+                        .set(&image, member, Stage::Built { changed: false });
                 }
             }
             if !progressed {
@@ -288,6 +335,13 @@ impl RebuildPlan {
         if self.in_progress() == 0 {
             self.members.clear();
         }
+        debug_assert_eq!(
+            self.in_progress(),
+            self.members
+                .values()
+                .filter(|member| !member.stage.ended())
+                .count()
+        );
         decisions
     }
 }
@@ -524,5 +578,34 @@ mod tests {
         }
         assert_eq!(built.len(), 51, "every descendant once");
         assert!(plan.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_or_rebuilt_request_is_no_longer_waited_for() {
+        let graph = diamond();
+        let mut plan = RebuildPlan::default();
+        plan.want(&image("b"), Cause::GitChange);
+        plan.want(&image("c"), Cause::GitChange);
+        let jobs: Vec<JobId> = plan
+            .release(&graph, |_| JobId::new())
+            .into_iter()
+            .map(|decision| match decision {
+                Decision::Request { job, .. } => job,
+                skip => panic!("{skip:?}"),
+            })
+            .collect();
+        assert_eq!((jobs.len(), plan.in_progress()), (2, 2));
+        plan.forget(&image("b"));
+        assert_eq!(plan.requested_as(jobs[0]), None, "b left the index");
+        assert_eq!(plan.in_progress(), 1);
+        // c ends with no change: d has no changed parent and c's job is no longer awaited.
+        plan.ended(&graph, &image("c"), SAME);
+        assert_eq!(plan.requested_as(jobs[1]), None);
+        assert_eq!(plan.in_progress(), 0);
+        assert!(step(&mut plan, &graph).is_empty());
+        assert!(
+            plan.is_empty(),
+            "a plan with nothing in progress is cleared"
+        );
     }
 }

@@ -17,7 +17,7 @@
 //! published is in it, so only what it decided but never published is left in the outbox. Nothing
 //! is decided twice and nothing decided is lost, whatever moment the previous leader died at.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use slipway_common::envelope::{Cause, MessageId, Timestamp};
@@ -82,6 +82,8 @@ pub struct IndexInForce {
     /// Its entries.
     pub entries: Vec<Entry>,
     by_image: BTreeMap<ImageRef, usize>,
+    /// Each branch some entry builds from: the URL its first entry writes, and its entries.
+    by_branch: HashMap<BranchKey, (String, Vec<usize>)>,
     graph: Arc<DependencyGraph>,
 }
 
@@ -110,10 +112,19 @@ impl IndexInForce {
             .enumerate()
             .map(|(i, entry)| (entry.image(), i))
             .collect();
+        let mut by_branch: HashMap<BranchKey, (String, Vec<usize>)> = HashMap::new();
+        for (i, entry) in applied.entries.iter().enumerate() {
+            by_branch
+                .entry(BranchKey::of(&entry.git_url, &entry.git_branch))
+                .or_insert_with(|| (entry.git_url.clone(), Vec::new()))
+                .1
+                .push(i);
+        }
         IndexInForce {
             commit: applied.commit.clone(),
             entries: applied.entries.clone(),
             by_image,
+            by_branch,
             graph: Arc::new(graph),
         }
     }
@@ -126,6 +137,14 @@ impl IndexInForce {
     /// The dependency graph.
     pub fn graph(&self) -> &DependencyGraph {
         &self.graph
+    }
+
+    /// The entries that build from `branch`.
+    pub fn entries_on(&self, branch: &BranchKey) -> impl Iterator<Item = &Entry> {
+        self.by_branch
+            .get(branch)
+            .into_iter()
+            .flat_map(|(_, entries)| entries.iter().map(|&i| &self.entries[i]))
     }
 }
 
@@ -167,6 +186,7 @@ pub struct TrackerState {
     plan: RebuildPlan,
     outbox: BTreeMap<MessageId, Action>,
     applied_events: u64,
+    index_generation: u64,
 }
 
 impl TrackerState {
@@ -184,6 +204,7 @@ impl TrackerState {
             plan: RebuildPlan::default(),
             outbox: BTreeMap::new(),
             applied_events: 0,
+            index_generation: 0,
         }
     }
 
@@ -249,6 +270,22 @@ impl TrackerState {
         branches
     }
 
+    /// The URL `branch` is tracked under (the index's, or the first entry's that builds from
+    /// it), when it is tracked. Constant time: the webhook endpoint asks on every delivery.
+    pub fn tracked_url(&self, branch: &BranchKey) -> Option<&str> {
+        if *branch == self.index_branch {
+            return Some(&self.tracking.index_url);
+        }
+        let index = self.index.as_ref()?;
+        index.by_branch.get(branch).map(|(url, _)| url.as_str())
+    }
+
+    /// How many indexes were applied: the set of [tracked branches](Self::tracked_branches)
+    /// changes only when this does.
+    pub fn index_generation(&self) -> u64 {
+        self.index_generation
+    }
+
     /// Fold one history event into the view; what it decides goes to the outbox.
     pub fn apply(&mut self, event: &Envelope) {
         self.applied_events += 1;
@@ -258,8 +295,13 @@ impl TrackerState {
             Message::IndexApplied(applied) => self.on_index_applied(event, applied),
             Message::IndexRejected(rejected) => self.rejected = Some(rejected.commit.clone()),
             Message::PackagesUpdated(updated) => {
-                self.fingerprints
+                let previous = self
+                    .fingerprints
                     .insert(updated.repository.clone(), updated.fingerprint.clone());
+                // The same change published twice (two leaders overlapping) rebuilds once.
+                if previous.as_deref() == Some(updated.fingerprint.as_str()) {
+                    return self.release(event);
+                }
                 for held in &updated.images {
                     let in_index = self
                         .index
@@ -338,12 +380,7 @@ impl TrackerState {
             return;
         }
         let Some(index) = &self.index else { return };
-        let targets: Vec<ImageRef> = index
-            .entries
-            .iter()
-            .filter(|entry| BranchKey::of(&entry.git_url, &entry.git_branch) == branch)
-            .map(Entry::image)
-            .collect();
+        let targets: Vec<ImageRef> = index.entries_on(&branch).map(Entry::image).collect();
         for image in targets {
             self.plan.want(&image, Cause::GitChange);
         }
@@ -351,6 +388,7 @@ impl TrackerState {
 
     fn on_index_applied(&mut self, event: &Envelope, applied: &IndexApplied) {
         let new = IndexInForce::new(applied);
+        self.index_generation += 1;
         match self.index.take() {
             None => {
                 if self.tracking.build_first_index {
@@ -897,6 +935,13 @@ mod tests {
             "the child waits for its parent; an image not in the index is ignored"
         );
         assert_eq!(state.fingerprint("updates"), Some("f2"));
+        let mut history = Vec::new();
+        publish(&mut state, &mut history);
+        state.apply(&updated(vec![("other", vec!["openssl"])], "f2"));
+        assert!(
+            outbox(&state).is_empty(),
+            "a change already applied (same fingerprint) rebuilds nothing"
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         IntCounterVec::new(
             Opts::new(
                 "slipway_tracker_decisions_total",
-                "Events the leader published, by kind (build.requested, build.skipped, image.retired, index.applied, index.rejected, git.changed).",
+                "Events the leader published, by kind (build.requested, build.skipped, image.retired, index.applied, index.rejected, git.changed, packages.updated).",
             ),
             &["kind"],
         )
@@ -108,6 +108,7 @@ pub fn register_metrics() {
         "index.applied",
         "index.rejected",
         "git.changed",
+        "packages.updated",
     ] {
         DECISIONS.with_label_values(&[kind]);
     }

@@ -5,8 +5,9 @@
 //!   event, whichever instance receives it;
 //! - a candidacy in the leader election ([`LeaderElection`], single-active-consumer). The one
 //!   leader, once its view has caught up with the history, publishes what the state decided (its
-//!   outbox), reads index commits, polls every tracked branch, and republishes the index in
-//!   force as a checkpoint so it never ages out of the history.
+//!   outbox), reads index commits, polls every tracked branch, looks at the package repositories
+//!   (`packages.updated`, see [`crate::packages`]), and republishes the index in force as a
+//!   checkpoint so it never ages out of the history.
 //!
 //! Nothing is stored but events: a restart or a takeover folds the history again.
 
@@ -21,7 +22,9 @@ use slipway_broker::{
     BrokerConnection, BrokerSettings, LeaderElection, LeaderTerm, Publisher, Topology,
 };
 use slipway_common::envelope::{Cause, MessageId, Timestamp};
-use slipway_common::message::{CommitSha, GitChanged, IndexApplied, IndexRejected, SeenBy};
+use slipway_common::message::{
+    CommitSha, GitChanged, IndexApplied, IndexRejected, PackagesUpdated, SeenBy,
+};
 use slipway_common::{Envelope, ImageRef, JobId, Message};
 use slipway_source::{SourceCache, SourceError};
 use tokio::sync::{Notify, mpsc, watch};
@@ -30,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{RepoTrackerConfig, TrackerSettings};
 use crate::http::{PushSink, WebhookSecrets, serve_webhooks};
 use crate::index_load::{LoadError, LoadedIndex, load_index};
+use crate::packages::PackageWatch;
 use crate::poll::{PollLimits, Polled, jitter, poll_cycle};
 use crate::remote::BranchKey;
 use crate::state::{Action, TrackerState};
@@ -193,11 +197,9 @@ impl PushSink for WebhookTarget {
             .map(|url| BranchKey::of(url, branch))
             .collect();
         self.shared.read(|state| {
-            state
-                .tracked_branches()
-                .into_iter()
-                .find(|(url, tracked)| wanted.contains(&BranchKey::of(url, tracked)))
-                .map(|(url, _)| url)
+            wanted
+                .iter()
+                .find_map(|key| state.tracked_url(key).map(str::to_owned))
         })
     }
 
@@ -221,6 +223,9 @@ pub async fn run(
     config.broker.validate()?;
     let external = config.tracker.externals().map_err(WorkerError::Settings)?;
     let cache = SourceCache::new(config.source.clone()).map_err(WorkerError::Source)?;
+    let packages = PackageWatch::from_settings(&config.tracker, &config.broker)
+        .map_err(|e| WorkerError::Settings(e.to_string()))?
+        .map(Arc::new);
     let shared = Shared::new(&config.tracker);
     let outlet = Arc::new(Outlet::new(
         &config.broker,
@@ -263,6 +268,7 @@ pub async fn run(
         settings: config.tracker.clone(),
         external,
         cache,
+        packages,
         shared: Arc::clone(&shared),
         outlet: Arc::clone(&outlet),
     };
@@ -387,9 +393,16 @@ struct Leader {
     settings: TrackerSettings,
     external: Vec<ImageRef>,
     cache: SourceCache,
+    /// The package-repository watch, when repositories are configured.
+    packages: Option<Arc<PackageWatch>>,
     shared: Arc<Shared>,
     outlet: Arc<Outlet>,
 }
+
+/// The fingerprints a leader published in its term, by repository: what the next check compares
+/// with until the view has folded them (a check that starts moments after a publish must not
+/// publish the same change again).
+type Published = Arc<Mutex<HashMap<String, String>>>;
 
 impl Leader {
     /// One term: act until the term ends.
@@ -415,12 +428,20 @@ impl Leader {
         // Branches asked for in this term: one that appears in the index is asked at once, not
         // one interval later.
         let mut asked: HashSet<BranchKey> = HashSet::new();
+        // The index generation whose branches were all asked for: the branches change only with
+        // the index, so the check costs nothing per event.
+        let mut asked_generation: Option<u64> = None;
         let interval = Duration::from_millis(self.settings.poll_interval_ms);
         // The first cycle is the one over the branches not asked yet (all of them), at once.
         let mut next_poll = tokio::time::Instant::now() + interval;
         let checkpoint = Duration::from_millis(self.settings.index_checkpoint_ms);
         let mut next_checkpoint = tokio::time::Instant::now() + checkpoint;
         let mut readers = tokio::task::JoinSet::new();
+        // The first package check starts right after the first poll cycle, on the fenced view.
+        let package_interval = Duration::from_millis(self.settings.package_check_interval_ms);
+        let mut next_package_check = tokio::time::Instant::now();
+        let mut checking: Option<tokio::task::JoinHandle<()>> = None;
+        let published: Published = Arc::default();
         loop {
             if self.shared.is_caught_up() {
                 self.act(
@@ -431,15 +452,36 @@ impl Leader {
                     &mut readers,
                 )
                 .await;
-                let fresh: Vec<(String, String)> = self
-                    .shared
-                    .read(TrackerState::tracked_branches)
-                    .into_iter()
-                    .filter(|(url, branch)| !asked.contains(&BranchKey::of(url, branch)))
-                    .collect();
-                if !fresh.is_empty() && polling.as_ref().is_none_or(|task| task.is_finished()) {
-                    asked.extend(fresh.iter().map(|(url, branch)| BranchKey::of(url, branch)));
-                    polling = Some(self.start_poll_cycle(fresh, polled_tx.clone(), token.clone()));
+                let generation = self.shared.read(TrackerState::index_generation);
+                if asked_generation != Some(generation)
+                    && polling.as_ref().is_none_or(|task| task.is_finished())
+                {
+                    asked_generation = Some(generation);
+                    let fresh: Vec<(String, String)> = self
+                        .shared
+                        .read(TrackerState::tracked_branches)
+                        .into_iter()
+                        .filter(|(url, branch)| !asked.contains(&BranchKey::of(url, branch)))
+                        .collect();
+                    if !fresh.is_empty() {
+                        asked.extend(fresh.iter().map(|(url, branch)| BranchKey::of(url, branch)));
+                        polling =
+                            Some(self.start_poll_cycle(fresh, polled_tx.clone(), token.clone()));
+                    }
+                }
+                if let Some(watch) = &self.packages
+                    && tokio::time::Instant::now() >= next_package_check
+                {
+                    if checking.as_ref().is_none_or(|task| task.is_finished()) {
+                        checking = Some(
+                            self.start_package_check(Arc::clone(watch), Arc::clone(&published)),
+                        );
+                    } else {
+                        tracing::warn!(
+                            "the previous package check is still running; this one is skipped"
+                        );
+                    }
+                    next_package_check = tokio::time::Instant::now() + package_interval;
                 }
             }
             tokio::select! {
@@ -466,10 +508,17 @@ impl Leader {
                     self.checkpoint().await;
                     next_checkpoint = tokio::time::Instant::now() + checkpoint;
                 }
+                // Only a caught-up view starts a check (above): otherwise this would fire at once,
+                // again and again, until it catches up.
+                () = tokio::time::sleep_until(next_package_check),
+                    if self.packages.is_some() && self.shared.is_caught_up() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
         if let Some(task) = polling {
+            task.abort();
+        }
+        if let Some(task) = checking {
             task.abort();
         }
         readers.abort_all();
@@ -647,6 +696,34 @@ impl Leader {
         })
     }
 
+    /// Start one look at the package repositories; what it finds is published as it comes.
+    fn start_package_check(
+        &self,
+        watch: Arc<PackageWatch>,
+        published: Published,
+    ) -> tokio::task::JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        let outlet = Arc::clone(&self.outlet);
+        tokio::spawn(async move {
+            let known = |repository: &str| {
+                let mine = published
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get(repository)
+                    .cloned();
+                mine.or_else(|| {
+                    shared.read(|state| state.fingerprint(repository).map(str::to_owned))
+                })
+            };
+            let updates = watch
+                .check(known, || shared.read(TrackerState::images))
+                .await;
+            for updated in updates {
+                publish_packages_updated(&outlet, &published, updated).await;
+            }
+        })
+    }
+
     /// An index read ended: publish its verdict, or retry a transient failure later.
     async fn on_index_read(
         &self,
@@ -715,6 +792,35 @@ impl Leader {
         let envelope = Envelope::new_job(Cause::IndexChange, Message::IndexApplied(applied));
         if let Err(error) = self.outlet.publish(std::slice::from_ref(&envelope)).await {
             tracing::warn!(%error, "cannot publish the index checkpoint");
+        }
+    }
+}
+
+/// Publish what a package check found, and remember its fingerprint for the rest of the term. A
+/// failed publish is logged: the fingerprint stays as it was, so the next check finds the change
+/// again.
+async fn publish_packages_updated(
+    outlet: &Outlet,
+    published: &Published,
+    updated: PackagesUpdated,
+) {
+    let about = format!("{} ({} images)", updated.repository, updated.images.len());
+    let (repository, fingerprint) = (updated.repository.clone(), updated.fingerprint.clone());
+    // No one package is the reason for the event: its cause names the repository.
+    let envelope = Envelope::new_job(
+        Cause::PackageUpdate(repository.clone()),
+        Message::PackagesUpdated(updated),
+    );
+    match outlet.publish(std::slice::from_ref(&envelope)).await {
+        Ok(()) => {
+            published
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(repository, fingerprint);
+            telemetry::decided("packages.updated", &envelope.job_id.to_string(), &about);
+        }
+        Err(error) => {
+            tracing::warn!(%error, repository, "cannot publish packages.updated; the next check finds the change again")
         }
     }
 }
