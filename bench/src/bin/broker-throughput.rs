@@ -171,14 +171,29 @@ async fn raw_chain(args: &Args) -> anyhow::Result<f64> {
         .await
         .context("raw chain did not finish in 10 minutes")?;
     let elapsed = started.elapsed();
+    // Close the stages' consumers with their connection, then delete the queues from another:
+    // deleting a queue under a consumer that is being dropped makes the broker's cancel and
+    // lapin's cross (UNEXPECTED-FRAME: basic.cancel-ok), and aborting the stages first leaves
+    // their channels closing, which fails the connection's close.
+    connection
+        .close(200, "bench done".into())
+        .await
+        .context("closing the chain's connection")?;
+    drop(setup);
     stage_one.abort();
     stage_two.abort();
+    let cleanup = Connection::connect(&args.url, ConnectionProperties::default()).await?;
+    let channel = cleanup.create_channel().await?;
     for queue in [&queue_a, &queue_b] {
-        setup
+        channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await?;
+            .await
+            .context("deleting the chain's queues")?;
     }
-    connection.close(200, "bench done".into()).await?;
+    cleanup
+        .close(200, "bench done".into())
+        .await
+        .context("closing the cleanup connection")?;
     Ok(args.messages as f64 / elapsed.as_secs_f64())
 }
 

@@ -163,15 +163,28 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("index of {n} entries, each from its own repository …");
     let index = LocalRepo::new("bench-webhook-index");
-    let mut yaml = String::from("Projects:\n");
-    for i in 0..n {
-        yaml.push_str(&format!(
-            "  - id: {}\n    app-id: bench\n    job-id: r{i}\n    git-url: {}\n    git-path: /\n    git-branch: main\n    target-file: Dockerfile\n    desired-tag: latest\n    notify-email: bench@example.org\n    depends-on: []\n",
-            i + 1,
-            repo_url(i)
-        ));
-    }
-    index.commit(&[("index.d/bench.yaml", &yaml)], "bench index");
+    // A thousand entries per file: an index file may hold at most 1 MiB.
+    let files: Vec<(String, String)> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let mut yaml = String::from("Projects:\n");
+            for &i in chunk {
+                yaml.push_str(&format!(
+                    "  - id: {}\n    app-id: bench{k}\n    job-id: r{i}\n    git-url: {}\n    git-path: /\n    git-branch: main\n    target-file: Dockerfile\n    desired-tag: latest\n    notify-email: bench@example.org\n    depends-on: []\n",
+                    i + 1,
+                    repo_url(i)
+                ));
+            }
+            (format!("index.d/bench{k}.yaml"), yaml)
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, yaml)| (path.as_str(), yaml.as_str()))
+        .collect();
+    index.commit(&files, "bench index");
 
     let cache = TempDir::new("bench-webhook-cache");
     let secrets = TempDir::new("bench-webhook-secret");
