@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_common::message::CommitSha;
 use slipway_source::SourceCache;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::remote::RepoKey;
@@ -65,6 +64,11 @@ pub fn jitter(jitter: Duration) -> Duration {
 /// Ask each of `branches` for its head within `limits`, sending each answer to `results` as it
 /// arrives; stops early (dropping what is in flight) when `shutdown` is cancelled. Returns how
 /// many branches were asked.
+///
+/// At most `concurrent` asks exist at any time (tasks are started as others end, not all up
+/// front), taken round-robin over the hosts that have a free per-host slot, so a host with many
+/// branches neither holds the others back nor costs memory for its queued branches beyond the
+/// list itself.
 pub async fn poll_cycle(
     cache: &SourceCache,
     branches: Vec<(String, String)>,
@@ -72,27 +76,18 @@ pub async fn poll_cycle(
     results: mpsc::Sender<Polled>,
     shutdown: &CancellationToken,
 ) -> usize {
-    let all = Arc::new(Semaphore::new(limits.concurrent.max(1)));
-    let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
     let count = branches.len();
-    for (url, branch) in branches {
-        let host = Arc::clone(
-            hosts
-                .entry(host_of(&url))
-                .or_insert_with(|| Arc::new(Semaphore::new(limits.per_host.max(1)))),
-        );
-        let (all, cache, results) = (Arc::clone(&all), cache.clone(), results.clone());
-        tasks.spawn(async move {
-            // The host's permit first: a task waiting for a busy host holds no global one.
-            let Ok(_host) = host.acquire_owned().await else {
-                return;
-            };
-            let Ok(_any) = all.acquire_owned().await else {
-                return;
-            };
-            let head =
-                match tokio::time::timeout(limits.timeout, cache.resolve(&url, &branch)).await {
+    let mut queue = HostQueues::new(branches, limits);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < limits.concurrent.max(1)
+            && let Some((host, url, branch)) = queue.next()
+        {
+            let (cache, results) = (cache.clone(), results.clone());
+            tasks.spawn(async move {
+                let head = match tokio::time::timeout(limits.timeout, cache.resolve(&url, &branch))
+                    .await
+                {
                     Ok(Ok(head)) => Ok(head),
                     Ok(Err(error)) => Err(bounded(&error.to_string())),
                     Err(_) => Err(format!(
@@ -100,24 +95,75 @@ pub async fn poll_cycle(
                         limits.timeout.as_millis()
                     )),
                 };
-            let _ = results.send(Polled { url, branch, head }).await;
-        });
-    }
-    drop(results);
-    loop {
+                let _ = results.send(Polled { url, branch, head }).await;
+                host
+            });
+        }
         tokio::select! {
             () = shutdown.cancelled() => {
                 tasks.abort_all();
                 break;
             }
-            joined = tasks.join_next() => {
-                if joined.is_none() {
-                    break;
-                }
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(host)) => queue.done(host),
+                // A task only ends early when aborted; its host slot is not needed any more.
+                Some(Err(_)) => {}
             }
         }
     }
     count
+}
+
+/// The branches not asked yet, queued per host, and how many asks each host has running.
+struct HostQueues {
+    queued: Vec<std::collections::VecDeque<(String, String)>>,
+    running: Vec<usize>,
+    per_host: usize,
+    /// The host to look at first on the next pick (round-robin).
+    turn: usize,
+}
+
+impl HostQueues {
+    fn new(branches: Vec<(String, String)>, limits: PollLimits) -> Self {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut queued: Vec<std::collections::VecDeque<(String, String)>> = Vec::new();
+        for (url, branch) in branches {
+            let host = *index.entry(host_of(&url)).or_insert_with(|| {
+                queued.push(std::collections::VecDeque::new());
+                queued.len() - 1
+            });
+            queued[host].push_back((url, branch));
+        }
+        HostQueues {
+            running: vec![0; queued.len()],
+            queued,
+            per_host: limits.per_host.max(1),
+            turn: 0,
+        }
+    }
+
+    /// The next branch to ask, from the next host (round-robin) with one queued and a free
+    /// slot; counts it as running.
+    fn next(&mut self) -> Option<(usize, String, String)> {
+        let hosts = self.queued.len();
+        for step in 0..hosts {
+            let host = (self.turn + step) % hosts;
+            if self.running[host] < self.per_host
+                && let Some((url, branch)) = self.queued[host].pop_front()
+            {
+                self.running[host] += 1;
+                self.turn = (host + 1) % hosts;
+                return Some((host, url, branch));
+            }
+        }
+        None
+    }
+
+    /// An ask on `host` ended.
+    fn done(&mut self, host: usize) {
+        self.running[host] = self.running[host].saturating_sub(1);
+    }
 }
 
 /// `text` cut to 300 characters.
@@ -138,6 +184,41 @@ mod tests {
             "git.example.org"
         );
         assert_eq!(host_of("file:///srv/git/a"), "file");
+    }
+
+    fn limits(per_host: usize) -> PollLimits {
+        PollLimits {
+            concurrent: 16,
+            per_host,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn hosts_take_turns_and_none_runs_more_than_its_limit() {
+        let branches = vec![
+            ("https://a.example/1".to_owned(), "main".to_owned()),
+            ("https://a.example/2".to_owned(), "main".to_owned()),
+            ("https://a.example/3".to_owned(), "main".to_owned()),
+            ("https://b.example/1".to_owned(), "main".to_owned()),
+        ];
+        let mut queue = HostQueues::new(branches, limits(2));
+        let picked: Vec<String> = std::iter::from_fn(|| queue.next())
+            .map(|(_, url, _)| url)
+            .collect();
+        // a, b, a; a's third waits for a free slot.
+        assert_eq!(
+            picked,
+            [
+                "https://a.example/1",
+                "https://b.example/1",
+                "https://a.example/2"
+            ]
+        );
+        queue.done(0);
+        let (_, url, _) = queue.next().expect("a slot of a is free again");
+        assert_eq!(url, "https://a.example/3");
+        assert!(queue.next().is_none(), "nothing is left");
     }
 
     #[test]
