@@ -79,12 +79,14 @@ pub async fn poll_cycle(
     let count = branches.len();
     let mut queue = HostQueues::new(branches, limits);
     let mut tasks = tokio::task::JoinSet::new();
+    // The host of each running ask, so that its slot is freed however the task ends.
+    let mut host_of_task: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
         while tasks.len() < limits.concurrent.max(1)
             && let Some((host, url, branch)) = queue.next()
         {
             let (cache, results) = (cache.clone(), results.clone());
-            tasks.spawn(async move {
+            let task = tasks.spawn(async move {
                 let head = match tokio::time::timeout(limits.timeout, cache.resolve(&url, &branch))
                     .await
                 {
@@ -96,19 +98,23 @@ pub async fn poll_cycle(
                     )),
                 };
                 let _ = results.send(Polled { url, branch, head }).await;
-                host
             });
+            host_of_task.insert(task.id(), host);
         }
         tokio::select! {
             () = shutdown.cancelled() => {
                 tasks.abort_all();
                 break;
             }
-            joined = tasks.join_next() => match joined {
-                None => break,
-                Some(Ok(host)) => queue.done(host),
-                // A task only ends early when aborted; its host slot is not needed any more.
-                Some(Err(_)) => {}
+            joined = tasks.join_next_with_id() => {
+                let id = match joined {
+                    None => break,
+                    Some(Ok((id, ()))) => id,
+                    Some(Err(error)) => error.id(),
+                };
+                if let Some(host) = host_of_task.remove(&id) {
+                    queue.done(host);
+                }
             }
         }
     }
