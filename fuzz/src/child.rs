@@ -24,6 +24,10 @@ const MAX_SAVED_PANICS: usize = 20;
 const MAX_CORPUS: usize = 4096;
 /// …and at most this many bytes in them, so the corpus stays well under any memory limit.
 const MAX_CORPUS_BYTES: usize = 64 << 20;
+/// At most this many distinct outcomes are remembered (16 MiB or so): past it an outcome counts as
+/// seen. Unbounded, the set reached 2^25 buckets (a 288 MiB allocation) in ten minutes on
+/// targets whose errors vary a lot (rpm-sqlite, apt-release), long after the corpus was full.
+const MAX_OUTCOMES: usize = 1 << 20;
 /// How often the child reports progress (the driver's hang detection counts on it).
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 
@@ -196,7 +200,8 @@ pub fn run(
         execs += 1;
         match panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&input))) {
             Ok(signature) => {
-                let new = outcomes.insert(fnv1a(signature.as_bytes()));
+                let new =
+                    outcomes.len() < MAX_OUTCOMES && outcomes.insert(fnv1a(signature.as_bytes()));
                 if new
                     && !is_seed
                     && corpus.len() < MAX_CORPUS
