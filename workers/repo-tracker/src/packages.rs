@@ -29,7 +29,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use slipway_broker::reports::report_stream_name;
 use slipway_broker::streams::ReadFrom;
-use slipway_broker::streams::reader::{Filter, ReadOptions, Step, StreamError, StreamReader};
+use slipway_broker::streams::reader::{Filter, Step, StreamError, StreamReader};
 use slipway_broker::{BrokerConnection, BrokerError, BrokerSettings};
 use slipway_common::ImageRef;
 use slipway_common::message::{ImagePackages, PackagesUpdated};
@@ -488,13 +488,7 @@ async fn read_latest(
             .and_then(|image| key_of(&image))
             .is_some_and(|key| keys.contains(&key))
     });
-    let read = ReadOptions {
-        from: options.from,
-        follow: false,
-        idle_timeout: options.idle_timeout,
-        deadline: options.deadline,
-        prefetch: options.prefetch,
-    };
+    let read = options.to_read_options();
     let mut entries = match StreamReader::new(connection, stream)
         .open(filter, &read)
         .await

@@ -113,15 +113,7 @@ struct InProgress {
 impl InProgress {
     /// Move `member` (of `image`) to `stage`, keeping the index true.
     fn set(&mut self, image: &ImageRef, member: &mut Member, stage: Stage) {
-        match &member.stage {
-            Stage::Waiting => {
-                self.waiting.remove(image);
-            }
-            Stage::Requested(job) => {
-                self.requested.remove(job);
-            }
-            _ => {}
-        }
+        self.remove(image, member);
         match &stage {
             Stage::Waiting => {
                 self.waiting.insert(image.clone());

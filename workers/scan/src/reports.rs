@@ -187,6 +187,19 @@ pub struct ReportReadOptions {
     pub prefetch: u16,
 }
 
+impl ReportReadOptions {
+    /// The stream read these options describe: one pass to the stream's end, not following.
+    pub fn to_read_options(&self) -> ReadOptions {
+        ReadOptions {
+            from: self.from,
+            follow: false,
+            idle_timeout: self.idle_timeout,
+            deadline: self.deadline,
+            prefetch: self.prefetch,
+        }
+    }
+}
+
 impl Default for ReportReadOptions {
     fn default() -> Self {
         Self {
@@ -282,13 +295,7 @@ async fn read_reports(
     options: ReportReadOptions,
     mut keep: impl FnMut(StoredReport),
 ) -> Result<(), ReportError> {
-    let read = ReadOptions {
-        from: options.from,
-        follow: false,
-        idle_timeout: options.idle_timeout,
-        deadline: options.deadline,
-        prefetch: options.prefetch,
-    };
+    let read = options.to_read_options();
     let wanted = image.clone();
     let filter = Filter::all().matching(move |entry| {
         ReportMeta::of_entry(entry)
