@@ -8,6 +8,7 @@ pub mod git;
 pub mod installs;
 pub mod scratch;
 pub mod tools;
+pub mod webhook;
 
 pub use scratch::TempDir;
 
@@ -630,4 +631,23 @@ impl std::io::Write for CapturedLogs {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `(image, cause)` of each `build.requested` in `events`.
+pub fn requests(events: &[HistoryEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e.envelope.kind() == slipway_common::Kind::BuildRequested)
+        .map(|e| {
+            (
+                e.envelope
+                    .message
+                    .image()
+                    .expect("a build request names its image")
+                    .0
+                    .to_string(),
+                e.envelope.cause.to_string(),
+            )
+        })
+        .collect()
 }

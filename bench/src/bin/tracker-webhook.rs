@@ -16,16 +16,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
-use hmac::{Hmac, Mac};
 use slipway_broker::Topology;
 use slipway_broker::history::HistoryQuery;
 use slipway_common::{Envelope, Kind, Message};
 use slipway_repo_tracker::config::RepoTrackerConfig;
 use slipway_tests::git::LocalRepo;
 use slipway_tests::{TempDir, TestBus, eventually, metric_value, test_settings};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -56,32 +54,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// A signed GitHub push of `head` to `main` of `url`; the HTTP status.
 async fn push(addr: SocketAddr, url: &str, head: &str, delivery: &str) -> anyhow::Result<u16> {
-    let body = format!(
-        r#"{{"ref":"refs/heads/main","after":"{head}","repository":{{"clone_url":"{url}"}},"commits":[]}}"#
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET)?;
-    mac.update(body.as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let request = format!(
-        "POST /hook HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).await?;
-    let text = String::from_utf8_lossy(&reply);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("an HTTP status line")?;
-    Ok(status)
+    Ok(slipway_tests::webhook::github_push(addr, SECRET, url, head, delivery).await?)
 }
 
 fn repo_url(i: usize) -> String {

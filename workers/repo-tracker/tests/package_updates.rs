@@ -35,6 +35,7 @@ use slipway_scan::reports::{ReportMeta, append_report};
 use slipway_scan::source::Access;
 use slipway_scan::updates::{OsMatch, RepoConfig, RepoKind, UpdatesReport};
 use slipway_tests::git::LocalRepo;
+use slipway_tests::requests;
 use slipway_tests::{TempDir, TestBus, test_settings, tools};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -262,20 +263,6 @@ fn stand_in_build(job: &Job, count: &std::sync::atomic::AtomicU64) -> Outcome {
             duration_ms: 1,
         },
     ))])
-}
-
-/// `(image, cause)` of each `build.requested` in `events`.
-fn requests(events: &[HistoryEvent]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter(|e| e.envelope.kind() == Kind::BuildRequested)
-        .map(|e| {
-            (
-                e.envelope.message.image().unwrap().0.to_string(),
-                e.envelope.cause.to_string(),
-            )
-        })
-        .collect()
 }
 
 /// `(repository, fingerprint, [(image, packages)])` of each `packages.updated` in `events`.

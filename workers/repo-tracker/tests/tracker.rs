@@ -15,6 +15,7 @@ use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded};
 use slipway_common::{Digest, ImageRef, Kind, Message};
 use slipway_repo_tracker::config::RepoTrackerConfig;
 use slipway_tests::git::LocalRepo;
+use slipway_tests::requests;
 use slipway_tests::{TempDir, TestBus, test_settings};
 use tokio_util::sync::CancellationToken;
 
@@ -150,20 +151,6 @@ fn stand_in_build(job: &Job, builds: &Mutex<Builds>) -> Outcome {
         })
     };
     Outcome::Ack(vec![job.envelope.follow_up(message)])
-}
-
-/// `(image, cause)` of each `build.requested` in `events`.
-fn requests(events: &[HistoryEvent]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter(|e| e.envelope.kind() == Kind::BuildRequested)
-        .map(|e| {
-            (
-                e.envelope.message.image().unwrap().0.to_string(),
-                e.envelope.cause.to_string(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +431,7 @@ async fn fifty_images_with_diamonds_four_deep_are_each_rebuilt_once_after_their_
     rig.stop().await;
 }
 
-/// A GitHub push of `head` to `main` of `url`, signed with `secret`.
+/// A GitHub push through the shared helper; its status code, as text for the assertions.
 async fn github_push(
     addr: std::net::SocketAddr,
     secret: &[u8],
@@ -452,28 +439,10 @@ async fn github_push(
     head: &str,
     delivery: &str,
 ) -> String {
-    use hmac::{Hmac, Mac};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = format!(
-        r#"{{"ref":"refs/heads/main","after":"{head}","repository":{{"clone_url":"{url}"}},"commits":[]}}"#
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(body.as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let request = format!(
-        "POST /webhook HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).await.unwrap();
-    reply.lines().next().unwrap_or_default().to_owned()
+    slipway_tests::webhook::github_push(addr, secret, url, head, delivery)
+        .await
+        .expect("the endpoint answers")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
