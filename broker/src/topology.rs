@@ -60,7 +60,7 @@ impl Topology {
         Self::new(settings)
             .with_history(&settings.history)
             .with_worker("lint", [BuildRequested])
-            .with_worker("build", [LintPassed])
+            .with_worker("build", [LintPassed, ImageRetired])
             .with_worker("scan", [BuildSucceeded, ScanRequested])
             .with_worker(
                 "notify",
@@ -73,6 +73,7 @@ impl Topology {
                     IndexRejected,
                     ImageRetired,
                     BuildSkipped,
+                    ImageRemoved,
                 ],
             )
             .with_records([GitChanged, IndexApplied, PackagesUpdated])

@@ -18,7 +18,7 @@ use slipway_broker::history::{
 use slipway_broker::streams::ReadFrom;
 use slipway_broker::streams::reader::{ReadOptions, StreamError};
 use slipway_common::index::validate::redact_credentials;
-use slipway_common::message::{LintFinding, SeenBy};
+use slipway_common::message::{LintFinding, Removal, SeenBy};
 use slipway_common::terminal::{escape, pad};
 use slipway_common::{Kind, Message};
 
@@ -50,6 +50,7 @@ pub fn ends_job(kind: Kind) -> bool {
             | Kind::ImageRetired
             | Kind::BuildSkipped
             | Kind::PackagesUpdated
+            | Kind::ImageRemoved
     )
 }
 
@@ -220,6 +221,17 @@ pub fn details(message: &Message) -> String {
             retired.index_commit.as_str()
         ),
         Message::BuildSkipped(skipped) => format!("{}: {}", skipped.entry.image(), skipped.reason),
+        Message::ImageRemoved(removed) => format!(
+            "{} {}: {}",
+            removed.image,
+            match removed.outcome {
+                Removal::Deleted => "deleted",
+                Removal::Kept => "kept",
+                Removal::Absent => "absent",
+                Removal::Failed => "not deleted",
+            },
+            removed.detail
+        ),
         Message::PackagesUpdated(updated) => {
             let images: Vec<String> = updated
                 .images
@@ -317,6 +329,7 @@ fn payload_json(message: &Message) -> Value {
         Message::IndexApplied(p) => serde_json::to_value(p),
         Message::IndexRejected(p) => serde_json::to_value(p),
         Message::ImageRetired(p) => serde_json::to_value(p),
+        Message::ImageRemoved(p) => serde_json::to_value(p),
         Message::BuildSkipped(p) => serde_json::to_value(p),
         Message::PackagesUpdated(p) => serde_json::to_value(p),
     };
@@ -359,6 +372,7 @@ mod tests {
                 Kind::ImageRetired,
                 Kind::BuildSkipped,
                 Kind::PackagesUpdated,
+                Kind::ImageRemoved,
             ]
         );
     }

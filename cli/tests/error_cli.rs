@@ -8,10 +8,7 @@ use slipway_tests::TempDir;
 #[test]
 fn an_unreachable_broker_is_reported_with_each_cause_once() {
     // A port nothing listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = slipway_tests::free_port();
     let home = TempDir::new("error-cli");
     let output = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .arg("status")

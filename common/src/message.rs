@@ -46,11 +46,15 @@ pub enum Kind {
     /// `packages.updated`: a configured package repository changed; these images hold packages
     /// it now has newer versions of.
     PackagesUpdated,
+    /// `image.removed`: the build worker dealt with a retired image's tag in the registry (the
+    /// repo-tracker asked for it): the manifest was deleted, kept because other tags share it,
+    /// or was already absent.
+    ImageRemoved,
 }
 
 impl Kind {
     /// All kinds, in pipeline order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::BuildRequested,
         Kind::LintPassed,
         Kind::LintFailed,
@@ -65,6 +69,7 @@ impl Kind {
         Kind::ImageRetired,
         Kind::BuildSkipped,
         Kind::PackagesUpdated,
+        Kind::ImageRemoved,
     ];
 
     /// The routing key / wire name, e.g. `build.requested`.
@@ -84,6 +89,7 @@ impl Kind {
             Kind::ImageRetired => "image.retired",
             Kind::BuildSkipped => "build.skipped",
             Kind::PackagesUpdated => "packages.updated",
+            Kind::ImageRemoved => "image.removed",
         }
     }
 }
@@ -147,6 +153,8 @@ pub enum Message {
     BuildSkipped(BuildSkipped),
     /// See [`Kind::PackagesUpdated`].
     PackagesUpdated(PackagesUpdated),
+    /// See [`Kind::ImageRemoved`].
+    ImageRemoved(ImageRemoved),
 }
 
 impl Message {
@@ -167,6 +175,7 @@ impl Message {
             Message::ImageRetired(_) => Kind::ImageRetired,
             Message::BuildSkipped(_) => Kind::BuildSkipped,
             Message::PackagesUpdated(_) => Kind::PackagesUpdated,
+            Message::ImageRemoved(_) => Kind::ImageRemoved,
         }
     }
 
@@ -187,6 +196,7 @@ impl Message {
             Message::ScanFailed(p) => (p.image.clone(), None),
             Message::ImageRetired(p) => (p.entry.image(), None),
             Message::BuildSkipped(p) => (p.entry.image(), None),
+            Message::ImageRemoved(p) => (p.image.clone(), p.digest.as_ref()),
             Message::GitChanged(_)
             | Message::IndexApplied(_)
             | Message::IndexRejected(_)
@@ -215,6 +225,7 @@ impl Message {
             Message::ImageRetired(p) => p.serialize(serializer),
             Message::BuildSkipped(p) => p.serialize(serializer),
             Message::PackagesUpdated(p) => p.serialize(serializer),
+            Message::ImageRemoved(p) => p.serialize(serializer),
         }
     }
 
@@ -247,6 +258,7 @@ impl Message {
             Kind::ImageRetired => Message::ImageRetired(from_value(envelope)?),
             Kind::BuildSkipped => Message::BuildSkipped(from_value(envelope)?),
             Kind::PackagesUpdated => Message::PackagesUpdated(from_value(envelope)?),
+            Kind::ImageRemoved => Message::ImageRemoved(from_value(envelope)?),
         })
     }
 }
@@ -530,6 +542,43 @@ pub struct ImageRetired {
     pub entry: Entry,
     /// The index commit that removed it.
     pub index_commit: CommitSha,
+    /// Whether the build worker should delete the image's tag from the registry (the
+    /// repo-tracker's `delete_retired_tags`); absent in older events, which means no.
+    #[serde(default)]
+    pub delete_tag: bool,
+}
+
+/// What became of a retired image's tag in the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Removal {
+    /// The manifest the tag named was deleted (with the tag, and the image's test tag).
+    Deleted,
+    /// The manifest was kept: another tag names it too, or it was pushed after the image was
+    /// retired; `detail` says which.
+    Kept,
+    /// The registry held no such tag (already removed, or never pushed).
+    Absent,
+    /// The registry refused (no delete permission, deletes disabled); `detail` has its answer.
+    /// The tag stays.
+    Failed,
+}
+
+/// `image.removed`: the build worker dealt with a retired image's tag (an `image.retired` that
+/// asked for it). The registry can only delete a manifest, with every tag on it, so a manifest
+/// another tag still names is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageRemoved {
+    /// The image in the registry (`registry/app-id/job-id:desired-tag`).
+    pub image: ImageRef,
+    /// What was done.
+    pub outcome: Removal,
+    /// The manifest the tag named, when it named one.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+    /// Why, in one line (the other tags sharing the manifest, for [`Removal::Kept`]).
+    pub detail: String,
 }
 
 /// `build.skipped`: an image the repo-tracker would have rebuilt after its parents, left as it is
@@ -681,6 +730,7 @@ pub mod test_support {
             Message::ImageRetired(ImageRetired {
                 entry: entry.clone(),
                 index_commit: sample_commit(),
+                delete_tag: true,
             }),
             Message::BuildSkipped(BuildSkipped {
                 entry: entry.clone(),
@@ -694,6 +744,12 @@ pub mod test_support {
                     image: entry.image(),
                     packages: vec!["openssl-libs".into()],
                 }],
+            }),
+            Message::ImageRemoved(ImageRemoved {
+                image: sample_image("127.0.0.1:5000/centos/django:latest"),
+                outcome: Removal::Kept,
+                digest: Some(sample_digest("ab")),
+                detail: "127.0.0.1:5000/centos/django:1 names the same manifest".into(),
             }),
         ]
     }
@@ -763,7 +819,11 @@ mod tests {
             };
             assert!(!about_the_index_or_a_repository, "{:?}", message.kind());
             assert_eq!(image.path(), "centos/django", "{:?}", message.kind());
-            let pinned = matches!(message.kind(), Kind::BuildSucceeded | Kind::ScanCompleted);
+            // The sample `image.removed` names the manifest it kept.
+            let pinned = matches!(
+                message.kind(),
+                Kind::BuildSucceeded | Kind::ScanCompleted | Kind::ImageRemoved
+            );
             assert_eq!(digest.is_some(), pinned, "{:?}", message.kind());
         }
     }

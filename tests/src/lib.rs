@@ -651,3 +651,25 @@ pub fn requests(events: &[HistoryEvent]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago (bound, then released), for a
+/// child process to listen on, or to find closed.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// `GET /metrics` on `127.0.0.1:port` once: the whole HTTP response, or `None` while nothing
+/// answers there.
+pub fn scrape_metrics(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}

@@ -575,6 +575,7 @@ fn tracker_state(
         index_url: index_url.to_owned(),
         index_branch: BRANCH.to_owned(),
         build_first_index: false,
+        delete_retired_tags: false,
     });
     state.apply(&Envelope::new_job(
         Cause::IndexChange,

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod plan;
 pub mod registry;
+pub mod retire;
 pub mod sandbox;
 pub mod telemetry;
 pub mod worker;

@@ -9,7 +9,9 @@ use slipway_common::process::WorkerProcess;
 const ABOUT: &str = "Slipway build worker: consumes lint.passed, builds the linted commit with the \
                      Docker Engine, pushes a test tag, runs the smoke test, promotes the desired \
                      tag, publishes build.succeeded or build.failed; the full log goes to the \
-                     <namespace>.logs stream";
+                     <namespace>.logs stream. An image.retired that asks for it has its tag \
+                     deleted from the registry unless another tag names the same manifest \
+                     (image.removed)";
 
 fn main() -> ExitCode {
     WorkerProcess::new(ABOUT)

@@ -4,8 +4,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
 use slipway_common::JobId;
+use slipway_common::message::{ImageRemoved, Removal};
 use slipway_common::telemetry::register;
 
 use slipway_docker::DiskSpace;
@@ -100,6 +101,37 @@ static DISK_FREE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// `slipway_build_retired_tags_total{outcome}` (deleted, kept, absent, failed).
+static RETIRED_TAGS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "slipway_build_retired_tags_total",
+                "Retired images' tags handled, by outcome (deleted, kept, absent, failed).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Every retirement outcome, as its label.
+const REMOVALS: [Removal; 4] = [
+    Removal::Deleted,
+    Removal::Kept,
+    Removal::Absent,
+    Removal::Failed,
+];
+
+fn removal_label(outcome: Removal) -> &'static str {
+    match outcome {
+        Removal::Deleted => "deleted",
+        Removal::Kept => "kept",
+        Removal::Absent => "absent",
+        Removal::Failed => "failed",
+    }
+}
+
 /// Registers the build metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
     for outcome in BuildOutcome::ALL {
@@ -108,6 +140,22 @@ pub fn register_metrics() {
     LazyLock::force(&PUSHED);
     for resource in DiskResource::ALL {
         DISK_FREE.with_label_values(&[resource.as_str()]);
+    }
+    for outcome in REMOVALS {
+        RETIRED_TAGS.with_label_values(&[removal_label(outcome)]);
+    }
+}
+
+/// A retired image's tag was dealt with.
+pub fn retired_tag(job_id: JobId, removed: &ImageRemoved) {
+    let outcome = removal_label(removed.outcome);
+    RETIRED_TAGS.with_label_values(&[outcome]).inc();
+    let image = removed.image.to_string();
+    let digest = removed.digest.as_ref().map(ToString::to_string);
+    if removed.outcome == Removal::Failed {
+        tracing::error!(job_id = %job_id, image, digest, outcome, detail = %removed.detail, "retired image's tag not deleted");
+    } else {
+        tracing::info!(job_id = %job_id, image, digest, outcome, detail = %removed.detail, "retired image's tag handled");
     }
 }
 

@@ -2,7 +2,9 @@
 //! skip when the registry already holds the same build, prebuild, build, push the test tag, smoke
 //! test, promote, clean up — streaming the log to the log stream — and publish `build.succeeded` or
 //! `build.failed` (decided in [`crate::plan`]). Transient trouble (disk low, daemon or registry
-//! unreachable, shutdown) is a `Retry`.
+//! unreachable, shutdown) is a `Retry`. An `image.retired` that asks for it has its tag deleted
+//! from the registry when no other tag names the same manifest (decided in [`crate::retire`]),
+//! answered by `image.removed`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,10 +14,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_stream_name};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
-use slipway_common::message::{BuildStage, LintPassed};
+use slipway_common::message::{BuildStage, ImageRemoved, ImageRetired, LintPassed};
 use slipway_common::process::{WorkerConfig, WorkerKind};
 use slipway_common::telemetry::TelemetrySettings;
-use slipway_common::{JobId, Message};
+use slipway_common::{JobId, Message, Timestamp};
 use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -340,6 +342,109 @@ impl BuildHandler {
             reclaiming: Mutex::new(Vec::new()),
             shutdown,
         })
+    }
+
+    /// Handles one job of the build queue: a `lint.passed` is built ([`BuildHandler::build`]), an
+    /// `image.retired` may have its tag deleted ([`BuildHandler::retire`]).
+    pub async fn handle(&self, job: &Job) -> Outcome {
+        match &job.envelope.message {
+            Message::ImageRetired(retired) => self.retire(job, retired).await,
+            _ => self.build(job).await,
+        }
+    }
+
+    /// Deletes a retired image's tag from the registry when its `image.retired` asks for it and
+    /// no other tag names the same manifest, and says what became of it (`image.removed`). An
+    /// `image.retired` that does not ask is done at once, with nothing to publish. Registry
+    /// trouble that may pass is a `Retry`; a refusal (deletes disabled, no permission) is an
+    /// `image.removed` that says so.
+    pub async fn retire(&self, job: &Job, retired: &ImageRetired) -> Outcome {
+        if !retired.delete_tag {
+            return Outcome::Ack(Vec::new());
+        }
+        let names = match Names::of(&retired.entry, &self.registry_host) {
+            Ok(names) => names,
+            Err(error) => {
+                return Outcome::Reject(format!(
+                    "the retired entry names no image of registry {}: {error}",
+                    self.registry_host
+                ));
+            }
+        };
+        let removed = match self
+            .remove_tag(
+                &names.image,
+                &retired.entry.desired_tag,
+                job.envelope.created_at,
+            )
+            .await
+        {
+            Ok(removed) => removed,
+            Err((_, error)) if error.is_transient() => {
+                return Outcome::Retry(format!("registry: {error}"));
+            }
+            Err((digest, error)) => crate::retire::refused(&names.image, digest, error.to_string()),
+        };
+        crate::telemetry::retired_tag(job.envelope.job_id, &removed);
+        Outcome::Ack(vec![job.envelope.follow_up(Message::ImageRemoved(removed))])
+    }
+
+    /// Looks at what the registry holds for `image` (retired at `retired_at`), decides, and
+    /// deletes when the decision says so. The error carries the digest when it was known.
+    async fn remove_tag(
+        &self,
+        image: &ImageRef,
+        desired_tag: &str,
+        retired_at: Timestamp,
+    ) -> Result<ImageRemoved, (Option<Digest>, RegistryError)> {
+        let Some(found) = self
+            .registry
+            .image_labels(image)
+            .await
+            .map_err(|e| (None, e))?
+        else {
+            return Ok(crate::retire::removed(
+                image,
+                crate::retire::Decision::Absent,
+                false,
+            ));
+        };
+        let digest = found.digest;
+        let known = |error| (Some(digest.clone()), error);
+        let listed = self.registry.tags(image).await.map_err(known)?;
+        let own = crate::retire::own_tags(desired_tag);
+        let mut sharing = Vec::new();
+        for tag in listed.tags.iter().filter(|tag| !own.contains(tag)) {
+            let Ok(other) = image.clone().with_tag(tag) else {
+                continue;
+            };
+            if self
+                .registry
+                .manifest_digest(&other)
+                .await
+                .map_err(known)?
+                .as_ref()
+                == Some(&digest)
+            {
+                sharing.push(tag.clone());
+            }
+        }
+        let facts = crate::retire::RegistryFacts {
+            digest: Some(digest.clone()),
+            created: found.created,
+            sharing,
+            every_tag_checked: listed.complete,
+        };
+        let decision = crate::retire::decide(retired_at, &facts);
+        let deleted = match &decision {
+            crate::retire::Decision::Delete(digest) => self
+                .registry
+                .delete_manifest(image, digest)
+                .await
+                .map_err(known)?,
+            _ => false,
+        };
+        Ok(crate::retire::removed(image, decision, deleted))
     }
 
     /// Builds the job's image and says what to publish (or to retry, or to reject).
@@ -898,7 +1003,7 @@ pub async fn run(
     let handler_for_exit = Arc::clone(&handler);
     let handle = move |job: Job| {
         let handler = Arc::clone(&handler);
-        async move { handler.build(&job).await }
+        async move { handler.handle(&job).await }
     };
     let result = Consumer::new(WORKER.into(), config.broker, topology, handle)
         .run(shutdown)

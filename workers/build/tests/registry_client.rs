@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use slipway_build::registry::{
-    RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
+    MAX_TAGS_LISTED, RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
 };
 use slipway_common::{Digest, ImageRef};
 use slipway_tests::docker;
@@ -246,6 +246,163 @@ async fn tag_points_a_new_tag_at_the_digest_without_uploading_anything() {
     assert!(
         error.to_string().contains(&absent) && error.to_string().contains("404"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn tags_are_listed_up_to_the_limit_and_an_unknown_repository_has_none() {
+    let _one_at_a_time = shared_repository().await;
+    let pushed = pushed();
+    let client = local_client();
+    let before = client
+        .tags(&at(&pushed.repository, "one"))
+        .await
+        .expect("list the tags");
+    assert!(
+        before.complete && before.tags.contains(&"one".to_owned()),
+        "{before:?}"
+    );
+
+    // Enough tags to pass the limit: the list stops there and says it is not complete.
+    let extra = MAX_TAGS_LISTED + 1 - before.tags.len();
+    for n in 0..extra {
+        client
+            .tag(
+                &at(&pushed.repository, &format!("many-{n:04}")),
+                &pushed.digest,
+            )
+            .await
+            .expect("tag the digest");
+    }
+    let proxy = RecordingProxy::start(LOCAL_REGISTRY).await;
+    let listed = client_for(&format!("http://{}", proxy.address), None)
+        .tags(&at(&pushed.repository, "one"))
+        .await
+        .expect("list the tags");
+    assert_eq!(listed.tags.len(), MAX_TAGS_LISTED);
+    assert!(
+        !listed.complete,
+        "{} tags listed as complete",
+        MAX_TAGS_LISTED + 1
+    );
+    // Distribution 2.8 ignores `n` and answers with every tag at once; the pages of a registry
+    // that splits its answer are followed below, against the fake registry.
+    assert_eq!(
+        proxy.requests(),
+        [format!("GET /v2/{}/tags/list?n=100", pushed.repository)]
+    );
+
+    let unknown = client
+        .tags(&at(&format!("{}-never-pushed", pushed.repository), "one"))
+        .await
+        .expect("an unknown repository lists");
+    assert!(unknown.tags.is_empty() && unknown.complete, "{unknown:?}");
+}
+
+#[tokio::test]
+async fn tag_pages_are_followed_through_their_link_headers() {
+    let registry = FakeRegistry::start().await;
+    let client = client_for(
+        &format!("http://{}", registry.address),
+        Some(RegistryCredentials::new("user", "secret")),
+    );
+    let listed = client.tags(&at("app", "latest")).await.expect("list");
+    assert_eq!(listed.tags, ["a", "b", "c"]);
+    assert!(listed.complete);
+    let pages: Vec<String> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /v2/app/tags/list") && r.contains("bearer"))
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            "GET /v2/app/tags/list?n=100 bearer:token-for-repository:app:pull",
+            "GET /v2/app/tags/list?n=100&last=b bearer:token-for-repository:app:pull",
+        ]
+    );
+}
+
+/// A Distribution registry on its own port and storage, with deletes disabled (its default),
+/// stopped when dropped.
+struct RegistryWithoutDeletes {
+    child: std::process::Child,
+    url: String,
+    _root: slipway_tests::TempDir,
+}
+
+impl RegistryWithoutDeletes {
+    async fn start() -> Self {
+        let root = slipway_tests::TempDir::new("registry-no-deletes");
+        let port = slipway_tests::free_port();
+        let config = root.file(
+            "config.yml",
+            &format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.path().join("data").display()
+            ),
+        );
+        let child = Command::new("docker-registry")
+            .args(["serve", &config.display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry (deploy/dev-env.sh installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let probe = format!("{url}/v2/");
+        slipway_tests::eventually(
+            "the second registry answers",
+            Duration::from_secs(30),
+            || async { http_status(&probe).await == Some(200) },
+        )
+        .await;
+        RegistryWithoutDeletes {
+            child,
+            url,
+            _root: root,
+        }
+    }
+}
+
+impl Drop for RegistryWithoutDeletes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status of a GET, `None` when nothing answers.
+async fn http_status(url: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(url.trim_start_matches("http://").split('/').next()?)
+        .await
+        .ok()?;
+    let path = format!("/{}", url.trim_start_matches("http://").split_once('/')?.1);
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut head = String::new();
+    BufReader::new(stream).read_line(&mut head).await.ok()?;
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_registry_that_refuses_deletes_is_a_permanent_error_saying_how_to_allow_them() {
+    let registry = RegistryWithoutDeletes::start().await;
+    let client = client_for(&registry.url, None);
+    let host = registry.url.trim_start_matches("http://");
+    let digest = as_digest(&format!("sha256:{}", "7".repeat(64)));
+    let error = client
+        .delete_manifest(&at(&format!("{host}/team/app"), "1"), &digest)
+        .await
+        .expect_err("deletes are disabled");
+    assert!(!error.is_transient(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("405") && text.contains("storage.delete.enabled"),
+        "{text}"
     );
 }
 
@@ -591,6 +748,24 @@ impl FakeRegistry {
         } else if push {
             let digest = format!("Docker-Content-Digest: {}", Self::digest());
             ("201 Created", vec![digest], Vec::new())
+        } else if target.starts_with("/v2/app/tags/list") {
+            // Two pages, the first pointing at the second (relative, as Distribution 3 writes it).
+            if target.contains("last=b") {
+                (
+                    "200 OK",
+                    vec!["Content-Type: application/json".into()],
+                    br#"{"name":"app","tags":["c"]}"#.to_vec(),
+                )
+            } else {
+                (
+                    "200 OK",
+                    vec![
+                        "Content-Type: application/json".into(),
+                        r#"Link: </v2/app/tags/list?n=100&last=b>; rel="next""#.into(),
+                    ],
+                    br#"{"name":"app","tags":["a","b"]}"#.to_vec(),
+                )
+            }
         } else {
             let headers = vec![
                 format!("Docker-Content-Digest: {}", Self::digest()),

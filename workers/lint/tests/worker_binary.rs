@@ -5,8 +5,6 @@
 //! variables are ignored), while a typo in its own sections stops it; `--print-config` prints
 //! TOML without the broker password.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,22 +37,6 @@ impl Drop for Worker {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// `GET /metrics` once; `None` while the endpoint is not up.
-fn scrape(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     let settings = test_settings("lint-binary");
@@ -71,7 +53,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         "a Dockerfile with warnings only",
     );
     let cache = TempDir::new("lint-binary-cache");
-    let metrics_port = free_port();
+    let metrics_port = slipway_tests::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
         // A test-run switch (`.ci/run` sets it), not configuration: the worker would refuse it as
         // an unknown `SLIPWAY_*` key.
@@ -132,7 +114,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     ];
     let started = Instant::now();
     loop {
-        let metrics = scrape(metrics_port).unwrap_or_default();
+        let metrics = slipway_tests::scrape_metrics(metrics_port).unwrap_or_default();
         if wanted.iter().all(|line| metrics.contains(line)) {
             break;
         }

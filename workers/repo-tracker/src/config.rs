@@ -75,6 +75,10 @@ pub struct TrackerSettings {
     pub external_images: Vec<String>,
     /// Whether the first index ever applied builds every image (otherwise it is the baseline).
     pub build_first_index: bool,
+    /// Whether an entry removed from the index also loses its tag in the registry: its
+    /// `image.retired` asks the build worker (which holds the registry credentials) to delete the
+    /// manifest the tag names, unless another tag names it too. Off by default.
+    pub delete_retired_tags: bool,
     /// Time between two polls of every tracked branch, in milliseconds (CentOS polled every 10
     /// minutes).
     pub poll_interval_ms: u64,
@@ -118,6 +122,7 @@ impl Default for TrackerSettings {
             index_dir: "index.d".into(),
             external_images: Vec::new(),
             build_first_index: false,
+            delete_retired_tags: false,
             poll_interval_ms: 600_000,
             poll_jitter_ms: 30_000,
             max_concurrent_polls: 16,
@@ -209,6 +214,7 @@ impl TrackerSettings {
             index_url: self.index_url.clone(),
             index_branch: self.index_branch.clone(),
             build_first_index: self.build_first_index,
+            delete_retired_tags: self.delete_retired_tags,
         }
     }
 }

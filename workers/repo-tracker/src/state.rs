@@ -47,6 +47,9 @@ pub struct Tracking {
     /// nothing is built until something changes). Off by default, so that a tracker whose
     /// history expired does not rebuild everything.
     pub build_first_index: bool,
+    /// Whether a retired image's tag is to be deleted from the registry: its `image.retired`
+    /// asks the build worker to (see `slipway_common::message::ImageRemoved`).
+    pub delete_retired_tags: bool,
 }
 
 /// Something the tracker decided to do.
@@ -412,6 +415,7 @@ impl TrackerState {
                         message: Message::ImageRetired(ImageRetired {
                             entry,
                             index_commit: applied.commit.clone(),
+                            delete_tag: self.tracking.delete_retired_tags,
                         }),
                     });
                 }
@@ -495,6 +499,7 @@ mod tests {
             index_url: INDEX.into(),
             index_branch: "main".into(),
             build_first_index: false,
+            delete_retired_tags: false,
         }
     }
 
@@ -666,6 +671,32 @@ mod tests {
             "the new child waits for its changed parent"
         );
         assert_eq!(state.index().unwrap().commit, sha(2));
+    }
+
+    #[test]
+    fn a_retirement_asks_for_the_tags_deletion_only_when_configured() {
+        for delete_retired_tags in [false, true] {
+            let mut state = TrackerState::new(Tracking {
+                delete_retired_tags,
+                ..tracking()
+            });
+            state.apply(&applied(
+                1,
+                vec![entry("a", "a", &[]), entry("gone", "g", &[])],
+            ));
+            state.apply(&applied(2, vec![entry("a", "a", &[])]));
+            let retired: Vec<bool> = state
+                .outbox()
+                .filter_map(|action| match action {
+                    Action::Publish(envelope) => match &envelope.message {
+                        Message::ImageRetired(retired) => Some(retired.delete_tag),
+                        _ => None,
+                    },
+                    Action::LoadIndex { .. } => None,
+                })
+                .collect();
+            assert_eq!(retired, [delete_retired_tags]);
+        }
     }
 
     #[test]

@@ -5,8 +5,6 @@
 //! build workers are played by a stand-in on the lint queue (each build takes a moment).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,29 +41,14 @@ impl Drop for Tracker {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn scrape(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 fn is_leader(tracker: &Tracker) -> bool {
-    scrape(tracker.metrics_port)
+    slipway_tests::scrape_metrics(tracker.metrics_port)
         .is_some_and(|metrics| metrics.contains("slipway_leader{worker=\"repo-tracker\"} 1"))
 }
 
 fn start_tracker(namespace: &str, index: &LocalRepo, n: usize) -> Tracker {
     let cache = TempDir::new(&format!("takeover-cache-{n}"));
-    let metrics_port = free_port();
+    let metrics_port = slipway_tests::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_slipway-repo-tracker"))
         .env_remove(slipway_common::workspace::REQUIRE_SHARED_VAR)
         .env("SLIPWAY_BROKER__URL", AMQP_URL)

@@ -461,11 +461,7 @@ async fn a_webhook_push_rebuilds_once_and_its_replay_or_an_unknown_repository_do
     );
     let secrets = TempDir::new("hook-secret");
     let secret_file = secrets.file("secret", "s3cr3t\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = slipway_tests::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let builds = Arc::new(Mutex::new(Builds::default()));
     let rig = Rig::start_with("tracker-webhook", &index, builds, |config| {

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use slipway_common::{Digest, ImageRef};
 pub use slipway_docker::{PASSWORD_CREDENTIAL, RegistryCredentials};
 
+mod delete;
 mod relabel;
+
+pub use delete::{MAX_TAGS_LISTED, TagList};
 
 /// Docker image manifest, schema 2.
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -98,6 +101,8 @@ pub struct ImageLabels {
     pub digest: Digest,
     /// `config.Labels` of the image configuration (empty when it has none).
     pub labels: BTreeMap<String, String>,
+    /// The configuration's `created` time as written (RFC 3339, UTC with Docker), when present.
+    pub created: Option<String>,
 }
 
 /// A registry operation failed.
@@ -278,6 +283,7 @@ impl fmt::Debug for RegistryClient {
 enum Access {
     Pull,
     PullPush,
+    Delete,
 }
 
 impl RegistryClient {
@@ -464,6 +470,7 @@ impl RegistryClient {
                 .to_owned(),
             found,
         })?;
+        let created = created_from_config(&bytes);
         Ok(Some(ImageLabels {
             digest: Digest::parse(&top.digest).map_err(|e| RegistryError::Malformed {
                 url: top.url.clone(),
@@ -471,6 +478,7 @@ impl RegistryClient {
                 found: e.to_string(),
             })?,
             labels,
+            created,
         }))
     }
 
@@ -1149,6 +1157,7 @@ fn scope(repository: &str, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{repository}:pull"),
         Access::PullPush => format!("repository:{repository}:pull,push"),
+        Access::Delete => format!("repository:{repository}:delete"),
     }
 }
 
@@ -1272,6 +1281,18 @@ fn labels_from_config(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> 
     let config: ImageConfig =
         serde_json::from_slice(bytes).map_err(|e| format!("{e} in {:?}", body_excerpt(bytes)))?;
     Ok(config.config.and_then(|c| c.labels).unwrap_or_default())
+}
+
+/// The `created` field of an image configuration, when it is a string.
+fn created_from_config(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ImageConfig {
+        #[serde(default)]
+        created: Option<String>,
+    }
+    serde_json::from_slice::<ImageConfig>(bytes)
+        .ok()
+        .and_then(|config| config.created)
 }
 
 /// The manifest of an index to read labels from: the one for this machine's platform (linux and

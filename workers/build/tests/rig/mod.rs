@@ -71,7 +71,7 @@ impl BuildRig {
         );
         let build = bus.spawn_worker("build", move |job: Job| {
             let handler = handler.clone();
-            async move { handler.build(&job).await }
+            async move { handler.handle(&job).await }
         });
         let (tx, events) = mpsc::unbounded_channel();
         let notify = bus.spawn_observer("notify", tx);
