@@ -15,6 +15,9 @@
 //! - [`SideConnection`]: a worker's second connection for writing one of those streams.
 //! - [`LeaderElection`]: one instance at a time runs a scheduling loop (single-active-consumer
 //!   on a quorum queue, a lease message as the signal; [`leadership`]).
+//! - [`follower`]: a state folded from the history stream ([`follower::HistoryView`]), kept up
+//!   to date by a follower task, and the fence a new leader waits for before acting on it.
+//! - [`Outlet`]: a self-repairing confirmed publisher for a leader's own decisions.
 //!
 //! Every stream is declared, appended to and read through one module, [`streams`] (retention
 //! arguments, confirmed `mandatory` appends, the tail probe), and read through its one public,
@@ -23,11 +26,13 @@
 
 mod connection;
 mod consumer;
+pub mod follower;
 pub mod headers;
 pub mod history;
 pub mod inspect;
 pub mod leadership;
 pub mod logs;
+mod outlet;
 mod publisher;
 pub mod reports;
 mod settings;
@@ -38,6 +43,7 @@ mod topology;
 pub use connection::BrokerConnection;
 pub use consumer::{Consumer, Handler, Job, Outcome};
 pub use leadership::{LeaderElection, LeaderStatus, LeaderTerm};
+pub use outlet::Outlet;
 pub use publisher::{CONTENT_TYPE, PublishError, Publisher};
 pub use settings::BrokerSettings;
 pub use side::SideConnection;

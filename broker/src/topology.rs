@@ -74,6 +74,7 @@ impl Topology {
                     ImageRetired,
                     BuildSkipped,
                     ImageRemoved,
+                    SummaryReady,
                 ],
             )
             .with_records([GitChanged, IndexApplied, PackagesUpdated])

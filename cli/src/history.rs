@@ -51,6 +51,7 @@ pub fn ends_job(kind: Kind) -> bool {
             | Kind::BuildSkipped
             | Kind::PackagesUpdated
             | Kind::ImageRemoved
+            | Kind::SummaryReady
     )
 }
 
@@ -221,6 +222,16 @@ pub fn details(message: &Message) -> String {
             retired.index_commit.as_str()
         ),
         Message::BuildSkipped(skipped) => format!("{}: {}", skipped.entry.image(), skipped.reason),
+        Message::SummaryReady(summary) => format!(
+            "{}: {} image(s), {} with updates",
+            summary.notify_email,
+            summary.images.len(),
+            summary
+                .images
+                .iter()
+                .filter(|image| image.counts.get("os-updates").is_some_and(|n| *n > 0))
+                .count()
+        ),
         Message::ImageRemoved(removed) => format!(
             "{} {}: {}",
             removed.image,
@@ -330,6 +341,7 @@ fn payload_json(message: &Message) -> Value {
         Message::IndexRejected(p) => serde_json::to_value(p),
         Message::ImageRetired(p) => serde_json::to_value(p),
         Message::ImageRemoved(p) => serde_json::to_value(p),
+        Message::SummaryReady(p) => serde_json::to_value(p),
         Message::BuildSkipped(p) => serde_json::to_value(p),
         Message::PackagesUpdated(p) => serde_json::to_value(p),
     };
@@ -373,6 +385,7 @@ mod tests {
                 Kind::BuildSkipped,
                 Kind::PackagesUpdated,
                 Kind::ImageRemoved,
+                Kind::SummaryReady,
             ]
         );
     }

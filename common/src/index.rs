@@ -74,6 +74,9 @@ pub struct Entry {
     pub network: NetworkMode,
     /// Per-entry lint settings.
     pub lint: LintSettings,
+    /// When to rebuild the image on a clock, as a cron pattern in UTC (`0 2 * * 0`, `@hourly`;
+    /// see [`crate::schedule`]): a Slipway extension of the container index.
+    pub rebuild_schedule: Option<String>,
 }
 
 impl fmt::Debug for Entry {
@@ -96,6 +99,7 @@ impl fmt::Debug for Entry {
             .field("build_args", &self.build_args)
             .field("network", &self.network)
             .field("lint", &self.lint)
+            .field("rebuild_schedule", &self.rebuild_schedule)
             .finish()
     }
 }
@@ -190,6 +194,8 @@ struct RawEntry {
     network: NetworkMode,
     #[serde(default)]
     lint: LintSettings,
+    #[serde(default)]
+    rebuild_schedule: Option<String>,
 }
 
 /// A YAML scalar that should be text: `desired-tag: 8` is the tag "8".
@@ -265,6 +271,14 @@ impl TryFrom<RawEntry> for Entry {
         for parent in &raw.depends_on {
             image_reference("depends-on", parent)?;
         }
+        let rebuild_schedule = raw
+            .rebuild_schedule
+            .map(|pattern| {
+                crate::schedule::RebuildSchedule::parse(&pattern)
+                    .map(|schedule| schedule.as_str().to_owned())
+                    .map_err(|problem| EntryError::new("rebuild-schedule", problem))
+            })
+            .transpose()?;
         let build_args = raw
             .build_args
             .into_iter()
@@ -288,6 +302,7 @@ impl TryFrom<RawEntry> for Entry {
             build_args,
             network: raw.network,
             lint: raw.lint,
+            rebuild_schedule,
         })
     }
 }
@@ -414,7 +429,7 @@ fn build_arg_name(name: String) -> Result<String, EntryError> {
 }
 
 /// The keys an entry may have, as written in the index.
-pub const ENTRY_KEYS: [&str; 17] = [
+pub const ENTRY_KEYS: [&str; 18] = [
     "id",
     "app-id",
     "job-id",
@@ -432,6 +447,7 @@ pub const ENTRY_KEYS: [&str; 17] = [
     "build-args",
     "network",
     "lint",
+    "rebuild-schedule",
 ];
 
 /// An index file could not be read as a list of projects.
@@ -663,6 +679,7 @@ smoke-test: python -c 'import django'
 build-args: { PY_VERSION: 3 }
 network: host
 lint: { ignored: [DL3008], failure-threshold: warning }
+rebuild-schedule: "0 2 * * 0"
 "#;
         yaml_serde::from_str(yaml).expect("sample entry is valid")
     }
@@ -807,6 +824,29 @@ mod tests {
         // On the wire too: the decoder refuses what the index refuses.
         let error = entry("smoketest: 'true'").unwrap_err();
         assert!(error.contains("smoketest"), "{error}");
+    }
+
+    #[test]
+    fn a_rebuild_schedule_is_a_cron_pattern_and_a_bad_one_names_the_entry_and_its_line() {
+        let yaml = format!(
+            "Projects:\n  - app-id: a\n    {GOOD}\n    rebuild-schedule: '0 2 * * 0'\n  - app-id: c\n    {GOOD}\n    rebuild-schedule: '0 25 * * *'\n"
+        );
+        let index = parse_index(&yaml).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(
+            index.entries[0].entry.rebuild_schedule.as_deref(),
+            Some("0 2 * * 0")
+        );
+        assert_eq!(index.invalid_entries(), 1);
+        let bad = &index.invalid[0];
+        assert_eq!(bad.line, Some(6), "{bad:?}");
+        assert_eq!(bad.name, "c/b");
+        assert!(
+            bad.error.contains("rebuild-schedule") && bad.error.contains("0 25 * * *"),
+            "{}",
+            bad.error
+        );
+        assert!(entry("rebuild-schedule: '@reboot'").is_err());
     }
 
     #[test]

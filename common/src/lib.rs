@@ -10,6 +10,7 @@ pub mod image;
 pub mod index;
 pub mod message;
 pub mod process;
+pub mod schedule;
 pub mod schema;
 pub mod shutdown;
 pub mod telemetry;

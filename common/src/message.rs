@@ -50,11 +50,14 @@ pub enum Kind {
     /// repo-tracker asked for it): the manifest was deleted, kept because other tags share it,
     /// or was already absent.
     ImageRemoved,
+    /// `summary.ready`: the rescan-scheduler's summary for one owner, once per period: each of
+    /// the owner's images with its latest scan's counts.
+    SummaryReady,
 }
 
 impl Kind {
     /// All kinds, in pipeline order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::BuildRequested,
         Kind::LintPassed,
         Kind::LintFailed,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::BuildSkipped,
         Kind::PackagesUpdated,
         Kind::ImageRemoved,
+        Kind::SummaryReady,
     ];
 
     /// The routing key / wire name, e.g. `build.requested`.
@@ -90,6 +94,7 @@ impl Kind {
             Kind::BuildSkipped => "build.skipped",
             Kind::PackagesUpdated => "packages.updated",
             Kind::ImageRemoved => "image.removed",
+            Kind::SummaryReady => "summary.ready",
         }
     }
 }
@@ -155,6 +160,8 @@ pub enum Message {
     PackagesUpdated(PackagesUpdated),
     /// See [`Kind::ImageRemoved`].
     ImageRemoved(ImageRemoved),
+    /// See [`Kind::SummaryReady`].
+    SummaryReady(SummaryReady),
 }
 
 impl Message {
@@ -176,6 +183,7 @@ impl Message {
             Message::BuildSkipped(_) => Kind::BuildSkipped,
             Message::PackagesUpdated(_) => Kind::PackagesUpdated,
             Message::ImageRemoved(_) => Kind::ImageRemoved,
+            Message::SummaryReady(_) => Kind::SummaryReady,
         }
     }
 
@@ -200,7 +208,8 @@ impl Message {
             Message::GitChanged(_)
             | Message::IndexApplied(_)
             | Message::IndexRejected(_)
-            | Message::PackagesUpdated(_) => {
+            | Message::PackagesUpdated(_)
+            | Message::SummaryReady(_) => {
                 return None;
             }
         })
@@ -226,6 +235,7 @@ impl Message {
             Message::BuildSkipped(p) => p.serialize(serializer),
             Message::PackagesUpdated(p) => p.serialize(serializer),
             Message::ImageRemoved(p) => p.serialize(serializer),
+            Message::SummaryReady(p) => p.serialize(serializer),
         }
     }
 
@@ -259,6 +269,7 @@ impl Message {
             Kind::BuildSkipped => Message::BuildSkipped(from_value(envelope)?),
             Kind::PackagesUpdated => Message::PackagesUpdated(from_value(envelope)?),
             Kind::ImageRemoved => Message::ImageRemoved(from_value(envelope)?),
+            Kind::SummaryReady => Message::SummaryReady(from_value(envelope)?),
         })
     }
 }
@@ -619,6 +630,39 @@ pub struct PackagesUpdated {
     pub images: Vec<ImagePackages>,
 }
 
+/// One image of a [`SummaryReady`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageSummary {
+    /// The image (`registry/app-id/job-id:desired-tag`).
+    pub image: ImageRef,
+    /// The digest its latest scan read, when it was scanned.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+    /// When that scan completed, when it was scanned.
+    #[serde(default)]
+    pub scanned_at: Option<crate::envelope::Timestamp>,
+    /// That scan's counts (`scan.completed`'s, e.g. `os-updates`, `integrity`, `capabilities`,
+    /// `vulnerabilities`); empty when it was not scanned.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// `summary.ready`: once per period, the rescan-scheduler's summary for one owner (a
+/// `notify-email`): each of the owner's live images with its latest scan's counts. The notify
+/// worker turns it into one mail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SummaryReady {
+    /// The owner.
+    pub notify_email: String,
+    /// The start of the period summed up (milliseconds since the Unix epoch).
+    pub period_start: crate::envelope::Timestamp,
+    /// Its end.
+    pub period_end: crate::envelope::Timestamp,
+    /// The owner's images, by name (at most a bounded number).
+    pub images: Vec<ImageSummary>,
+}
+
 /// Sample payloads for tests in this crate and others.
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support {
@@ -751,6 +795,21 @@ pub mod test_support {
                 digest: Some(sample_digest("ab")),
                 detail: "127.0.0.1:5000/centos/django:1 names the same manifest".into(),
             }),
+            Message::SummaryReady(SummaryReady {
+                notify_email: "owner@example.org".into(),
+                period_start: crate::envelope::Timestamp::from_unix_millis(1_796_000_000_000),
+                period_end: crate::envelope::Timestamp::from_unix_millis(1_796_604_800_000),
+                images: vec![ImageSummary {
+                    image: sample_image("127.0.0.1:5000/centos/django:latest"),
+                    digest: Some(sample_digest("ab")),
+                    scanned_at: Some(crate::envelope::Timestamp::from_unix_millis(
+                        1_796_100_000_000,
+                    )),
+                    counts: [("os-updates".to_owned(), 3), ("integrity".to_owned(), 0)]
+                        .into_iter()
+                        .collect(),
+                }],
+            }),
         ]
     }
 
@@ -811,7 +870,11 @@ mod tests {
         for message in sample_messages() {
             let about_the_index_or_a_repository = matches!(
                 message.kind(),
-                Kind::GitChanged | Kind::IndexApplied | Kind::IndexRejected | Kind::PackagesUpdated
+                Kind::GitChanged
+                    | Kind::IndexApplied
+                    | Kind::IndexRejected
+                    | Kind::PackagesUpdated
+                    | Kind::SummaryReady
             );
             let Some((image, digest)) = message.image() else {
                 assert!(about_the_index_or_a_repository, "{:?}", message.kind());

@@ -49,6 +49,7 @@ impl LocalRepo {
             build_args: Default::default(),
             network: NetworkMode::None,
             lint: Default::default(),
+            rebuild_schedule: None,
             ..sample_entry()
         }
     }

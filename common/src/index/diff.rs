@@ -8,8 +8,8 @@ use super::set::IndexSet;
 use crate::image::ImageRef;
 
 /// The fields whose change rebuilds an image: where its source is, how it is built and
-/// tested, and whether its Dockerfile passes lint. `id`, `notify-email` and `depends-on` are
-/// bookkeeping: a change to them alone rebuilds nothing.
+/// tested, and whether its Dockerfile passes lint. `id`, `notify-email`, `depends-on` and
+/// `rebuild-schedule` are bookkeeping: a change to them alone rebuilds nothing.
 pub const IMAGE_FIELDS: [&str; 11] = [
     "git-url",
     "git-path",
@@ -229,6 +229,7 @@ mod tests {
             "desired-tag",
             "notify-email",
             "depends-on",
+            "rebuild-schedule",
         ];
         let mut all: Vec<&str> = IMAGE_FIELDS.iter().chain(&bookkeeping).copied().collect();
         all.sort_unstable();

@@ -15,19 +15,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slipway_broker::history::{HistoryQuery, HistoryReader, HistoryStep, history_stream_name};
-use slipway_broker::streams::ReadFrom;
-use slipway_broker::streams::reader::ReadOptions;
-use slipway_broker::{
-    BrokerConnection, BrokerSettings, LeaderElection, LeaderTerm, Publisher, Topology,
-};
+use slipway_broker::follower::{Folded, HistoryFold, HistoryView};
+use slipway_broker::{BrokerSettings, LeaderElection, LeaderTerm, Outlet};
 use slipway_common::envelope::{Cause, MessageId, Timestamp};
 use slipway_common::message::{
     CommitSha, GitChanged, IndexApplied, IndexRejected, PackagesUpdated, SeenBy,
 };
 use slipway_common::{Envelope, ImageRef, JobId, Message};
 use slipway_source::{SourceCache, SourceError};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RepoTrackerConfig, TrackerSettings};
@@ -62,123 +58,26 @@ pub enum WorkerError {
     Broker(#[from] slipway_broker::BrokerError),
 }
 
-/// The view every part of an instance shares.
-pub struct Shared {
-    state: Mutex<TrackerState>,
-    caught_up: watch::Sender<bool>,
-    /// The offset of the last history event folded.
-    folded: watch::Sender<Option<u64>>,
-    changed: Notify,
-}
+/// The view every part of an instance shares: the tracker's state folded from the history.
+pub type Shared = HistoryView<TrackerState>;
 
-impl Shared {
-    /// An empty view of `settings`' tracking.
-    pub fn new(settings: &TrackerSettings) -> Arc<Self> {
-        Arc::new(Shared {
-            state: Mutex::new(TrackerState::new(settings.tracking())),
-            caught_up: watch::Sender::new(false),
-            folded: watch::Sender::new(None),
-            changed: Notify::new(),
-        })
-    }
-
-    /// Run `read` on the current view.
-    pub fn read<R>(&self, read: impl FnOnce(&TrackerState) -> R) -> R {
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        read(&state)
-    }
-
-    fn apply(&self, event: &Envelope) {
-        let in_progress = {
-            let mut state = self
-                .state
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            state.apply(event);
-            state.plan().in_progress()
-        };
-        telemetry::folded(1, 0, in_progress);
-        self.changed.notify_one();
-    }
-
-    /// Whether the view has read the whole history (and follows it).
-    pub fn is_caught_up(&self) -> bool {
-        *self.caught_up.borrow()
+impl HistoryFold for TrackerState {
+    fn apply(&mut self, event: &Envelope) {
+        TrackerState::apply(self, event);
     }
 }
 
-/// A lazily opened, self-repairing publisher with confirms, shared by the leader and the
-/// webhook endpoint.
-pub struct Outlet {
-    settings: BrokerSettings,
-    name: String,
-    current: tokio::sync::Mutex<Option<(Arc<BrokerConnection>, Arc<Publisher>)>>,
-}
-
-impl Outlet {
-    /// An outlet connecting as `name`.
-    pub fn new(settings: &BrokerSettings, name: &str) -> Self {
-        Outlet {
-            settings: settings.clone(),
-            name: name.to_owned(),
-            current: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    async fn publisher(&self) -> Result<(Arc<BrokerConnection>, Arc<Publisher>), String> {
-        let mut current = self.current.lock().await;
-        if let Some((connection, publisher)) = current.as_ref()
-            && connection.is_connected()
-        {
-            return Ok((Arc::clone(connection), Arc::clone(publisher)));
-        }
-        let topology = Topology::pipeline(&self.settings);
-        let connection = BrokerConnection::connect(&self.settings, &self.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let channel = connection.channel().await.map_err(|e| e.to_string())?;
-        topology
-            .declare(&channel)
-            .await
-            .map_err(|e| e.to_string())?;
-        let publisher = Publisher::open(&connection, &topology)
-            .await
-            .map_err(|e| e.to_string())?;
-        let opened = (Arc::new(connection), Arc::new(publisher));
-        *current = Some((Arc::clone(&opened.0), Arc::clone(&opened.1)));
-        Ok(opened)
-    }
-
-    /// Publish `envelopes` and wait for every confirm; one reconnection is tried.
-    pub async fn publish(&self, envelopes: &[Envelope]) -> Result<(), String> {
-        let mut last = String::new();
-        for _ in 0..2 {
-            let (connection, publisher) = self.publisher().await?;
-            match publisher.publish_all(envelopes).await {
-                Ok(()) => return Ok(()),
-                Err(error) if error.is_refusal() => return Err(error.to_string()),
-                Err(error) => {
-                    last = error.to_string();
-                    let mut current = self.current.lock().await;
-                    if current
-                        .as_ref()
-                        .is_some_and(|(open, _)| Arc::ptr_eq(open, &connection))
-                    {
-                        *current = None;
-                    }
-                }
-            }
-        }
-        Err(last)
-    }
-
-    /// Close the connection.
-    pub async fn close(&self) {
-        if let Some((connection, _)) = self.current.lock().await.take() {
-            connection.close().await;
+/// The follower's report on each history entry, to the tracker's metrics.
+fn observe_fold(state: &TrackerState, folded: Folded) {
+    let in_progress = state.plan().in_progress();
+    match folded {
+        Folded::Event => telemetry::folded(1, 0, in_progress),
+        Folded::Undecodable => telemetry::folded(0, 1, in_progress),
+        Folded::CaughtUp => {
+            tracing::info!(
+                events = state.applied_events(),
+                "caught up with the history"
+            );
         }
     }
 }
@@ -226,16 +125,17 @@ pub async fn run(
     let packages = PackageWatch::from_settings(&config.tracker, &config.broker)
         .map_err(|e| WorkerError::Settings(e.to_string()))?
         .map(Arc::new);
-    let shared = Shared::new(&config.tracker);
+    let shared = Shared::new(TrackerState::new(config.tracker.tracking()));
     let outlet = Arc::new(Outlet::new(
         &config.broker,
         "slipway-repo-tracker-publisher",
     ));
 
-    let follower = tokio::spawn(follow(
+    let follower = tokio::spawn(Arc::clone(&shared).follow(
         config.broker.clone(),
-        Arc::clone(&shared),
+        "slipway-repo-tracker-follower".to_owned(),
         shutdown.clone(),
+        observe_fold,
     ));
 
     let mut webhook_task = None;
@@ -287,99 +187,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Folds the history into `shared` from its first event, following it, reconnecting after a
-/// loss and resuming after the last event folded.
-async fn follow(settings: BrokerSettings, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let stream = history_stream_name(&settings.namespace);
-    let mut from = ReadFrom::First;
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let connection = match BrokerConnection::connect_with_retry(
-            &settings,
-            "slipway-repo-tracker-follower",
-            &shutdown,
-        )
-        .await
-        {
-            Ok(Some(connection)) => connection,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::error!(%error, "the history follower cannot connect");
-                return;
-            }
-        };
-        let declared = async {
-            let channel = connection.channel().await?;
-            Topology::pipeline(&settings).declare(&channel).await
-        }
-        .await;
-        if let Err(error) = declared {
-            tracing::warn!(%error, "cannot declare the topology; retrying");
-        } else {
-            let options = ReadOptions {
-                from,
-                follow: true,
-                deadline: None,
-                ..ReadOptions::default()
-            };
-            let reader = HistoryReader::new(&connection, &stream);
-            match reader.open(HistoryQuery::all(), &options).await {
-                Ok(mut events) => {
-                    loop {
-                        let step = tokio::select! {
-                            () = shutdown.cancelled() => None,
-                            step = events.next() => step,
-                        };
-                        match step {
-                            Some(Ok(HistoryStep::Event(event))) => {
-                                shared.apply(&event.envelope);
-                                shared.folded.send_replace(Some(event.offset));
-                                from = ReadFrom::Offset(event.offset + 1);
-                                pause = Duration::from_millis(100);
-                            }
-                            Some(Ok(HistoryStep::Undecodable {
-                                offset,
-                                routing_key,
-                                error,
-                            })) => {
-                                tracing::warn!(offset, routing_key, %error, "skipping an undecodable history event");
-                                telemetry::folded(0, 1, shared.read(|s| s.plan().in_progress()));
-                                shared.folded.send_replace(Some(offset));
-                                from = ReadFrom::Offset(offset + 1);
-                            }
-                            Some(Ok(HistoryStep::CaughtUp)) => {
-                                let events = shared.read(TrackerState::applied_events);
-                                tracing::info!(events, "caught up with the history");
-                                shared.caught_up.send_replace(true);
-                                shared.changed.notify_one();
-                            }
-                            Some(Err(error)) => {
-                                tracing::warn!(%error, "the history read stopped; reconnecting");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                    events.close().await;
-                }
-                Err(error) => tracing::warn!(%error, "cannot read the history; retrying"),
-            }
-        }
-        shared.caught_up.send_replace(false);
-        connection.close().await;
-        if shutdown.is_cancelled() {
-            return;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(Duration::from_millis(
-            settings.max_reconnect_delay_ms.max(100),
-        ));
-    }
-}
-
 /// What an index read gave.
 struct IndexRead {
     commit: CommitSha,
@@ -417,7 +224,7 @@ impl Leader {
                 telemetry::leadership(false, term.number);
                 return;
             }
-            () = self.fence() => {}
+            () = self.shared.fence(&self.broker, "slipway-repo-tracker-fence") => {}
         }
         let (polled_tx, mut polled_rx) = mpsc::channel::<Polled>(1024);
         let (read_tx, mut read_rx) = mpsc::channel::<IndexRead>(16);
@@ -486,7 +293,7 @@ impl Leader {
             }
             tokio::select! {
                 () = token.cancelled() => break,
-                () = self.shared.changed.notified() => {}
+                () = self.shared.changed() => {}
                 Some(polled) = polled_rx.recv() => self.on_polled(polled).await,
                 Some(read) = read_rx.recv() => {
                     reading.remove(&read.result);
@@ -523,42 +330,6 @@ impl Leader {
         }
         readers.abort_all();
         telemetry::leadership(false, term.number);
-    }
-
-    /// Returns once the view has folded the history up to its tail as it is now.
-    async fn fence(&self) {
-        let mut caught_up = self.shared.caught_up.subscribe();
-        let _ = caught_up.wait_for(|caught_up| *caught_up).await;
-        let stream = history_stream_name(&self.broker.namespace);
-        let mut pause = Duration::from_millis(100);
-        let tail = loop {
-            let tail =
-                match BrokerConnection::connect(&self.broker, "slipway-repo-tracker-fence").await {
-                    Ok(connection) => {
-                        let tail = HistoryReader::new(&connection, &stream).tail().await;
-                        connection.close().await;
-                        tail.map_err(|e| e.to_string())
-                    }
-                    Err(error) => Err(error.to_string()),
-                };
-            match tail {
-                Ok(tail) => break tail,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot find the history's tail; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        let Some(tail) = tail else { return };
-        let mut folded = self.shared.folded.subscribe();
-        let _ = folded
-            .wait_for(|folded| folded.is_some_and(|at| at >= tail))
-            .await;
-        tracing::info!(
-            offset = tail,
-            "the view has folded the history up to its tail"
-        );
     }
 
     /// Carry out what the outbox holds and was not carried out yet.
