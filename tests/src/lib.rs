@@ -6,6 +6,7 @@
 
 pub mod git;
 pub mod installs;
+pub mod repos;
 pub mod scratch;
 pub mod tools;
 pub mod webhook;

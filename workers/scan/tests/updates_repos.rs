@@ -1,42 +1,32 @@
-//! Updates against real repositories served over loopback HTTP:
+//! Updates against real repositories served over loopback HTTP, made with
+//! `slipway_tests::repos`:
 //! - apt: `.deb`s built with `dpkg-deb`, indexed with `apt-ftparchive`, in a flat repository
 //!   (`Packages.gz`, `Release` only, so `InRelease` is a 404) and in a `dists/bookworm/main/
 //!   binary-amd64` layout (`Packages.xz` preferred, `InRelease` = the `Release` in clear-sign
 //!   armour with a placeholder signature: signatures are not verified);
 //! - yum: noarch rpms built with `rpmbuild` (with epochs), indexed with `createrepo_c`;
-//! - apk: an `APKINDEX.tar.gz` written here in Alpine's layout (signature member first).
+//! - apk: an `APKINDEX.tar.gz` written in Alpine's layout (signature member first).
 //!
 //! The server is a small hyper file server in the test's runtime on 127.0.0.1 (ephemeral port,
 //! bound before the test goes on), giving an `ETag` (for apk's conditional GET) and logging
 //! every request, so that what was downloaded is counted from the outside.
 //!
-//! Needs `dpkg-deb` (dpkg), `apt-ftparchive` (apt-utils), `xz` (xz-utils), `rpmbuild` (rpm) and
-//! `createrepo_c` (createrepo-c); a missing tool fails the test with the package to install.
+//! Needs `dpkg-deb` (dpkg), `apt-ftparchive` (apt-utils), `gzip`, `xz` (xz-utils), `rpmbuild`
+//! (rpm) and `createrepo_c` (createrepo-c); a missing tool fails the test with the package to
+//! install.
 
-use std::convert::Infallible;
-use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::header::{ETAG, IF_NONE_MATCH};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use slipway_scan::package::{Ecosystem, Inventory, OsIdentity, Package};
 use slipway_scan::updates::{
     FetchError, FetchSettings, Fetcher, Repo, RepoConfig, RepoIndex, Update, find_updates,
     validate_repos,
 };
+use slipway_tests::repos::{self, FileServer, apt_dists, apt_flat, yum};
 use slipway_tests::scratch::TempDir;
-use slipway_tests::tools;
-use tokio::task::{JoinHandle, JoinSet};
 
 /// The apt test package and its versions in the fixture.
 const DEB: &str = "slipway-hello";
@@ -47,15 +37,7 @@ const RPM_OLD_EPOCH: &str = "slipway-epoch";
 const APK: &str = "slipway-apk";
 
 // ---------------------------------------------------------------------------------------------
-// Tools and fixture packages
-
-/// The Debian packages of every program the fixtures run (each checked by `require` first).
-const FIXTURE_TOOLS_PACKAGES: &str = "dpkg apt-utils xz-utils rpm createrepo-c";
-
-/// Runs `command` in `dir`, failing the test with its output when it fails; returns stdout.
-fn run_in(dir: &Path, command: &mut Command) -> String {
-    tools::run(command.current_dir(dir), FIXTURE_TOOLS_PACKAGES)
-}
+// Fixture packages
 
 /// Built packages shared by the tests.
 struct Built {
@@ -91,15 +73,8 @@ fn built() -> &'static Built {
 }
 
 fn build_packages() -> Built {
-    for (tool, package) in [
-        ("dpkg-deb", "dpkg"),
-        ("apt-ftparchive", "apt-utils"),
-        ("xz", "xz-utils"),
-        ("rpmbuild", "rpm"),
-        ("createrepo_c", "createrepo-c"),
-    ] {
-        tools::require(tool, &["--version"], package);
-    }
+    repos::require(&repos::APT_TOOLS);
+    repos::require(&repos::YUM_TOOLS);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("updates_repos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -107,299 +82,29 @@ fn build_packages() -> Built {
 
     let debs = ["1.0-1", "1.1-1", "1.2-1"]
         .into_iter()
-        .map(|version| {
-            let root = dir.join(format!("deb-{version}"));
-            std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
-            std::fs::write(
-                root.join("DEBIAN/control"),
-                format!(
-                    "Package: {DEB}\nVersion: {version}\nArchitecture: amd64\n\
-                     Maintainer: Slipway <test@example.org>\nDescription: Slipway test package\n"
-                ),
-            )
-            .expect("control");
-            let deb = dir.join(format!("{DEB}_{version}_amd64.deb"));
-            run_in(
-                &dir,
-                Command::new("dpkg-deb")
-                    .args(["--build", "--root-owner-group"])
-                    .arg(&root)
-                    .arg(&deb),
-            );
-            (version, deb)
-        })
+        .map(|version| (version, repos::build_deb(&dir, DEB, version)))
         .collect();
 
-    let topdir = dir.join("rpmbuild");
     let rpms = [
-        (RPM, "1", "1.0", "1"),
-        (RPM, "1", "1.1", "1"),
-        (RPM_OLD_EPOCH, "1", "9.0", "1"),
+        (RPM, "1:1.0-1", "1.0"),
+        (RPM, "1:1.1-1", "1.1"),
+        (RPM_OLD_EPOCH, "1:9.0-1", "9.0"),
     ]
     .into_iter()
-    .map(|(name, epoch, version, release)| {
-        let spec = dir.join(format!("{name}-{version}.spec"));
-        std::fs::write(
-            &spec,
-            format!(
-                "Name: {name}\nEpoch: {epoch}\nVersion: {version}\nRelease: {release}\n\
-                 Summary: Slipway test package\nLicense: MIT\nBuildArch: noarch\n\
-                 %global __os_install_post %{{nil}}\n%global _build_id_links none\n\n\
-                 %description\nSlipway test package.\n\n%files\n"
-            ),
+    .map(|(name, full, version)| {
+        (
+            name,
+            full,
+            repos::build_rpm(&dir, name, Some(1), version, "1"),
         )
-        .expect("spec");
-        run_in(
-            &dir,
-            Command::new("rpmbuild")
-                .arg("-bb")
-                .arg("--define")
-                .arg(format!("_topdir {}", topdir.display()))
-                .arg(&spec),
-        );
-        let rpm = topdir.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"));
-        assert!(rpm.is_file(), "rpmbuild made no {}", rpm.display());
-        let full: &'static str = match (name, version) {
-            (RPM, "1.0") => "1:1.0-1",
-            (RPM, _) => "1:1.1-1",
-            _ => "1:9.0-1",
-        };
-        (name, full, rpm)
     })
     .collect();
     Built { debs, rpms }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Repositories
-
-/// Copies `files` into `dir` (created).
-fn copy_into(dir: &Path, files: &[&Path]) {
-    std::fs::create_dir_all(dir).expect("repository directory");
-    for file in files {
-        std::fs::copy(file, dir.join(file.file_name().expect("file name"))).expect("copy");
-    }
-}
-
-/// A flat apt repository in `root/flat`: `Packages`, `Packages.gz`, `Release`, no InRelease.
-fn apt_flat(root: &Path, debs: &[&Path]) {
-    let dir = root.join("flat");
-    copy_into(&dir, debs);
-    let packages = run_in(&dir, Command::new("apt-ftparchive").args(["packages", "."]));
-    std::fs::write(dir.join("Packages"), packages).expect("Packages");
-    run_in(&dir, Command::new("gzip").args(["-9knf", "Packages"]));
-    let release = run_in(&dir, Command::new("apt-ftparchive").args(["release", "."]));
-    std::fs::write(dir.join("Release"), release).expect("Release");
-}
-
-/// An apt repository in `root` with `pool/main/` and `dists/bookworm/main/binary-amd64/`
-/// (`Packages`, `.gz`, `.xz`), `Release` and a clear-signed-looking `InRelease`.
-fn apt_dists(root: &Path, debs: &[&Path]) {
-    copy_into(&root.join("pool/main"), debs);
-    let binary = root.join("dists/bookworm/main/binary-amd64");
-    std::fs::create_dir_all(&binary).expect("binary-amd64");
-    let packages = run_in(
-        root,
-        Command::new("apt-ftparchive").args(["packages", "pool"]),
-    );
-    std::fs::write(binary.join("Packages"), packages).expect("Packages");
-    run_in(&binary, Command::new("gzip").args(["-9knf", "Packages"]));
-    run_in(&binary, Command::new("xz").args(["-kf", "Packages"]));
-    let suite = root.join("dists/bookworm");
-    let _ = std::fs::remove_file(suite.join("Release"));
-    let _ = std::fs::remove_file(suite.join("InRelease"));
-    let release = run_in(
-        &suite,
-        Command::new("apt-ftparchive")
-            .args(["-o", "APT::FTPArchive::Release::Suite=stable"])
-            .args(["-o", "APT::FTPArchive::Release::Codename=bookworm"])
-            .args(["-o", "APT::FTPArchive::Release::Components=main"])
-            .args(["-o", "APT::FTPArchive::Release::Architectures=amd64"])
-            .args(["release", "."]),
-    );
-    assert!(
-        release.contains("main/binary-amd64/Packages.xz"),
-        "{release}"
-    );
-    std::fs::write(suite.join("Release"), &release).expect("Release");
-    std::fs::write(
-        suite.join("InRelease"),
-        format!(
-            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{release}\
-             -----BEGIN PGP SIGNATURE-----\n\niHUEARYKAB0WIQQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\
-             =AAAA\n-----END PGP SIGNATURE-----\n"
-        ),
-    )
-    .expect("InRelease");
-}
-
-/// A yum repository in `root/yum` made by createrepo_c from `rpms`.
-fn yum(root: &Path, rpms: &[&Path]) {
-    let dir = root.join("yum");
-    copy_into(&dir, rpms);
-    run_in(
-        root,
-        Command::new("createrepo_c")
-            .args(["--simple-md-filenames", "--no-database", "--quiet"])
-            .arg(&dir),
-    );
-}
-
-/// A tar of `members`; without its end-of-archive blocks when `finish` is false (as Alpine's
-/// signature member is).
-fn tar(members: &[(&str, &[u8])], finish: bool) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, *data)
-            .expect("tar member");
-    }
-    let mut bytes = builder.into_inner().expect("tar");
-    if !finish {
-        bytes.truncate(bytes.len() - 1024);
-    }
-    bytes
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
-}
-
 /// An apk repository in `root/apk` whose `x86_64/APKINDEX.tar.gz` offers [`APK`] at `versions`.
 fn apk(root: &Path, versions: &[&str]) {
-    let index: String = versions
-        .iter()
-        .map(|v| {
-            format!(
-                "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:{APK}\nV:{v}\nA:x86_64\nS:1024\nI:4096\n\
-                 T:Slipway test package\nU:https://example.org\nL:MIT\no:{APK}\n\
-                 m:Slipway <test@example.org>\nt:1700000000\nD:musl\n\n"
-            )
-        })
-        .collect();
-    let mut file = gzip(&tar(
-        &[(".SIGN.RSA.slipway-test.rsa.pub", b"signature")],
-        false,
-    ));
-    file.extend(gzip(&tar(
-        &[
-            ("DESCRIPTION", b"slipway-test"),
-            ("APKINDEX", index.as_bytes()),
-        ],
-        true,
-    )));
-    let dir = root.join("apk/x86_64");
-    std::fs::create_dir_all(&dir).expect("apk directory");
-    std::fs::write(dir.join("APKINDEX.tar.gz"), file).expect("APKINDEX.tar.gz");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The HTTP server
-
-/// A file server on 127.0.0.1 over `root`, logging `(path, status)` of every request; stopped
-/// when dropped.
-struct Server {
-    address: SocketAddr,
-    log: Arc<Mutex<Vec<(String, u16)>>>,
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    /// Binds an ephemeral port (the server is ready once this returns) and serves `root`.
-    async fn start(root: &Path) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let address = listener.local_addr().expect("local address");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (root, task_log) = (Arc::new(root.to_owned()), log.clone());
-        let task = tokio::spawn(async move {
-            // Dropping the set (when the task is aborted) aborts every connection.
-            let mut connections = JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let (root, log) = (root.clone(), task_log.clone());
-                let service = service_fn(move |request| {
-                    let response = respond(&root, &log, &request);
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                connections.spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Server { address, log, task }
-    }
-
-    /// `http://127.0.0.1:PORT/path`.
-    fn url(&self, path: &str) -> String {
-        format!("http://{}/{path}", self.address)
-    }
-
-    /// How many requests for `path` were answered with `status`.
-    fn count(&self, path: &str, status: u16) -> usize {
-        self.log
-            .lock()
-            .expect("log")
-            .iter()
-            .filter(|(p, s)| p == path && *s == status)
-            .count()
-    }
-
-    /// Every request so far.
-    fn requests(&self) -> Vec<(String, u16)> {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A file under `root`, with an `ETag` (its SHA-256) honoured in `If-None-Match`.
-fn respond(
-    root: &Path,
-    log: &Mutex<Vec<(String, u16)>>,
-    request: &Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = request.uri().path().to_owned();
-    let file = root.join(path.trim_start_matches('/'));
-    let content = if path.split('/').any(|part| part == "..") {
-        None
-    } else {
-        std::fs::read(&file).ok()
-    };
-    let mut response = Response::builder();
-    let (status, body) = match content {
-        None => (StatusCode::NOT_FOUND, Bytes::new()),
-        Some(bytes) => {
-            let etag = format!("\"{:x}\"", Sha256::digest(&bytes));
-            let matches = request
-                .headers()
-                .get(IF_NONE_MATCH)
-                .is_some_and(|value| value.as_bytes() == etag.as_bytes());
-            response = response.header(ETAG, etag);
-            if matches {
-                (StatusCode::NOT_MODIFIED, Bytes::new())
-            } else {
-                (StatusCode::OK, Bytes::from(bytes))
-            }
-        }
-    };
-    log.lock().expect("log").push((path, status.as_u16()));
-    response
-        .status(status)
-        .body(Full::new(body))
-        .expect("response")
+    repos::apk_index(&root.join("apk"), APK, "x86_64", versions);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,10 +233,10 @@ fn apt_flat_and_dists_repositories_offer_the_newer_version() {
     let built = built();
     let root = TempDir::new("updates-apt");
     let debs = [built.deb("1.0-1"), built.deb("1.1-1")];
-    apt_flat(root.path(), &debs);
+    apt_flat(&root.path().join("flat"), &debs);
     apt_dists(&root.path().join("deb"), &debs);
     runtime().block_on(async {
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         let flat = repo("flat", &flat_fields(&server.url("flat")));
         let dists = repo("dists", &dists_fields(&server.url("deb/")));
         let fetcher = fetcher(&root.path().join("cache"));
@@ -568,7 +273,7 @@ fn yum_repository_offers_the_newer_version_epochs_first() {
     let built = built();
     let root = TempDir::new("updates-yum");
     yum(
-        root.path(),
+        &root.path().join("yum"),
         &[
             built.rpm(RPM, "1:1.0-1"),
             built.rpm(RPM, "1:1.1-1"),
@@ -576,7 +281,7 @@ fn yum_repository_offers_the_newer_version_epochs_first() {
         ],
     );
     runtime().block_on(async {
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         let el = repo("el", &yum_fields(&server.url("yum")));
         let fetcher = fetcher(&root.path().join("cache"));
         let indexes = fetch_all(&fetcher, &[el]).await;
@@ -615,7 +320,7 @@ fn apk_repository_offers_the_newer_version_and_is_fetched_conditionally() {
     let root = TempDir::new("updates-apk");
     apk(root.path(), &["1.0-r0", "1.1-r0"]);
     runtime().block_on(async {
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         let alpine = repo("alpine", &apk_fields(&server.url("apk")));
         let fetcher = fetcher(&root.path().join("cache"));
         let index = "/apk/x86_64/APKINDEX.tar.gz";
@@ -653,11 +358,11 @@ fn unchanged_indexes_come_from_the_cache_changed_ones_are_downloaded() {
     let repo_dir = root.path().join("deb");
     apt_dists(&repo_dir, &[built.deb("1.0-1"), built.deb("1.1-1")]);
     yum(
-        root.path(),
+        &root.path().join("yum"),
         &[built.rpm(RPM, "1:1.0-1"), built.rpm(RPM, "1:1.1-1")],
     );
     runtime().block_on(async {
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         let repos = repos(
             &[
                 table("dists", &dists_fields(&server.url("deb"))),
@@ -738,7 +443,7 @@ fn broken_repositories_are_clear_errors_and_nothing_is_cached() {
     std::fs::write(&packages, &bytes).expect("corrupt Packages.xz");
     let found = format!("sha256:{:x}", Sha256::digest(&bytes));
     runtime().block_on(async {
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         let dists = repo("dists", &dists_fields(&server.url("deb")));
         let cache = root.path().join("cache");
         let (indexes, errors) = fetcher(&cache)
@@ -814,8 +519,11 @@ fn broken_repositories_are_clear_errors_and_nothing_is_cached() {
 fn an_unreachable_repository_does_not_hide_the_others() {
     let built = built();
     let root = TempDir::new("updates-unreachable");
-    apt_flat(root.path(), &[built.deb("1.0-1"), built.deb("1.1-1")]);
-    yum(root.path(), &[built.rpm(RPM, "1:1.1-1")]);
+    apt_flat(
+        &root.path().join("flat"),
+        &[built.deb("1.0-1"), built.deb("1.1-1")],
+    );
+    yum(&root.path().join("yum"), &[built.rpm(RPM, "1:1.1-1")]);
     apk(root.path(), &["1.1-r0"]);
     runtime().block_on(async {
         // A port nothing listens on: bound, then released.
@@ -824,7 +532,7 @@ fn an_unreachable_repository_does_not_hide_the_others() {
             .expect("bind")
             .local_addr()
             .expect("address");
-        let server = Server::start(root.path()).await;
+        let server = FileServer::start(root.path()).await;
         // Applies to version 2 of the test OS only: skipped, never requested.
         let other_os = format!(
             "[[repos]]\nname = \"other-os\"\n{}\n\
