@@ -2,7 +2,8 @@
 //! gives each test its own namespace (exchange and queues), runs test workers, records effects
 //! idempotently, and waits on events with deadlines (never fixed sleeps). Its modules make test
 //! fixtures: git repositories (`git`), temporary directories (`scratch`), language-package
-//! installations (`installs`), with the external tools run through `tools`.
+//! installations (`installs`), package repositories and a file server to serve them (`repos`),
+//! signed forge pushes (`webhook`), with the external tools run through `tools`.
 
 pub mod git;
 pub mod installs;
