@@ -5,17 +5,20 @@
 //! build workers are played by a stand-in on the lint queue (each build takes a moment).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use slipway_broker::history::{HistoryEvent, HistoryQuery};
 use slipway_broker::{Job, Outcome, Topology};
 use slipway_common::message::{BuildSucceeded, CommitSha};
 use slipway_common::{Digest, ImageRef, Kind, Message};
+use slipway_tests::fleet::{self, Instance};
 use slipway_tests::git::LocalRepo;
-use slipway_tests::{AMQP_URL, TempDir, TestBus, eventually, test_settings};
+use slipway_tests::{TempDir, TestBus, eventually, test_settings};
 
 const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The `worker` label of the tracker's metrics.
+const WORKER: &str = "repo-tracker";
 
 /// The images, each with its parents: a diamond under `r`, then two more levels.
 const IMAGES: [(&str, &[&str]); 7] = [
@@ -28,53 +31,23 @@ const IMAGES: [(&str, &[&str]); 7] = [
     ("f", &["d", "e"]),
 ];
 
-struct Tracker {
-    child: Child,
-    metrics_port: u16,
-    _cache: TempDir,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is_leader(tracker: &Tracker) -> bool {
-    slipway_tests::scrape_metrics(tracker.metrics_port)
-        .is_some_and(|metrics| metrics.contains("slipway_leader{worker=\"repo-tracker\"} 1"))
-}
-
-fn start_tracker(namespace: &str, index: &LocalRepo, n: usize) -> Tracker {
-    let cache = TempDir::new(&format!("takeover-cache-{n}"));
-    let metrics_port = slipway_tests::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_slipway-repo-tracker"))
-        .env_remove(slipway_common::workspace::REQUIRE_SHARED_VAR)
-        .env("SLIPWAY_BROKER__URL", AMQP_URL)
-        .env("SLIPWAY_BROKER__NAMESPACE", namespace)
-        .env("SLIPWAY_BROKER__MAX_RECONNECT_DELAY_MS", "1000")
-        .env("SLIPWAY_SOURCE__CACHE_DIR", cache.path())
-        .env("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true")
-        .env("SLIPWAY_TRACKER__INDEX_URL", index.url())
-        .env("SLIPWAY_TRACKER__INDEX_BRANCH", "main")
-        .env("SLIPWAY_TRACKER__POLL_INTERVAL_MS", "300")
-        .env("SLIPWAY_TRACKER__POLL_JITTER_MS", "0")
-        .env("SLIPWAY_TRACKER__LEADER_RENEW_MS", "1000")
-        .env(
-            "SLIPWAY_TELEMETRY__METRICS_ADDR",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("SLIPWAY_TELEMETRY__LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start slipway-repo-tracker");
-    Tracker {
-        child,
-        metrics_port,
-        _cache: cache,
-    }
+fn start_tracker(namespace: &str, index: &LocalRepo, cache: &TempDir) -> Instance {
+    Instance::start(
+        env!("CARGO_BIN_EXE_slipway-repo-tracker"),
+        namespace,
+        &[
+            (
+                "SLIPWAY_SOURCE__CACHE_DIR",
+                cache.path().display().to_string(),
+            ),
+            ("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true".into()),
+            ("SLIPWAY_TRACKER__INDEX_URL", index.url()),
+            ("SLIPWAY_TRACKER__INDEX_BRANCH", "main".into()),
+            ("SLIPWAY_TRACKER__POLL_INTERVAL_MS", "300".into()),
+            ("SLIPWAY_TRACKER__POLL_JITTER_MS", "0".into()),
+            ("SLIPWAY_TRACKER__LEADER_RENEW_MS", "1000".into()),
+        ],
+    )
 }
 
 fn entry_yaml(id: usize, job: &str, repo: &LocalRepo, parents: &[&str]) -> String {
@@ -150,16 +123,18 @@ async fn killing_the_leader_mid_cascade_loses_no_child_and_repeats_none() {
         "index",
     );
     let builder = bus.spawn_worker("lint", stand_in_build);
-    let mut trackers: Vec<Tracker> = (0..3)
-        .map(|n| start_tracker(&settings.namespace, &index, n))
+    let caches: Vec<TempDir> = (0..3)
+        .map(|n| TempDir::new(&format!("takeover-cache-{n}")))
+        .collect();
+    let mut trackers: Vec<Instance> = caches
+        .iter()
+        .map(|cache| start_tracker(&settings.namespace, &index, cache))
         .collect();
 
     // The baseline: the index applied, every branch seen once.
     bus.wait_for_history(HistoryQuery::all().kinds([Kind::GitChanged]), 8, DEADLINE)
         .await;
-    let leaders: Vec<usize> = (0..3).filter(|&i| is_leader(&trackers[i])).collect();
-    assert_eq!(leaders.len(), 1, "exactly one leader: {leaders:?}");
-    let leader = leaders[0];
+    let leader = fleet::leader(&trackers, WORKER).expect("exactly one leader");
 
     // A change at the root starts a cascade over all seven images; the leader dies once the
     // first children are being built.
@@ -171,11 +146,9 @@ async fn killing_the_leader_mid_cascade_loses_no_child_and_repeats_none() {
     )
     .await;
     let killed = Instant::now();
-    let mut dead = trackers.remove(leader);
-    dead.child.kill().expect("kill -9 the leader");
-    dead.child.wait().expect("reap the leader");
+    trackers.remove(leader).kill();
     eventually("another tracker leads", Duration::from_secs(30), || {
-        let leading = trackers.iter().any(is_leader);
+        let leading = trackers.iter().any(|tracker| tracker.is_leader(WORKER));
         async move { leading }
     })
     .await;
