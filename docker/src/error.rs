@@ -143,6 +143,16 @@ impl DockerError {
         }
     }
 
+    /// Whether a pull failed because the registry does not have the image (no such repository,
+    /// tag or manifest), as opposed to a refused login or an unreachable registry.
+    pub fn is_absent_image(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status == 404,
+            Self::Push { message, .. } => is_absent_message(message),
+            _ => false,
+        }
+    }
+
     /// Translate a bollard error of the API call `operation`.
     pub(crate) fn from_bollard(operation: &'static str, error: bollard::errors::Error) -> Self {
         use bollard::errors::Error as E;
@@ -239,6 +249,13 @@ pub(crate) fn is_permanent_push_failure(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| lower.contains(needle))
+        || is_absent_message(message)
+}
+
+/// Whether a registry's message says the image is not there.
+fn is_absent_message(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("manifest unknown") || lower.contains("name unknown")
 }
 
 /// Classify a failure reported inside a build stream: a full disk and an unreachable registry
@@ -367,6 +384,32 @@ mod tests {
             message: "tag does not exist: r/x:1".into(),
         };
         assert!(!absent.is_transient());
+    }
+
+    #[test]
+    fn an_image_the_registry_does_not_have_is_absent_and_permanent() {
+        let unknown = DockerError::Push {
+            reference: "127.0.0.1:5000/team/gone:1".into(),
+            message: "manifest for 127.0.0.1:5000/team/gone:1 not found: manifest unknown: manifest unknown".into(),
+        };
+        assert!(unknown.is_absent_image());
+        assert!(!unknown.is_transient());
+        let not_found = DockerError::Api {
+            operation: "pull",
+            status: 404,
+            message: "pull access denied or repository does not exist".into(),
+        };
+        assert!(not_found.is_absent_image() && !not_found.is_transient());
+        let refused = DockerError::Push {
+            reference: "127.0.0.1:5000/team/app:1".into(),
+            message: "unauthorized: authentication required".into(),
+        };
+        assert!(!refused.is_absent_image());
+        let unreachable = DockerError::Push {
+            reference: "127.0.0.1:5000/team/app:1".into(),
+            message: "Get \"http://127.0.0.1:5000/v2/\": dial tcp: connection refused".into(),
+        };
+        assert!(!unreachable.is_absent_image() && unreachable.is_transient());
     }
 
     #[test]

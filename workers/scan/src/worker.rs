@@ -321,6 +321,10 @@ impl ScanHandler {
                 tracing::warn!(image = %scan_job.image, %error, "pull failed; scanning the local copy");
                 Ok(false)
             }
+            Err(error) if error.is_absent_image() => Err(Failure::Permanent(format!(
+                "image absent: the registry has no {} ({error})",
+                scan_job.image
+            ))),
             Err(error) => Err(error.into()),
         }
     }

@@ -212,7 +212,10 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     };
     assert_eq!(failed.image.to_string(), missing);
     assert!(
-        failed.error.contains("not found") || failed.error.contains("unknown"),
+        failed
+            .error
+            .starts_with("image absent: the registry has no ")
+            && failed.error.contains(&missing),
         "{}",
         failed.error
     );
