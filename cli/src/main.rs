@@ -1,6 +1,7 @@
 //! `slipway`: the command line of the pipeline — check index files, submit build requests for
 //! their entries, show what waits in each queue, lint Dockerfiles, follow build logs, show a job's
-//! events from the history, scan images and show their latest scan reports.
+//! events from the history, scan images and show their latest scan reports, list the
+//! rescan-scheduler's plan and request rescans.
 
 mod history;
 mod image_history;
@@ -11,6 +12,7 @@ mod logs;
 mod report;
 mod report_table;
 mod scan;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +78,11 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Print the latest full scan report of an image (from the `<namespace>.reports` stream).
     Report(report::ReportArgs),
+    /// The rescan-scheduler's next rescans, scheduled rebuilds and owner summaries (folded from
+    /// the `<namespace>.history` stream).
+    Schedule(schedule::ScheduleArgs),
+    /// Request a scan of an image now, or of every live image (`--all`).
+    Rescan(schedule::RescanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +98,8 @@ enum IndexCommand {
 struct CliConfig {
     broker: BrokerSettings,
     registry: RegistryAddress,
+    /// `[scheduler]`: the rescan-scheduler's settings (its period), for `slipway schedule`.
+    scheduler: slipway_rescan_scheduler::config::SchedulerSettings,
 }
 
 /// `[registry]`: Slipway's registry, where a short image name (`team/app:1`) lives.
@@ -179,6 +188,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             report::run(&config.broker, &image, &args).await
+        }
+        Command::Schedule(args) => {
+            let config = config(cli.config.as_deref())?;
+            schedule::schedule(&config.broker, &config.scheduler, &args).await
+        }
+        Command::Rescan(args) => {
+            let config = config(cli.config.as_deref())?;
+            let image = match &args.image {
+                Some(text) => match config.registry.image_argument(text) {
+                    Some(image) => Some(image),
+                    None => return Ok(ExitCode::FAILURE),
+                },
+                None => None,
+            };
+            schedule::rescan(&config.broker, &config.scheduler, image).await
         }
     }
 }

@@ -213,6 +213,14 @@ impl SchedulerState {
         images
     }
 
+    /// Each live image's owner (`notify-email`), by name.
+    pub fn owners(&self) -> HashMap<ImageKey, Option<String>> {
+        self.images
+            .iter()
+            .map(|(key, known)| (Arc::clone(key), known.owner.as_deref().map(str::to_owned)))
+            .collect()
+    }
+
     /// How many index entries have a rebuild schedule.
     pub fn scheduled_rebuilds(&self) -> usize {
         self.schedules.len()
