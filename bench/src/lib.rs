@@ -46,6 +46,15 @@ pub fn reference_tool(
         .with_context(|| format!("{name} not found: {install_hint}, or pass --{name}"))
 }
 
+/// Peak resident set of a live process (`VmHWM` in /proc), in KiB; `None` once it has exited.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
 /// The median of `values` (the upper one of an even count); panics on an empty list.
 pub fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
     values.sort_unstable();

@@ -24,6 +24,10 @@ use crate::streams::ReadFrom;
 use crate::streams::reader::ReadOptions;
 use crate::{BrokerConnection, BrokerSettings, Topology};
 
+/// Entries the broker may send the follower ahead of its fold: a start-up reads the whole
+/// history, and a larger window keeps that read from waiting on the broker.
+const FOLLOW_PREFETCH: u16 = 1000;
+
 /// A state folded from the history, one event at a time. Must be pure: the same events in the
 /// same order give the same state on every instance.
 pub trait HistoryFold: Send + 'static {
@@ -127,6 +131,7 @@ impl<S: HistoryFold> HistoryView<S> {
                     from,
                     follow: true,
                     deadline: None,
+                    prefetch: FOLLOW_PREFETCH,
                     ..ReadOptions::default()
                 };
                 let reader = HistoryReader::new(&connection, &stream);

@@ -331,7 +331,7 @@ impl From<BrokerError> for ReadError {
     }
 }
 
-/// One message read from a stream (already acked).
+/// One message read from a stream (acked, or counted for the next batched ack).
 #[derive(Debug)]
 pub(crate) struct StreamMessage {
     /// Its offset in the stream, as the broker said.
@@ -424,6 +424,11 @@ pub(crate) struct StreamCursor {
     caught_up: bool,
     idle_timeout: Duration,
     deadline: Option<Instant>,
+    /// Messages received and not acked yet: acks go in batches (`multiple`), half a prefetch
+    /// at a time, so the broker never runs out of credit and a read does not pay one ack per
+    /// message.
+    unacked: u16,
+    ack_every: u16,
 }
 
 impl StreamCursor {
@@ -450,6 +455,8 @@ impl StreamCursor {
             caught_up: false,
             idle_timeout: options.idle_timeout,
             deadline: options.deadline,
+            unacked: 0,
+            ack_every: (options.prefetch / 2).max(1),
         })
     }
 
@@ -486,8 +493,13 @@ impl StreamCursor {
         if offset.is_some() && offset >= self.tail {
             self.caught_up = true;
         }
-        // A failed ack means the channel is gone: the next wait reports it.
-        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        self.unacked += 1;
+        if self.unacked >= self.ack_every {
+            // This ack and every earlier one. A failed ack means the channel is gone: the next
+            // wait reports it.
+            let _ = delivery.acker.ack(BasicAckOptions { multiple: true }).await;
+            self.unacked = 0;
+        }
         Ok(Some(StreamMessage {
             offset,
             routing_key: delivery.routing_key.to_string(),
@@ -496,7 +508,8 @@ impl StreamCursor {
         }))
     }
 
-    /// Stop the consumer and close its channel.
+    /// Stop the consumer and close its channel (what is unacked needs no ack: closing a
+    /// stream consumer's channel loses nothing).
     pub async fn close(self) {
         let _ = self
             .channel

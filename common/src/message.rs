@@ -661,6 +661,9 @@ pub struct SummaryReady {
     pub period_end: crate::envelope::Timestamp,
     /// The owner's images, by name (at most a bounded number).
     pub images: Vec<ImageSummary>,
+    /// How many more images the owner has than are listed (the bound).
+    #[serde(default)]
+    pub omitted: u64,
 }
 
 /// Sample payloads for tests in this crate and others.
@@ -809,6 +812,7 @@ pub mod test_support {
                         .into_iter()
                         .collect(),
                 }],
+                omitted: 2,
             }),
         ]
     }

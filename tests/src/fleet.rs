@@ -45,6 +45,18 @@ impl Instance {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The value of the metric series `series` (`name{labels}` as exported), if it answers.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        crate::scrape_metrics(self.metrics_port)?
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
     /// Whether its `slipway_leader{worker="<worker>"}` gauge says it leads now.
     pub fn is_leader(&self, worker: &str) -> bool {
         crate::scrape_metrics(self.metrics_port).is_some_and(|metrics| {

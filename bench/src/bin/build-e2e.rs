@@ -64,15 +64,6 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident set of a process, from /proc (kB).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -193,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
         theirs_med.as_secs_f64(),
         ours_med.as_secs_f64() - theirs_med.as_secs_f64()
     );
-    match peak_rss_kib(worker.0.id()) {
+    match slipway_bench::peak_rss_kib(worker.0.id()) {
         Some(kib) => println!("slipway-build peak RSS: {:.1} MiB", kib as f64 / 1024.0),
         None => println!("slipway-build peak RSS: unavailable"),
     }

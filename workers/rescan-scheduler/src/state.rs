@@ -78,30 +78,76 @@ fn slot_start(k: u64, offset: u64, period_ms: u64) -> u64 {
     k.saturating_mul(period_ms).saturating_add(offset)
 }
 
-/// The latest scan of an image.
+/// A manifest digest, kept small: SHA-256 as its 32 bytes, anything else as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LatestScan {
-    /// The digest scanned.
-    pub digest: Digest,
-    /// When the scan completed (the event's time).
-    pub at: Timestamp,
-    /// Its counts.
-    pub counts: BTreeMap<String, u64>,
+enum StoredDigest {
+    Sha256([u8; 32]),
+    Other(Box<str>),
 }
 
-/// A live image.
+impl StoredDigest {
+    fn of(digest: &Digest) -> Self {
+        let hex = digest.encoded().as_bytes();
+        let mut bytes = [0u8; 32];
+        let decoded = digest.algorithm() == "sha256"
+            && hex.len() == 64
+            && bytes.iter_mut().enumerate().all(|(i, byte)| {
+                let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).unwrap_or("");
+                u8::from_str_radix(pair, 16).map(|b| *byte = b).is_ok()
+            });
+        if decoded {
+            StoredDigest::Sha256(bytes)
+        } else {
+            StoredDigest::Other(digest.as_str().into())
+        }
+    }
+
+    fn digest(&self) -> Option<Digest> {
+        match self {
+            StoredDigest::Sha256(bytes) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                Digest::parse(&format!("sha256:{hex}")).ok()
+            }
+            StoredDigest::Other(text) => Digest::parse(text).ok(),
+        }
+    }
+}
+
+/// The latest scan of an image (boxed in [`Known`]: many images are never scanned again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LatestScan {
+    /// The digest scanned.
+    digest: StoredDigest,
+    /// When the scan completed (the event's time).
+    at: Timestamp,
+    /// The names of its counts, shared by every image whose scan had the same names.
+    names: Arc<[Arc<str>]>,
+    /// The counts, in the order of `names`.
+    values: Box<[u64]>,
+}
+
+/// A live image. A view of 100,000 images holds 100,000 of these, so each holds only what the
+/// key does not: its registry (shared), its owner (shared), its slot and its latest scan.
 #[derive(Clone, Debug)]
 struct Known {
-    /// As the last event named it, without digest.
-    image: ImageRef,
+    /// The registry the last event named it in (`127.0.0.1:5000`), if any.
+    registry: Option<Arc<str>>,
     owner: Option<Arc<str>>,
     offset: u64,
     /// The last slot it was served in.
     served: u64,
-    latest: Option<LatestScan>,
+    latest: Option<Box<LatestScan>>,
 }
 
 impl Known {
+    /// Its reference: the registry, then the key (`app-id/job-id:tag`).
+    fn reference(&self, key: &str) -> Option<ImageRef> {
+        match &self.registry {
+            Some(registry) => ImageRef::parse(&format!("{registry}/{key}")).ok(),
+            None => ImageRef::parse(key).ok(),
+        }
+    }
+
     fn next_due(&self, period_ms: u64) -> u64 {
         slot_start(self.served.saturating_add(1), self.offset, period_ms)
     }
@@ -145,13 +191,31 @@ impl Scheduled {
     }
 }
 
-/// One rescan, rebuild or summary that is due, for the lag metric and the CLI.
+/// One rescan, rebuild or summary that is due.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Due {
     /// When it became due.
     pub at: u64,
+    /// What it is for, to ask the view later whether it is still due.
+    pub token: DueToken,
     /// The event that carries it out (its id derives from what it is for).
     pub envelope: Envelope,
+}
+
+/// What a due decision is for: a rescan of an image in a slot, a rebuild at a firing, a
+/// summary of an owner in a slot (see [`SchedulerState::is_pending`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueToken {
+    kind: DueKind,
+    subject: Arc<str>,
+    unit: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DueKind {
+    Rescan,
+    Rebuild,
+    Summary,
 }
 
 /// What is planned next, for `slipway schedule`.
@@ -178,6 +242,10 @@ pub struct SchedulerState {
     /// `(next due, owner)` of every owner with a live image.
     summaries: BTreeSet<(u64, Arc<str>)>,
     schedules: BTreeMap<ImageKey, Scheduled>,
+    /// The lists of scan-count names (`os-updates`, …), one copy each for every image's counts.
+    count_names: HashSet<Arc<[Arc<str>]>>,
+    /// Registry names, one copy each.
+    registries: HashSet<Arc<str>>,
     applied_events: u64,
 }
 
@@ -192,6 +260,8 @@ impl SchedulerState {
             owners: HashMap::new(),
             summaries: BTreeSet::new(),
             schedules: BTreeMap::new(),
+            count_names: HashSet::new(),
+            registries: HashSet::new(),
             applied_events: 0,
         }
     }
@@ -208,7 +278,11 @@ impl SchedulerState {
 
     /// The live images, by name.
     pub fn images(&self) -> Vec<ImageRef> {
-        let mut images: Vec<ImageRef> = self.images.values().map(|k| k.image.clone()).collect();
+        let mut images: Vec<ImageRef> = self
+            .images
+            .iter()
+            .filter_map(|(key, known)| known.reference(key))
+            .collect();
         images.sort_by_key(ToString::to_string);
         images
     }
@@ -245,14 +319,21 @@ impl SchedulerState {
                 }
             }
             Message::ScanCompleted(completed) => {
-                if let Some(known) =
-                    key_of(&completed.image).and_then(|key| self.images.get_mut(&key))
-                {
-                    known.latest = Some(LatestScan {
-                        digest: completed.digest.clone(),
+                let Some(key) = key_of(&completed.image) else {
+                    return;
+                };
+                if !self.images.contains_key(&key) {
+                    return;
+                }
+                let names = self.count_names(completed.counts.keys());
+                let values: Box<[u64]> = completed.counts.values().copied().collect();
+                if let Some(known) = self.images.get_mut(&key) {
+                    known.latest = Some(Box::new(LatestScan {
+                        digest: StoredDigest::of(&completed.digest),
                         at: event.created_at,
-                        counts: completed.counts.clone(),
-                    });
+                        names,
+                        values,
+                    }));
                 }
             }
             Message::ImageRetired(retired) => {
@@ -290,17 +371,48 @@ impl SchedulerState {
         }
     }
 
+    /// The shared list of count names equal to `names`. Names come from scan events: a stream
+    /// of new ones would grow the set, so it is bounded, past which lists are not shared.
+    fn count_names<'a>(&mut self, names: impl Iterator<Item = &'a String>) -> Arc<[Arc<str>]> {
+        let names: Vec<Arc<str>> = names.map(|name| Arc::from(name.as_str())).collect();
+        if let Some(known) = self.count_names.get(names.as_slice()) {
+            return Arc::clone(known);
+        }
+        let names: Arc<[Arc<str>]> = names.into();
+        if self.count_names.len() < MAX_SHARED_NAMES {
+            self.count_names.insert(Arc::clone(&names));
+        }
+        names
+    }
+
+    /// The shared copy of a registry's name (bounded as [`Self::count_names`]).
+    fn registry_name(&mut self, registry: &str) -> Arc<str> {
+        if let Some(known) = self.registries.get(registry) {
+            return Arc::clone(known);
+        }
+        let registry: Arc<str> = Arc::from(registry);
+        if self.registries.len() < MAX_SHARED_NAMES {
+            self.registries.insert(Arc::clone(&registry));
+        }
+        registry
+    }
+
     /// Know `image` (served in the slot of `at`), owned by `owner`.
     fn record(&mut self, key: ImageKey, image: &ImageRef, owner: Option<&str>, at: u64) {
         let period = self.timing.period_ms;
-        let image = image.clone().without_digest();
-        let owner: Option<Arc<str>> = owner.map(Arc::from);
+        let registry = image.domain().map(|domain| self.registry_name(domain));
+        // One copy of each owner's address: the owners map's key.
+        let owner: Option<Arc<str>> = owner.map(|owner| {
+            self.owners
+                .get_key_value(owner)
+                .map_or_else(|| Arc::from(owner), |(shared, _)| Arc::clone(shared))
+        });
         let previous_owner = match self.images.get_mut(&key) {
             Some(known) => {
                 self.rescans
                     .remove(&(known.next_due(period), Arc::clone(&key)));
                 known.served = known.served.max(slot(at, known.offset, period));
-                known.image = image;
+                known.registry = registry;
                 let previous = std::mem::replace(&mut known.owner, owner.clone());
                 self.rescans
                     .insert((known.next_due(period), Arc::clone(&key)));
@@ -309,7 +421,7 @@ impl SchedulerState {
             None => {
                 let offset = offset(&key, period);
                 let known = Known {
-                    image,
+                    registry,
                     owner: owner.clone(),
                     offset,
                     served: slot(at, offset, period),
@@ -403,6 +515,18 @@ impl SchedulerState {
 
     /// Everything due at `now`, earliest first, at most `limit`: the events to publish.
     pub fn due(&self, now: u64, limit: usize) -> Vec<Due> {
+        self.due_except(now, limit, |_| false)
+    }
+
+    /// What is due at `now`, earliest first, leaving out what `skip` says (the leader's
+    /// decisions published and not folded yet, so they are neither built again nor counted),
+    /// at most `limit`.
+    pub fn due_except(
+        &self,
+        now: u64,
+        limit: usize,
+        skip: impl Fn(&MessageId) -> bool,
+    ) -> Vec<Due> {
         let mut due = Vec::new();
         for (at, key) in self.rescans.range(..=(now, max_key())) {
             if due.len() >= limit {
@@ -412,13 +536,25 @@ impl SchedulerState {
                 continue;
             };
             let slot = slot(now, known.offset, self.timing.period_ms);
+            let seed = format!("rescan:{key}:{slot}");
+            if skip(&MessageId::derived(seed.as_bytes())) {
+                continue;
+            }
+            let Some(image) = known.reference(key) else {
+                continue;
+            };
             due.push(Due {
                 at: *at,
+                token: DueToken {
+                    kind: DueKind::Rescan,
+                    subject: Arc::clone(key),
+                    unit: slot,
+                },
                 envelope: decided(
-                    &format!("rescan:{key}:{slot}"),
+                    &seed,
                     now,
                     Message::ScanRequested(ScanRequested {
-                        image: known.image.clone(),
+                        image,
                         digest: None,
                         notify_email: known.owner.as_deref().map(str::to_owned),
                     }),
@@ -429,38 +565,78 @@ impl SchedulerState {
             if due.len() >= limit {
                 break;
             }
-            if let Some(firing) = scheduled.due(now, self.timing.max_rebuild_delay_ms) {
-                due.push(Due {
-                    at: firing,
-                    envelope: decided(
-                        &format!("rebuild:{key}:{firing}"),
-                        now,
-                        Message::BuildRequested(BuildRequested {
-                            entry: scheduled.entry.clone(),
-                            commit: None,
-                        }),
-                    ),
-                });
+            let Some(firing) = scheduled.due(now, self.timing.max_rebuild_delay_ms) else {
+                continue;
+            };
+            let seed = format!("rebuild:{key}:{firing}");
+            if skip(&MessageId::derived(seed.as_bytes())) {
+                continue;
             }
+            due.push(Due {
+                at: firing,
+                token: DueToken {
+                    kind: DueKind::Rebuild,
+                    subject: Arc::clone(key),
+                    unit: firing,
+                },
+                envelope: decided(
+                    &seed,
+                    now,
+                    Message::BuildRequested(BuildRequested {
+                        entry: scheduled.entry.clone(),
+                        commit: None,
+                    }),
+                ),
+            });
         }
+        let mut summaries = 0;
         for (at, email) in self.summaries.range(..=(now, max_key())) {
-            if due.len() >= limit {
+            // A summary lists up to `max_summary_images` images: a few per pass keep a pass's
+            // memory small when many owners are due at once (a leader taking over).
+            if due.len() >= limit || summaries >= SUMMARIES_PER_PASS {
                 break;
             }
+            let Some(owner) = self.owners.get(email) else {
+                continue;
+            };
+            let slot = slot(now, owner.offset, self.timing.period_ms);
+            let seed = format!("summary:{email}:{slot}");
+            if skip(&MessageId::derived(seed.as_bytes())) {
+                continue;
+            }
             if let Some(summary) = self.summary(email, *at) {
-                let slot = slot(now, self.owners[email].offset, self.timing.period_ms);
                 due.push(Due {
                     at: *at,
-                    envelope: decided(
-                        &format!("summary:{email}:{slot}"),
-                        now,
-                        Message::SummaryReady(summary),
-                    ),
+                    token: DueToken {
+                        kind: DueKind::Summary,
+                        subject: Arc::clone(email),
+                        unit: slot,
+                    },
+                    envelope: decided(&seed, now, Message::SummaryReady(summary)),
                 });
+                summaries += 1;
             }
         }
         due.sort_by_key(|due| due.at);
         due
+    }
+
+    /// Whether the decision `token` names is still due: its event has not been folded.
+    pub fn is_pending(&self, token: &DueToken) -> bool {
+        match token.kind {
+            DueKind::Rescan => self
+                .images
+                .get(&token.subject)
+                .is_some_and(|known| known.served < token.unit),
+            DueKind::Rebuild => self
+                .schedules
+                .get(&token.subject)
+                .is_some_and(|scheduled| scheduled.fired.is_none_or(|fired| fired < token.unit)),
+            DueKind::Summary => self
+                .owners
+                .get(&token.subject)
+                .is_some_and(|owner| owner.served < token.unit),
+        }
     }
 
     /// The summary of `email`'s images for the period ending at `end`.
@@ -470,15 +646,22 @@ impl SchedulerState {
             .images
             .iter()
             .take(self.timing.max_summary_images)
-            .filter_map(|key| self.images.get(key))
-            .map(|known| ImageSummary {
-                image: known.image.clone(),
-                digest: known.latest.as_ref().map(|scan| scan.digest.clone()),
+            .filter_map(|key| Some((self.images.get(key)?, key)))
+            .filter_map(|(known, key)| Some((known, known.reference(key)?)))
+            .map(|(known, image)| ImageSummary {
+                image,
+                digest: known.latest.as_ref().and_then(|scan| scan.digest.digest()),
                 scanned_at: known.latest.as_ref().map(|scan| scan.at),
                 counts: known
                     .latest
                     .as_ref()
-                    .map(|scan| scan.counts.clone())
+                    .map(|scan| {
+                        scan.names
+                            .iter()
+                            .zip(scan.values.iter())
+                            .map(|(name, count)| (name.to_string(), *count))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
             .collect();
@@ -487,6 +670,7 @@ impl SchedulerState {
             notify_email: email.to_string(),
             period_start: Timestamp::from_unix_millis(end.saturating_sub(self.timing.period_ms)),
             period_end: Timestamp::from_unix_millis(end),
+            omitted: (owner.images.len() - images.len()) as u64,
             images,
         })
     }
@@ -540,7 +724,7 @@ impl SchedulerState {
                 Some(Planned {
                     at: *at,
                     what: "rescan",
-                    subject: known.image.to_string(),
+                    subject: known.reference(key)?.to_string(),
                 })
             })
             .collect();
@@ -566,6 +750,12 @@ impl SchedulerState {
         planned
     }
 }
+
+/// Most summaries built in one call of [`SchedulerState::due_except`].
+const SUMMARIES_PER_PASS: usize = 4;
+
+/// Most distinct lists of scan-count names, and registry names, shared (there are a handful).
+const MAX_SHARED_NAMES: usize = 256;
 
 /// The largest key, for range bounds that include every key at a moment.
 fn max_key<T: From<&'static str>>() -> T {
@@ -660,6 +850,21 @@ mod tests {
             state.apply(&decision.envelope);
         }
         seen
+    }
+
+    #[test]
+    fn a_stored_digest_gives_back_the_digest() {
+        for digest in [
+            sample_digest("ab"),
+            Digest::parse(&format!("sha256:{}", "0f".repeat(32))).unwrap(),
+            Digest::parse(&format!("sha512:{}", "cd".repeat(64))).unwrap(),
+        ] {
+            assert_eq!(StoredDigest::of(&digest).digest(), Some(digest.clone()));
+        }
+        assert!(matches!(
+            StoredDigest::of(&sample_digest("ab")),
+            StoredDigest::Sha256(_)
+        ));
     }
 
     #[test]
@@ -875,6 +1080,50 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_is_bounded_and_says_how_many_it_left_out_and_a_pass_builds_a_few() {
+        let mut state = SchedulerState::new(Timing {
+            max_summary_images: 2,
+            ..timing()
+        });
+        for job in ["a", "b", "c", "d", "e"] {
+            state.apply(&built(job, "big@example.org", 10 * PERIOD));
+        }
+        for n in 0..10 {
+            state.apply(&built(
+                &format!("x{n}"),
+                &format!("o{n}@example.org"),
+                10 * PERIOD,
+            ));
+        }
+        let due = state.due(12 * PERIOD, usize::MAX);
+        let summaries: Vec<&SummaryReady> = due
+            .iter()
+            .filter_map(|d| match &d.envelope.message {
+                Message::SummaryReady(summary) => Some(summary),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(summaries.len(), SUMMARIES_PER_PASS, "eleven owners are due");
+        if let Some(big) = summaries
+            .iter()
+            .find(|s| s.notify_email == "big@example.org")
+        {
+            assert_eq!((big.images.len(), big.omitted), (2, 3));
+        }
+        // Passes go on until every owner had its summary.
+        let mut owners = BTreeSet::new();
+        for _ in 0..5 {
+            for decided in state.due(12 * PERIOD, usize::MAX) {
+                if let Message::SummaryReady(summary) = &decided.envelope.message {
+                    owners.insert(summary.notify_email.clone());
+                }
+                state.apply(&decided.envelope);
+            }
+        }
+        assert_eq!(owners.len(), 11);
+    }
+
+    #[test]
     fn a_rebuild_schedule_fires_at_each_firing_once_and_skips_what_it_missed() {
         let timing = Timing {
             period_ms: 7 * 86_400_000,
@@ -918,6 +1167,34 @@ mod tests {
         let next = two + 86_400_000;
         assert!(run(&mut state, next + 5 * 60_000).is_empty());
         assert_eq!(state.next_due(next + 5 * 60_000), Some(next + 86_400_000));
+    }
+
+    #[test]
+    fn a_restart_folds_the_same_history_into_the_same_schedule() {
+        let mut history = Vec::new();
+        for (n, job) in ["a", "b", "c", "d"].iter().enumerate() {
+            history.push(built(job, "o@example.org", 10 * PERIOD + n as u64 * 1000));
+        }
+        let mut first = SchedulerState::new(timing());
+        for event in &history {
+            first.apply(event);
+        }
+        // The first instance runs for two periods; its decisions go to the history.
+        let mut now = 10 * PERIOD;
+        while now < 12 * PERIOD {
+            for decided in first.due(now, usize::MAX) {
+                first.apply(&decided.envelope);
+                history.push(decided.envelope);
+            }
+            now += PERIOD / 100;
+        }
+        let mut restarted = SchedulerState::new(timing());
+        for event in &history {
+            restarted.apply(event);
+        }
+        assert_eq!(restarted.planned(now, 100), first.planned(now, 100));
+        assert_eq!(restarted.next_due(now), first.next_due(now));
+        assert!(restarted.due(now, usize::MAX).is_empty());
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! Why nothing is sent twice: a decision leaves the due list only when the view has folded the
 //! event that carries it out; until then the leader remembers what it published in this term
 //! and publishes it again only after [`RESEND_AFTER`] (when its event was lost). A new leader
-//! starts from a view that holds every event its predecessor got confirmed.
+//! starts from a view that holds every event its predecessor got confirmed. At most two batches
+//! are published and not yet folded at a time, so a backlog goes out at the pace the history
+//! takes it back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +24,7 @@ use slipway_common::{Envelope, Message, MessageId};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{SchedulerConfig, SchedulerSettings};
-use crate::state::SchedulerState;
+use crate::state::{DueToken, SchedulerState};
 use crate::telemetry;
 
 /// A published decision not yet seen in the history after this long is published again.
@@ -30,6 +32,9 @@ pub const RESEND_AFTER: Duration = Duration::from_secs(60);
 
 /// The longest the leader sleeps without looking again.
 const IDLE_WAKE: Duration = Duration::from_secs(60);
+
+/// The shortest: folds arriving together are handled in one pass, not one pass each.
+const COALESCE: Duration = Duration::from_millis(5);
 
 /// Why the scheduler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -125,32 +130,38 @@ impl Leader {
             }
             () = self.view.fence(&self.broker, "slipway-rescan-scheduler-fence") => {}
         }
-        let mut sent: HashMap<MessageId, Instant> = HashMap::new();
+        let mut sent: HashMap<MessageId, (Instant, DueToken)> = HashMap::new();
+        let mut lag_measured: Option<Instant> = None;
         loop {
             let now = now_ms();
             let mut again = false;
             if self.view.is_caught_up() {
+                // The lag walks everything due: measured once a second, not at every pass.
+                if lag_measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    let (count, lag) = self.view.read(|state| state.lag(now));
+                    telemetry::lag(count, lag);
+                    lag_measured = Some(Instant::now());
+                }
                 again = self.publish_due(now, &mut sent).await;
             }
-            let wake = if again {
-                Duration::ZERO
-            } else {
-                self.view
-                    .read(|state| state.next_due(now))
-                    .map_or(IDLE_WAKE, |at| {
-                        Duration::from_millis(at.saturating_sub(now))
-                    })
-                    .min(IDLE_WAKE)
-            };
-            // Something due but already sent (its event not folded yet): the fold wakes us.
-            let wake = if wake.is_zero() && !again {
-                IDLE_WAKE.min(Duration::from_secs(1))
-            } else {
-                wake
+            if again {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // Sleep until the next due moment; a change of the view (an event folded) may bring
+            // one nearer, so it wakes the loop too, after a short pause that lets a burst of
+            // folds (this leader's own decisions coming back) be handled in one pass.
+            // What is due now was sent (or cannot be): the next fold, or a second, wakes it.
+            let wake = match self.view.read(|state| state.next_due(now)) {
+                Some(at) if at <= now => Duration::from_secs(1),
+                Some(at) => Duration::from_millis(at - now).clamp(COALESCE, IDLE_WAKE),
+                None => IDLE_WAKE,
             };
             tokio::select! {
                 () = token.cancelled() => break,
-                () = self.view.changed() => {}
+                () = self.view.changed() => {
+                    tokio::time::sleep(COALESCE).await;
+                }
                 () = tokio::time::sleep(wake) => {}
             }
         }
@@ -159,28 +170,40 @@ impl Leader {
 
     /// Publish a batch of what is due at `now` and was not published recently; whether more is
     /// waiting to be published at once.
-    async fn publish_due(&self, now: u64, sent: &mut HashMap<MessageId, Instant>) -> bool {
+    async fn publish_due(
+        &self,
+        now: u64,
+        sent: &mut HashMap<MessageId, (Instant, DueToken)>,
+    ) -> bool {
         let batch_size = self.settings.max_batch;
-        let (due, (count, lag)) = self
-            .view
-            .read(|state| (state.due(now, batch_size.saturating_mul(4)), state.lag(now)));
-        telemetry::lag(count, lag);
-        let due_ids: HashSet<MessageId> = due.iter().map(|d| d.envelope.id).collect();
         let clock = Instant::now();
-        sent.retain(|id, at| due_ids.contains(id) && clock.duration_since(*at) <= RESEND_AFTER);
-        let batch: Vec<Envelope> = due
-            .into_iter()
-            .map(|d| d.envelope)
-            .filter(|envelope| !sent.contains_key(&envelope.id))
-            .take(batch_size)
-            .collect();
-        if batch.is_empty() {
+        let due = self.view.read(|state| {
+            // Forget what the view has folded, and what was sent too long ago to still trust.
+            sent.retain(|_, (at, token)| {
+                clock.duration_since(*at) <= RESEND_AFTER && state.is_pending(token)
+            });
+            // Flow control: at most two batches published and not folded yet. A backlog (a
+            // leader taking over after a long gap) goes out as fast as the history takes it
+            // back, not all at once into the broker's and this process's buffers.
+            if sent.len() >= 2 * batch_size {
+                return Vec::new();
+            }
+            state.due_except(now, batch_size, |id| sent.contains_key(id))
+        });
+        if due.is_empty() {
             return false;
         }
+        let tokens: Vec<(MessageId, DueToken)> = due
+            .iter()
+            .map(|d| (d.envelope.id, d.token.clone()))
+            .collect();
+        let batch: Vec<Envelope> = due.into_iter().map(|d| d.envelope).collect();
         match self.outlet.publish(&batch).await {
             Ok(()) => {
+                for (id, token) in tokens {
+                    sent.insert(id, (clock, token));
+                }
                 for envelope in &batch {
-                    sent.insert(envelope.id, clock);
                     let subject = match &envelope.message {
                         Message::SummaryReady(summary) => summary.notify_email.clone(),
                         message => message
@@ -194,7 +217,7 @@ impl Leader {
                         &subject,
                     );
                 }
-                count > batch.len()
+                batch.len() == batch_size
             }
             Err(error) => {
                 tracing::warn!(%error, events = batch.len(), "cannot publish what is due; will retry");
