@@ -77,7 +77,7 @@ impl Topology {
                     SummaryReady,
                 ],
             )
-            .with_records([GitChanged, IndexApplied, PackagesUpdated])
+            .with_records([GitChanged, IndexApplied, PackagesUpdated, MailSent])
     }
 
     /// An empty topology (exchange, dead letters, no history) in the settings' namespace.

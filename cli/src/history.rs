@@ -52,6 +52,7 @@ pub fn ends_job(kind: Kind) -> bool {
             | Kind::PackagesUpdated
             | Kind::ImageRemoved
             | Kind::SummaryReady
+            | Kind::MailSent
     )
 }
 
@@ -232,6 +233,12 @@ pub fn details(message: &Message) -> String {
                 .filter(|image| image.counts.get("os-updates").is_some_and(|n| *n > 0))
                 .count()
         ),
+        Message::MailSent(sent) => format!(
+            "to {}: {} ({} event(s))",
+            sent.to,
+            sent.subject,
+            sent.events.len()
+        ),
         Message::ImageRemoved(removed) => format!(
             "{} {}: {}",
             removed.image,
@@ -342,6 +349,7 @@ fn payload_json(message: &Message) -> Value {
         Message::ImageRetired(p) => serde_json::to_value(p),
         Message::ImageRemoved(p) => serde_json::to_value(p),
         Message::SummaryReady(p) => serde_json::to_value(p),
+        Message::MailSent(p) => serde_json::to_value(p),
         Message::BuildSkipped(p) => serde_json::to_value(p),
         Message::PackagesUpdated(p) => serde_json::to_value(p),
     };
@@ -386,6 +394,7 @@ mod tests {
                 Kind::PackagesUpdated,
                 Kind::ImageRemoved,
                 Kind::SummaryReady,
+                Kind::MailSent,
             ]
         );
     }

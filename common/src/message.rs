@@ -53,11 +53,14 @@ pub enum Kind {
     /// `summary.ready`: the rescan-scheduler's summary for one owner, once per period: each of
     /// the owner's images with its latest scan's counts.
     SummaryReady,
+    /// `mail.sent`: the notify worker's record of a mail the SMTP server accepted, naming the
+    /// events it told of; no second mail is sent for them.
+    MailSent,
 }
 
 impl Kind {
     /// All kinds, in pipeline order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::BuildRequested,
         Kind::LintPassed,
         Kind::LintFailed,
@@ -74,6 +77,7 @@ impl Kind {
         Kind::PackagesUpdated,
         Kind::ImageRemoved,
         Kind::SummaryReady,
+        Kind::MailSent,
     ];
 
     /// The routing key / wire name, e.g. `build.requested`.
@@ -95,6 +99,7 @@ impl Kind {
             Kind::PackagesUpdated => "packages.updated",
             Kind::ImageRemoved => "image.removed",
             Kind::SummaryReady => "summary.ready",
+            Kind::MailSent => "mail.sent",
         }
     }
 }
@@ -162,6 +167,8 @@ pub enum Message {
     ImageRemoved(ImageRemoved),
     /// See [`Kind::SummaryReady`].
     SummaryReady(SummaryReady),
+    /// See [`Kind::MailSent`].
+    MailSent(MailSent),
 }
 
 impl Message {
@@ -184,6 +191,7 @@ impl Message {
             Message::PackagesUpdated(_) => Kind::PackagesUpdated,
             Message::ImageRemoved(_) => Kind::ImageRemoved,
             Message::SummaryReady(_) => Kind::SummaryReady,
+            Message::MailSent(_) => Kind::MailSent,
         }
     }
 
@@ -209,7 +217,8 @@ impl Message {
             | Message::IndexApplied(_)
             | Message::IndexRejected(_)
             | Message::PackagesUpdated(_)
-            | Message::SummaryReady(_) => {
+            | Message::SummaryReady(_)
+            | Message::MailSent(_) => {
                 return None;
             }
         })
@@ -236,6 +245,7 @@ impl Message {
             Message::PackagesUpdated(p) => p.serialize(serializer),
             Message::ImageRemoved(p) => p.serialize(serializer),
             Message::SummaryReady(p) => p.serialize(serializer),
+            Message::MailSent(p) => p.serialize(serializer),
         }
     }
 
@@ -270,6 +280,7 @@ impl Message {
             Kind::PackagesUpdated => Message::PackagesUpdated(from_value(envelope)?),
             Kind::ImageRemoved => Message::ImageRemoved(from_value(envelope)?),
             Kind::SummaryReady => Message::SummaryReady(from_value(envelope)?),
+            Kind::MailSent => Message::MailSent(from_value(envelope)?),
         })
     }
 }
@@ -639,9 +650,9 @@ pub struct ImageSummary {
     /// The digest its latest scan read, when it was scanned.
     #[serde(default)]
     pub digest: Option<Digest>,
-    /// When that scan completed, when it was scanned.
+    /// When that scan completed (milliseconds since the Unix epoch), when it was scanned.
     #[serde(default)]
-    pub scanned_at: Option<crate::envelope::Timestamp>,
+    pub scanned_at: Option<u64>,
     /// That scan's counts (`scan.completed`'s, e.g. `os-updates`, `integrity`, `capabilities`,
     /// `vulnerabilities`); empty when it was not scanned.
     pub counts: BTreeMap<String, u64>,
@@ -656,14 +667,29 @@ pub struct SummaryReady {
     /// The owner.
     pub notify_email: String,
     /// The start of the period summed up (milliseconds since the Unix epoch).
-    pub period_start: crate::envelope::Timestamp,
-    /// Its end.
-    pub period_end: crate::envelope::Timestamp,
+    pub period_start: u64,
+    /// Its end (milliseconds since the Unix epoch).
+    pub period_end: u64,
     /// The owner's images, by name (at most a bounded number).
     pub images: Vec<ImageSummary>,
     /// How many more images the owner has than are listed (the bound).
     #[serde(default)]
     pub omitted: u64,
+}
+
+/// `mail.sent`: a mail the SMTP server accepted. Its `Message-ID` derives from the events it
+/// tells of, so the notify worker recognises a mail it sent already.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MailSent {
+    /// The mail's `Message-ID` header (`<…@slipway>`).
+    pub message_id: String,
+    /// The recipient.
+    pub to: String,
+    /// The subject.
+    pub subject: String,
+    /// The ids of the events it told of (canonical UUID strings).
+    pub events: Vec<String>,
 }
 
 /// Sample payloads for tests in this crate and others.
@@ -800,19 +826,23 @@ pub mod test_support {
             }),
             Message::SummaryReady(SummaryReady {
                 notify_email: "owner@example.org".into(),
-                period_start: crate::envelope::Timestamp::from_unix_millis(1_796_000_000_000),
-                period_end: crate::envelope::Timestamp::from_unix_millis(1_796_604_800_000),
+                period_start: 1_796_000_000_000,
+                period_end: 1_796_604_800_000,
                 images: vec![ImageSummary {
                     image: sample_image("127.0.0.1:5000/centos/django:latest"),
                     digest: Some(sample_digest("ab")),
-                    scanned_at: Some(crate::envelope::Timestamp::from_unix_millis(
-                        1_796_100_000_000,
-                    )),
+                    scanned_at: Some(1_796_100_000_000),
                     counts: [("os-updates".to_owned(), 3), ("integrity".to_owned(), 0)]
                         .into_iter()
                         .collect(),
                 }],
                 omitted: 2,
+            }),
+            Message::MailSent(MailSent {
+                message_id: "<0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6f@slipway>".into(),
+                to: "owner@example.org".into(),
+                subject: "[slipway] centos/django:latest: lint failed".into(),
+                events: vec!["0190c3e5-7b1a-7cc0-8e3f-5a2b9c1d4e6f".into()],
             }),
         ]
     }
@@ -879,6 +909,7 @@ mod tests {
                     | Kind::IndexRejected
                     | Kind::PackagesUpdated
                     | Kind::SummaryReady
+                    | Kind::MailSent
             );
             let Some((image, digest)) = message.image() else {
                 assert!(about_the_index_or_a_repository, "{:?}", message.kind());

@@ -651,7 +651,7 @@ impl SchedulerState {
             .map(|(known, image)| ImageSummary {
                 image,
                 digest: known.latest.as_ref().and_then(|scan| scan.digest.digest()),
-                scanned_at: known.latest.as_ref().map(|scan| scan.at),
+                scanned_at: known.latest.as_ref().map(|scan| scan.at.unix_millis()),
                 counts: known
                     .latest
                     .as_ref()
@@ -668,8 +668,8 @@ impl SchedulerState {
         images.sort_by_key(|summary| summary.image.to_string());
         Some(SummaryReady {
             notify_email: email.to_string(),
-            period_start: Timestamp::from_unix_millis(end.saturating_sub(self.timing.period_ms)),
-            period_end: Timestamp::from_unix_millis(end),
+            period_start: end.saturating_sub(self.timing.period_ms),
+            period_end: end,
             omitted: (owner.images.len() - images.len()) as u64,
             images,
         })
@@ -1066,10 +1066,7 @@ mod tests {
         assert_eq!(one[0].images[1].counts.get("os-updates"), Some(&4));
         assert_eq!(one[0].images[1].digest, Some(sample_digest("ee")));
         assert!(one[0].images[0].counts.is_empty());
-        assert_eq!(
-            one[0].period_end.unix_millis() - one[0].period_start.unix_millis(),
-            PERIOD
-        );
+        assert_eq!(one[0].period_end - one[0].period_start, PERIOD);
         assert_eq!(
             summaries
                 .iter()
