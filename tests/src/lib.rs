@@ -3,14 +3,15 @@
 //! idempotently, and waits on events with deadlines (never fixed sleeps). Its modules make test
 //! fixtures: git repositories (`git`), temporary directories (`scratch`), language-package
 //! installations (`installs`), package repositories and a file server to serve them (`repos`),
-//! signed forge pushes (`webhook`), worker binaries as child processes (`fleet`), with the
-//! external tools run through `tools`.
+//! signed forge pushes (`webhook`), worker binaries as child processes (`fleet`), a real SMTP
+//! server (`smtp`), with the external tools run through `tools`.
 
 pub mod fleet;
 pub mod git;
 pub mod installs;
 pub mod repos;
 pub mod scratch;
+pub mod smtp;
 pub mod tools;
 pub mod webhook;
 

@@ -248,12 +248,12 @@ pub fn event_mail(event: &Envelope, to: &str) -> Option<Mail> {
                 body.paragraph(&format!("Lint could not run: {error}"));
             }
             if let Some(commit) = &failed.commit {
-                body.paragraph(&format!(
-                    "{}{} at commit {}",
-                    failed.entry.git_path,
-                    failed.entry.target_file,
-                    commit.as_str()
-                ));
+                let file = if failed.entry.git_path.is_empty() {
+                    failed.entry.target_file.clone()
+                } else {
+                    format!("{}/{}", failed.entry.git_path, failed.entry.target_file)
+                };
+                body.paragraph(&format!("{file} at commit {}", commit.as_str()));
             }
             if !failed.findings.is_empty() {
                 findings(&mut body, &failed.findings);
