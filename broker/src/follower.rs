@@ -75,6 +75,19 @@ impl<S: HistoryFold> HistoryView<S> {
         read(&state)
     }
 
+    /// Change the state outside the history's events (pruning what has aged out, by a rule
+    /// every instance applies alike), and wake the waiters.
+    pub fn update<R>(&self, change: impl FnOnce(&mut S) -> R) -> R {
+        let result = change(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        self.changed.notify_one();
+        result
+    }
+
     /// Fold `event` (what the follower does with each event; tests may call it directly).
     pub fn apply(&self, event: &Envelope) {
         self.state

@@ -425,6 +425,93 @@ pub fn summary_mail(event: &Envelope) -> Option<Mail> {
     })
 }
 
+/// The digest of `owner`'s events from `start` to `end`: each event's subject and text, then how
+/// many more there were.
+pub fn digest_mail(
+    owner: &str,
+    start: u64,
+    end: u64,
+    items: &[crate::state::DigestItem],
+    more: u64,
+    message_id: String,
+) -> Mail {
+    let total = items.len() as u64 + more;
+    let failed = items.iter().filter(|item| item.failure).count();
+    let mut body = Body::default();
+    body.paragraph(&format!(
+        "{total} event(s) from {} to {}:",
+        Timestamp::from_unix_millis(start).to_rfc3339(),
+        Timestamp::from_unix_millis(end).to_rfc3339()
+    ));
+    for item in items {
+        body.heading(&item.subject);
+        let lines: Vec<String> = item.text.lines().map(str::to_owned).collect();
+        body.preformatted(&lines);
+    }
+    if more > 0 {
+        body.paragraph(&format!("… and {more} more (slipway history shows them)."));
+    }
+    Mail {
+        to: owner.to_owned(),
+        subject: format!(
+            "[slipway] {total} event(s){}",
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        ),
+        text: body.text,
+        html: html_document(&body.html),
+        message_id,
+        events: items.iter().map(|item| item.event).collect(),
+        failure: failed > 0,
+    }
+}
+
 fn html_document(body: &str) -> String {
     format!("<!DOCTYPE html>\n<html><body>\n{body}</body></html>\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped_and_lines_are_bounded() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        let long = "x".repeat(MAX_LINE_CHARS * 3);
+        assert_eq!(bounded(&long).chars().count(), MAX_LINE_CHARS + 1);
+        assert_eq!(bounded("a\u{1b}[31mb"), "a\u{FFFD}[31mb");
+    }
+
+    #[test]
+    fn rule_links_name_the_tool_and_refuse_odd_codes() {
+        assert_eq!(
+            rule_link("DL3008").as_deref(),
+            Some("https://github.com/hadolint/hadolint/wiki/DL3008")
+        );
+        assert_eq!(
+            rule_link("SC2086").as_deref(),
+            Some("https://www.shellcheck.net/wiki/SC2086")
+        );
+        assert_eq!(rule_link("DL3008\"><script>"), None);
+        assert_eq!(rule_link("X1"), None);
+    }
+
+    #[test]
+    fn causes_read_as_people_say_them() {
+        assert_eq!(
+            describe_cause(&Cause::ParentRebuilt("centos/centos:7".into())),
+            "parent rebuilt: centos/centos:7"
+        );
+        assert_eq!(
+            describe_cause(&Cause::PackageUpdate("openssl".into())),
+            "package updated: openssl"
+        );
+        assert_eq!(describe_cause(&Cause::GitChange), "git push");
+    }
 }

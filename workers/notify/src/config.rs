@@ -115,6 +115,9 @@ pub struct OwnerPolicy {
     pub failures_only: Option<bool>,
     /// Images this owner is never mailed about (`app-id/job-id:tag`).
     pub muted_images: Vec<String>,
+    /// One mail per window of this many milliseconds, grouping the window's events; 0: a mail
+    /// per event.
+    pub digest_window_ms: Option<u64>,
 }
 
 /// `[notify]`.
@@ -125,6 +128,14 @@ pub struct NotifySettings {
     pub failures_only: bool,
     /// Images nobody is mailed about (`app-id/job-id:tag`).
     pub muted_images: Vec<String>,
+    /// Every owner's default digest window, in milliseconds: one mail per owner and window
+    /// grouping its events. 0 (the default): a mail per event. The weekly summary is always a
+    /// mail of its own.
+    pub digest_window_ms: u64,
+    /// Most events listed in one digest (the rest are counted).
+    pub max_digest_events: usize,
+    /// How often the digest sender renews its lease, in milliseconds.
+    pub leader_renew_ms: u64,
     /// Who hears about a rejected index commit (it names no owner).
     pub admin_emails: Vec<String>,
     /// Events older than this when they reach the worker are not mailed (a worker started after
@@ -142,6 +153,9 @@ impl Default for NotifySettings {
         NotifySettings {
             failures_only: false,
             muted_images: Vec::new(),
+            digest_window_ms: 0,
+            max_digest_events: 200,
+            leader_renew_ms: 60_000,
             admin_emails: Vec::new(),
             max_event_age_ms: 86_400_000,
             owners: Vec::new(),
@@ -180,6 +194,11 @@ impl NotifyConfig {
             ("smtp.timeout_ms", self.smtp.timeout_ms),
             ("notify.max_event_age_ms", self.notify.max_event_age_ms),
             ("notify.history_wait_ms", self.notify.history_wait_ms),
+            (
+                "notify.max_digest_events",
+                self.notify.max_digest_events as u64,
+            ),
+            ("notify.leader_renew_ms", self.notify.leader_renew_ms),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than 0"));

@@ -2,9 +2,9 @@
 //! build and scan outcomes, rejected index commits, weekly summaries — once each.
 //!
 //! The pure core: [`compose`] (what a mail says) and [`policy`] (who gets which mail, by the
-//! owners' policies) and [`state`] (the mails already sent, folded from the history). The shell:
-//! [`smtp`] (lettre), [`config`], [`telemetry`] and [`worker`] (the consumer of the notify queue
-//! and the history follower that remembers what was sent).
+//! owners' policies) and [`state`] (the mails already sent and the digests gathering, folded from
+//! the history). The shell: [`smtp`] (lettre), [`config`], [`telemetry`] and [`worker`] (the
+//! consumer of the notify queue, the history follower, the digest sender).
 
 pub mod compose;
 pub mod config;

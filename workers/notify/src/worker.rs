@@ -1,6 +1,7 @@
 //! The notify worker's wiring: a consumer of `<namespace>.notify` (any number of instances
-//! compete for it) and, in every instance, a follower of the history that folds the
-//! `mail.sent` records into [`SentMails`].
+//! compete for it); in every instance, a follower of the history that folds the `mail.sent`
+//! records and the owners' digests into [`NotifyState`]; and a candidacy in the leader election
+//! ("notify"): the leader sends each digest when its window ends.
 //!
 //! Per event: the policy decides which mails it calls for ([`crate::policy`]); a mail whose
 //! `Message-ID` the history records as sent is not sent again; the others go to the SMTP server,
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use slipway_broker::follower::{Folded, HistoryView};
-use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, Outlet, Topology};
+use slipway_broker::{
+    BrokerSettings, Consumer, Job, LeaderElection, LeaderTerm, Outcome, Outlet, Topology,
+};
 use slipway_common::message::MailSent;
 use slipway_common::{Envelope, Message};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{NotifyConfig, WORKER};
 use crate::policy::{self, Policies};
 use crate::smtp::{SendError, Smtp};
-use crate::state::SentMails;
+use crate::state::NotifyState;
 use crate::telemetry;
 
 /// Why the worker could not start.
@@ -42,8 +45,20 @@ pub enum WorkerError {
     Broker(#[from] slipway_broker::BrokerError),
 }
 
-/// The view of the mails sent, shared by the consumer's jobs.
-pub type View = HistoryView<SentMails>;
+/// The view of the mails sent and the digests gathering, shared by the consumer's jobs and the
+/// digest sender.
+pub type View = HistoryView<NotifyState>;
+
+/// The view for `config`'s policies.
+pub fn new_view(config: &NotifyConfig) -> Arc<View> {
+    View::new(NotifyState::new(
+        Policies::new(&config.notify),
+        config.notify.max_digest_events,
+    ))
+}
+
+/// A digest the server did not take is tried again after this long.
+const DIGEST_RETRY: Duration = Duration::from_secs(10);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -136,9 +151,83 @@ impl NotifyHandler {
 }
 
 /// The follower's report on each history entry.
-fn observe_fold(sent: &SentMails, folded: Folded) {
+fn observe_fold(state: &NotifyState, folded: Folded) {
     if folded == Folded::CaughtUp {
-        tracing::info!(mails = sent.len(), "caught up with the history");
+        tracing::info!(mails = state.sent_count(), "caught up with the history");
+    }
+}
+
+impl NotifyHandler {
+    /// One term of the digest sender: each digest whose window ended goes out once, then
+    /// `mail.sent` records it (which removes it from the view).
+    pub async fn send_digests(&self, term: LeaderTerm) {
+        let token = term.token.clone();
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = self.view.fence(&self.broker, "slipway-notify-fence") => {}
+        }
+        tracing::info!(term = term.number, "sending digests");
+        let mut sent: std::collections::HashMap<String, std::time::Instant> =
+            std::collections::HashMap::new();
+        let mut retry_at: std::collections::HashMap<String, std::time::Instant> =
+            std::collections::HashMap::new();
+        loop {
+            let now = now_ms();
+            self.view.update(|state| state.expire(now));
+            let due = self.view.read(|state| state.due_digests(now));
+            let clock = std::time::Instant::now();
+            sent.retain(|_, at| clock.duration_since(*at) < Duration::from_secs(60));
+            retry_at.retain(|_, at| *at > clock);
+            for mail in due {
+                if sent.contains_key(&mail.message_id) || retry_at.contains_key(&mail.message_id) {
+                    continue;
+                }
+                if self.view.read(|state| state.was_sent(&mail.message_id)) {
+                    continue;
+                }
+                let job = slipway_common::JobId::derived(mail.message_id.as_bytes());
+                match self.smtp.send(&mail).await {
+                    Ok(()) => {
+                        telemetry::sent(job, &mail.message_id, &mail.subject);
+                        let record = Envelope::for_job(
+                            job,
+                            slipway_common::Cause::Schedule,
+                            Message::MailSent(MailSent {
+                                message_id: mail.message_id.clone(),
+                                to: mail.to.clone(),
+                                subject: mail.subject.clone(),
+                                events: mail.events.iter().map(ToString::to_string).collect(),
+                            }),
+                        );
+                        if let Err(error) = self.outlet.publish(std::slice::from_ref(&record)).await
+                        {
+                            tracing::warn!(%error, "cannot record a digest sent; it may be sent again");
+                        }
+                        sent.insert(mail.message_id, clock);
+                    }
+                    Err(SendError::Refused(error)) => {
+                        telemetry::failed(job, &mail.message_id, &error);
+                        // Refused for good: recorded as handled, so it is not tried forever.
+                        sent.insert(mail.message_id, clock);
+                    }
+                    Err(error) => {
+                        telemetry::retried(job, &error.to_string());
+                        retry_at.insert(mail.message_id, clock + DIGEST_RETRY);
+                    }
+                }
+            }
+            let wake = self
+                .view
+                .read(NotifyState::next_digest_end)
+                .map_or(Duration::from_secs(60), |end| {
+                    Duration::from_millis(end.saturating_sub(now_ms()))
+                })
+                .clamp(Duration::from_millis(50), Duration::from_secs(5));
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(wake) => {}
+            }
+        }
     }
 }
 
@@ -146,8 +235,19 @@ fn observe_fold(sent: &SentMails, folded: Folded) {
 pub async fn run(config: NotifyConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
     telemetry::register_metrics();
     config.broker.validate()?;
-    let view = View::new(SentMails::default());
+    let view = new_view(&config);
     let handler = Arc::new(NotifyHandler::new(&config, Arc::clone(&view))?);
+    let election = LeaderElection::new(&config.broker, "notify")
+        .with_renew_interval(Duration::from_millis(config.notify.leader_renew_ms));
+    let digests = tokio::spawn({
+        let handler = Arc::clone(&handler);
+        let shutdown = shutdown.clone();
+        async move {
+            election
+                .run(shutdown, |term| handler.send_digests(term))
+                .await
+        }
+    });
     let follower = tokio::spawn(Arc::clone(&view).follow(
         config.broker.clone(),
         "slipway-notify-follower".to_owned(),
@@ -165,8 +265,12 @@ pub async fn run(config: NotifyConfig, shutdown: CancellationToken) -> Result<()
         .await;
     shutdown.cancel();
     let _ = follower.await;
+    let elected = digests.await;
     for_exit.outlet.close().await;
     result?;
+    if let Ok(Err(error)) = elected {
+        return Err(error.into());
+    }
     Ok(())
 }
 

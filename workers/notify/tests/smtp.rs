@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_broker::history::HistoryQuery;
-use slipway_broker::{BrokerSettings, Job, Topology};
+use slipway_broker::{BrokerSettings, Job, LeaderElection, Topology};
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
 use slipway_common::message::test_support::sample_digest;
@@ -19,8 +19,7 @@ use slipway_common::message::{
 };
 use slipway_common::{Cause, Envelope, ImageRef, Kind, Message};
 use slipway_notify::config::{NotifyConfig, OwnerPolicy, Security, SmtpSettings};
-use slipway_notify::state::SentMails;
-use slipway_notify::worker::{NotifyHandler, View};
+use slipway_notify::worker::NotifyHandler;
 use slipway_tests::smtp::{Received, SmtpSink};
 use slipway_tests::{RunningWorker, TestBus, eventually, metric_value, test_settings};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +30,7 @@ struct Rig {
     bus: TestBus,
     worker: RunningWorker,
     follower_stop: CancellationToken,
+    digests: tokio::task::JoinHandle<()>,
 }
 
 impl Rig {
@@ -54,7 +54,7 @@ impl Rig {
         };
         config.notify.admin_emails = vec!["admin@example.org".into()];
         adjust(&mut config);
-        let view = View::new(SentMails::default());
+        let view = slipway_notify::worker::new_view(&config);
         let follower_stop = CancellationToken::new();
         tokio::spawn(Arc::clone(&view).follow(
             settings,
@@ -63,6 +63,16 @@ impl Rig {
             |_, _| {},
         ));
         let handler = Arc::new(NotifyHandler::new(&config, view).expect("a handler"));
+        // The digest sender, as the binary runs it: one leader among the instances.
+        let digests = tokio::spawn({
+            let handler = Arc::clone(&handler);
+            let stop = follower_stop.clone();
+            let election = LeaderElection::new(&config.broker, "notify")
+                .with_renew_interval(Duration::from_secs(5));
+            async move {
+                let _ = election.run(stop, |term| handler.send_digests(term)).await;
+            }
+        });
         let worker = bus.spawn_worker("notify", move |job: Job| {
             let handler = Arc::clone(&handler);
             async move { handler.handle(&job).await }
@@ -71,6 +81,7 @@ impl Rig {
             bus,
             worker,
             follower_stop,
+            digests,
         }
     }
 
@@ -81,6 +92,7 @@ impl Rig {
     async fn stop(self) {
         self.worker.stop().await.expect("worker stops");
         self.follower_stop.cancel();
+        let _ = self.digests.await;
         self.bus.cleanup().await;
     }
 }
@@ -150,11 +162,13 @@ async fn mails_reach_their_owners_with_both_parts_by_policy_and_a_replay_sends_n
                 email: "quiet@example.org".into(),
                 failures_only: Some(true),
                 muted_images: Vec::new(),
+                digest_window_ms: None,
             },
             OwnerPolicy {
                 email: "muter@example.org".into(),
                 failures_only: None,
                 muted_images: vec!["team/noisy:1".into()],
+                digest_window_ms: None,
             },
         ];
     })
@@ -368,5 +382,85 @@ async fn a_retry_after_a_partial_send_does_not_send_the_first_mail_again() {
     let mut recipients: Vec<String> = received.iter().map(|r| r.rcpt_to.join(",")).collect();
     recipients.sort();
     assert_eq!(recipients, ["first@example.org", "second@example.org"]);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_with_a_digest_window_gets_one_mail_per_window_naming_its_events() {
+    let sink = SmtpSink::start();
+    let window_ms = 2_000;
+    let rig = Rig::start(test_settings("notify-digest"), &sink, |config| {
+        config.notify.owners = vec![OwnerPolicy {
+            email: "grouped@example.org".into(),
+            failures_only: None,
+            muted_images: Vec::new(),
+            digest_window_ms: Some(window_ms),
+        }];
+    })
+    .await;
+    // Wait for a window to begin, so that the three events fall in one.
+    let now = slipway_common::Timestamp::now().unix_millis();
+    let next = (now / window_ms + 1) * window_ms;
+    tokio::time::sleep(Duration::from_millis(next - now + 50)).await;
+    let events: Vec<Envelope> = ["a", "b", "c"]
+        .iter()
+        .map(|job| build_failed(job, "grouped@example.org"))
+        .collect();
+    for event in &events {
+        rig.publish(event).await;
+    }
+    // Someone without a digest gets a mail per event, at once.
+    rig.publish(&build_failed("solo", "single@example.org"))
+        .await;
+    let received = sink.wait_for(2, DEADLINE).await;
+    let digest = received
+        .iter()
+        .find(|r| r.rcpt_to == ["grouped@example.org"])
+        .expect("the digest");
+    let subject = digest.header("Subject").unwrap_or_default();
+    assert_eq!(subject, "[slipway] 3 event(s), 3 failed");
+    let text = digest.part("text/plain").expect("a text part");
+    for job in ["team/a:1", "team/b:1", "team/c:1"] {
+        assert!(text.contains(job), "{job} missing from {text}");
+    }
+    assert!(
+        digest
+            .header("Message-ID")
+            .is_some_and(|id| id.starts_with("<digest.")),
+        "{:?}",
+        digest.header("Message-ID")
+    );
+    // It is recorded with the events it told of, and sent once: a later window's digest (one
+    // more event) is the only other mail the owner gets.
+    let records = rig
+        .bus
+        .wait_for_history(HistoryQuery::all().kinds([Kind::MailSent]), 2, DEADLINE)
+        .await;
+    let digest_record = records
+        .iter()
+        .find_map(|r| match &r.envelope.message {
+            Message::MailSent(sent) if sent.to == "grouped@example.org" => Some(sent.clone()),
+            _ => None,
+        })
+        .expect("the digest's record");
+    let mut told: Vec<String> = digest_record.events.clone();
+    told.sort();
+    let mut expected: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    expected.sort();
+    assert_eq!(told, expected);
+    rig.publish(&build_failed("d", "grouped@example.org")).await;
+    let received = sink.wait_for(3, DEADLINE).await;
+    let to_grouped: Vec<String> = received
+        .iter()
+        .filter(|r| r.rcpt_to == ["grouped@example.org"])
+        .filter_map(|r| r.header("Subject"))
+        .collect();
+    assert_eq!(
+        to_grouped,
+        [
+            "[slipway] 3 event(s), 3 failed",
+            "[slipway] 1 event(s), 1 failed"
+        ]
+    );
     rig.stop().await;
 }
