@@ -27,12 +27,24 @@ pub struct DeadLetter {
     pub body: Vec<u8>,
 }
 
-/// Number of ready messages in each queue of the topology (queues that do not exist are skipped).
-pub async fn queue_depths(
+/// What the broker says of one queue (a passive declare): its ready messages and consumers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// The queue.
+    pub queue: String,
+    /// Messages ready for delivery (not those delivered and unacked).
+    pub ready: u32,
+    /// Consumers attached.
+    pub consumers: u32,
+}
+
+/// Ready messages and consumers of each queue of the topology (queues that do not exist are
+/// skipped).
+pub async fn queue_counts(
     connection: &BrokerConnection,
     topology: &Topology,
-) -> Result<Vec<(String, u32)>, BrokerError> {
-    let mut depths = Vec::new();
+) -> Result<Vec<QueueCounts>, BrokerError> {
+    let mut counts = Vec::new();
     for queue in topology.all_queues() {
         // A passive declare of a missing queue closes the channel: use one channel per queue.
         let channel = connection.channel().await?;
@@ -44,11 +56,27 @@ pub async fn queue_depths(
             .queue_declare(queue.as_str().into(), passive, FieldTable::default())
             .await
         {
-            depths.push((queue, declared.message_count()));
+            counts.push(QueueCounts {
+                queue,
+                ready: declared.message_count(),
+                consumers: declared.consumer_count(),
+            });
             let _ = channel.close(200, "done".into()).await;
         }
     }
-    Ok(depths)
+    Ok(counts)
+}
+
+/// Number of ready messages in each queue of the topology (queues that do not exist are skipped).
+pub async fn queue_depths(
+    connection: &BrokerConnection,
+    topology: &Topology,
+) -> Result<Vec<(String, u32)>, BrokerError> {
+    Ok(queue_counts(connection, topology)
+        .await?
+        .into_iter()
+        .map(|counts| (counts.queue, counts.ready))
+        .collect())
 }
 
 /// Take (and remove) up to `max` messages from the dead-letter queue.

@@ -13,6 +13,7 @@ mod report;
 mod report_table;
 mod scan;
 mod schedule;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,8 +60,9 @@ enum Command {
         #[arg(long)]
         job: Option<String>,
     },
-    /// Ready messages in each queue of the pipeline.
-    Status,
+    /// The pipeline per stage: ready, in-flight, retrying messages and consumers; then the
+    /// dead letters.
+    Status(status::StatusArgs),
     /// The dependency tree of an index: which image is built from which (`--format dot` for
     /// Graphviz).
     Graph(index::GraphArgs),
@@ -100,6 +102,8 @@ struct CliConfig {
     registry: RegistryAddress,
     /// `[scheduler]`: the rescan-scheduler's settings (its period), for `slipway schedule`.
     scheduler: slipway_rescan_scheduler::config::SchedulerSettings,
+    /// `[status]`: where `slipway status` reads in-flight counts.
+    status: status::StatusSettings,
 }
 
 /// `[registry]`: Slipway's registry, where a short image name (`team/app:1`) lives.
@@ -157,9 +161,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config(cli.config.as_deref())?;
             submit(&config.broker, &file, job.as_deref()).await
         }
-        Command::Status => {
+        Command::Status(args) => {
             let config = config(cli.config.as_deref())?;
-            status(&config.broker).await
+            status::run(&config.broker, &config.status, &args).await
         }
         Command::Lint(args) => Ok(lint::run(&args)),
         Command::Scan(args) => {
@@ -264,23 +268,6 @@ async fn submit(
         jobs.len(),
         settings.redacted_url()
     );
-    connection.close().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status(settings: &BrokerSettings) -> anyhow::Result<ExitCode> {
-    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
-    let topology = Topology::pipeline(settings);
-    let depths = slipway_broker::inspect::queue_depths(&connection, &topology).await?;
-    if depths.is_empty() {
-        println!(
-            "no Slipway queues in namespace {:?} yet: nothing was ever submitted",
-            settings.namespace
-        );
-    }
-    for (queue, ready) in depths {
-        println!("{ready:>8}  {queue}");
-    }
     connection.close().await;
     Ok(ExitCode::SUCCESS)
 }
