@@ -5,11 +5,12 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use slipway_broker::history::{HistoryQuery, HistoryStep};
 use slipway_broker::logs::{
     LogChunk, LogError, LogReader, ReadFrom, ReadOptions, StreamError, log_stream_name,
 };
 use slipway_broker::{BrokerConnection, BrokerSettings};
-use slipway_common::JobId;
+use slipway_common::{JobId, Kind};
 
 /// Arguments of `slipway logs`.
 #[derive(clap::Args, Debug)]
@@ -19,8 +20,12 @@ command: a header before each further run of the job (a redelivery or a retry ru
 and writes its log again), a note where earlier chunks are outside the --since window, and the end \
 of each run with its outcome.
 
-Exit status: 0 the log was printed; 1 JOB is not a job id, or no log of JOB is in the window; \
-2 any other error (broker unreachable, read took longer than 5 minutes).")]
+A job that ended before the build stage (lint failed, rebuild skipped) has no build log: the \
+command says so at once, also with --follow, and points at `slipway job`.
+
+Exit status: 0 the log was printed and its latest run did not fail; 1 JOB is not a job id, no \
+log of JOB is in the window, the job ended before the build stage, or the latest run of its \
+build failed; 2 any other error (broker unreachable, read took longer than 5 minutes).")]
 pub struct LogsArgs {
     /// The job id (a UUID, as `slipway submit` prints it).
     job: String,
@@ -102,6 +107,32 @@ pub async fn run(settings: &BrokerSettings, args: &LogsArgs) -> anyhow::Result<E
     };
     let stream = log_stream_name(&settings.namespace);
     let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
+    // A job that ended before the build has no log to wait for.
+    let mut stages = match crate::history::open(
+        &connection,
+        &settings.namespace,
+        HistoryQuery::all().job(job),
+        args.since.from,
+        args.follow,
+    )
+    .await
+    {
+        Ok(events) => Some(events),
+        Err(StreamError::NoStream { .. }) => None,
+        Err(error) => {
+            connection.close().await;
+            return Err(error.into());
+        }
+    };
+    if !args.follow
+        && let Some(events) = stages.take()
+    {
+        let ended = ended_before_build(events).await?;
+        if let Some(kind) = ended {
+            connection.close().await;
+            return Ok(before_build(job, kind));
+        }
+    }
     if args.follow {
         eprintln!("slipway: following job {job} in {stream} (Ctrl-C to stop)");
     }
@@ -120,8 +151,29 @@ pub async fn run(settings: &BrokerSettings, args: &LogsArgs) -> anyhow::Result<E
     let mut printer = Printer::default();
     let mut out = io::stdout().lock();
     let mut no_stream = false;
+    let mut stopped_before_build: Option<Kind> = None;
     let ended = loop {
-        match chunks.next().await {
+        let next = match stages.as_mut() {
+            Some(events) => tokio::select! {
+                chunk = chunks.next() => chunk,
+                step = events.next() => {
+                    match step {
+                        Some(Ok(HistoryStep::Event(event))) if ends_before_build(event.envelope.kind()) => {
+                            stopped_before_build = Some(event.envelope.kind());
+                            break Ok(());
+                        }
+                        Some(Ok(_)) => continue,
+                        // The history is only a shortcut: without it, the log alone decides.
+                        Some(Err(_)) | None => {
+                            stages = None;
+                            continue;
+                        }
+                    }
+                }
+            },
+            None => chunks.next().await,
+        };
+        match next {
             None => break Ok(()),
             Some(Ok(chunk)) => {
                 if let Err(error) = printer.print(&mut out, &chunk) {
@@ -136,7 +188,15 @@ pub async fn run(settings: &BrokerSettings, args: &LogsArgs) -> anyhow::Result<E
         }
     };
     drop(chunks);
+    if let Some(events) = stages {
+        events.close().await;
+    }
     connection.close().await;
+    if let Some(kind) = stopped_before_build
+        && printer.printed == 0
+    {
+        return Ok(before_build(job, kind));
+    }
     match ended {
         Err(error)
             if error
@@ -163,7 +223,57 @@ pub async fn run(settings: &BrokerSettings, args: &LogsArgs) -> anyhow::Result<E
         );
         return Ok(ExitCode::FAILURE);
     }
+    if printer.last_outcome.as_deref() == Some("failed") {
+        eprintln!(
+            "slipway: the build of job {job} failed (slipway job {job} shows the stage and the error)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether an event of `kind` ends a job before any build log is written.
+fn ends_before_build(kind: Kind) -> bool {
+    matches!(kind, Kind::LintFailed | Kind::BuildSkipped)
+}
+
+/// Read the job's events to the end: the kind that ended it before the build, if one did.
+async fn ended_before_build(
+    mut events: slipway_broker::history::HistoryEvents,
+) -> anyhow::Result<Option<Kind>> {
+    let mut ended = None;
+    while let Some(step) = events.next().await {
+        match step {
+            Ok(HistoryStep::Event(event)) => {
+                let kind = event.envelope.kind();
+                if ends_before_build(kind) {
+                    ended = Some(kind);
+                } else if matches!(
+                    kind,
+                    Kind::LintPassed | Kind::BuildSucceeded | Kind::BuildFailed
+                ) {
+                    // Rebuilt after all (a later run of the same job).
+                    ended = None;
+                }
+            }
+            Ok(HistoryStep::Undecodable { .. }) => {}
+            Ok(HistoryStep::CaughtUp) => break,
+            Err(error) => {
+                events.close().await;
+                return Err(error.into());
+            }
+        }
+    }
+    events.close().await;
+    Ok(ended)
+}
+
+/// The answer for a job that ended before the build stage.
+fn before_build(job: JobId, kind: Kind) -> ExitCode {
+    eprintln!(
+        "slipway: job {job} ended before the build stage ({kind}): it has no build log; `slipway job {job}` shows why"
+    );
+    ExitCode::FAILURE
 }
 
 /// Writes chunks with the `=== slipway:` lines between runs.
@@ -172,6 +282,8 @@ struct Printer {
     /// The run of the last chunk printed.
     run: Option<u32>,
     printed: usize,
+    /// The outcome of the latest run that ended (`succeeded`, `failed`, `retried`).
+    last_outcome: Option<String>,
 }
 
 impl Printer {
@@ -199,6 +311,7 @@ impl Printer {
             out.write_all(b"\n")?;
         }
         if let Some(outcome) = &chunk.outcome {
+            self.last_outcome = Some(outcome.clone());
             writeln!(
                 out,
                 "=== slipway: end of run {}: {} ===",
