@@ -12,9 +12,11 @@ use crate::connection::BrokerConnection;
 use crate::headers;
 use crate::topology::Topology;
 
-/// One message taken off the dead-letter queue.
+/// One message of the dead-letter queue.
 #[derive(Clone, Debug)]
 pub struct DeadLetter {
+    /// Its AMQP message id (the envelope's id, for Slipway's messages), if it had one.
+    pub message_id: Option<String>,
     /// The routing key it was first published with.
     pub routing_key: String,
     /// `x-slipway-reason`, or the broker's own reason (e.g. `delivery_limit`) when it dead-lettered it.
@@ -79,6 +81,26 @@ pub async fn queue_depths(
         .collect())
 }
 
+/// What a delivery from the dead-letter queue says.
+fn dead_letter_of(delivery: &lapin::message::Delivery) -> DeadLetter {
+    let found = delivery.properties.headers().as_ref();
+    DeadLetter {
+        message_id: delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string()),
+        routing_key: headers::text(found, headers::ROUTING_KEY)
+            .unwrap_or_else(|| delivery.routing_key.to_string()),
+        reason: headers::text(found, headers::REASON)
+            .or_else(|| headers::text(found, "x-first-death-reason"))
+            .unwrap_or_else(|| "unknown".to_owned()),
+        worker: headers::text(found, headers::WORKER),
+        attempt: headers::attempt(found),
+        body: delivery.data.clone(),
+    }
+}
+
 /// Take (and remove) up to `max` messages from the dead-letter queue.
 pub async fn take_dead_letters(
     connection: &BrokerConnection,
@@ -97,17 +119,7 @@ pub async fn take_dead_letters(
             break;
         };
         let delivery = message.delivery;
-        let found = delivery.properties.headers().as_ref();
-        letters.push(DeadLetter {
-            routing_key: headers::text(found, headers::ROUTING_KEY)
-                .unwrap_or_else(|| delivery.routing_key.to_string()),
-            reason: headers::text(found, headers::REASON)
-                .or_else(|| headers::text(found, "x-first-death-reason"))
-                .unwrap_or_else(|| "unknown".to_owned()),
-            worker: headers::text(found, headers::WORKER),
-            attempt: headers::attempt(found),
-            body: delivery.data.clone(),
-        });
+        letters.push(dead_letter_of(&delivery));
         delivery
             .acker
             .ack(BasicAckOptions::default())
@@ -115,6 +127,89 @@ pub async fn take_dead_letters(
             .map_err(BrokerError::Channel)?;
     }
     Ok(letters)
+}
+
+/// Look at up to `max` messages of the dead-letter queue without removing them: they are taken
+/// unacked and go back when the channel closes. (The dead-letter queue has no delivery limit,
+/// so looking never drops one. RabbitMQ 4.0 to 4.2 give quorum queues a default limit of 20:
+/// on those, give `N.dead` a policy lifting it.)
+pub async fn peek_dead_letters(
+    connection: &BrokerConnection,
+    topology: &Topology,
+    max: usize,
+) -> Result<Vec<DeadLetter>, BrokerError> {
+    let channel = connection.channel().await?;
+    let queue = topology.dead_letter_queue();
+    let mut letters = Vec::new();
+    while letters.len() < max {
+        let Some(message) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .map_err(BrokerError::Channel)?
+        else {
+            break;
+        };
+        letters.push(dead_letter_of(&message.delivery));
+    }
+    let _ = channel.close(200, "peeked".into()).await;
+    Ok(letters)
+}
+
+/// Publish the dead letters `chosen` picks again, each to the routing key it was first
+/// published with, and remove each from the dead-letter queue once the broker confirmed its
+/// publish (a crash in between leaves it in the queue: it may be replayed twice, never lost).
+/// The others stay. Returns those replayed.
+pub async fn replay_dead_letters(
+    connection: &BrokerConnection,
+    topology: &Topology,
+    publisher: &crate::Publisher,
+    chosen: impl Fn(&DeadLetter) -> bool,
+) -> Result<Vec<DeadLetter>, BrokerError> {
+    let channel = connection.channel().await?;
+    let queue = topology.dead_letter_queue();
+    let mut replayed = Vec::new();
+    loop {
+        let Some(message) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .map_err(BrokerError::Channel)?
+        else {
+            break;
+        };
+        let delivery = message.delivery;
+        let letter = dead_letter_of(&delivery);
+        if !chosen(&letter) {
+            continue;
+        }
+        publisher
+            .publish_raw(&letter.routing_key, &letter.body)
+            .await?;
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(BrokerError::Channel)?;
+        replayed.push(letter);
+    }
+    let _ = channel.close(200, "replayed".into()).await;
+    Ok(replayed)
+}
+
+/// Remove every message of the dead-letter queue; how many there were.
+pub async fn purge_dead_letters(
+    connection: &BrokerConnection,
+    topology: &Topology,
+) -> Result<u32, BrokerError> {
+    let channel = connection.channel().await?;
+    let purged = channel
+        .queue_purge(
+            topology.dead_letter_queue().as_str().into(),
+            lapin::options::QueuePurgeOptions::default(),
+        )
+        .await
+        .map_err(BrokerError::Channel)?;
+    let _ = channel.close(200, "purged".into()).await;
+    Ok(purged)
 }
 
 /// Delete every queue, stream and exchange of the topology (test namespaces, dev resets). Never on a

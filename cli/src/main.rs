@@ -3,6 +3,7 @@
 //! events from the history, scan images and show their latest scan reports, list the
 //! rescan-scheduler's plan and request rescans.
 
+mod dead;
 mod history;
 mod image_history;
 mod index;
@@ -85,6 +86,11 @@ enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Request a scan of an image now, or of every live image (`--all`).
     Rescan(schedule::RescanArgs),
+    /// The dead letters: list them with their reasons, show one, replay or purge them.
+    Dead {
+        #[command(subcommand)]
+        command: dead::DeadCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +198,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             report::run(&config.broker, &image, &args).await
+        }
+        Command::Dead { command } => {
+            let config = config(cli.config.as_deref())?;
+            dead::run(&config.broker, &command).await
         }
         Command::Schedule(args) => {
             let config = config(cli.config.as_deref())?;
