@@ -15,6 +15,7 @@ mod report_table;
 mod scan;
 mod schedule;
 mod status;
+mod why;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,6 +87,8 @@ enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Request a scan of an image now, or of every live image (`--all`).
     Rescan(schedule::RescanArgs),
+    /// Why was this image built? The chain of causes behind its latest build, from the history.
+    Why(why::WhyArgs),
     /// The dead letters: list them with their reasons, show one, replay or purge them.
     Dead {
         #[command(subcommand)]
@@ -198,6 +201,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             report::run(&config.broker, &image, &args).await
+        }
+        Command::Why(args) => {
+            let config = config(cli.config.as_deref())?;
+            let Some(image) = config.registry.image_argument(&args.image) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            why::run(&config.broker, &image, &args).await
         }
         Command::Dead { command } => {
             let config = config(cli.config.as_deref())?;
