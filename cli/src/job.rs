@@ -112,6 +112,13 @@ async fn show(
                 if let Err(error) = printer.print(&mut out, &event) {
                     break Err(error.into());
                 }
+                // A table row shows the first findings; a failed lint's are all listed below it.
+                if args.format == Format::Table
+                    && let slipway_common::Message::LintFailed(failed) = &event.envelope.message
+                    && let Err(error) = print_findings(&mut out, &failed.findings)
+                {
+                    break Err(error.into());
+                }
             }
             Some(Ok(HistoryStep::Undecodable {
                 offset,
@@ -133,6 +140,48 @@ async fn show(
     };
     events.close().await;
     result
+}
+
+/// Most findings listed under a failed lint.
+const MAX_FINDINGS_LISTED: usize = 500;
+
+/// Each finding on its own line, indented: line, rule, level, message, and the rule's page.
+fn print_findings(
+    out: &mut impl io::Write,
+    findings: &[slipway_common::message::LintFinding],
+) -> io::Result<()> {
+    for finding in findings.iter().take(MAX_FINDINGS_LISTED) {
+        let level = serde_json::to_value(finding.level)
+            .ok()
+            .and_then(|level| level.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let page = if finding.code.starts_with("DL") {
+            format!(
+                "  https://github.com/hadolint/hadolint/wiki/{}",
+                finding.code
+            )
+        } else if finding.code.starts_with("SC") {
+            format!("  https://www.shellcheck.net/wiki/{}", finding.code)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "    line {}: {} {level}: {}{}",
+            finding.line,
+            slipway_common::terminal::escape(&finding.code),
+            slipway_common::terminal::escape(&finding.message),
+            slipway_common::terminal::escape(&page)
+        )?;
+    }
+    if findings.len() > MAX_FINDINGS_LISTED {
+        writeln!(
+            out,
+            "    … and {} more",
+            findings.len() - MAX_FINDINGS_LISTED
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

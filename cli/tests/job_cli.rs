@@ -122,11 +122,18 @@ async fn slipway_job_follows_a_running_job_until_its_final_event() {
     let failed = follow_up_of_kind(&job, Kind::LintFailed);
     bus.publisher.publish(&failed).await.expect("publish");
     let last = next_line().await;
+    // Each of a failed lint's findings follows its row.
+    let finding = next_line().await;
     let end = next_line().await;
     if !matches!(&end, Ok(None)) {
         let _ = child.kill();
-        panic!("expected the end of the output after {last:?}, got {end:?}");
+        panic!("expected the end of the output after {last:?} and {finding:?}, got {end:?}");
     }
+    let finding = finding.expect("in time").expect("a line");
+    assert_eq!(
+        finding,
+        "    line 3: DL3008 warning: Pin versions in apt get install  https://github.com/hadolint/hadolint/wiki/DL3008"
+    );
     let status = child.wait().expect("slipway exits");
     assert!(status.success(), "{status}");
     let last = last.expect("in time").expect("a line");
