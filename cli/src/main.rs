@@ -15,21 +15,19 @@ mod report_table;
 mod scan;
 mod schedule;
 mod status;
+mod submit;
 mod why;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
-use slipway_broker::{BrokerConnection, BrokerSettings, Publisher, Topology};
+use slipway_broker::BrokerSettings;
+use slipway_common::ImageRef;
 use slipway_common::config::{ConfigSources, load};
 use slipway_common::errors::Chain;
 use slipway_common::image::registry_host;
-use slipway_common::index::{IndexFile, read_index_file};
-use slipway_common::message::BuildRequested;
-use slipway_common::{Cause, Envelope, ImageRef, Message};
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
@@ -55,13 +53,7 @@ enum Command {
         command: IndexCommand,
     },
     /// Publish a build.requested job for entries of an index file.
-    Submit {
-        /// The index file (`Projects:` list).
-        file: PathBuf,
-        /// Only the entry with this `job-id` (default: every entry).
-        #[arg(long)]
-        job: Option<String>,
-    },
+    Submit(submit::SubmitArgs),
     /// The pipeline per stage: ready, in-flight, retrying messages and consumers; then the
     /// dead letters.
     Status(status::StatusArgs),
@@ -166,9 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: IndexCommand::Check(args),
         } => index::check(&args),
         Command::Graph(args) => index::graph(&args),
-        Command::Submit { file, job } => {
+        Command::Submit(args) => {
             let config = config(cli.config.as_deref())?;
-            submit(&config.broker, &file, job.as_deref()).await
+            submit::run(&config.broker, &args).await
         }
         Command::Status(args) => {
             let config = config(cli.config.as_deref())?;
@@ -233,61 +225,4 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn config(file: Option<&Path>) -> anyhow::Result<CliConfig> {
     Ok(load(&ConfigSources::for_worker("cli").with_file_if(file))?)
-}
-
-fn read_index(file: &Path) -> anyhow::Result<IndexFile> {
-    read_index_file(file).with_context(|| format!("{}", file.display()))
-}
-
-async fn submit(
-    settings: &BrokerSettings,
-    file: &Path,
-    job: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let index = read_index(file)?;
-    for invalid in &index.invalid {
-        eprintln!(
-            "{}",
-            slipway_common::terminal::escape(&format!("{}: skipped: {invalid}", file.display()))
-        );
-    }
-    let jobs: Vec<Envelope> = index
-        .entries
-        .into_iter()
-        .map(|placed| placed.entry)
-        .filter(|entry| job.is_none_or(|wanted| entry.job_id == wanted))
-        .map(|entry| {
-            Envelope::new_job(
-                Cause::User,
-                Message::BuildRequested(BuildRequested {
-                    entry,
-                    commit: None,
-                }),
-            )
-        })
-        .collect();
-    anyhow::ensure!(
-        !jobs.is_empty(),
-        "no valid entry{} in {}",
-        job.map(|j| format!(" with job-id {j:?}"))
-            .unwrap_or_default(),
-        file.display()
-    );
-    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
-    let topology = Topology::pipeline(settings);
-    topology.declare(&connection.channel().await?).await?;
-    let publisher = Publisher::open(&connection, &topology).await?;
-    publisher.publish_all(&jobs).await?;
-    for job in &jobs {
-        if let Message::BuildRequested(request) = &job.message {
-            println!("{}  build.requested  {}", job.job_id, request.entry.image());
-        }
-    }
-    println!(
-        "submitted {} job(s) to {}",
-        jobs.len(),
-        settings.redacted_url()
-    );
-    connection.close().await;
-    Ok(ExitCode::SUCCESS)
 }
