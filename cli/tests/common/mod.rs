@@ -16,6 +16,10 @@ fn slipway_command(namespace: &str, args: &[&str]) -> Command {
 
 /// Runs `slipway ARGS` against the broker namespace `namespace` (in a blocking thread: the test's
 /// runtime keeps serving its broker connection meanwhile).
+#[allow(
+    dead_code,
+    reason = "used by the tests that run a finished command, not by every file"
+)]
 pub async fn slipway_in(namespace: &str, args: &[&str]) -> Output {
     let mut cmd = slipway_command(namespace, args);
     tokio::task::spawn_blocking(move || cmd.output().expect("run slipway"))
