@@ -31,7 +31,7 @@ pub struct HistoryArgs {
     /// The image (see below).
     pub image: String,
     /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
     format: Format,
     /// How many days back to look.
     #[arg(long, value_name = "N", default_value_t = 30,

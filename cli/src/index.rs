@@ -20,6 +20,9 @@ pub enum CheckFormat {
 
 /// Arguments of `slipway index check`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 the index is valid (warnings allowed); 1 it has problems, each printed as file:line: message; 2 a path cannot be read."
+)]
 pub struct CheckArgs {
     /// Index files, or directories (an `index.d`) whose `*.yaml` files are read.
     #[arg(required = true)]
@@ -43,6 +46,9 @@ pub enum GraphFormat {
 
 /// Arguments of `slipway graph`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Problems of the index go to standard error; the graph of its valid entries is still printed.\n\nExit status: 0 the graph was printed; 1 IMAGE is not in the index; 2 a path cannot be read."
+)]
 pub struct GraphArgs {
     /// Show only this image and what is built from it (the short index name, `team/app:1`).
     pub image: Option<ImageRef>,

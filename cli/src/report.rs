@@ -36,7 +36,7 @@ pub struct ReportArgs {
     /// digest under any tag.
     pub image: String,
     /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
     format: ReportFormat,
     /// How many days back to look.
     #[arg(long, value_name = "N", default_value_t = 30,

@@ -27,6 +27,9 @@ pub enum ScanFormat {
 
 /// Arguments of `slipway scan`.
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 the image was read and its report printed (whatever it found); 2 it could not be read (no such image, unreadable archive, broken package database)."
+)]
 pub struct ScanArgs {
     /// What to scan: an image of the local Docker daemon (`name:tag`, `name@sha256:…`, an id; a
     /// short index name such as `team/app:1` that the daemon lacks is looked up in the

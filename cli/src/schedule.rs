@@ -38,7 +38,7 @@ scheduler's).
 Exit status: 0 listed (possibly nothing); 2 the broker or the history is unreadable.")]
 pub struct ScheduleArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
     format: ScheduleFormat,
     /// How many entries to list.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
