@@ -52,7 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: IndexCommand,
     },
-    /// Publish a build.requested job for entries of an index file.
+    /// Publish a build.requested job for entries of an index file, an index.d directory or JSON
+    /// on stdin.
     Submit(submit::SubmitArgs),
     /// The pipeline per stage: ready, in-flight, retrying messages and consumers; then the
     /// dead letters.
