@@ -16,6 +16,7 @@ mod scan;
 mod schedule;
 mod status;
 mod submit;
+mod watch;
 mod why;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Request a scan of an image now, or of every live image (`--all`).
     Rescan(schedule::RescanArgs),
+    /// Jobs moving through the stages, live; exits when the watched jobs have ended.
+    Watch(watch::WatchArgs),
     /// Why was this image built? The chain of causes behind its latest build, from the history.
     Why(why::WhyArgs),
     /// The dead letters: list them with their reasons, show one, replay or purge them.
@@ -194,6 +197,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             report::run(&config.broker, &image, &args).await
+        }
+        Command::Watch(args) => {
+            let config = config(cli.config.as_deref())?;
+            watch::run(&config.broker, &args).await
         }
         Command::Why(args) => {
             let config = config(cli.config.as_deref())?;
