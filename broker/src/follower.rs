@@ -102,6 +102,12 @@ impl<S: HistoryFold> HistoryView<S> {
         *self.caught_up.borrow()
     }
 
+    /// Returns once the view has read the whole history (at once when it has).
+    pub async fn wait_caught_up(&self) {
+        let mut caught_up = self.caught_up.subscribe();
+        let _ = caught_up.wait_for(|caught_up| *caught_up).await;
+    }
+
     /// Returns at the next change: an event folded, or the view caught up. One waiter is woken
     /// per change (the leader loop); a change while nobody waits wakes the next waiter at once.
     pub async fn changed(&self) {

@@ -9,13 +9,15 @@
 //! runner before the event is acked. An unreachable server or a 4xx answer retries the event
 //! with the broker's delays; a mail refused for good (5xx) is logged and counted, not retried.
 //!
-//! Why a mail is not sent twice: a first delivery of an event was never handled before, so its
-//! mails were not sent. A redelivery or a retry may follow a send: the worker first waits until
-//! its view has folded the history up to its tail (the `mail.sent` of an earlier attempt, by
-//! whichever instance, is recorded before that attempt's ack), then skips the mails it finds.
-//! The window left: a crash after the server accepted a mail and before its `mail.sent` was
-//! confirmed (one SMTP response plus one confirmed publish, milliseconds); the mail's
-//! `Message-ID` is then the same, which lets mail clients fold the two.
+//! Why a mail is not sent twice: before sending, the worker skips every mail whose `Message-ID`
+//! its view of the history records — a view that has read the whole history (an instance that
+//! just started waits for that). A redelivery or a retry may follow a send moments earlier: for
+//! those the worker first waits until its view has folded the history up to its tail (the
+//! `mail.sent` of an earlier attempt, by whichever instance, is recorded before that attempt's
+//! ack). The windows left: a crash after the server accepted a mail and before its `mail.sent`
+//! was confirmed (one SMTP response plus one confirmed publish, milliseconds), and the same event
+//! published again within the milliseconds it takes a record to reach another instance's view;
+//! the mail's `Message-ID` is then the same, which lets mail clients fold the two.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -103,18 +105,23 @@ impl NotifyHandler {
                 return Outcome::Ack(Vec::new());
             }
         };
-        if job.redelivered || job.attempt > 0 {
-            // An earlier attempt may have sent some of these: read the history to its tail.
-            let fenced = tokio::time::timeout(
+        // What was sent is known only to a view that has read the history: an instance that
+        // just started waits for that (a replayed event must find its record). An earlier
+        // attempt of this very event may have sent some of these moments ago: then the view
+        // reads the history up to its tail first.
+        let ready = if job.redelivered || job.attempt > 0 {
+            tokio::time::timeout(
                 self.history_wait,
                 self.view.fence(&self.broker, "slipway-notify-fence"),
             )
-            .await;
-            if fenced.is_err() {
-                return Outcome::Retry(
-                    "the history could not be read to see which mails went out already".into(),
-                );
-            }
+            .await
+        } else {
+            tokio::time::timeout(self.history_wait, self.view.wait_caught_up()).await
+        };
+        if ready.is_err() {
+            return Outcome::Retry(
+                "the history could not be read to see which mails went out already".into(),
+            );
         }
         let mut records = Vec::new();
         for mail in &mails {
