@@ -424,11 +424,16 @@ pub(crate) struct StreamCursor {
     caught_up: bool,
     idle_timeout: Duration,
     deadline: Option<Instant>,
-    /// Messages received and not acked yet: acks go in batches (`multiple`), half a prefetch
-    /// at a time, so the broker never runs out of credit and a read does not pay one ack per
-    /// message.
+    /// Messages received and not acked yet. While catching up, acks go in batches
+    /// (`multiple`), half a prefetch at a time, so the broker never runs out of credit and a
+    /// long read does not pay one ack per message; from the tail on, each message is acked as it
+    /// comes, so no delivery stays unacked on a quiet stream (RabbitMQ's `consumer_timeout`
+    /// would close the channel).
     unacked: u16,
     ack_every: u16,
+    /// The acker of the latest unacked message, to ack the batch when the read catches up by
+    /// silence.
+    last_acker: Option<lapin::Acker>,
 }
 
 impl StreamCursor {
@@ -457,6 +462,7 @@ impl StreamCursor {
             deadline: options.deadline,
             unacked: 0,
             ack_every: (options.prefetch / 2).max(1),
+            last_acker: None,
         })
     }
 
@@ -479,6 +485,10 @@ impl StreamCursor {
                 }
                 Err(_) => {
                     self.caught_up = true;
+                    if let Some(acker) = self.last_acker.take() {
+                        let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+                        self.unacked = 0;
+                    }
                     return Ok(None);
                 }
             },
@@ -494,11 +504,14 @@ impl StreamCursor {
             self.caught_up = true;
         }
         self.unacked += 1;
-        if self.unacked >= self.ack_every {
+        if self.caught_up || self.unacked >= self.ack_every {
             // This ack and every earlier one. A failed ack means the channel is gone: the next
             // wait reports it.
             let _ = delivery.acker.ack(BasicAckOptions { multiple: true }).await;
             self.unacked = 0;
+            self.last_acker = None;
+        } else {
+            self.last_acker = Some(delivery.acker.clone());
         }
         Ok(Some(StreamMessage {
             offset,
