@@ -101,6 +101,18 @@ fn dead_letter_of(delivery: &lapin::message::Delivery) -> DeadLetter {
     }
 }
 
+/// The next message of the dead-letter queue `queue`, taken unacked; `None` when it is empty.
+async fn next_dead_letter(
+    channel: &lapin::Channel,
+    queue: &str,
+) -> Result<Option<lapin::message::Delivery>, BrokerError> {
+    Ok(channel
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .map_err(BrokerError::Channel)?
+        .map(|message| message.delivery))
+}
+
 /// Take (and remove) up to `max` messages from the dead-letter queue.
 pub async fn take_dead_letters(
     connection: &BrokerConnection,
@@ -111,14 +123,9 @@ pub async fn take_dead_letters(
     let queue = topology.dead_letter_queue();
     let mut letters = Vec::new();
     while letters.len() < max {
-        let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions::default())
-            .await
-            .map_err(BrokerError::Channel)?
-        else {
+        let Some(delivery) = next_dead_letter(&channel, &queue).await? else {
             break;
         };
-        let delivery = message.delivery;
         letters.push(dead_letter_of(&delivery));
         delivery
             .acker
@@ -142,14 +149,10 @@ pub async fn peek_dead_letters(
     let queue = topology.dead_letter_queue();
     let mut letters = Vec::new();
     while letters.len() < max {
-        let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions::default())
-            .await
-            .map_err(BrokerError::Channel)?
-        else {
+        let Some(delivery) = next_dead_letter(&channel, &queue).await? else {
             break;
         };
-        letters.push(dead_letter_of(&message.delivery));
+        letters.push(dead_letter_of(&delivery));
     }
     let _ = channel.close(200, "peeked".into()).await;
     Ok(letters)
@@ -169,14 +172,9 @@ pub async fn replay_dead_letters(
     let queue = topology.dead_letter_queue();
     let mut replayed = Vec::new();
     loop {
-        let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions::default())
-            .await
-            .map_err(BrokerError::Channel)?
-        else {
+        let Some(delivery) = next_dead_letter(&channel, &queue).await? else {
             break;
         };
-        let delivery = message.delivery;
         let letter = dead_letter_of(&delivery);
         if !chosen(&letter) {
             continue;

@@ -4,7 +4,6 @@
 //! period of the CLI configuration's `[scheduler]` section (the scheduler's own setting).
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use slipway_broker::history::{HistoryQuery, HistoryStep, history_stream_name};
 use slipway_broker::streams::ReadFrom;
@@ -62,12 +61,6 @@ pub struct RescanArgs {
     /// Rescan every live image.
     #[arg(long)]
     all: bool,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// The scheduler's view, folded from the whole history.
@@ -148,7 +141,7 @@ pub async fn schedule(
     let state = fold_or_empty(&connection, settings, scheduler).await;
     connection.close().await;
     let state = state?;
-    let now = now_ms();
+    let now = Timestamp::now().unix_millis();
     let planned = state.planned(now, args.limit as usize);
     match args.format {
         ScheduleFormat::Json => {

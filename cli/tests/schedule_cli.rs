@@ -2,14 +2,12 @@
 //! folded from the history (rescans at each image's offset, a scheduled rebuild, summaries) as a
 //! table and as JSON, a namespace with no history, and rescans of one image and of all.
 
-use std::collections::BTreeMap;
-
 use slipway_broker::Topology;
 use slipway_broker::history::HistoryQuery;
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
-use slipway_common::message::test_support::sample_digest;
-use slipway_common::message::{BuildSucceeded, CommitSha, IndexApplied};
+use slipway_common::message::test_support::sample_built;
+use slipway_common::message::{CommitSha, IndexApplied};
 use slipway_common::{Cause, Envelope, Kind, Message};
 use slipway_tests::{TestBus, ensure_rabbitmq, test_settings};
 use std::time::Duration;
@@ -30,18 +28,7 @@ fn entry(job: &str) -> Entry {
 }
 
 fn built(entry: Entry) -> Envelope {
-    Envelope::new_job(
-        Cause::User,
-        Message::BuildSucceeded(BuildSucceeded {
-            image: entry.image().in_registry("127.0.0.1:5000").unwrap(),
-            entry,
-            commit: CommitSha::try_from("ab".repeat(20)).unwrap(),
-            digest: sample_digest("cd"),
-            content_key: "key".into(),
-            parent_digests: BTreeMap::new(),
-            duration_ms: 1,
-        }),
-    )
+    Envelope::new_job(Cause::User, Message::BuildSucceeded(sample_built(entry)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

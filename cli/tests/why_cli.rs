@@ -7,8 +7,8 @@ use std::time::Duration;
 use slipway_broker::Topology;
 use slipway_broker::history::HistoryQuery;
 use slipway_common::index::test_support::sample_entry;
-use slipway_common::message::test_support::sample_digest;
-use slipway_common::message::{BuildRequested, BuildSucceeded, CommitSha};
+use slipway_common::message::BuildRequested;
+use slipway_common::message::test_support::sample_built;
 use slipway_common::{Cause, Envelope, Message};
 use slipway_tests::{TestBus, test_settings};
 
@@ -34,15 +34,7 @@ fn built(request: &Envelope) -> Envelope {
     let Message::BuildRequested(r) = &request.message else {
         unreachable!()
     };
-    request.follow_up(Message::BuildSucceeded(BuildSucceeded {
-        entry: r.entry.clone(),
-        commit: CommitSha::try_from("ab".repeat(20)).unwrap(),
-        image: r.entry.image().in_registry("127.0.0.1:5000").unwrap(),
-        digest: sample_digest("cd"),
-        content_key: "k".into(),
-        parent_digests: Default::default(),
-        duration_ms: 1,
-    }))
+    request.follow_up(Message::BuildSucceeded(sample_built(r.entry.clone())))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -714,6 +714,22 @@ pub mod test_support {
         Digest::parse(&format!("sha256:{}", pair.repeat(32))).expect("valid sample digest")
     }
 
+    /// The `build.succeeded` of `entry`: pushed to `127.0.0.1:5000` at `sample_digest("cd")`.
+    pub fn sample_built(entry: Entry) -> BuildSucceeded {
+        BuildSucceeded {
+            image: entry
+                .image()
+                .in_registry("127.0.0.1:5000")
+                .expect("a valid registry"),
+            entry,
+            commit: sample_commit(),
+            digest: sample_digest("cd"),
+            content_key: "key".into(),
+            parent_digests: BTreeMap::new(),
+            duration_ms: 1,
+        }
+    }
+
     /// One message of every kind, in [`Kind::ALL`] order.
     pub fn sample_messages() -> Vec<Message> {
         let entry = sample_entry();

@@ -200,6 +200,22 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) 
     collector
 }
 
+/// `slipway_leader{worker="<worker>"}`, registered: 1 while this instance runs the scheduling
+/// loop of its worker type (it holds the lease of `slipway_broker::LeaderElection`), else 0. Each
+/// worker type that elects a leader keeps one in a `LazyLock`.
+pub fn leader_gauge(worker: &'static str) -> prometheus::IntGauge {
+    register(
+        prometheus::IntGauge::with_opts(
+            Opts::new(
+                "slipway_leader",
+                "1 while this instance runs the scheduling loop of its worker type, else 0.",
+            )
+            .const_label("worker", worker),
+        )
+        .expect("valid metric"),
+    )
+}
+
 /// The metrics every worker exports (GUIDE §4).
 #[derive(Debug)]
 pub struct CoreMetrics {

@@ -11,15 +11,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use slipway_broker::Topology;
 use slipway_broker::history::HistoryQuery;
 use slipway_common::index::test_support::sample_entry;
-use slipway_common::message::test_support::sample_digest;
-use slipway_common::message::{BuildSucceeded, CommitSha, ScanCompleted};
-use slipway_common::{Cause, Envelope, Kind, Message};
+use slipway_common::message::ScanCompleted;
+use slipway_common::message::test_support::{sample_built, sample_digest};
+use slipway_common::{Cause, Envelope, Kind, Message, Timestamp};
 use slipway_rescan_scheduler::state::{key_of, offset};
 use slipway_tests::fleet::Instance;
 use slipway_tests::{TestBus, test_settings};
@@ -47,12 +47,6 @@ struct Args {
     without_scans: bool,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
 fn built(n: usize) -> Envelope {
     let entry = slipway_common::index::Entry {
         app_id: "scale".into(),
@@ -62,18 +56,7 @@ fn built(n: usize) -> Envelope {
         rebuild_schedule: None,
         ..sample_entry()
     };
-    Envelope::new_job(
-        Cause::User,
-        Message::BuildSucceeded(BuildSucceeded {
-            image: entry.image().in_registry("127.0.0.1:5000").expect("a name"),
-            entry,
-            commit: CommitSha::try_from("ab".repeat(20)).expect("a commit"),
-            digest: sample_digest("cd"),
-            content_key: "key".into(),
-            parent_digests: Default::default(),
-            duration_ms: 1,
-        }),
-    )
+    Envelope::new_job(Cause::User, Message::BuildSucceeded(sample_built(entry)))
 }
 
 /// The scan of image `n`, with the scan worker's counts.
@@ -204,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
         "overdue backlog (slots begun before the schedule was held) sent {:.2} s after",
         backlog.elapsed().as_secs_f64()
     );
-    let window_start = now_ms();
+    let window_start = Timestamp::now().unix_millis();
     let window_end = window_start + period;
     let wait_until = Instant::now() + Duration::from_millis(period + 15_000);
     while Instant::now() < wait_until {

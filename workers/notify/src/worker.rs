@@ -20,14 +20,14 @@
 //! the mail's `Message-ID` is then the same, which lets mail clients fold the two.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use slipway_broker::follower::{Folded, HistoryView};
 use slipway_broker::{
     BrokerSettings, Consumer, Job, LeaderElection, LeaderTerm, Outcome, Outlet, Topology,
 };
 use slipway_common::message::MailSent;
-use slipway_common::{Envelope, Message};
+use slipway_common::{Envelope, Message, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NotifyConfig, WORKER};
@@ -62,12 +62,6 @@ pub fn new_view(config: &NotifyConfig) -> Arc<View> {
 /// A digest the server did not take is tried again after this long.
 const DIGEST_RETRY: Duration = Duration::from_secs(10);
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
 /// Handles the events of the notify queue.
 pub struct NotifyHandler {
     broker: BrokerSettings,
@@ -98,7 +92,7 @@ impl NotifyHandler {
     pub async fn handle(&self, job: &Job) -> Outcome {
         let event = &job.envelope;
         let job_id = event.job_id;
-        let mails = match policy::mails(event, &self.policies, now_ms()) {
+        let mails = match policy::mails(event, &self.policies, Timestamp::now().unix_millis()) {
             Ok(mails) => mails,
             Err(reason) => {
                 telemetry::suppressed(job_id, event.kind().as_str(), reason);
@@ -179,7 +173,7 @@ impl NotifyHandler {
         let mut retry_at: std::collections::HashMap<String, std::time::Instant> =
             std::collections::HashMap::new();
         loop {
-            let now = now_ms();
+            let now = Timestamp::now().unix_millis();
             self.view.update(|state| state.expire(now));
             let due = self.view.read(|state| state.due_digests(now));
             let clock = std::time::Instant::now();
@@ -227,7 +221,7 @@ impl NotifyHandler {
                 .view
                 .read(NotifyState::next_digest_end)
                 .map_or(Duration::from_secs(60), |end| {
-                    Duration::from_millis(end.saturating_sub(now_ms()))
+                    Duration::from_millis(end.saturating_sub(Timestamp::now().unix_millis()))
                 })
                 .clamp(Duration::from_millis(50), Duration::from_secs(5));
             tokio::select! {
@@ -283,5 +277,10 @@ pub async fn run(config: NotifyConfig, shutdown: CancellationToken) -> Result<()
 
 /// `event`'s mails as [`policy::mails`] decides them now (for tests and tools).
 pub fn mails_for(event: &Envelope, config: &NotifyConfig) -> Vec<crate::compose::Mail> {
-    policy::mails(event, &Policies::new(&config.notify), now_ms()).unwrap_or_default()
+    policy::mails(
+        event,
+        &Policies::new(&config.notify),
+        Timestamp::now().unix_millis(),
+    )
+    .unwrap_or_default()
 }

@@ -5,21 +5,10 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
-use slipway_common::telemetry::register;
+use slipway_common::telemetry::{leader_gauge, register};
 
 /// `slipway_leader{worker="repo-tracker"}`: 1 while this instance is the leader.
-static LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(
-        IntGauge::with_opts(
-            Opts::new(
-                "slipway_leader",
-                "1 while this instance runs the scheduling loop of its worker type, else 0.",
-            )
-            .const_label("worker", "repo-tracker"),
-        )
-        .expect("valid metric"),
-    )
-});
+static LEADER: LazyLock<IntGauge> = LazyLock::new(|| leader_gauge("repo-tracker"));
 
 /// `slipway_tracker_polls_total{outcome}`.
 static POLLS: LazyLock<IntCounterVec> = LazyLock::new(|| {

@@ -778,10 +778,8 @@ fn decided(seed: &str, now: u64, message: Message) -> Envelope {
 mod tests {
     use super::*;
     use slipway_common::index::test_support::sample_entry;
-    use slipway_common::message::test_support::sample_digest;
-    use slipway_common::message::{
-        BuildSucceeded, CommitSha, ImageRetired, IndexApplied, ScanCompleted,
-    };
+    use slipway_common::message::test_support::{sample_built, sample_digest};
+    use slipway_common::message::{CommitSha, ImageRetired, IndexApplied, ScanCompleted};
 
     const PERIOD: u64 = 1_000_000;
 
@@ -816,15 +814,7 @@ mod tests {
         at(
             millis,
             Cause::User,
-            Message::BuildSucceeded(BuildSucceeded {
-                image: entry.image().in_registry("127.0.0.1:5000").unwrap(),
-                entry,
-                commit: CommitSha::try_from("ab".repeat(20)).unwrap(),
-                digest: sample_digest("cd"),
-                content_key: "key".into(),
-                parent_digests: BTreeMap::new(),
-                duration_ms: 1,
-            }),
+            Message::BuildSucceeded(sample_built(entry)),
         )
     }
 

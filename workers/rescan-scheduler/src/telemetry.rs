@@ -4,21 +4,10 @@
 use std::sync::LazyLock;
 
 use prometheus::{IntCounterVec, IntGauge, Opts};
-use slipway_common::telemetry::register;
+use slipway_common::telemetry::{leader_gauge, register};
 
 /// `slipway_leader{worker="rescan-scheduler"}`: 1 while this instance is the leader.
-static LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(
-        IntGauge::with_opts(
-            Opts::new(
-                "slipway_leader",
-                "1 while this instance runs the scheduling loop of its worker type, else 0.",
-            )
-            .const_label("worker", "rescan-scheduler"),
-        )
-        .expect("valid metric"),
-    )
-});
+static LEADER: LazyLock<IntGauge> = LazyLock::new(|| leader_gauge("rescan-scheduler"));
 
 /// `slipway_scheduler_decisions_total{kind}`.
 static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {

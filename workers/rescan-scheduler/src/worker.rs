@@ -16,11 +16,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use slipway_broker::follower::{Folded, HistoryFold, HistoryView};
 use slipway_broker::{BrokerSettings, LeaderElection, LeaderTerm, Outlet};
-use slipway_common::{Envelope, Message, MessageId};
+use slipway_common::{Envelope, Message, MessageId, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{SchedulerConfig, SchedulerSettings};
@@ -67,13 +67,6 @@ fn observe_fold(state: &SchedulerState, folded: Folded) {
             "caught up with the history"
         );
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// Runs the rescan-scheduler until `shutdown` is cancelled.
@@ -133,7 +126,7 @@ impl Leader {
         let mut sent: HashMap<MessageId, (Instant, DueToken)> = HashMap::new();
         let mut lag_measured: Option<Instant> = None;
         loop {
-            let now = now_ms();
+            let now = Timestamp::now().unix_millis();
             let mut again = false;
             if self.view.is_caught_up() {
                 // The lag walks everything due: measured once a second, not at every pass.

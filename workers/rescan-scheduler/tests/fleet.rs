@@ -14,9 +14,9 @@ use slipway_broker::Topology;
 use slipway_broker::history::{HistoryEvent, HistoryQuery};
 use slipway_common::index::Entry;
 use slipway_common::index::test_support::sample_entry;
-use slipway_common::message::test_support::sample_digest;
-use slipway_common::message::{BuildSucceeded, CommitSha, ImageRetired, IndexApplied};
-use slipway_common::{Cause, Envelope, Kind, Message};
+use slipway_common::message::test_support::sample_built;
+use slipway_common::message::{CommitSha, ImageRetired, IndexApplied};
+use slipway_common::{Cause, Envelope, Kind, Message, Timestamp};
 use slipway_rescan_scheduler::state::{key_of, offset};
 use slipway_tests::fleet::{self, Instance};
 use slipway_tests::{TestBus, eventually, test_settings};
@@ -46,25 +46,7 @@ fn owner_of(n: usize) -> String {
 }
 
 fn built(entry: Entry) -> Envelope {
-    Envelope::new_job(
-        Cause::User,
-        Message::BuildSucceeded(BuildSucceeded {
-            image: entry.image().in_registry("127.0.0.1:5000").unwrap(),
-            entry,
-            commit: CommitSha::try_from("ab".repeat(20)).unwrap(),
-            digest: sample_digest("cd"),
-            content_key: "key".into(),
-            parent_digests: BTreeMap::new(),
-            duration_ms: 1,
-        }),
-    )
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    Envelope::new_job(Cause::User, Message::BuildSucceeded(sample_built(entry)))
 }
 
 fn start(namespace: &str) -> Instance {
@@ -140,7 +122,7 @@ async fn five_hundred_images_are_each_requested_once_per_period_across_two_kills
             )
         })
         .collect();
-    let t0 = now_ms();
+    let t0 = Timestamp::now().unix_millis();
     for chunk in builds.chunks(100) {
         bus.publisher
             .publish_all(chunk)
@@ -161,7 +143,7 @@ async fn five_hundred_images_are_each_requested_once_per_period_across_two_kills
         .await;
     let first = kill_leader(&mut instances).await;
     // A retired image, and a new one.
-    let retired_at = now_ms();
+    let retired_at = Timestamp::now().unix_millis();
     bus.publisher
         .publish(&Envelope::new_job(
             Cause::IndexChange,
@@ -173,7 +155,7 @@ async fn five_hundred_images_are_each_requested_once_per_period_across_two_kills
         ))
         .await
         .expect("publish the retirement");
-    let new_at = now_ms();
+    let new_at = Timestamp::now().unix_millis();
     bus.publisher
         .publish(&built(entry("newcomer", "late@example.org")))
         .await
@@ -191,7 +173,7 @@ async fn five_hundred_images_are_each_requested_once_per_period_across_two_kills
     // Three periods' worth of requests.
     bus.wait_for_history(scheduled(), 3 * IMAGES, DEADLINE)
         .await;
-    let end = now_ms();
+    let end = Timestamp::now().unix_millis();
     let history = bus.history(HistoryQuery::all()).await;
     drop(instances);
 
