@@ -434,6 +434,25 @@ pub(crate) struct StreamCursor {
     /// The acker of the latest unacked message, to ack the batch when the read catches up by
     /// silence.
     last_acker: Option<lapin::Acker>,
+    /// A message received whose ack was being sent when the wait for it was cancelled: the next
+    /// call returns it (so a `select!` or a timeout around [`StreamCursor::next`] loses nothing).
+    received: Option<StreamMessage>,
+    /// The ack being sent, kept across a cancelled wait and finished before any other: lapin
+    /// runs each ack as a task of its own, so two acks in flight could reach the broker out of
+    /// order, and a `multiple` ack of an earlier tag after a later one is an unknown delivery tag
+    /// (the broker closes the channel).
+    ack_in_flight: Option<AckInFlight>,
+}
+
+/// An ack sent and not yet confirmed by lapin.
+type AckInFlight = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Ack `acker`'s delivery and every earlier one. A failed ack means the channel is gone: the next
+/// wait reports it.
+fn ack_up_to(acker: lapin::Acker) -> AckInFlight {
+    Box::pin(async move {
+        let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+    })
 }
 
 impl StreamCursor {
@@ -463,6 +482,8 @@ impl StreamCursor {
             unacked: 0,
             ack_every: (options.prefetch / 2).max(1),
             last_acker: None,
+            received: None,
+            ack_in_flight: None,
         })
     }
 
@@ -473,7 +494,15 @@ impl StreamCursor {
 
     /// Wait for the next message. `Ok(None)`: nothing came for `idle_timeout` before catching up,
     /// which counts as caught up. Once caught up, only the deadline limits the wait.
+    ///
+    /// Cancel-safe: a message is kept in the cursor from the moment it is received until it is
+    /// returned, so dropping this future at any await loses none (at worst an ack, which the
+    /// next one covers: acks are `multiple`).
     pub async fn next(&mut self) -> Result<Option<StreamMessage>, ReadError> {
+        self.settle_ack().await;
+        if let Some(message) = self.received.take() {
+            return Ok(Some(message));
+        }
         // Before catching up, silence means the end of the stream; after, only the deadline counts.
         let idle_at = (!self.caught_up).then(|| Instant::now() + self.idle_timeout);
         let wake_at = [idle_at, self.deadline].into_iter().flatten().min();
@@ -486,8 +515,9 @@ impl StreamCursor {
                 Err(_) => {
                     self.caught_up = true;
                     if let Some(acker) = self.last_acker.take() {
-                        let _ = acker.ack(BasicAckOptions { multiple: true }).await;
                         self.unacked = 0;
+                        self.ack_in_flight = Some(ack_up_to(acker));
+                        self.settle_ack().await;
                     }
                     return Ok(None);
                 }
@@ -505,20 +535,30 @@ impl StreamCursor {
         }
         self.unacked += 1;
         if self.caught_up || self.unacked >= self.ack_every {
-            // This ack and every earlier one. A failed ack means the channel is gone: the next
-            // wait reports it.
-            let _ = delivery.acker.ack(BasicAckOptions { multiple: true }).await;
             self.unacked = 0;
             self.last_acker = None;
+            self.ack_in_flight = Some(ack_up_to(delivery.acker.clone()));
         } else {
             self.last_acker = Some(delivery.acker.clone());
         }
-        Ok(Some(StreamMessage {
+        // Kept before the ack is awaited: if the caller stops waiting during the ack, the next
+        // call returns it.
+        self.received = Some(StreamMessage {
             offset,
             routing_key: delivery.routing_key.to_string(),
             properties: delivery.properties,
             body: delivery.data,
-        }))
+        });
+        self.settle_ack().await;
+        Ok(self.received.take())
+    }
+
+    /// Wait for the ack in flight, if any (cancel-safe: it stays in flight until done).
+    async fn settle_ack(&mut self) {
+        if let Some(ack) = self.ack_in_flight.as_mut() {
+            ack.await;
+            self.ack_in_flight = None;
+        }
     }
 
     /// Stop the consumer and close its channel (what is unacked needs no ack: closing a

@@ -1,7 +1,9 @@
 //! The history stream against a real RabbitMQ: every event published to the exchange is recorded
 //! in order with no writer of its own; reads start at an offset or a time and filter by job and
 //! kind; a follower sees events published after it caught up; an event that only the history
-//! would take is still refused as unroutable; and another retention is a 406 naming the argument.
+//! would take is still refused as unroutable; another retention is a 406 naming the argument; and
+//! a follower whose waits are cut short (a `select!` with a timer, as `slipway watch` does) loses
+//! no event.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -233,6 +235,61 @@ async fn a_follower_sees_what_is_published_after_it_caught_up() {
         error.to_string().contains("was still following it"),
         "{error}"
     );
+    bus.cleanup().await;
+}
+
+/// `slipway watch` and `slipway demo` wait for the next event in a `select!` beside a spinner's
+/// timer. Cutting a wait short must lose nothing, even while the reader acks a message it has
+/// received (at the tail, each message is acked as it comes): that once dropped events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_cut_short_by_a_timer_lose_no_event() {
+    const EVENTS: usize = 300;
+    let bus = pipeline_bus("history-cancel").await;
+    let follow = ReadOptions {
+        follow: true,
+        ..options(ReadFrom::First)
+    };
+    let mut events = reader(&bus)
+        .open(HistoryQuery::all(), &follow)
+        .await
+        .expect("open a following read");
+    assert!(matches!(
+        next_step(&mut events).await,
+        HistoryStep::CaughtUp
+    ));
+    let published: Vec<Envelope> = (0..EVENTS).map(|_| build_requested()).collect();
+    let publisher = bus.publisher.clone();
+    let to_publish = published.clone();
+    let publishing = tokio::spawn(async move {
+        for event in &to_publish {
+            publisher.publish(event).await.expect("publish");
+        }
+    });
+    let mut received = Vec::new();
+    let mut cut_short = 0;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while received.len() < EVENTS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {EVENTS} events after {DEADLINE:?}",
+            received.len()
+        );
+        // A timer shorter than a broker round trip: many waits end during an ack.
+        match tokio::time::timeout(Duration::from_micros(300), events.next()).await {
+            Err(_) => cut_short += 1,
+            Ok(step) => match step.expect("the read goes on").expect("a readable step") {
+                HistoryStep::Event(event) => received.push(event.envelope),
+                other => panic!("expected an event, got {other:?}"),
+            },
+        }
+    }
+    publishing.await.expect("published");
+    assert!(
+        cut_short > 0,
+        "no wait was cut short: the test tested nothing"
+    );
+    assert_eq!(received, published, "every event, once, in order");
+    events.close().await;
     bus.cleanup().await;
 }
 
