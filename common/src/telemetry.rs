@@ -165,7 +165,10 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
             .with_current_span(true)
             .try_init()
     } else {
-        builder.try_init()
+        // Colours for a terminal only: a log file or a pipe gets plain text.
+        builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
     Ok(())
 }
