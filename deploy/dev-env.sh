@@ -32,6 +32,7 @@ readonly PACKAGES=(
     ruby                   # scan tests build and install gems with gem build / gem install --local
     apt-utils createrepo-c # scan update tests index local apt (apt-ftparchive) and yum (createrepo_c) repos
     xz-utils               # scan update tests compress Packages.xz
+    openssl                # notify tests make a private CA and a server certificate for STARTTLS/TLS
 )
 
 # Packages needed only for a command another package may already provide:

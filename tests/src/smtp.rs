@@ -128,6 +128,109 @@ fn decode_quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How the server speaks TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkTls {
+    /// Plain SMTP only.
+    None,
+    /// STARTTLS offered (and required before a mail is taken).
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// A private CA and a certificate it signed for `localhost`, made with `openssl`, as PEM files.
+#[derive(Debug)]
+pub struct TestCertificates {
+    /// The CA's certificate: what a client must trust.
+    pub ca: PathBuf,
+    /// The server's certificate (`DNS:localhost`, `IP:127.0.0.1`).
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    _dir: TempDir,
+}
+
+impl TestCertificates {
+    /// Make them (a few hundred milliseconds).
+    pub fn new() -> TestCertificates {
+        let dir = TempDir::new("smtp-tls");
+        let path = |name: &str| dir.path().join(name);
+        let extensions = dir.file(
+            "leaf.ext",
+            "subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
+        );
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("run openssl (Debian's openssl package)");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=slipway test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            extensions.to_str().expect("a UTF-8 path"),
+        ]);
+        TestCertificates {
+            ca: path("ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for TestCertificates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A running (or stopped) SMTP server.
 pub struct SmtpSink {
     /// Its port on 127.0.0.1.
@@ -135,11 +238,17 @@ pub struct SmtpSink {
     dir: TempDir,
     python: PathBuf,
     child: Option<Child>,
+    tls: Option<(SinkTls, PathBuf, PathBuf)>,
 }
 
 impl SmtpSink {
-    /// Start a server on a free port; returns once it accepts connections.
+    /// Start a plain SMTP server on a free port; returns once it accepts connections.
     pub fn start() -> SmtpSink {
+        Self::start_with(SinkTls::None, None)
+    }
+
+    /// Start a server speaking `tls` with `certificates` (needed unless [`SinkTls::None`]).
+    pub fn start_with(tls: SinkTls, certificates: Option<&TestCertificates>) -> SmtpSink {
         let python = crate::tools::python_with(&["aiosmtpd"]);
         let dir = TempDir::new("smtp-sink");
         dir.file("slipway_sink.py", HANDLER);
@@ -149,6 +258,10 @@ impl SmtpSink {
             dir,
             python,
             child: None,
+            tls: (tls != SinkTls::None).then(|| {
+                let certificates = certificates.expect("certificates for a TLS server");
+                (tls, certificates.cert.clone(), certificates.key.clone())
+            }),
         };
         sink.restart();
         sink
@@ -169,9 +282,24 @@ impl SmtpSink {
     /// Start the server again on the same port; returns once it accepts connections.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(&self.python)
+        let mut command = Command::new(&self.python);
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}", self.port));
+        match &self.tls {
+            Some((SinkTls::Starttls, cert, key)) => {
+                command.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+            }
+            Some((SinkTls::Implicit, cert, key)) => {
+                command
+                    .arg("--smtpscert")
+                    .arg(cert)
+                    .arg("--smtpskey")
+                    .arg(key);
+            }
+            _ => {}
+        }
+        let child = command
             .args(["-c", "slipway_sink.Sink"])
             .arg(self.mail_dir())
             .env("PYTHONPATH", self.dir.path())

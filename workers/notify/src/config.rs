@@ -88,6 +88,9 @@ pub struct SmtpSettings {
     pub password_file: Option<PathBuf>,
     /// Longest one SMTP conversation may take, in milliseconds.
     pub timeout_ms: u64,
+    /// PEM file of CA certificates to trust, besides the system's, for `starttls` and `tls`: a
+    /// server whose certificate an internal CA signed.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SmtpSettings {
@@ -100,6 +103,7 @@ impl Default for SmtpSettings {
             username: None,
             password_file: None,
             timeout_ms: 30_000,
+            ca_file: None,
         }
     }
 }

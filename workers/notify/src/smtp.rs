@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::compose::Mail;
@@ -33,6 +34,38 @@ impl SendError {
     }
 }
 
+/// What starts a certificate in a PEM file.
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// TLS with the server's certificate checked against the system's roots and `ca_file`'s.
+fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, SendError> {
+    let mut builder = TlsParameters::builder(settings.host.clone());
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| SendError::Invalid(format!("smtp.ca_file {}: {e}", path.display())))?;
+        // lettre takes a file without any certificate as an empty list: say so instead.
+        if !pem
+            .windows(CERTIFICATE_PEM.len())
+            .any(|window| window == CERTIFICATE_PEM)
+        {
+            return Err(SendError::Invalid(format!(
+                "smtp.ca_file {}: holds no PEM certificate",
+                path.display()
+            )));
+        }
+        let certificate = Certificate::from_pem(&pem).map_err(|e| {
+            SendError::Invalid(format!(
+                "smtp.ca_file {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| SendError::Invalid(format!("TLS for {:?}: {e}", settings.host)))
+}
+
 /// An SMTP sender. Cloning it is cheap.
 #[derive(Clone)]
 pub struct Smtp {
@@ -40,6 +73,8 @@ pub struct Smtp {
     from: Mailbox,
     /// `host:port`, for messages.
     server: String,
+    /// The longest one conversation may take.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Smtp {
@@ -58,16 +93,12 @@ impl Smtp {
             .from
             .parse()
             .map_err(|e| SendError::Invalid(format!("smtp.from {:?}: {e}", settings.from)))?;
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host);
         let builder = match settings.security {
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host),
-            Security::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-            }
-            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                &settings.host,
-            )),
-        }
-        .map_err(|e| SendError::Invalid(format!("smtp.host {:?}: {e}", settings.host)))?;
+            Security::Tls => builder.tls(Tls::Wrapper(tls_parameters(settings)?)),
+            Security::Starttls => builder.tls(Tls::Required(tls_parameters(settings)?)),
+            Security::Plain => builder,
+        };
         let mut builder = builder
             .port(settings.port)
             .timeout(Some(Duration::from_millis(settings.timeout_ms)));
@@ -89,6 +120,7 @@ impl Smtp {
             transport: builder.build(),
             from,
             server: format!("{}:{}", settings.host, settings.port),
+            timeout: Duration::from_millis(settings.timeout_ms),
         })
     }
 
@@ -108,7 +140,17 @@ impl Smtp {
                 mail.html.clone(),
             ))
             .map_err(|e| SendError::Invalid(format!("cannot build the mail: {e}")))?;
-        match self.transport.send(message).await {
+        // lettre's timeout covers each command's answer but not the server's greeting: a server
+        // that accepts the connection and says nothing would hold the send until it hangs up.
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(message)).await;
+        let Ok(sent) = sent else {
+            return Err(SendError::Transient(format!(
+                "{}: no complete SMTP conversation within {} ms",
+                self.server,
+                self.timeout.as_millis()
+            )));
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(error) if error.is_permanent() => Err(SendError::Refused(error.to_string())),
             Err(error) => Err(SendError::Transient(format!("{}: {error}", self.server))),
