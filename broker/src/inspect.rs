@@ -216,24 +216,36 @@ pub async fn delete_topology(
     connection: &BrokerConnection,
     topology: &Topology,
 ) -> Result<(), BrokerError> {
-    let channel = connection.channel().await?;
-    for queue in topology
+    let queues: Vec<String> = topology
         .all_queues()
         .into_iter()
         .chain(topology.history_stream())
         .chain(topology.report_stream())
-    {
-        channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .map_err(BrokerError::Channel)?;
-    }
+        .collect();
+    delete_queues(connection, &queues).await?;
+    let channel = connection.channel().await?;
     for exchange in [
         topology.exchange().to_owned(),
         topology.dead_letter_exchange(),
     ] {
         channel
             .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .map_err(BrokerError::Channel)?;
+    }
+    Ok(())
+}
+
+/// Delete the queues and streams named `queues`, with whatever they hold; a name that is not
+/// there is no error.
+pub async fn delete_queues(
+    connection: &BrokerConnection,
+    queues: &[String],
+) -> Result<(), BrokerError> {
+    let channel = connection.channel().await?;
+    for queue in queues {
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await
             .map_err(BrokerError::Channel)?;
     }

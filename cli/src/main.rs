@@ -4,6 +4,7 @@
 //! rescan-scheduler's plan and request rescans.
 
 mod dead;
+mod demo;
 mod history;
 mod image_history;
 mod index;
@@ -48,6 +49,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole pipeline on this machine with a sample index: every worker, an SMTP sink,
+    /// the jobs live, then a summary of images, findings, scans and mails.
+    Demo(demo::DemoArgs),
     /// Index files.
     Index {
         #[command(subcommand)]
@@ -158,6 +162,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => {
+            let config = config(cli.config.as_deref())?;
+            demo::run(&config.broker, &config.registry.url, &args).await
+        }
         Command::Index {
             command: IndexCommand::Check(args),
         } => index::check(&args),

@@ -128,7 +128,7 @@ pub async fn run(settings: &BrokerSettings, args: &WatchArgs) -> anyhow::Result<
         }
     };
     let terminal = io::stdout().is_terminal();
-    let mut view = View::new(terminal);
+    let mut view = View::new(terminal, false);
     for job in &wanted {
         view.jobs.insert(*job, None);
     }
@@ -158,9 +158,12 @@ pub async fn run(settings: &BrokerSettings, args: &WatchArgs) -> anyhow::Result<
     })
 }
 
-/// What is on screen.
-struct View {
+/// What is on screen: one line per job, redrawn in place on a terminal, else a line per stage a
+/// job reaches.
+pub struct View {
     terminal: bool,
+    /// Whether it writes to standard error (standard output otherwise).
+    stderr: bool,
     jobs: BTreeMap<JobId, Option<JobState>>,
     /// Lines drawn last time (terminal), to move back over them.
     drawn: usize,
@@ -170,9 +173,11 @@ struct View {
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 
 impl View {
-    fn new(terminal: bool) -> Self {
+    /// An empty view; `terminal`: redraw in place; `stderr`: write there, not to stdout.
+    pub fn new(terminal: bool, stderr: bool) -> Self {
         View {
             terminal,
+            stderr,
             jobs: BTreeMap::new(),
             drawn: 0,
             frame: 0,
@@ -185,20 +190,30 @@ impl View {
             .all(|state| state.as_ref().is_some_and(|s| s.ended.is_some()))
     }
 
-    fn any_failed(&self) -> bool {
+    /// Whether a job it shows has failed.
+    pub fn any_failed(&self) -> bool {
         self.jobs
             .values()
             .any(|state| state.as_ref().is_some_and(|s| s.ended == Some(false)))
     }
 
-    fn apply(&mut self, event: &HistoryEvent) -> io::Result<()> {
+    fn out(&self) -> Box<dyn io::Write> {
+        if self.stderr {
+            Box::new(io::stderr().lock())
+        } else {
+            Box::new(io::stdout().lock())
+        }
+    }
+
+    /// Show `event` (events of no job stage are ignored).
+    pub fn apply(&mut self, event: &HistoryEvent) -> io::Result<()> {
         let job = event.envelope.job_id;
         let before = self.jobs.get(&job).cloned().flatten();
         let Some(state) = advance(before.as_ref(), event) else {
             return Ok(());
         };
         if !self.terminal {
-            let mut out = io::stdout().lock();
+            let mut out = self.out();
             writeln!(
                 out,
                 "{}  {job}  {}  {}: {}",
@@ -216,9 +231,13 @@ impl View {
         Ok(())
     }
 
-    fn redraw(&mut self) -> io::Result<()> {
+    /// Draw the lines again (a terminal's spinner turns).
+    pub fn redraw(&mut self) -> io::Result<()> {
+        if !self.terminal {
+            return Ok(());
+        }
         self.frame = (self.frame + 1) % SPINNER.len();
-        let mut out = io::stdout().lock();
+        let mut out = self.out();
         if self.drawn > 0 {
             write!(out, "\x1b[{}A", self.drawn)?;
         }

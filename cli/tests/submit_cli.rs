@@ -113,3 +113,45 @@ async fn a_directory_or_json_on_stdin_is_submitted_and_invalid_entries_are_named
     assert_eq!(wrong_job.status.code(), Some(1));
     bus.cleanup().await;
 }
+
+/// Standard input is read up to 4 MiB: 64 MiB piped in is refused at once, saying so, and
+/// nothing is published.
+#[test]
+fn more_than_4_mib_on_stdin_is_refused_without_reading_it_all() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["submit", "-"])
+        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .env("SLIPWAY_BROKER__NAMESPACE", "test.submit-limit.unused")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start slipway");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The writer stops with a broken pipe once slipway has stopped reading.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b' '; 1 << 20];
+        let mut written = 0_usize;
+        for _ in 0..64 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            written += chunk.len();
+        }
+        written
+    });
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().expect("slipway ran");
+    let written = writer.join().expect("writer");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("standard input holds more than 4194304 bytes"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        written < 64 << 20,
+        "slipway stopped reading: {written} bytes taken"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -400,7 +400,8 @@ pub struct BuildSucceeded {
     pub digest: Digest,
     /// Identity of the build's inputs (commit, Dockerfile digest, parent digests, build args).
     pub content_key: String,
-    /// Digest of each parent image the build used, by image reference.
+    /// Each parent image the build used, by image reference, with the Docker daemon's id of it
+    /// (its config digest, not a manifest digest).
     #[serde(default)]
     pub parent_digests: BTreeMap<ImageRef, Digest>,
     /// Wall time of the whole job in the build worker, in milliseconds.

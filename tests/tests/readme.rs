@@ -26,6 +26,21 @@ fn ci_runs_the_readme_test_command_verbatim() {
     );
 }
 
+/// The README's first command builds every binary and runs `slipway demo`, the command
+/// `cli/tests/demo_cli.rs` runs end to end.
+#[test]
+fn the_readme_first_command_runs_the_demo() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let first = readme
+        .lines()
+        .find(|line| line.starts_with("bash deploy/dev-env.sh"))
+        .expect("a command line starting with the dev environment");
+    assert_eq!(
+        first,
+        "bash deploy/dev-env.sh && cargo build --release --locked --bins && ./target/release/slipway demo"
+    );
+}
+
 #[test]
 fn the_readme_commands_name_existing_files() {
     let root = root();
