@@ -5,10 +5,10 @@
 //! detailed per-queue metrics), which is optional: without it they are shown as unknown.
 
 use std::collections::HashMap;
-use std::io::{Read as _, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use slipway_broker::inspect::queue_counts;
@@ -73,6 +73,8 @@ pub struct StageStatus {
 
 /// Largest metrics answer read (a broker with thousands of queues answers a few MB).
 const MAX_METRICS_BYTES: u64 = 64 << 20;
+/// The longest the in-flight counts may take, connection and whole answer.
+const METRICS_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 /// The unacked count of each queue, from the detailed Prometheus endpoint at `base`
 /// (`http://host:port`).
@@ -90,25 +92,71 @@ fn unacked_counts(base: &str) -> Result<HashMap<String, u64>, String> {
                 .ok_or_else(|| format!("{authority} resolves to nothing"))
         })
         .map_err(|e| format!("{authority}: {e}"))?;
-    let timeout = Duration::from_secs(5);
-    let mut stream =
-        TcpStream::connect_timeout(&address, timeout).map_err(|e| format!("{base}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).ok();
+    let deadline = Instant::now() + METRICS_TIME_LIMIT;
+    let mut stream = TcpStream::connect_timeout(&address, METRICS_TIME_LIMIT)
+        .map_err(|e| format!("{base}: {e}"))?;
+    stream.set_write_timeout(Some(METRICS_TIME_LIMIT)).ok();
     write!(
         stream,
         "GET /metrics/detailed?family=queue_coarse_metrics HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("{base}: {e}"))?;
-    let mut response = String::new();
-    stream
-        .take(MAX_METRICS_BYTES)
-        .read_to_string(&mut response)
+    let response = read_within(&mut stream, MAX_METRICS_BYTES, deadline)
         .map_err(|e| format!("{base}: {e}"))?;
     if !response.starts_with("HTTP/1.1 200") && !response.starts_with("HTTP/1.0 200") {
         let status = response.lines().next().unwrap_or("no answer");
         return Err(format!("{base}: {status}"));
     }
     Ok(parse_unacked(&response))
+}
+
+/// Everything `stream` sends until it closes, at most `limit` bytes, by `deadline`: a server
+/// that trickles its answer cannot hold the command longer than a slow one.
+fn read_within(stream: &mut TcpStream, limit: u64, deadline: Instant) -> io::Result<String> {
+    let mut response = Vec::new();
+    let mut buffer = [0_u8; 64 * 1024];
+    loop {
+        if response.len() as u64 >= limit {
+            return Err(io::Error::other(format!(
+                "the answer is over {} MiB",
+                limit >> 20
+            )));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no complete answer within {} s",
+                    METRICS_TIME_LIMIT.as_secs()
+                ),
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let wanted = buffer
+            .len()
+            .min(usize::try_from(limit).unwrap_or(usize::MAX) - response.len());
+        match stream.read(&mut buffer[..wanted]) {
+            Ok(0) => return Ok(String::from_utf8_lossy(&response).into_owned()),
+            Ok(read) => response.extend_from_slice(&buffer[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no complete answer within {} s",
+                        METRICS_TIME_LIMIT.as_secs()
+                    ),
+                ));
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// `rabbitmq_detailed_queue_messages_unacked{vhost="…",queue="Q"} N` lines → Q → N.

@@ -1,6 +1,7 @@
 //! `slipway status` against a real RabbitMQ: per stage, ready messages, a job in flight (held by
 //! a worker), consumers, and a dead letter, as a table and as JSON; its exit code.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,5 +128,62 @@ async fn status_counts_ready_in_flight_consumers_and_dead_letters_per_stage() {
 
     release.notify_one();
     worker.stop().await.unwrap();
+    bus.cleanup().await;
+}
+
+/// An endpoint that answers forever, a byte a second, or floods: `slipway status` still answers
+/// within its 5 s limit (plus the broker's part), without the in-flight counts and saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_endpoint_that_trickles_or_floods_costs_at_most_its_limit() {
+    let settings = test_settings("cli-status-bounds");
+    let namespace = settings.namespace.clone();
+    let bus = TestBus::start(settings.clone(), Topology::pipeline(&settings)).await;
+    for (name, byte_every) in [
+        ("trickle", Some(Duration::from_millis(900))),
+        ("flood", None),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            let Ok((mut connection, _)) = listener.accept() else {
+                return;
+            };
+            let _ = connection.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+            let chunk = vec![b'#'; 1 << 16];
+            loop {
+                let sent = match byte_every {
+                    Some(pause) => {
+                        std::thread::sleep(pause);
+                        connection.write_all(b"#")
+                    }
+                    None => connection.write_all(&chunk),
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_slipway"));
+        command
+            .arg("status")
+            .env("SLIPWAY_BROKER__URL", slipway_tests::AMQP_URL)
+            .env("SLIPWAY_BROKER__NAMESPACE", &namespace)
+            .env(
+                "SLIPWAY_STATUS__BROKER_METRICS_URL",
+                format!("http://127.0.0.1:{port}"),
+            );
+        let output = tokio::task::spawn_blocking(move || command.output().expect("run slipway"))
+            .await
+            .expect("slipway ran");
+        let took = started.elapsed();
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert!(took < Duration::from_secs(15), "{name}: took {took:?}");
+        assert!(
+            stderr(&output).contains("in-flight counts unknown"),
+            "{name}: {}",
+            stderr(&output)
+        );
+    }
     bus.cleanup().await;
 }
