@@ -114,7 +114,7 @@ fn unacked_counts(base: &str) -> Result<HashMap<String, u64>, String> {
 /// that trickles its answer cannot hold the command longer than a slow one.
 fn read_within(stream: &mut TcpStream, limit: u64, deadline: Instant) -> io::Result<String> {
     let mut response = Vec::new();
-    let mut buffer = [0_u8; 64 * 1024];
+    let mut buffer = [0_u8; 16 * 1024];
     loop {
         if response.len() as u64 >= limit {
             return Err(io::Error::other(format!(
