@@ -512,6 +512,7 @@ fn keep_running_hints(settings: &BrokerSettings, processes: &Processes, work: &P
         "try, in another shell:\n  \
          SLIPWAY_BROKER__NAMESPACE={namespace} slipway status\n  \
          SLIPWAY_BROKER__NAMESPACE={namespace} slipway why demo/web:1\n  \
+         SLIPWAY_BROKER__NAMESPACE={namespace} slipway submit your/index.d   # file:// URLs too\n  \
          git -C {apps} commit --allow-empty -m rebuild   # the tracker rebuilds within {poll} s\n",
         apps = work.join("apps").display(),
         poll = fleet::POLL_INTERVAL_MS / 1000,
