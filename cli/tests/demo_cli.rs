@@ -1,6 +1,7 @@
 //! `slipway demo` end to end, as the README's first command runs it: the real RabbitMQ, Docker,
 //! registry and aiosmtpd, and the worker binaries this build made (beside `slipway`). First a
-//! Ctrl-C while the jobs run: every process it started is gone, and so are its files and its
+//! `kill -9` of the demo: the kernel stops its children. Then a Ctrl-C while the jobs run (after
+//! clearing what the killed run left): every process it started is gone, and so are its files and its
 //! broker namespace. Then the whole run with `--keep-running`: three images built and scanned,
 //! the broken entry stopped at lint with its finding, one mail per event, caught by the SMTP
 //! sink; then Ctrl-C, and again nothing is left. One test, so the two runs do not build the same
@@ -20,8 +21,32 @@ use slipway_tests::{AMQP_URL, ensure_docker, ensure_rabbitmq, rabbitmqctl};
 const RUN_DEADLINE: Duration = Duration::from_secs(300);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
 
+/// A `slipway demo` process, killed (SIGKILL) if the test fails while it runs: its children
+/// die with it (`PR_SET_PDEATHSIG`), so a failed test leaves no fleet behind.
+struct DemoProcess(Child);
+
+impl std::ops::Deref for DemoProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DemoProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `slipway demo ARGS` on namespace `namespace`, its output piped, the workers from this build.
-fn start_demo(namespace: &str, args: &[&str]) -> Child {
+fn start_demo(namespace: &str, args: &[&str]) -> DemoProcess {
     let slipway = Path::new(env!("CARGO_BIN_EXE_slipway"));
     let bin_dir = slipway.parent().expect("the binaries' directory");
     Command::new(slipway)
@@ -42,7 +67,29 @@ fn start_demo(namespace: &str, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(DemoProcess)
         .expect("start slipway demo")
+}
+
+/// Start the demo and read its progress until every process is started: the progress channel,
+/// the lines so far, and the 7 pids (the sink and six workers).
+fn start_until_running(
+    namespace: &str,
+    args: &[&str],
+) -> (DemoProcess, mpsc::Receiver<String>, Vec<String>, Vec<u32>) {
+    let mut demo = start_demo(namespace, args);
+    let stderr = lines(demo.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    line_where(&stderr, &mut seen, Instant::now() + RUN_DEADLINE, |line| {
+        line.contains("started slipway-repo-tracker")
+    });
+    let pids: Vec<u32> = seen
+        .iter()
+        .filter_map(|line| line.rsplit_once("pid ")?.1.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 7, "the sink and six workers: {seen:?}");
+    assert!(pids.iter().all(|&pid| running(pid)));
+    (demo, stderr, seen, pids)
 }
 
 /// Each line of `stream`, as it comes, through a channel.
@@ -141,20 +188,28 @@ fn the_demo_runs_the_sample_through_every_stage_and_ctrl_c_leaves_nothing_behind
     ensure_docker();
     let namespace = format!("test.demo.{}", std::process::id());
 
-    // 1. Ctrl-C while the jobs run.
-    let mut demo = start_demo(&namespace, &[]);
-    let stderr = lines(demo.stderr.take().expect("stderr"));
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + RUN_DEADLINE;
-    line_where(&stderr, &mut seen, deadline, |line| {
-        line.contains("started slipway-repo-tracker")
-    });
-    let pids: Vec<u32> = seen
-        .iter()
-        .filter_map(|line| line.rsplit_once("pid ")?.1.trim().parse().ok())
-        .collect();
-    assert_eq!(pids.len(), 7, "the sink and six workers: {seen:?}");
-    assert!(pids.iter().all(|&pid| running(pid)));
+    // 0. kill -9 of the demo: the kernel stops what it started (PR_SET_PDEATHSIG); only its
+    // namespace and files stay, for the next run to clear.
+    let (mut demo, _, _, pids) = start_until_running(&namespace, &[]);
+    demo.kill().expect("kill -9");
+    demo.wait().expect("reap");
+    let deadline = Instant::now() + STOP_DEADLINE;
+    while pids.iter().any(|&pid| running(pid)) {
+        assert!(Instant::now() < deadline, "children outlived a killed demo");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 1. Ctrl-C while the jobs run; the leftovers of the killed run are cleared first.
+    let (mut demo, _, seen, pids) = start_until_running(&namespace, &[]);
+    for leftover in [
+        "deleted what an earlier run left",
+        "removed the files an earlier demo left",
+    ] {
+        assert!(
+            seen.iter().any(|line| line.contains(leftover)),
+            "{leftover:?} in {seen:?}"
+        );
+    }
     interrupt(&demo);
     assert_eq!(
         exit_code(&mut demo, STOP_DEADLINE),
