@@ -76,7 +76,10 @@ impl Outlet {
 
     /// Close the connection (a later publish opens a new one).
     pub async fn close(&self) {
-        if let Some((connection, _)) = self.current.lock().await.take() {
+        if let Some((connection, publisher)) = self.current.lock().await.take() {
+            // The channel first: left to its `Drop`, lapin closes it in the background, racing
+            // the connection's close (a false "invalid channel state: Closing" ERROR).
+            publisher.close().await;
             connection.close().await;
         }
     }

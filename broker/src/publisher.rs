@@ -111,6 +111,12 @@ pub(crate) struct Outgoing<'a> {
 }
 
 impl Publisher {
+    /// Close its channel now (a clean stop). A channel left to its `Drop` is closed by lapin in
+    /// the background, which races the connection's close and logs a false error.
+    pub async fn close(&self) {
+        let _ = self.channel.close(200, "closing".into()).await;
+    }
+
     /// Open a confirm-mode channel on `connection`.
     pub async fn open(
         connection: &BrokerConnection,

@@ -54,6 +54,8 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
     );
     let cache = TempDir::new("lint-binary-cache");
     let metrics_port = slipway_tests::free_port();
+    let logs = TempDir::new("lint-binary-log");
+    let log = logs.path().join("lint.log");
     let child = Command::new(env!("CARGO_BIN_EXE_slipway-lint"))
         // A test-run switch (`.ci/run` sets it), not configuration: the worker would refuse it as
         // an unknown `SLIPWAY_*` key.
@@ -69,7 +71,7 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         )
         .env("SLIPWAY_TELEMETRY__LOG_FORMAT", "json")
         .envs(OTHER_PROGRAMS_ENV)
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log file"))
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start slipway-lint");
@@ -142,6 +144,17 @@ async fn the_binary_lints_a_job_exports_metrics_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean stop");
+    // A clean stop logs no error (lapin's background close of a dropped channel raced the
+    // connection's close: "invalid channel state: Closing" at every stop).
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    let errors: Vec<&str> = logged
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "errors logged by a clean stop: {errors:#?}"
+    );
     observer.stop().await.expect("observer stops");
     bus.cleanup().await;
 }
