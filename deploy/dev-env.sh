@@ -33,6 +33,7 @@ readonly PACKAGES=(
     apt-utils createrepo-c # scan update tests index local apt (apt-ftparchive) and yum (createrepo_c) repos
     xz-utils               # scan update tests compress Packages.xz
     openssl                # notify tests make a private CA and a server certificate for STARTTLS/TLS
+    systemd                # unit tests run systemd-analyze verify and security on systemd/*.service
 )
 
 # Packages needed only for a command another package may already provide:

@@ -38,13 +38,14 @@ use lapin::types::FieldTable;
 use slipway_common::Envelope;
 use slipway_common::envelope::Timestamp;
 use slipway_common::errors::Chain;
+use slipway_common::service::{self, Component};
 use slipway_common::telemetry::WorkerLabel;
 use slipway_common::telemetry::events::{self, JobFinished, JobOutcome};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::BrokerConnection;
+use crate::connection::{self, BrokerConnection};
 use crate::headers;
 use crate::publisher::{Outgoing, PublishError, Publisher};
 use crate::streams::{StreamAppend, append_entry};
@@ -149,6 +150,7 @@ impl<H: Handler> Consumer<H> {
             )));
         }
         events::worker_started(self.worker);
+        let component = Component::register("consumer");
         let mut lost_because: Option<String> = None;
         let mut quick_failures = 0u32;
         loop {
@@ -156,19 +158,21 @@ impl<H: Handler> Consumer<H> {
                 &self.settings,
                 &self.connection_name,
                 &shutdown,
+                &component,
             )
             .await?
             else {
                 return Ok(());
             };
             let end = self
-                .session(&connection, &shutdown, &mut lost_because)
+                .session(&connection, &shutdown, &mut lost_because, &component)
                 .await;
             connection.close().await;
             match end {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost(reason) => {
                     tracing::warn!(worker = self.worker.as_str(), %reason, "broker session lost; reconnecting");
+                    component.down(format!("reconnecting: {reason}"));
                     quick_failures = 0;
                     lost_because = Some(reason);
                 }
@@ -182,10 +186,10 @@ impl<H: Handler> Consumer<H> {
                     );
                     let error = Chain(&error).to_string();
                     tracing::error!(worker = self.worker.as_str(), %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
+                    component.down(format!("cannot start consuming: {error}"));
                     lost_because = Some(error);
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(pause) => {}
+                    if !connection::pause(pause, &shutdown).await {
+                        return Ok(());
                     }
                 }
             }
@@ -197,6 +201,7 @@ impl<H: Handler> Consumer<H> {
         connection: &BrokerConnection,
         shutdown: &CancellationToken,
         lost_because: &mut Option<String>,
+        component: &Component,
     ) -> SessionEnd {
         let queue = self.topology.worker_queue(self.worker.as_str());
         let started = async {
@@ -233,6 +238,8 @@ impl<H: Handler> Consumer<H> {
             events::broker_reconnected(self.worker, &reason);
         }
         tracing::info!(worker = self.worker.as_str(), %queue, prefetch = self.settings.prefetch, "consuming");
+        component.up(format!("consuming {queue}"));
+        service::watchdog_beat();
 
         let settler = Arc::new(Settler {
             worker: self.worker,
@@ -252,6 +259,9 @@ impl<H: Handler> Consumer<H> {
                     if !connection.is_connected() || !channel.status().connected() {
                         break SessionEnd::Lost("the connection or channel closed".to_owned());
                     }
+                    // systemd's watchdog hears from this loop only: a runner stuck in one of
+                    // its arms stops the beats and is restarted.
+                    service::watchdog_beat();
                 }
                 Some(joined) = jobs.join_next(), if !jobs.is_empty() => {
                     if let Ok(Err(reason)) = joined {
@@ -278,9 +288,13 @@ impl<H: Handler> Consumer<H> {
                 .await;
             let drain = Duration::from_millis(self.settings.drain_timeout_ms);
             let in_flight = jobs.len();
-            let drained =
-                tokio::time::timeout(drain, async { while jobs.join_next().await.is_some() {} })
-                    .await;
+            component.down(format!("stopping: draining {in_flight} in-flight jobs"));
+            let drained = tokio::time::timeout(drain, async {
+                while jobs.join_next().await.is_some() {
+                    service::watchdog_beat();
+                }
+            })
+            .await;
             match drained {
                 Ok(()) => tracing::info!(
                     worker = self.worker.as_str(),

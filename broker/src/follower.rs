@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_common::Envelope;
+use slipway_common::service::Component;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -124,20 +125,25 @@ impl<S: HistoryFold> HistoryView<S> {
         observe: impl Fn(&S, Folded) + Send + Sync,
     ) {
         let stream = history_stream_name(&settings.namespace);
+        let component = Component::register("history");
         let mut from = ReadFrom::First;
         let mut pause = Duration::from_millis(100);
         loop {
-            let connection =
-                match BrokerConnection::connect_with_retry(&settings, &connection_name, &shutdown)
-                    .await
-                {
-                    Ok(Some(connection)) => connection,
-                    Ok(None) => return,
-                    Err(error) => {
-                        tracing::error!(%error, "the history follower cannot connect");
-                        return;
-                    }
-                };
+            let connection = match BrokerConnection::connect_with_retry(
+                &settings,
+                &connection_name,
+                &shutdown,
+                &component,
+            )
+            .await
+            {
+                Ok(Some(connection)) => connection,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::error!(%error, "the history follower cannot connect");
+                    return;
+                }
+            };
             let declared = async {
                 let channel = connection.channel().await?;
                 Topology::pipeline(&settings).declare(&channel).await
@@ -180,6 +186,7 @@ impl<S: HistoryFold> HistoryView<S> {
                                     from = ReadFrom::Offset(offset + 1);
                                 }
                                 Some(Ok(HistoryStep::CaughtUp)) => {
+                                    component.up(format!("following {stream}"));
                                     self.read(|state| observe(state, Folded::CaughtUp));
                                     self.caught_up.send_replace(true);
                                     self.changed.notify_one();
@@ -197,6 +204,7 @@ impl<S: HistoryFold> HistoryView<S> {
                 }
             }
             self.caught_up.send_replace(false);
+            component.down(format!("reconnecting to {stream}"));
             connection.close().await;
             if shutdown.is_cancelled() {
                 return;

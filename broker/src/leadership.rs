@@ -63,10 +63,11 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Acker, BasicProperties, Channel};
 use slipway_common::errors::Chain;
+use slipway_common::service::{self, Component};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::BrokerConnection;
+use crate::connection::{self, BrokerConnection};
 use crate::publisher::{Outgoing, PublishError, Publisher};
 use crate::topology::Topology;
 use crate::{BrokerError, BrokerSettings};
@@ -264,6 +265,7 @@ impl LeaderElection {
     {
         self.validate()?;
         let queue = self.queue_name();
+        let component = Component::register("election");
         let mut terms = 0u64;
         let mut quick_failures = 0u32;
         loop {
@@ -271,14 +273,18 @@ impl LeaderElection {
                 &self.settings,
                 &self.connection_name,
                 &shutdown,
+                &component,
             )
             .await?
             else {
                 return Ok(());
             };
             let started = Instant::now();
-            let end = Box::pin(self.session(&connection, &shutdown, &mut lead, &mut terms)).await;
+            let end =
+                Box::pin(self.session(&connection, &shutdown, &mut lead, &mut terms, &component))
+                    .await;
             connection.close().await;
+            component.down(format!("out of the election: {}", end.reason()));
             match end {
                 SessionEnd::Shutdown => return Ok(()),
                 SessionEnd::Lost(reason) => {
@@ -302,9 +308,8 @@ impl LeaderElection {
                 (100u64 << quick_failures.min(10))
                     .min(self.settings.max_reconnect_delay_ms.max(100)),
             );
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(pause) => {}
+            if !connection::pause(pause, &shutdown).await {
+                return Ok(());
             }
         }
     }
@@ -316,6 +321,7 @@ impl LeaderElection {
         shutdown: &CancellationToken,
         lead: &mut F,
         terms: &mut u64,
+        component: &Component,
     ) -> SessionEnd
     where
         F: FnMut(LeaderTerm) -> Fut,
@@ -357,6 +363,8 @@ impl LeaderElection {
         };
         self.status.set_candidate(true);
         tracing::info!(%queue, "joined the election");
+        component.up(format!("standing by in the {} election", self.name));
+        service::watchdog_beat();
 
         let mut book = LeaseBook::<Acker>::default();
         let mut term: Option<Term<Fut>> = None;
@@ -373,6 +381,9 @@ impl LeaderElection {
                     if !connection.is_connected() || !channel.status().connected() {
                         break SessionEnd::Lost("the connection or the lease channel closed".to_owned());
                     }
+                    // systemd's watchdog hears from this loop (which drives the leader code too):
+                    // a loop stuck in one of its arms stops the beats and is restarted.
+                    service::watchdog_beat();
                 }
                 finished = next_of(term.as_mut().and_then(|term| term.future.as_mut())) => {
                     if let Some(term) = term.as_mut() {
@@ -420,6 +431,7 @@ impl LeaderElection {
                                 let started = self.start_term(*terms, shutdown, lead);
                                 self.status.inner.terms.store(*terms, Ordering::SeqCst);
                                 self.status.set_leading(true);
+                                component.up(format!("leading the {} election (term {})", self.name, *terms));
                                 tracing::info!(%queue, term = *terms, takeover = redelivered, "became the leader");
                                 renew.reset();
                                 match started {
@@ -470,6 +482,9 @@ impl LeaderElection {
                     tracing::warn!(%queue, "the broker did not answer the lease channel's close")
                 }
             }
+            // Closed here, before the connection, not by its `Drop` racing the connection's
+            // close (which logged "invalid channel state: Closing" as an ERROR at every stop).
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, publisher.close()).await;
         }
         end
     }

@@ -65,6 +65,17 @@ pub enum BrokerError {
         /// lapin's error.
         source: lapin::Error,
     },
+    /// The broker refused the login: wrong user or password (`ACCESS_REFUSED`), or a vhost that
+    /// does not exist or that the user may not open (`NOT_ALLOWED`).
+    #[error("the broker at {url} refused user {user:?}: {reason}")]
+    Refused {
+        /// The URL, without password.
+        url: String,
+        /// The user name it was given.
+        user: String,
+        /// The broker's words.
+        reason: String,
+    },
     /// The connection attempt hung.
     #[error("cannot connect to {url}: no answer after {after:?}")]
     ConnectTimeout {

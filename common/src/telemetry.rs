@@ -23,9 +23,13 @@ pub use crate::worker::WorkerLabel;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
-    /// JSON unless stdout is a terminal.
+    /// The journal's native protocol when systemd gives stdout or stderr to the journal
+    /// (`JOURNAL_STREAM`), else JSON unless stdout is a terminal.
     #[default]
     Auto,
+    /// systemd's journal (native protocol: priority and fields per line, see
+    /// [`crate::journal`]); JSON on stdout when no journal listens.
+    Journald,
     /// One JSON object per line (journald, log shippers).
     Json,
     /// Human-readable text.
@@ -134,7 +138,15 @@ pub async fn start_process(
     settings: &TelemetrySettings,
 ) -> Result<CancellationToken, TelemetryError> {
     init_logging(settings)?;
+    crate::service::init();
     let shutdown = crate::shutdown::on_termination_signals().map_err(TelemetryError::Signals)?;
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            crate::service::stopping();
+        }
+    });
     if let Some(addr) = settings.metrics_addr {
         serve_metrics(addr, shutdown.clone()).await?;
     }
@@ -152,8 +164,35 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
         filter: filter.clone(),
         source,
     })?;
+    let wants_journal = match settings.log_format {
+        LogFormat::Journald => true,
+        LogFormat::Auto => crate::journal::stream_is_journal(),
+        LogFormat::Json | LogFormat::Text => false,
+    };
+    let mut journal_missing = None;
+    if wants_journal {
+        let identifier = std::env::current_exe()
+            .ok()
+            .and_then(|exe| {
+                exe.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "slipway".to_owned());
+        match crate::journal::JournalLayer::new(&identifier) {
+            Ok(layer) => {
+                use tracing_subscriber::layer::SubscriberExt as _;
+                use tracing_subscriber::util::SubscriberInitExt as _;
+                let _already_installed = tracing_subscriber::registry()
+                    .with(env_filter)
+                    .with(layer)
+                    .try_init();
+                return Ok(());
+            }
+            Err(error) => journal_missing = Some(error),
+        }
+    }
     let json = match settings.log_format {
-        LogFormat::Json => true,
+        LogFormat::Json | LogFormat::Journald => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
@@ -170,6 +209,9 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
             .with_ansi(std::io::stdout().is_terminal())
             .try_init()
     };
+    if let Some(error) = journal_missing {
+        tracing::warn!(%error, socket = crate::journal::JOURNAL_SOCKET, "no journal to log to; logging JSON on stdout");
+    }
     Ok(())
 }
 
@@ -296,7 +338,8 @@ pub struct MetricsServer {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Serve `GET /metrics` on `addr` until `shutdown` is cancelled.
+/// Serve `GET /metrics` and `GET /healthz` (200 or 503, see [`crate::service::health`]) on
+/// `addr` until `shutdown` is cancelled.
 pub async fn serve_metrics(
     addr: SocketAddr,
     shutdown: CancellationToken,
@@ -325,16 +368,29 @@ pub async fn serve_metrics(
                 },
             };
             let service = hyper::service::service_fn(|request: hyper::Request<_>| async move {
-                let response = if request.uri().path() == "/metrics" {
-                    Response::builder()
+                let response = match request.uri().path() {
+                    "/metrics" => Response::builder()
                         .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                        .body(Full::new(Bytes::from(render_metrics())))
-                } else {
-                    Response::builder()
+                        .body(Full::new(Bytes::from(render_metrics()))),
+                    "/healthz" => {
+                        let health = crate::service::health();
+                        let status = if health.healthy {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        let mut body = serde_json::to_vec(&health).unwrap_or_default();
+                        body.push(b'\n');
+                        Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                    }
+                    _ => Response::builder()
                         .status(StatusCode::NOT_FOUND)
                         .body(Full::new(Bytes::from_static(
-                            b"only /metrics is served here\n",
-                        )))
+                            b"only /metrics and /healthz are served here\n",
+                        ))),
                 };
                 Ok::<_, hyper::http::Error>(response.unwrap_or_default())
             });

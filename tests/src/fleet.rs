@@ -19,6 +19,16 @@ impl Instance {
     /// Start `binary` on the test broker in `namespace`, with `settings` as extra environment
     /// variables (`SLIPWAY_SECTION__KEY`, value). Its output is discarded.
     pub fn start(binary: impl AsRef<Path>, namespace: &str, settings: &[(&str, String)]) -> Self {
+        Self::start_logging(binary, namespace, settings, None)
+    }
+
+    /// [`Instance::start`], its JSON log lines (stdout) written to `log` when given.
+    pub fn start_logging(
+        binary: impl AsRef<Path>,
+        namespace: &str,
+        settings: &[(&str, String)],
+        log: Option<&Path>,
+    ) -> Self {
         let metrics_port = crate::free_port();
         let mut command = Command::new(binary.as_ref());
         command
@@ -31,7 +41,10 @@ impl Instance {
                 format!("127.0.0.1:{metrics_port}"),
             )
             .env("SLIPWAY_TELEMETRY__LOG_FORMAT", "json")
-            .stdout(Stdio::null())
+            .stdout(match log {
+                Some(log) => Stdio::from(std::fs::File::create(log).expect("the log file")),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::null());
         for (name, value) in settings {
             command.env(name, value);
@@ -62,6 +75,32 @@ impl Instance {
         crate::scrape_metrics(self.metrics_port).is_some_and(|metrics| {
             metrics.contains(&format!("slipway_leader{{worker=\"{worker}\"}} 1"))
         })
+    }
+
+    /// `GET path` on its metrics port: the status code and body, if it answers.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        crate::http_get(self.metrics_port, path)
+    }
+
+    /// SIGTERM, as systemd stops a unit, and its exit code once it exits (within `deadline`).
+    ///
+    /// # Panics
+    /// When it is still running after `deadline`.
+    pub fn terminate(mut self, deadline: std::time::Duration) -> Option<i32> {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) with a pid this test started and has not reaped; no memory is shared.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the instance") {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "still running {deadline:?} after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// `kill -9`, and reap it.

@@ -12,6 +12,7 @@ pub mod installs;
 pub mod repos;
 pub mod scratch;
 pub mod smtp;
+pub mod systemd;
 pub mod tools;
 pub mod webhook;
 
@@ -666,15 +667,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `GET /metrics` on `127.0.0.1:port` once: the whole HTTP response, or `None` while nothing
-/// answers there.
+/// `GET /metrics` on `127.0.0.1:port` once: the body, or `None` while nothing answers there.
 pub fn scrape_metrics(port: u16) -> Option<String> {
+    http_get(port, "/metrics").map(|(_, body)| body)
+}
+
+/// `GET path` on `127.0.0.1:port`: the status code and the body, if it answers within 5 s.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    Some(response)
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Some((status, body.to_owned()))
 }
