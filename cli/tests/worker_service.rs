@@ -167,6 +167,40 @@ fn every_worker_speaks_the_notify_protocol_answers_healthz_and_stops_without_an_
             Some(1.0),
             "{name}"
         );
+        let metrics =
+            slipway_tests::scrape_metrics(worker.instance.metrics_port).unwrap_or_default();
+        let info = format!(
+            "slipway_build_info{{commit=\"{}\",program=\"{}\",version=\"{}\"}} 1",
+            slipway_common::telemetry::COMMIT,
+            worker.kind.binary(),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(metrics.contains(&info), "{name}: no {info}");
+        let rss = worker
+            .instance
+            .metric("process_resident_memory_bytes")
+            .unwrap_or_else(|| panic!("{name}: no process_resident_memory_bytes"));
+        assert!(
+            worker.instance.metric("process_open_fds").is_some(),
+            "{name}"
+        );
+        // The figure the operations guide quotes (a debug build here: release is smaller).
+        println!("{name}: ready, resident memory {:.1} MB", rss / 1e6);
+        if worker.kind == WorkerKind::Build {
+            let free = worker
+                .instance
+                .metric("slipway_build_docker_root_free_bytes");
+            assert!(
+                free.is_some_and(|free| free > 0.0),
+                "{name}: measured at start: {free:?}"
+            );
+            assert!(
+                worker
+                    .instance
+                    .metric("slipway_build_docker_root_free_inodes")
+                    .is_some()
+            );
+        }
     }
 
     // Three beats each, never further apart than the watchdog interval.

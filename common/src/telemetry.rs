@@ -227,10 +227,50 @@ where
     tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
-/// The process-wide metrics registry; worker-specific metrics register here too.
+/// The process-wide metrics registry; worker-specific metrics register here too. It starts with
+/// the standard `process_*` series (CPU seconds, resident and virtual memory, open and maximum
+/// file descriptors, start time) and `slipway_build_info`.
 pub fn registry() -> &'static Registry {
-    static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+        let registry = Registry::new();
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        if let Ok(info) = build_info() {
+            let _ = registry.register(Box::new(info));
+        }
+        registry
+    });
     &REGISTRY
+}
+
+/// The commit this binary was built from: `SLIPWAY_COMMIT` at compile time (set by packaging and
+/// release builds), else `unknown`.
+pub const COMMIT: &str = match option_env!("SLIPWAY_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// `slipway_build_info{program, version, commit} 1`: which release runs where.
+fn build_info() -> prometheus::Result<prometheus::IntGauge> {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let gauge = prometheus::IntGauge::with_opts(
+        Opts::new(
+            "slipway_build_info",
+            "Always 1; its labels say which program, version and commit this process runs.",
+        )
+        .const_label("program", program)
+        .const_label("version", env!("CARGO_PKG_VERSION"))
+        .const_label("commit", COMMIT),
+    )?;
+    gauge.set(1);
+    Ok(gauge)
 }
 
 /// Register a collector in [`registry`], returning it.

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 use slipway_common::JobId;
 use slipway_common::message::{ImageRemoved, Removal};
 use slipway_common::telemetry::register;
@@ -41,24 +41,6 @@ impl BuildOutcome {
     }
 }
 
-/// What `slipway_build_docker_root_free` measures: its `resource` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DiskResource {
-    Bytes,
-    Inodes,
-}
-
-impl DiskResource {
-    const ALL: [DiskResource; 2] = [DiskResource::Bytes, DiskResource::Inodes];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            DiskResource::Bytes => "bytes",
-            DiskResource::Inodes => "inodes",
-        }
-    }
-}
-
 /// `slipway_build_duration_seconds{outcome}`.
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
@@ -87,15 +69,35 @@ static PUSHED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-/// `slipway_build_docker_root_free{resource}` (bytes, inodes).
-static DISK_FREE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+/// `slipway_build_docker_root_free_bytes`: absent until the first check (never a false 0).
+static FREE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
-        IntGaugeVec::new(
-            Opts::new(
-                "slipway_build_docker_root_free",
-                "Free space on the Docker root at the last check, by resource (bytes, inodes).",
-            ),
-            &["resource"],
+        IntGauge::new(
+            "slipway_build_docker_root_free_bytes",
+            "Free bytes on the Docker root at the last check (at start, and before each build).",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// `slipway_build_docker_root_free_inodes`: absent until the first check.
+static FREE_INODES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "slipway_build_docker_root_free_inodes",
+            "Free inodes on the Docker root at the last check (at start, and before each build).",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// `slipway_build_disk_guard_total`: builds put off because the Docker root was nearly full.
+static DISK_GUARD: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "slipway_build_disk_guard_total",
+            "Builds put off (retried later) because the Docker root had less free space or \
+             inodes than build.min_free_bytes or build.min_free_inodes.",
         )
         .expect("valid metric"),
     )
@@ -138,9 +140,7 @@ pub fn register_metrics() {
         DURATION.with_label_values(&[outcome.as_str()]);
     }
     LazyLock::force(&PUSHED);
-    for resource in DiskResource::ALL {
-        DISK_FREE.with_label_values(&[resource.as_str()]);
-    }
+    LazyLock::force(&DISK_GUARD);
     for outcome in REMOVALS {
         RETIRED_TAGS.with_label_values(&[removal_label(outcome)]);
     }
@@ -176,15 +176,21 @@ pub fn bytes_pushed(bytes: u64) {
 
 /// The Docker root's free space was measured.
 pub fn disk_free(space: &DiskSpace) {
-    DISK_FREE
-        .with_label_values(&[DiskResource::Bytes.as_str()])
-        .set(i64::try_from(space.free_bytes).unwrap_or(i64::MAX));
-    DISK_FREE
-        .with_label_values(&[DiskResource::Inodes.as_str()])
-        .set(i64::try_from(space.free_inodes).unwrap_or(i64::MAX));
+    FREE_BYTES.set(i64::try_from(space.free_bytes).unwrap_or(i64::MAX));
+    FREE_INODES.set(i64::try_from(space.free_inodes).unwrap_or(i64::MAX));
     tracing::debug!(
         free_bytes = space.free_bytes,
         free_inodes = space.free_inodes,
         "docker root space checked"
+    );
+}
+
+/// A build was put off: the Docker root was nearly full.
+pub fn disk_guard_tripped(space: &DiskSpace) {
+    DISK_GUARD.inc();
+    tracing::warn!(
+        free_bytes = space.free_bytes,
+        free_inodes = space.free_inodes,
+        "the Docker root is nearly full; the build is retried later"
     );
 }

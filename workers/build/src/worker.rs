@@ -533,6 +533,7 @@ impl BuildHandler {
         if space.free_bytes < self.settings.min_free_bytes
             || space.free_inodes < self.settings.min_free_inodes
         {
+            crate::telemetry::disk_guard_tripped(&space);
             return Err(Stop::Retry(format!(
                 "the Docker root has {} bytes and {} inodes free; at least {} bytes and {} inodes are required (build.min_free_bytes, build.min_free_inodes)",
                 space.free_bytes,
@@ -999,6 +1000,11 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     crate::telemetry::register_metrics();
     let handler = Arc::new(BuildHandler::new(&config, shutdown.clone()).await?);
+    // Headroom is known from the start, not only after the first build.
+    match handler.docker.root_dir_space().await {
+        Ok(space) => crate::telemetry::disk_free(&space),
+        Err(error) => tracing::warn!(%error, "cannot measure the Docker root's free space"),
+    }
     let topology = Topology::pipeline(&config.broker);
     let handler_for_exit = Arc::clone(&handler);
     let handle = move |job: Job| {
