@@ -151,6 +151,12 @@ pub fn init() {
     service();
 }
 
+/// `slipway_broker_connected`, for the metrics registry to export (the registry takes it from
+/// here, so that this module does not import the telemetry that imports it).
+pub fn connected_gauge() -> prometheus::IntGauge {
+    service().connected.clone()
+}
+
 /// `slipway_broker_connected`'s help text.
 const GAUGE_HELP: &str =
     "1 while every broker session of this process is connected and working, else 0.";
@@ -176,10 +182,8 @@ fn service() -> &'static Service {
         last_status: Mutex::new(String::new()),
         watchdog: watchdog_interval(),
         last_beat: Mutex::new(None),
-        connected: crate::telemetry::register(
-            prometheus::IntGauge::new("slipway_broker_connected", GAUGE_HELP)
-                .expect("valid metric"),
-        ),
+        connected: prometheus::IntGauge::new("slipway_broker_connected", GAUGE_HELP)
+            .expect("valid metric"),
         notify_failed: AtomicBool::new(false),
     });
     &SERVICE

@@ -171,14 +171,7 @@ pub fn init_logging(settings: &TelemetrySettings) -> Result<(), TelemetryError> 
     };
     let mut journal_missing = None;
     if wants_journal {
-        let identifier = std::env::current_exe()
-            .ok()
-            .and_then(|exe| {
-                exe.file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-            })
-            .unwrap_or_else(|| "slipway".to_owned());
-        match crate::journal::JournalLayer::new(&identifier) {
+        match crate::journal::JournalLayer::new(&program_name()) {
             Ok(layer) => {
                 use tracing_subscriber::layer::SubscriberExt as _;
                 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -239,6 +232,7 @@ pub fn registry() -> &'static Registry {
         if let Ok(info) = build_info() {
             let _ = registry.register(Box::new(info));
         }
+        let _ = registry.register(Box::new(crate::service::connected_gauge()));
         registry
     });
     &REGISTRY
@@ -251,15 +245,20 @@ pub const COMMIT: &str = match option_env!("SLIPWAY_COMMIT") {
     None => "unknown",
 };
 
-/// `slipway_build_info{program, version, commit} 1`: which release runs where.
-fn build_info() -> prometheus::Result<prometheus::IntGauge> {
-    let program = std::env::current_exe()
+/// This binary's file name (`slipway-lint`), or `slipway` when it cannot be told.
+fn program_name() -> String {
+    std::env::current_exe()
         .ok()
         .and_then(|exe| {
             exe.file_name()
                 .map(|name| name.to_string_lossy().into_owned())
         })
-        .unwrap_or_else(|| "unknown".to_owned());
+        .unwrap_or_else(|| "slipway".to_owned())
+}
+
+/// `slipway_build_info{program, version, commit} 1`: which release runs where.
+fn build_info() -> prometheus::Result<prometheus::IntGauge> {
+    let program = program_name();
     let gauge = prometheus::IntGauge::with_opts(
         Opts::new(
             "slipway_build_info",
