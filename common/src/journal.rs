@@ -259,36 +259,33 @@ pub fn stream_is_journal() -> bool {
     })
 }
 
-/// Decode an entry in the binary-safe form (tests, and tools that check what was sent).
-///
-/// # Errors
-/// When the bytes are not such an entry.
-pub fn decode_entry(mut bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let mut fields = Vec::new();
-    while !bytes.is_empty() {
-        let newline = bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("a field name without a newline")?;
-        let name = String::from_utf8_lossy(&bytes[..newline]).into_owned();
-        bytes = &bytes[newline + 1..];
-        let (length, rest) = bytes
-            .split_first_chunk::<8>()
-            .ok_or("a field without its length")?;
-        let length = usize::try_from(u64::from_le_bytes(*length)).map_err(|e| e.to_string())?;
-        if rest.len() < length + 1 || rest[length] != b'\n' {
-            return Err(format!("field {name}: a value shorter than its length"));
-        }
-        fields.push((name, String::from_utf8_lossy(&rest[..length]).into_owned()));
-        bytes = &rest[length + 1..];
-    }
-    Ok(fields)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// Decode an entry in the binary-safe form: what journald reads.
+    fn decode_entry(mut bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let mut fields = Vec::new();
+        while !bytes.is_empty() {
+            let newline = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .ok_or("a field name without a newline")?;
+            let name = String::from_utf8_lossy(&bytes[..newline]).into_owned();
+            bytes = &bytes[newline + 1..];
+            let (length, rest) = bytes
+                .split_first_chunk::<8>()
+                .ok_or("a field without its length")?;
+            let length = usize::try_from(u64::from_le_bytes(*length)).map_err(|e| e.to_string())?;
+            if rest.len() < length + 1 || rest[length] != b'\n' {
+                return Err(format!("field {name}: a value shorter than its length"));
+            }
+            fields.push((name, String::from_utf8_lossy(&rest[..length]).into_owned()));
+            bytes = &rest[length + 1..];
+        }
+        Ok(fields)
+    }
 
     fn field<'a>(entry: &'a [(String, String)], name: &str) -> Option<&'a str> {
         entry

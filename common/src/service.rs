@@ -146,11 +146,6 @@ pub fn watchdog_beat() {
     service.notify("WATCHDOG=1");
 }
 
-/// Create the process's service state (and its gauge, at 0) now rather than at first use.
-pub fn init() {
-    service();
-}
-
 /// `slipway_broker_connected`, for the metrics registry to export (the registry takes it from
 /// here, so that this module does not import the telemetry that imports it).
 pub fn connected_gauge() -> prometheus::IntGauge {

@@ -138,7 +138,6 @@ pub async fn start_process(
     settings: &TelemetrySettings,
 ) -> Result<CancellationToken, TelemetryError> {
     init_logging(settings)?;
-    crate::service::init();
     let shutdown = crate::shutdown::on_termination_signals().map_err(TelemetryError::Signals)?;
     tokio::spawn({
         let shutdown = shutdown.clone();
