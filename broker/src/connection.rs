@@ -129,7 +129,7 @@ impl BrokerConnection {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::debug!(%error, "closing the broker connection"),
             Err(_) => tracing::warn!(
-                after_ms = CLOSE_TIMEOUT.as_millis(),
+                after_ms = u64::try_from(CLOSE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
                 "the broker did not answer the connection close; dropping it"
             ),
         }

@@ -185,7 +185,8 @@ impl<H: Handler> Consumer<H> {
                             .min(self.settings.max_reconnect_delay_ms),
                     );
                     let error = Chain(&error).to_string();
-                    tracing::error!(worker = self.worker.as_str(), %error, retry_in_ms = pause.as_millis(), "cannot start consuming");
+                    let retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+                    tracing::error!(worker = self.worker.as_str(), %error, retry_in_ms, "cannot start consuming");
                     component.down(format!("cannot start consuming: {error}"));
                     lost_because = Some(error);
                     if !connection::pause(pause, &shutdown).await {
@@ -304,7 +305,7 @@ impl<H: Handler> Consumer<H> {
                 Err(_) => tracing::warn!(
                     worker = self.worker.as_str(),
                     abandoned = jobs.len(),
-                    drain_ms = drain.as_millis(),
+                    drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
                     "in-flight jobs did not finish in time; the broker will redeliver them"
                 ),
             }
@@ -538,12 +539,11 @@ impl Settler {
                 );
                 self.mark(&mut headers, routing_key, &reason);
                 self.publisher
-                    .send_confirmed(&Outgoing {
-                        exchange: "",
-                        routing_key: &queue,
-                        body: &delivery.data,
-                        properties: delivery.properties.clone().with_headers(headers),
-                    })
+                    .send_to_queue(
+                        &queue,
+                        &delivery.data,
+                        delivery.properties.clone().with_headers(headers),
+                    )
                     .await
             }
             Settlement::DeadLetter { reason, .. } => {

@@ -59,9 +59,13 @@ pub fn attempt(headers: Option<&FieldTable>) -> u32 {
 pub const MAX_TEXT_BYTES: usize = 4096;
 
 /// Most bytes of headers copied from a delivery into its retry or dead letter (names, values and
-/// a little per entry): with the runner's own headers (a few of at most [`MAX_TEXT_BYTES`]) far
-/// below the 128 KiB frame.
-pub const MAX_COPIED_BYTES: usize = 32 * 1024;
+/// a little per entry): with the runner's own headers (a few of at most [`MAX_TEXT_BYTES`]) and
+/// the broker's `x-death` they stay below the 16 KiB frame the workers negotiate
+/// ([`crate::DEFAULT_FRAME_MAX`]), which must hold all of a message's properties.
+pub const MAX_COPIED_BYTES: usize = 6 * 1024;
+
+/// Longest string or byte array kept in a copied header, in bytes (cut, saying so).
+pub const MAX_COPIED_VALUE_BYTES: usize = 1024;
 
 /// Most levels of nested tables and arrays kept in a copied header.
 const MAX_DEPTH: usize = 4;
@@ -96,7 +100,8 @@ pub fn set_integer(headers: &mut FieldTable, name: &str, value: i64) {
     headers.insert(ShortString::from(name), AMQPValue::LongLongInt(value));
 }
 
-/// A copy of `headers` that fits a frame: strings and byte arrays cut to [`MAX_TEXT_BYTES`],
+/// A copy of `headers` that fits a frame: strings and byte arrays cut to
+/// [`MAX_COPIED_VALUE_BYTES`],
 /// nesting cut below a few levels, and entries kept in order while they fit in
 /// [`MAX_COPIED_BYTES`] (the rest are dropped).
 pub fn bounded(headers: &FieldTable) -> FieldTable {
@@ -127,7 +132,7 @@ fn bounded_value(value: &AMQPValue, depth: usize, budget: &mut usize) -> Option<
     Some(match value {
         AMQPValue::LongString(text) => {
             let text = String::from_utf8_lossy(text.as_bytes());
-            let text = truncate(&text, MAX_TEXT_BYTES);
+            let text = truncate(&text, MAX_COPIED_VALUE_BYTES);
             take(text.len())?;
             AMQPValue::LongString(LongString::from(text.as_ref()))
         }
@@ -136,7 +141,7 @@ fn bounded_value(value: &AMQPValue, depth: usize, budget: &mut usize) -> Option<
             value.clone()
         }
         AMQPValue::ByteArray(bytes) => {
-            let bytes = &bytes.as_slice()[..bytes.as_slice().len().min(MAX_TEXT_BYTES)];
+            let bytes = &bytes.as_slice()[..bytes.as_slice().len().min(MAX_COPIED_VALUE_BYTES)];
             take(bytes.len())?;
             AMQPValue::ByteArray(bytes.to_vec().into())
         }
@@ -226,18 +231,18 @@ mod tests {
             AMQPValue::ByteArray(vec![0u8; 100_000].into()),
         );
         let bounded_huge = bounded(&huge);
-        assert!(text(Some(&bounded_huge), ROUTING_KEY).unwrap().len() <= MAX_TEXT_BYTES);
+        assert!(text(Some(&bounded_huge), ROUTING_KEY).unwrap().len() <= MAX_COPIED_VALUE_BYTES);
         let Some(AMQPValue::FieldArray(deaths)) = bounded_huge.inner().get("x-death") else {
             panic!("x-death kept")
         };
         let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
             panic!("its table kept")
         };
-        assert!(text(Some(death), "deep").unwrap().len() <= MAX_TEXT_BYTES);
+        assert!(text(Some(death), "deep").unwrap().len() <= MAX_COPIED_VALUE_BYTES);
         let Some(AMQPValue::ByteArray(bin)) = bounded_huge.inner().get("x-bin") else {
             panic!("bytes kept")
         };
-        assert_eq!(bin.as_slice().len(), MAX_TEXT_BYTES);
+        assert_eq!(bin.as_slice().len(), MAX_COPIED_VALUE_BYTES);
         assert_eq!(
             bounded(&headers).inner().len(),
             100,
@@ -260,7 +265,7 @@ mod tests {
             })
             .sum();
         assert!(
-            bytes <= MAX_COPIED_BYTES && kept.inner().len() >= 7,
+            bytes <= MAX_COPIED_BYTES && kept.inner().len() >= 5,
             "{bytes}"
         );
     }

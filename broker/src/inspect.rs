@@ -226,6 +226,7 @@ pub async fn delete_topology(
     let channel = connection.channel().await?;
     for exchange in [
         topology.exchange().to_owned(),
+        topology.queue_exchange(),
         topology.dead_letter_exchange(),
     ] {
         channel
@@ -234,6 +235,28 @@ pub async fn delete_topology(
             .map_err(BrokerError::Channel)?;
     }
     Ok(())
+}
+
+/// Delete everything the pipeline has in `settings`' namespace: the queues and exchanges of
+/// [`Topology::pipeline`], its history stream, and what the workers declare themselves — the log
+/// and report streams and the lease queues of the elected roles (test namespaces, the demo, dev
+/// resets). Never on a production namespace: queued jobs are lost.
+pub async fn delete_namespace(
+    connection: &BrokerConnection,
+    settings: &crate::BrokerSettings,
+) -> Result<(), BrokerError> {
+    delete_topology(connection, &Topology::pipeline(settings)).await?;
+    let mut others = vec![
+        crate::logs::log_stream_name(&settings.namespace),
+        crate::reports::report_stream_name(&settings.namespace),
+    ];
+    for role in crate::definitions::ROLES.iter().filter(|role| role.elects) {
+        others.push(crate::leadership::lease_queue_name(
+            &settings.namespace,
+            role.name,
+        ));
+    }
+    delete_queues(connection, &others).await
 }
 
 /// Delete the queues and streams named `queues`, with whatever they hold; a name that is not

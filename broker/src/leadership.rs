@@ -69,7 +69,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, BrokerConnection};
 use crate::publisher::{Outgoing, PublishError, Publisher};
-use crate::topology::Topology;
+use crate::topology::{Declarer, Topology, queue_exchange_name};
 use crate::{BrokerError, BrokerSettings};
 
 /// Unacked deliveries per candidate: the lease it holds, and room for one more (a surplus lease
@@ -328,10 +328,10 @@ impl LeaderElection {
         Fut: Future<Output = ()> + Send,
     {
         let queue = self.queue_name();
-        let lease = Lease::new(&queue, &self.connection_name);
+        let lease = Lease::new(&queue, &self.settings.namespace, &self.connection_name);
         let joined = async {
             let channel = connection.channel().await?;
-            declare_lease_queue(&channel, &queue).await?;
+            declare_lease_queue(&channel, &self.settings, &queue).await?;
             channel
                 .basic_qos(PREFETCH, BasicQosOptions::default())
                 .await
@@ -542,7 +542,7 @@ impl LeaderElection {
                 Err(_) => tracing::warn!(
                     %queue,
                     term = term.number,
-                    drain_ms = drain.as_millis(),
+                    drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
                     "the leader code did not return after its term ended; dropped it"
                 ),
             }
@@ -586,25 +586,28 @@ impl SessionEnd {
 /// The lease message of one candidate.
 struct Lease {
     queue: String,
+    /// The namespace's queue exchange, where the lease queue is bound by name.
+    exchange: String,
     body: Vec<u8>,
 }
 
 impl Lease {
-    fn new(queue: &str, connection_name: &str) -> Self {
+    fn new(queue: &str, namespace: &str, connection_name: &str) -> Self {
         Self {
             queue: queue.to_owned(),
+            exchange: queue_exchange_name(namespace),
             body: format!("lease of {queue}, published by {connection_name}").into_bytes(),
         }
     }
 
-    /// Straight to the lease queue through the default exchange (`mandatory`: a missing queue is
-    /// an error, not a lost lease).
+    /// To the lease queue through the queue exchange, where it is bound by name (`mandatory`: a
+    /// missing queue or binding is an error, not a lost lease).
     fn outgoing(&self) -> Outgoing<'_> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         Outgoing {
-            exchange: "",
+            exchange: &self.exchange,
             routing_key: &self.queue,
             body: &self.body,
             properties: BasicProperties::default()
@@ -615,8 +618,41 @@ impl Lease {
     }
 }
 
-/// Declare the lease queue: durable, quorum, single active consumer, no binding.
-async fn declare_lease_queue(channel: &Channel, queue: &str) -> Result<(), BrokerError> {
+/// Declare (or, with `broker.topology = "verify"`, check) the lease queue of election `name`, as
+/// its candidates do when they join (for an administrator preparing a namespace whose workers only
+/// verify).
+pub async fn declare_lease_queue_of(
+    connection: &BrokerConnection,
+    settings: &BrokerSettings,
+    name: &str,
+) -> Result<(), BrokerError> {
+    let channel = connection.channel().await?;
+    declare_lease_queue(
+        &channel,
+        settings,
+        &lease_queue_name(&settings.namespace, name),
+    )
+    .await?;
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// Declare (or, with `broker.topology = "verify"`, check) the lease queue: durable, quorum,
+/// single active consumer, bound by name to the queue exchange.
+async fn declare_lease_queue(
+    channel: &Channel,
+    settings: &BrokerSettings,
+    queue: &str,
+) -> Result<(), BrokerError> {
+    let declarer = Declarer::new(channel, settings.topology, &settings.namespace);
+    declarer
+        .queue(queue, lease_queue_arguments(), "lease queue")
+        .await?;
+    declarer.bind_by_name(queue).await
+}
+
+/// The arguments of a lease queue: quorum, single active consumer.
+pub(crate) fn lease_queue_arguments() -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments.insert(
         ShortString::from("x-queue-type"),
@@ -626,21 +662,7 @@ async fn declare_lease_queue(channel: &Channel, queue: &str) -> Result<(), Broke
         ShortString::from("x-single-active-consumer"),
         AMQPValue::Boolean(true),
     );
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await
-        .map(drop)
-        .map_err(|source| BrokerError::Topology {
-            what: format!("lease queue {queue}"),
-            source,
-        })
+    arguments
 }
 
 async fn ack(acker: &Acker, what: &str) -> Result<(), String> {

@@ -26,6 +26,7 @@
 
 mod connection;
 mod consumer;
+pub mod definitions;
 pub mod follower;
 pub mod headers;
 pub mod history;
@@ -45,7 +46,7 @@ pub use consumer::{Consumer, Handler, Job, Outcome};
 pub use leadership::{LeaderElection, LeaderStatus, LeaderTerm};
 pub use outlet::Outlet;
 pub use publisher::{CONTENT_TYPE, PublishError, Publisher};
-pub use settings::BrokerSettings;
+pub use settings::{BrokerSettings, DEFAULT_FRAME_MAX, TopologyMode};
 pub use side::SideConnection;
 pub use topology::{Topology, WorkerQueue};
 
@@ -94,6 +95,17 @@ pub enum BrokerError {
         what: String,
         /// lapin's error (a 406 names the mismatching argument).
         source: lapin::Error,
+    },
+    /// With `broker.topology = "verify"`, something this process uses was never declared.
+    #[error(
+        "{what} does not exist, and broker.topology is \"verify\": an administrator declares the \
+         topology (rabbitmqctl import_definitions with the output of `slipway definitions`, see \
+         deploy/rabbitmq/README.md), or this process may declare it itself with \
+         broker.topology = \"declare\" and a user allowed to"
+    )]
+    Missing {
+        /// The exchange, queue or stream.
+        what: String,
     },
     /// A publish failed.
     #[error(transparent)]

@@ -33,10 +33,10 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use serde::{Deserialize, Serialize};
 use slipway_common::JobId;
 
-use crate::BrokerError;
 use crate::connection::BrokerConnection;
 use crate::headers;
 use crate::streams::{self, StreamRetention};
+use crate::{BrokerError, BrokerSettings};
 
 pub use crate::streams::ReadFrom;
 pub use crate::streams::reader::{ReadOptions, StreamError};
@@ -95,7 +95,7 @@ impl LogStreamSettings {
         self.retention().validate()
     }
 
-    fn retention(&self) -> StreamRetention<'_> {
+    pub(crate) fn retention(&self) -> StreamRetention<'_> {
         StreamRetention {
             section: "logs",
             max_age: &self.max_age,
@@ -105,14 +105,22 @@ impl LogStreamSettings {
     }
 }
 
-/// Declare the log stream `stream` (idempotent; a 406 names an argument that differs from the
-/// existing stream's).
+/// Declare the log stream of `broker`'s namespace (idempotent; a 406 names an argument that
+/// differs from the existing stream's), or check that it exists (`broker.topology = "verify"`).
 pub async fn declare_log_stream(
     connection: &BrokerConnection,
-    stream: &str,
+    broker: &BrokerSettings,
     settings: &LogStreamSettings,
 ) -> Result<(), BrokerError> {
-    streams::declare_stream(connection, stream, settings.retention(), "log stream").await
+    let stream = log_stream_name(&broker.namespace);
+    streams::declare_stream(
+        connection,
+        broker,
+        &stream,
+        settings.retention(),
+        "log stream",
+    )
+    .await
 }
 
 /// Delete the log stream `stream` and every log in it (test namespaces, dev resets).

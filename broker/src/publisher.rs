@@ -94,6 +94,8 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Publisher {
     channel: Channel,
     exchange: String,
+    /// The topology's queue exchange (`N.queues`): where [`Publisher::send_to_queue`] goes.
+    queue_exchange: String,
     /// With a history stream: the topology, to check that a worker consumes what is published.
     checked_against: Option<Arc<Topology>>,
 }
@@ -130,6 +132,7 @@ impl Publisher {
         Ok(Self {
             channel,
             exchange: topology.exchange().to_owned(),
+            queue_exchange: topology.queue_exchange(),
             checked_against: topology
                 .history_stream()
                 .map(|_| Arc::new(topology.clone())),
@@ -234,6 +237,24 @@ impl Publisher {
                 }
             }
         })
+    }
+
+    /// Send `body` with `properties` to the queue or stream named `queue`, through the queue
+    /// exchange (where it is bound by name), and wait for the confirm. A queue not bound there is
+    /// [`PublishError::Unroutable`].
+    pub(crate) async fn send_to_queue(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.send_confirmed(&Outgoing {
+            exchange: &self.queue_exchange,
+            routing_key: queue,
+            body,
+            properties,
+        })
+        .await
     }
 
     /// Send one message and wait for its confirm.

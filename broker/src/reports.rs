@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::streams::{self, StreamRetention};
-use crate::{BrokerConnection, BrokerError};
+use crate::{BrokerConnection, BrokerError, BrokerSettings};
 
 /// The name of the report stream of `namespace`: `<namespace>.reports`.
 pub fn report_stream_name(namespace: &str) -> String {
@@ -60,14 +60,22 @@ impl ReportStreamSettings {
     }
 }
 
-/// Declare the report stream `stream` (idempotent; a 406 names an argument that differs from the
-/// existing stream's).
+/// Declare the report stream of `broker`'s namespace (idempotent; a 406 names an argument that
+/// differs from the existing stream's), or check that it exists (`broker.topology = "verify"`).
 pub async fn declare_report_stream(
     connection: &BrokerConnection,
-    stream: &str,
+    broker: &BrokerSettings,
     settings: &ReportStreamSettings,
 ) -> Result<(), BrokerError> {
-    streams::declare_stream(connection, stream, settings.retention(), "report stream").await
+    let stream = report_stream_name(&broker.namespace);
+    streams::declare_stream(
+        connection,
+        broker,
+        &stream,
+        settings.retention(),
+        "report stream",
+    )
+    .await
 }
 
 /// Delete the report stream `stream` and every report in it (test namespaces, dev resets).

@@ -10,6 +10,15 @@ use slipway_common::config::SecretUrl;
 use crate::BrokerError;
 use crate::history::HistoryStreamSettings;
 
+/// The largest AMQP frame a connection negotiates unless `broker.url` says `?frame_max=`: 16 KiB.
+/// lapin keeps two rings of 32 frames per connection and fills them as traffic flows, so at
+/// RabbitMQ's own 128 KiB each connection would hold 8 MiB; at 16 KiB, 1 MiB. Bodies of any size
+/// are split across frames; a message's properties (its headers) must fit in one, which is why the
+/// runner bounds what it copies ([`crate::headers::MAX_COPIED_BYTES`]) and why the broker should
+/// refuse larger frames from publishers (`frame_max = 16384` in `deploy/rabbitmq/rabbitmq.conf`),
+/// so that a message a worker could not receive is refused when it is published.
+pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+
 /// How to reach the broker and how a worker consumes from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +50,23 @@ pub struct BrokerSettings {
     /// here, with the rest of the topology's arguments, because every process must declare the
     /// stream with the same values.
     pub history: HistoryStreamSettings,
+    /// Whether this process declares the exchanges, queues and streams it uses (`declare`, the
+    /// default: one user with `configure` rights on the whole vhost) or only checks that an
+    /// administrator declared them (`verify`: least-privilege users, see
+    /// `deploy/rabbitmq/definitions.json` and `slipway definitions`).
+    pub topology: TopologyMode,
+}
+
+/// Who declares the topology: [`BrokerSettings::topology`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopologyMode {
+    /// Declare everything this process uses (idempotent): needs `configure` permission on it.
+    #[default]
+    Declare,
+    /// Check with passive declarations that everything this process uses exists (needs no
+    /// permission), and fail with an error naming what is missing.
+    Verify,
 }
 
 impl Default for BrokerSettings {
@@ -57,6 +83,7 @@ impl Default for BrokerSettings {
             drain_timeout_ms: 30_000,
             max_reconnect_delay_ms: 10_000,
             history: HistoryStreamSettings::default(),
+            topology: TopologyMode::Declare,
         }
     }
 }
@@ -72,6 +99,9 @@ impl BrokerSettings {
         })?;
         if let Some(username) = &self.username {
             uri.authority.userinfo.username = username.clone();
+        }
+        if uri.query.frame_max.is_none() {
+            uri.query.frame_max = Some(DEFAULT_FRAME_MAX);
         }
         let password =
             slipway_common::config::read_secret("broker-password", self.password_file.as_deref())
@@ -155,6 +185,17 @@ mod tests {
         let uri = settings.uri().unwrap();
         assert_eq!(uri.authority.userinfo.username, "lint");
         assert_eq!(uri.authority.userinfo.password, "from-file");
+    }
+
+    #[test]
+    fn connections_negotiate_16_kib_frames_unless_the_url_says_otherwise() {
+        let default = BrokerSettings::default().uri().unwrap();
+        assert_eq!(default.query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let chosen = BrokerSettings {
+            url: "amqp://127.0.0.1:5672/%2f?frame_max=131072".into(),
+            ..BrokerSettings::default()
+        };
+        assert_eq!(chosen.uri().unwrap().query.frame_max, Some(131_072));
     }
 
     #[test]

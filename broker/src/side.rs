@@ -6,7 +6,7 @@
 
 use tokio::sync::Mutex;
 
-use crate::logs::{LogStreamSettings, declare_log_stream};
+use crate::logs::{LogStreamSettings, declare_log_stream, log_stream_name};
 use crate::{BrokerConnection, BrokerError, BrokerSettings, Publisher, Topology};
 
 /// The stream a side connection writes, declared whenever it (re)connects.
@@ -26,17 +26,12 @@ pub struct SideConnection {
 
 impl SideConnection {
     /// A side connection named `name` (shown in RabbitMQ's connection list) writing the log
-    /// stream `stream` with `retention`.
-    pub fn for_logs(
-        settings: &BrokerSettings,
-        name: &str,
-        stream: &str,
-        retention: &LogStreamSettings,
-    ) -> Self {
+    /// stream of the settings' namespace, with `retention`.
+    pub fn for_logs(settings: &BrokerSettings, name: &str, retention: &LogStreamSettings) -> Self {
         Self::new(
             settings,
             name,
-            Stream::Logs(stream.to_owned(), retention.clone()),
+            Stream::Logs(log_stream_name(&settings.namespace), retention.clone()),
         )
     }
 
@@ -93,7 +88,9 @@ impl SideConnection {
 
     async fn declare(&self, connection: &BrokerConnection) -> Result<(), BrokerError> {
         match &self.stream {
-            Stream::Logs(name, retention) => declare_log_stream(connection, name, retention).await,
+            Stream::Logs(_, retention) => {
+                declare_log_stream(connection, &self.settings, retention).await
+            }
         }
     }
 }

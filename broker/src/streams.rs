@@ -24,17 +24,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Consumer};
 use tokio::time::Instant;
 
-use crate::BrokerError;
 use crate::connection::BrokerConnection;
 use crate::headers;
-use crate::publisher::{Outgoing, PublishError, Publisher};
+use crate::publisher::{PublishError, Publisher};
+use crate::topology::Declarer;
+use crate::{BrokerError, BrokerSettings};
 
 /// The header RabbitMQ puts on every message delivered from a stream: its offset.
 const STREAM_OFFSET: &str = "x-stream-offset";
@@ -126,43 +126,34 @@ impl StreamRetention<'_> {
 }
 
 /// Declare the stream `stream` with `retention` (idempotent; a 406 names an argument that differs
-/// from the existing stream's). `what` names the stream in errors (`log stream`).
+/// from the existing stream's), bound by name to the queue exchange so it can be appended to; with
+/// `broker.topology = "verify"`, check that it exists. `what` names the stream in errors
+/// (`log stream`).
 pub(crate) async fn declare_stream(
     connection: &BrokerConnection,
+    settings: &BrokerSettings,
     stream: &str,
     retention: StreamRetention<'_>,
     what: &str,
 ) -> Result<(), BrokerError> {
     // A 406 closes the channel: use one of our own.
     let channel = connection.channel().await?;
-    declare_stream_on(&channel, stream, retention, what).await?;
+    let declarer = Declarer::new(&channel, settings.topology, &settings.namespace);
+    declare_stream_on(&declarer, stream, retention, what).await?;
+    declarer.bind_by_name(stream).await?;
     let _ = channel.close(200, "declared".into()).await;
     Ok(())
 }
 
-/// [`declare_stream`] on `channel` (the topology's declaration channel).
+/// Declare (or check) the stream `stream` with `declarer` (the topology's declaration channel).
 pub(crate) async fn declare_stream_on(
-    channel: &Channel,
+    declarer: &Declarer<'_>,
     stream: &str,
     retention: StreamRetention<'_>,
     what: &str,
 ) -> Result<(), BrokerError> {
     retention.validate()?;
-    channel
-        .queue_declare(
-            stream.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            retention.arguments(),
-        )
-        .await
-        .map_err(|source| BrokerError::Topology {
-            what: format!("{what} {stream}"),
-            source,
-        })?;
-    Ok(())
+    declarer.queue(stream, retention.arguments(), what).await
 }
 
 /// Delete the stream `stream` and everything in it.
@@ -192,7 +183,7 @@ pub(crate) struct Append<'a> {
     pub headers: FieldTable,
 }
 
-/// Append `message` to `stream` (default exchange, the stream's name as routing key), persistent,
+/// Append `message` to `stream` (the queue exchange, the stream's name as routing key), persistent,
 /// `mandatory` and stamped with the current time, and wait for the broker's confirm. A missing
 /// stream is [`PublishError::Unroutable`].
 pub(crate) async fn append(
@@ -207,12 +198,7 @@ pub(crate) async fn append(
         .with_timestamp(slipway_common::Timestamp::now().unix_millis() / 1000)
         .with_headers(message.headers);
     publisher
-        .send_confirmed(&Outgoing {
-            exchange: "",
-            routing_key: stream,
-            body: message.body,
-            properties,
-        })
+        .send_to_queue(stream, message.body, properties)
         .await
 }
 
@@ -242,7 +228,7 @@ pub struct StreamAppend {
     pub headers: Vec<(String, HeaderValue)>,
 }
 
-/// Append `entry` to its stream (default exchange, the stream's name as routing key),
+/// Append `entry` to its stream (the queue exchange, the stream's name as routing key),
 /// persistent, `mandatory`, stamped with the current time, and wait for the broker's confirm: once
 /// this returns `Ok` the entry is stored. A missing stream is [`PublishError::Unroutable`].
 pub async fn append_entry(publisher: &Publisher, entry: &StreamAppend) -> Result<(), PublishError> {

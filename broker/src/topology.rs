@@ -14,8 +14,17 @@
 //!   repo-tracker's `git.changed`, `index.applied` and `packages.updated`, which it reads back
 //!   from the history).
 //!
-//! The whole pipeline's queues are declared by every process, so an event is never unroutable just
-//! because its consumer has not started yet: it waits in its queue. Declaration is idempotent.
+//! - `N.queues`: a topic exchange where each queue that is published to by name (the retry
+//!   queues, the lease queues, the log and report streams) is bound with its own name as routing
+//!   key. Slipway never publishes through the default exchange: a user allowed to write there could
+//!   put a message in any queue, whereas topic permissions on `N.queues` say exactly which queues a
+//!   user may address (`deploy/rabbitmq/definitions.json`).
+//!
+//! With `broker.topology = "declare"` (the default) the whole pipeline's queues are declared by
+//! every process, so an event is never unroutable just because its consumer has not started yet:
+//! it waits in its queue. Declaration is idempotent. With `"verify"` an administrator has declared
+//! everything (`rabbitmqctl import_definitions`), and each process only checks, with passive
+//! declarations that need no permission, that what it uses exists.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -24,8 +33,21 @@ use slipway_common::Kind;
 
 use crate::history::{HistoryStreamSettings, history_stream_name};
 use crate::reports::{ReportStreamSettings, report_stream_name};
-use crate::streams::declare_stream_on;
+use crate::settings::TopologyMode;
 use crate::{BrokerError, BrokerSettings};
+
+/// One queue or stream of a topology, as it is declared.
+#[derive(Clone, Debug)]
+pub struct PlannedQueue {
+    /// Its name.
+    pub name: String,
+    /// What it is, in errors: `queue`, `history stream`, …
+    pub what: &'static str,
+    /// Its arguments.
+    pub arguments: FieldTable,
+    /// The exchanges it is bound to, with the binding key.
+    pub bindings: Vec<(String, String)>,
+}
 
 /// One worker type's queue and the kinds routed to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +71,8 @@ pub struct Topology {
     reports: Option<ReportStreamSettings>,
     /// Kinds only the history stream takes, on purpose.
     records: Vec<Kind>,
+    /// Declare, or only verify.
+    mode: TopologyMode,
 }
 
 impl Topology {
@@ -90,6 +114,7 @@ impl Topology {
             history: None,
             reports: None,
             records: Vec::new(),
+            mode: settings.topology,
         }
     }
 
@@ -174,6 +199,11 @@ impl Topology {
         &self.namespace
     }
 
+    /// The topic exchange where every queue published to by name is bound with its own name.
+    pub fn queue_exchange(&self) -> String {
+        queue_exchange_name(&self.namespace)
+    }
+
     /// The fanout exchange dead letters are published to.
     pub fn dead_letter_exchange(&self) -> String {
         format!("{}.dlx", self.namespace)
@@ -206,131 +236,232 @@ impl Topology {
         queues
     }
 
-    /// Declare everything. Safe to run any number of times, from any number of processes, as
-    /// long as they agree on the arguments (a disagreement is a 406 naming the argument).
+    /// Declare everything (or, with `broker.topology = "verify"`, check that everything
+    /// exists). Safe to run any number of times, from any number of processes, as long as they
+    /// agree on the arguments (a disagreement is a 406 naming the argument).
     pub async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
-        let durable_exchange = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        let durable_queue = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        let failed = |what: String| move |source| BrokerError::Topology { what, source };
+        let declarer = Declarer::new(channel, self.mode, &self.namespace);
+        declarer
+            .exchange(self.exchange(), ExchangeKind::Topic)
+            .await?;
+        declarer
+            .exchange(&self.queue_exchange(), ExchangeKind::Topic)
+            .await?;
+        declarer
+            .exchange(&self.dead_letter_exchange(), ExchangeKind::Fanout)
+            .await?;
+        for planned in self.planned_queues()? {
+            declarer
+                .queue(&planned.name, planned.arguments, planned.what)
+                .await?;
+            for (exchange, key) in &planned.bindings {
+                declarer.bind(&planned.name, exchange, key).await?;
+            }
+        }
+        Ok(())
+    }
 
-        channel
-            .exchange_declare(
-                self.exchange().into(),
-                ExchangeKind::Topic,
-                durable_exchange,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(failed(format!("exchange {}", self.exchange())))?;
+    /// Every queue and stream of this topology with its arguments and bindings, in declaration
+    /// order: what [`Topology::declare`] declares and `slipway definitions` writes out.
+    pub fn planned_queues(&self) -> Result<Vec<PlannedQueue>, BrokerError> {
+        let mut planned = Vec::new();
+        let by_name = |name: &str| vec![(self.queue_exchange(), name.to_owned())];
         if let Some(retention) = &self.history {
-            self.declare_history(channel, retention).await?;
+            retention.retention().validate()?;
+            planned.push(PlannedQueue {
+                name: history_stream_name(&self.namespace),
+                what: "history stream",
+                arguments: retention.retention().arguments(),
+                // Every routing key: the history records every event.
+                bindings: vec![(self.exchange().to_owned(), "#".to_owned())],
+            });
         }
         if let Some(retention) = &self.reports {
+            retention.retention().validate()?;
             let stream = report_stream_name(&self.namespace);
-            declare_stream_on(channel, &stream, retention.retention(), "report stream").await?;
+            planned.push(PlannedQueue {
+                bindings: by_name(&stream),
+                name: stream,
+                what: "report stream",
+                arguments: retention.retention().arguments(),
+            });
         }
-        let dlx = self.dead_letter_exchange();
-        channel
-            .exchange_declare(
-                dlx.as_str().into(),
-                ExchangeKind::Fanout,
-                durable_exchange,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(failed(format!("exchange {dlx}")))?;
-        let dead = self.dead_letter_queue();
-        channel
-            .queue_declare(
-                dead.as_str().into(),
-                durable_queue,
-                quorum_arguments().into(),
-            )
-            .await
-            .map_err(failed(format!("queue {dead}")))?;
-        channel
-            .queue_bind(
-                dead.as_str().into(),
-                dlx.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(failed(format!("binding {dead} to {dlx}")))?;
-
+        planned.push(PlannedQueue {
+            name: self.dead_letter_queue(),
+            what: "queue",
+            arguments: quorum_arguments().into(),
+            bindings: vec![(self.dead_letter_exchange(), String::new())],
+        });
         for worker in &self.workers {
             let queue = self.worker_queue(worker.worker);
-            let mut arguments = quorum_arguments();
-            arguments.push((
-                "x-delivery-limit",
-                AMQPValue::LongLongInt(self.delivery_limit.into()),
-            ));
-            arguments.extend(dead_letter_to(&dlx, None));
-            channel
-                .queue_declare(queue.as_str().into(), durable_queue, arguments.into())
-                .await
-                .map_err(failed(format!("queue {queue}")))?;
-            for kind in &worker.consumes {
-                channel
-                    .queue_bind(
-                        queue.as_str().into(),
-                        self.exchange().into(),
-                        kind.as_str().into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(failed(format!("binding {queue} to {kind}")))?;
-            }
+            planned.push(PlannedQueue {
+                name: queue.clone(),
+                what: "queue",
+                arguments: self.worker_queue_arguments().into(),
+                bindings: worker
+                    .consumes
+                    .iter()
+                    .map(|kind| (self.exchange().to_owned(), kind.as_str().to_owned()))
+                    .collect(),
+            });
             for &delay in &self.retry_delays_ms {
                 let retry = self.retry_queue(worker.worker, delay);
-                let mut arguments = quorum_arguments();
-                arguments.push((
-                    "x-message-ttl",
-                    AMQPValue::LongLongInt(i64::try_from(delay).unwrap_or(i64::MAX)),
-                ));
-                // Back to the worker's own queue through the default exchange.
-                arguments.extend(dead_letter_to("", Some(&queue)));
-                channel
-                    .queue_declare(retry.as_str().into(), durable_queue, arguments.into())
-                    .await
-                    .map_err(failed(format!("queue {retry}")))?;
+                planned.push(PlannedQueue {
+                    bindings: by_name(&retry),
+                    name: retry,
+                    what: "queue",
+                    arguments: retry_queue_arguments(&queue, delay).into(),
+                });
             }
         }
-        Ok(())
+        Ok(planned)
     }
 
-    /// Declare the history stream and bind it to the exchange with `#`: every routing key.
-    async fn declare_history(
+    /// The arguments of a worker queue: quorum, the delivery limit, at-least-once dead-lettering
+    /// to `N.dlx`.
+    fn worker_queue_arguments(&self) -> Arguments {
+        let mut arguments = quorum_arguments();
+        arguments.push((
+            "x-delivery-limit",
+            AMQPValue::LongLongInt(self.delivery_limit.into()),
+        ));
+        arguments.extend(dead_letter_to(&self.dead_letter_exchange(), None));
+        arguments
+    }
+}
+
+/// The topic exchange of `namespace` where each queue published to by name is bound with its own
+/// name: `<namespace>.queues` ([`Topology::queue_exchange`]).
+pub fn queue_exchange_name(namespace: &str) -> String {
+    format!("{namespace}.queues")
+}
+
+/// The arguments of the retry queue of `queue` for `delay_ms`: quorum, the delay as TTL, then
+/// back to `queue` through the default exchange (the broker dead-letters it; no user publishes
+/// there).
+fn retry_queue_arguments(queue: &str, delay_ms: u64) -> Arguments {
+    let mut arguments = quorum_arguments();
+    arguments.push((
+        "x-message-ttl",
+        AMQPValue::LongLongInt(i64::try_from(delay_ms).unwrap_or(i64::MAX)),
+    ));
+    arguments.extend(dead_letter_to("", Some(queue)));
+    arguments
+}
+
+/// Declares exchanges, queues and bindings on one channel, or in [`TopologyMode::Verify`] checks
+/// with passive declarations that they exist (bindings cannot be checked that way and are left
+/// to the administrator's definitions).
+pub(crate) struct Declarer<'a> {
+    channel: &'a Channel,
+    mode: TopologyMode,
+    queue_exchange: String,
+}
+
+impl<'a> Declarer<'a> {
+    /// A declarer for `namespace` on `channel`.
+    pub(crate) fn new(channel: &'a Channel, mode: TopologyMode, namespace: &str) -> Self {
+        Self {
+            channel,
+            mode,
+            queue_exchange: queue_exchange_name(namespace),
+        }
+    }
+
+    fn verifying(&self) -> bool {
+        self.mode == TopologyMode::Verify
+    }
+
+    /// Declare (or check) the durable exchange `name` of `kind`.
+    pub(crate) async fn exchange(&self, name: &str, kind: ExchangeKind) -> Result<(), BrokerError> {
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            passive: self.verifying(),
+            ..ExchangeDeclareOptions::default()
+        };
+        self.channel
+            .exchange_declare(name.into(), kind, options, FieldTable::default())
+            .await
+            .map_err(|source| self.failed(format!("exchange {name}"), source))
+    }
+
+    /// Declare (or check) the durable queue `name` with `arguments`; `what` says what it is in
+    /// errors (`queue`, `lease queue`, `log stream`).
+    pub(crate) async fn queue(
         &self,
-        channel: &Channel,
-        retention: &HistoryStreamSettings,
+        name: &str,
+        arguments: FieldTable,
+        what: &str,
     ) -> Result<(), BrokerError> {
-        let stream = history_stream_name(&self.namespace);
-        declare_stream_on(channel, &stream, retention.retention(), "history stream").await?;
-        let failed = |what: String| move |source| BrokerError::Topology { what, source };
-        channel
+        let options = QueueDeclareOptions {
+            durable: true,
+            passive: self.verifying(),
+            ..QueueDeclareOptions::default()
+        };
+        let arguments = if self.verifying() {
+            FieldTable::default()
+        } else {
+            arguments
+        };
+        self.channel
+            .queue_declare(name.into(), options, arguments)
+            .await
+            .map(drop)
+            .map_err(|source| self.failed(format!("{what} {name}"), source))
+    }
+
+    /// Bind `queue` to `exchange` with `key` (nothing when verifying).
+    pub(crate) async fn bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), BrokerError> {
+        if self.verifying() {
+            return Ok(());
+        }
+        self.channel
             .queue_bind(
-                stream.as_str().into(),
-                self.exchange().into(),
-                "#".into(),
+                queue.into(),
+                exchange.into(),
+                key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .map_err(failed(format!(
-                "binding {stream} to {} with #",
-                self.exchange()
-            )))?;
-        Ok(())
+            .map_err(|source| BrokerError::Topology {
+                what: format!("binding {queue} to {exchange} with {key:?}"),
+                source,
+            })
     }
+
+    /// Make `queue` reachable by name: bind it to the queue exchange (declared first) with its own
+    /// name.
+    pub(crate) async fn bind_by_name(&self, queue: &str) -> Result<(), BrokerError> {
+        if self.verifying() {
+            return Ok(());
+        }
+        self.exchange(&self.queue_exchange, ExchangeKind::Topic)
+            .await?;
+        self.bind(queue, &self.queue_exchange, queue).await
+    }
+
+    fn failed(&self, what: String, source: lapin::Error) -> BrokerError {
+        if self.verifying() && is_not_found(&source) {
+            BrokerError::Missing { what }
+        } else {
+            BrokerError::Topology { what, source }
+        }
+    }
+}
+
+/// Whether the broker answered 404 NOT_FOUND (a passive declaration of something missing).
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), lapin::protocol::AMQPErrorKind::Soft(lapin::protocol::AMQPSoftError::NOTFOUND))
+    )
 }
 
 /// Arguments as an ordered list; converted to a `FieldTable` at declaration.

@@ -4,15 +4,15 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use slipway_lint::batch::lint_sources;
 use slipway_lint::config::{self, Options, Partial};
 use slipway_lint::format::{FileResult, Format, render};
-use slipway_lint::lint::{PARSE_ERROR, SHELLCHECK_FAILED, ShellChecker};
+use slipway_lint::lint::{PARSE_ERROR, SHELLCHECK_FAILED};
 use slipway_lint::shellcheck::{ShellcheckLimits, ShellcheckProgram};
-use slipway_lint::{Failure, Severity, lint_with, parser};
+use slipway_lint::{Failure, Severity, parser};
 
 /// Options of `slipway lint` (named as hadolint names them).
 #[derive(Args, Debug)]
@@ -109,6 +109,18 @@ enum FormatArg {
     Sarif,
     Checkstyle,
     Gnu,
+    /// Code Climate issues, NUL-separated (always exits 0, as hadolint does).
+    #[value(name = "codeclimate")]
+    CodeClimate,
+    /// GitLab's code-quality report.
+    #[value(name = "gitlab_codeclimate")]
+    GitlabCodeClimate,
+    /// SonarQube's generic issue import.
+    #[value(name = "sonarqube")]
+    SonarQube,
+    /// Codacy's tool results (always exits 0, as hadolint does).
+    #[value(name = "codacy")]
+    Codacy,
 }
 
 /// `--shellcheck` values.
@@ -156,6 +168,10 @@ impl LintArgs {
                     FormatArg::Sarif => Format::Sarif,
                     FormatArg::Checkstyle => Format::Checkstyle,
                     FormatArg::Gnu => Format::Gnu,
+                    FormatArg::CodeClimate => Format::CodeClimate,
+                    FormatArg::GitlabCodeClimate => Format::GitlabCodeClimate,
+                    FormatArg::SonarQube => Format::SonarQube,
+                    FormatArg::Codacy => Format::Codacy,
                 })
                 .into_iter()
                 .collect(),
@@ -210,11 +226,13 @@ fn run_inner(args: &LintArgs) -> anyhow::Result<ExitCode> {
             || f.code == SHELLCHECK_FAILED.code
             || options.fails_at(f.severity)
     });
-    Ok(if failed && !options.no_fail {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if failed && !options.no_fail && format.fails_on_findings() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// Merges defaults, the configuration file, the environment and the command line.
@@ -242,77 +260,47 @@ fn options(args: &LintArgs) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Lints every file, spreading them over the available cores; results keep the input order.
+/// Lints `files` on every core: the DL rules file by file, ShellCheck once per distinct `RUN`
+/// script in batches (`slipway_lint::batch`). A file that cannot be read gets one finding
+/// saying so.
 fn lint_files(
     files: &[PathBuf],
     options: &Options,
     shellcheck: Option<&ShellcheckProgram>,
 ) -> Vec<FileResult> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len())
-        .max(1);
-    if workers == 1 {
-        // One file (or one core): no thread to start.
-        return files
-            .iter()
-            .map(|file| lint_file(file, options, shellcheck))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<FileResult>> = vec![None; files.len()];
-    let chunks: Vec<Vec<(usize, FileResult)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(file) = files.get(index) else { break };
-                        done.push((index, lint_file(file, options, shellcheck)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    for (index, result) in chunks.into_iter().flatten() {
-        slots[index] = Some(result);
-    }
-    slots.into_iter().flatten().collect()
+    let mut readable = Vec::with_capacity(files.len());
+    let unreadable: Vec<Option<std::io::Error>> = files
+        .iter()
+        .map(|path| read(path).map(|text| readable.push(text)).err())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut linted = lint_sources(&readable, &options.settings, shellcheck, threads).into_iter();
+    files
+        .iter()
+        .zip(unreadable)
+        .map(|(path, unreadable)| FileResult {
+            file: path.to_string_lossy().into_owned(),
+            failures: match unreadable {
+                None => linted.next().unwrap_or_default(),
+                Some(error) => vec![Failure {
+                    code: PARSE_ERROR.code.to_string(),
+                    severity: Severity::Error,
+                    message: format!("cannot read the file: {error}"),
+                    line: 1,
+                    column: 1,
+                }],
+            },
+        })
+        .collect()
 }
 
-fn lint_file(path: &Path, options: &Options, shellcheck: Option<&ShellcheckProgram>) -> FileResult {
-    let name = path.to_string_lossy().into_owned();
-    let bytes = if name == "-" {
+/// The text of `path` (`-`: standard input), decoded as the parser decodes files.
+fn read(path: &Path) -> std::io::Result<String> {
+    let bytes = if path.as_os_str() == "-" {
         let mut buffer = Vec::new();
         std::io::stdin().read_to_end(&mut buffer).map(|_| buffer)
     } else {
         std::fs::read(path)
-    };
-    let failures = match bytes {
-        Ok(bytes) => {
-            let text = parser::decode(&bytes);
-            lint_with(
-                &text,
-                &options.settings,
-                shellcheck.map(|s| s as &dyn ShellChecker),
-            )
-        }
-        Err(error) => vec![Failure {
-            code: PARSE_ERROR.code.to_string(),
-            severity: Severity::Error,
-            message: format!("cannot read the file: {error}"),
-            line: 1,
-            column: 1,
-        }],
-    };
-    FileResult {
-        file: name,
-        failures,
-    }
+    }?;
+    Ok(parser::decode(&bytes))
 }

@@ -4,6 +4,7 @@
 //! rescan-scheduler's plan and request rescans.
 
 mod dead;
+mod definitions;
 mod demo;
 mod history;
 mod image_history;
@@ -89,6 +90,11 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Why was this image built? The chain of causes behind its latest build, from the history.
     Why(why::WhyArgs),
+    /// The RabbitMQ definitions of a least-privilege deployment, as JSON for `rabbitmqctl
+    /// import_definitions`: the vhost, every exchange, queue and binding, a queue-length policy,
+    /// and one user per worker type plus one for this command line, each allowed only what it
+    /// does.
+    Definitions(definitions::DefinitionsArgs),
     /// The dead letters: list them with their reasons, show one, replay or purge them.
     Dead {
         #[command(subcommand)]
@@ -113,6 +119,11 @@ struct CliConfig {
     scheduler: slipway_rescan_scheduler::config::SchedulerSettings,
     /// `[status]`: where `slipway status` reads in-flight counts.
     status: status::StatusSettings,
+    /// `[logs]`: the log stream's retention, for `slipway definitions` (the build worker's).
+    logs: slipway_broker::logs::LogStreamSettings,
+    /// `[reports]`: the report stream's retention, for `slipway definitions` (the scan
+    /// worker's).
+    reports: slipway_broker::reports::ReportStreamSettings,
 }
 
 /// `[registry]`: Slipway's registry, where a short image name (`team/app:1`) lives.
@@ -216,6 +227,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             why::run(&config.broker, &image, &args).await
+        }
+        Command::Definitions(args) => {
+            let config = config(cli.config.as_deref())?;
+            definitions::run(&config.broker, &config.logs, &config.reports, &args)
         }
         Command::Dead { command } => {
             let config = config(cli.config.as_deref())?;

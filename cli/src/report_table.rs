@@ -15,6 +15,41 @@ fn safe(value: &Value) -> Option<String> {
     value.as_str().map(|s| escape(s).into_owned())
 }
 
+/// Writes an updates section (`updates` or `language_updates`) under `title`: why nothing was
+/// checked, or the sources asked (the list under `sources_key`), one `row` per update, and
+/// the errors.
+fn updates_section(
+    out: &mut String,
+    updates: &Value,
+    (title, sources_key): (&str, &str),
+    row: impl Fn(&Value) -> String,
+) {
+    if let Some(reason) = updates.get("not_checked").and_then(safe) {
+        let _ = writeln!(out, "\n{title}: not checked: {reason}");
+        return;
+    }
+    let list = |key: &str| {
+        updates
+            .get(key)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    };
+    let sources: Vec<String> = list(sources_key).iter().filter_map(safe).collect();
+    let _ = writeln!(
+        out,
+        "\n{title}: {} ({sources_key}: {})",
+        list("updates").len(),
+        sources.join(", ")
+    );
+    for update in list("updates") {
+        let _ = writeln!(out, "  {}", row(update));
+    }
+    for error in list("errors") {
+        let _ = writeln!(out, "  error: {}", safe(error).unwrap_or_default());
+    }
+}
+
 /// Renders `report`; `list_packages` adds the full package table.
 pub fn render(report: &Value, list_packages: bool) -> String {
     let mut out = String::new();
@@ -152,49 +187,33 @@ pub fn render(report: &Value, list_packages: bool) -> String {
     }
 
     if let Some(updates) = report.get("updates") {
-        match text(updates, "not_checked") {
-            Some(reason) => {
-                let _ = writeln!(out, "\nUpdates: not checked: {reason}");
-            }
-            None => {
-                let repositories: Vec<String> = updates
-                    .get("repositories")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(safe)
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "\nUpdates: {} (repositories: {})",
-                    len(updates, "updates"),
-                    repositories.join(", ")
-                );
-                for update in updates
-                    .get("updates")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let _ = writeln!(
-                        out,
-                        "  {} {} -> {} ({})",
-                        text(update, "name").unwrap_or_default(),
-                        text(update, "installed").unwrap_or_default(),
-                        text(update, "available").unwrap_or_default(),
-                        text(update, "repo").unwrap_or_default()
-                    );
-                }
-                for error in updates
-                    .get("errors")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let _ = writeln!(out, "  error: {}", safe(error).unwrap_or_default());
-                }
-            }
-        }
+        updates_section(&mut out, updates, ("Updates", "repositories"), |update| {
+            format!(
+                "{} {} -> {} ({})",
+                text(update, "name").unwrap_or_default(),
+                text(update, "installed").unwrap_or_default(),
+                text(update, "available").unwrap_or_default(),
+                text(update, "repo").unwrap_or_default()
+            )
+        });
+    }
+    if let Some(updates) = report.get("language_updates") {
+        updates_section(
+            &mut out,
+            updates,
+            ("Language updates", "indexes"),
+            |update| {
+                format!(
+                    "{} {} {} -> {} ({}; {})",
+                    text(update, "ecosystem").unwrap_or_default(),
+                    text(update, "name").unwrap_or_default(),
+                    text(update, "installed").unwrap_or_default(),
+                    text(update, "available").unwrap_or_default(),
+                    text(update, "index").unwrap_or_default(),
+                    text(update, "location").unwrap_or_default()
+                )
+            },
+        );
     }
 
     if let Some(vulnerabilities) = report.get("vulnerabilities") {
@@ -295,6 +314,8 @@ mod tests {
                   "docs_missing":[],"volatile_skipped":2,"verified":10},
                 "capabilities":[{"where":{"from":"label","name":"RUN"},"capability":"privileged","evidence":"--privileged"}],
                 "updates":{"repositories":["local"],"updates":[{"name":"bash","installed":"5.2","available":"5.3","repo":"local"}],"errors":[]},
+                "language_updates":{"indexes":["pypi","npm"],"updates":[{"ecosystem":"pypi","name":"six","installed":"1.16","available":"1.17","index":"pypi","location":"/usr/lib/python3/dist-packages/six-1.16.dist-info/METADATA"}],
+                  "errors":["index \"npm\": 1 of 1 lookups failed; first: GET http://127.0.0.1:1/x: cannot connect"]},
                 "vulnerabilities":{"database":{"status":"not-configured"},"vulnerabilities":[],"not_checked":[]},
                 "warnings":["language package skipped: x"]}"#,
         )
@@ -312,6 +333,9 @@ mod tests {
             "  privileged (label RUN: --privileged)",
             "Updates: 1 (repositories: local)",
             "  bash 5.2 -> 5.3 (local)",
+            "Language updates: 1 (indexes: pypi, npm)",
+            "  pypi six 1.16 -> 1.17 (pypi; /usr/lib/python3/dist-packages/six-1.16.dist-info/METADATA)",
+            "  error: index \"npm\": 1 of 1 lookups failed; first: GET http://127.0.0.1:1/x: cannot connect",
             "Vulnerabilities: not checked: no OSV database configured",
             "warning: language package skipped: x",
         ] {

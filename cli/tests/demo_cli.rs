@@ -47,6 +47,11 @@ impl Drop for DemoProcess {
 
 /// `slipway demo ARGS` on namespace `namespace`, its output piped, the workers from this build.
 fn start_demo(namespace: &str, args: &[&str]) -> DemoProcess {
+    start_demo_on(AMQP_URL, namespace, args)
+}
+
+/// [`start_demo`] on the broker (and vhost) of `url`.
+fn start_demo_on(url: &str, namespace: &str, args: &[&str]) -> DemoProcess {
     let slipway = Path::new(env!("CARGO_BIN_EXE_slipway"));
     let bin_dir = slipway.parent().expect("the binaries' directory");
     Command::new(slipway)
@@ -62,7 +67,7 @@ fn start_demo(namespace: &str, args: &[&str]) -> DemoProcess {
         .arg("--bin-dir")
         .arg(bin_dir)
         .args(args)
-        .env("SLIPWAY_BROKER__URL", AMQP_URL)
+        .env("SLIPWAY_BROKER__URL", url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -366,4 +371,85 @@ fn the_demo_runs_the_sample_through_every_stage_and_ctrl_c_leaves_nothing_behind
     interrupt(&demo);
     assert_eq!(exit_code(&mut demo, STOP_DEADLINE), 130);
     assert_nothing_left(&pids, &work_dir(&namespace), &namespace);
+
+    // 3. The same sample with every worker as its own least-privilege user (`slipway
+    // definitions`, imported into a vhost of its own), declaring nothing: each stage's grants
+    // suffice for its real work (publish its kinds, append its stream, retry, lead, read).
+    let deployment = slipway_tests::vhost::LeastPrivilegeVhost::import(
+        "demo",
+        &slipway_broker::BrokerSettings::default(),
+    );
+    let credentials = deployment.credentials_dir().to_string_lossy().into_owned();
+    let mut demo = start_demo_on(
+        deployment.admin.url.expose(),
+        &deployment.admin.namespace,
+        &[
+            "--credentials",
+            &credentials,
+            "--user-prefix",
+            &deployment.user_prefix,
+        ],
+    );
+    // Who is connected to the vhost, watched while the demo runs.
+    let running_demo = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = std::thread::spawn({
+        let running_demo = std::sync::Arc::clone(&running_demo);
+        let vhost = deployment.vhost.clone();
+        move || {
+            let mut users = BTreeSet::new();
+            while running_demo.load(std::sync::atomic::Ordering::SeqCst) {
+                let listed = rabbitmqctl(&[
+                    "list_connections",
+                    "-q",
+                    "--no-table-headers",
+                    "user",
+                    "vhost",
+                ])
+                .unwrap_or_default();
+                users.extend(listed.lines().filter_map(|line| {
+                    let (user, on) = line.split_once('\t')?;
+                    (on.trim() == vhost).then(|| user.trim().to_owned())
+                }));
+            }
+            users
+        }
+    });
+    let mut output = String::new();
+    demo.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut output)
+        .expect("read the summary");
+    let mut progress = String::new();
+    demo.stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut progress)
+        .expect("read the progress");
+    let code = exit_code(&mut demo, STOP_DEADLINE);
+    running_demo.store(false, std::sync::atomic::Ordering::SeqCst);
+    let users = watcher.join().expect("the connection watcher");
+    for worker in [
+        "lint",
+        "build",
+        "scan",
+        "repo-tracker",
+        "rescan-scheduler",
+        "notify",
+    ] {
+        assert!(
+            users.contains(&deployment.user(worker)),
+            "{worker} never connected as its own user: {users:?}"
+        );
+    }
+    let summary: Value = serde_json::from_str(&output)
+        .unwrap_or_else(|e| panic!("a JSON summary ({e}): {output}\n{progress}"));
+    assert_eq!(summary["outcome"], "complete", "{summary:#}\n{progress}");
+    assert_eq!(summary["as_expected"], true, "{summary:#}");
+    assert_eq!(
+        summary["mails"].as_array().map(Vec::len),
+        Some(7),
+        "{summary:#}"
+    );
+    assert_eq!(code, 0, "{progress}");
 }

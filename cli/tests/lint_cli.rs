@@ -377,3 +377,161 @@ fn a_shellcheck_over_its_time_limit_fails_slipway_lint_with_the_reason() {
         "{stdout}"
     );
 }
+
+/// The formats CI systems read, byte for byte against hadolint 2.15 over the shared corpus: the
+/// files whose JSON findings are the same, in the same order, from both (most; the agreement test
+/// compares the rest as sets), linted in one run each, with the same relative paths, in each of `codeclimate`, `gitlab_codeclimate` (its
+/// fingerprints are SHA-1s of the Code Climate JSON), `sonarqube` and `codacy`; exit codes too
+/// (hadolint exits 0 for Code Climate and Codacy whatever it finds).
+#[test]
+fn the_ci_formats_are_hadolints_byte_for_byte_on_the_corpus() {
+    let Some(corpus) =
+        slipway_common::workspace::shared_for_test(env!("CARGO_MANIFEST_DIR"), "corpus")
+    else {
+        return;
+    };
+    let Some(hadolint) = slipway_tests::tools::hadolint_or_skip() else {
+        return;
+    };
+    let dir = TempDir::new("ci-formats");
+    let home = dir.path().to_str().expect("a path").to_owned();
+    let run_hadolint = |args: &[&str]| {
+        Command::new(&hadolint)
+            .args(args)
+            .current_dir(corpus.join("dockerfiles"))
+            .env("HOME", &home)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("hadolint runs")
+    };
+    let run_slipway = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        cmd.arg("lint")
+            .args(["--shellcheck", "never"])
+            .args(args)
+            .current_dir(corpus.join("dockerfiles"))
+            .env("HOME", &home)
+            .env("NO_COLOR", "1");
+        for (name, _) in std::env::vars() {
+            if name.starts_with("HADOLINT_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.output().expect("slipway lint runs")
+    };
+    let mut names: Vec<String> = std::fs::read_dir(corpus.join("dockerfiles"))
+        .expect("the corpus")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    // The files whose findings are the same from both in JSON (one run each, grouped by file):
+    // one differing finding must not hide the others.
+    let by_file = |output: Output| {
+        let findings: Vec<serde_json::Value> =
+            serde_json::from_slice(&output.stdout).expect("a JSON array");
+        let mut grouped = std::collections::BTreeMap::<String, Vec<serde_json::Value>>::new();
+        for finding in findings {
+            let file = finding["file"].as_str().unwrap_or_default().to_owned();
+            grouped.entry(file).or_default().push(finding);
+        }
+        grouped
+    };
+    let all: Vec<&str> = ["-f", "json"]
+        .into_iter()
+        .chain(names.iter().map(String::as_str))
+        .collect();
+    // hadolint runs the ShellCheck built into it, another version than Debian's: both leave out
+    // the SC codes it finds, so that the comparison is of the formats.
+    let mut shellcheck_codes: Vec<String> = by_file(run_hadolint(&all))
+        .into_values()
+        .flatten()
+        .filter_map(|f| Some(f["code"].as_str()?.to_owned()))
+        .filter(|code| code.starts_with("SC"))
+        .collect();
+    shellcheck_codes.sort();
+    shellcheck_codes.dedup();
+    let ignore: Vec<&str> = shellcheck_codes
+        .iter()
+        .flat_map(|code| ["--ignore", code.as_str()])
+        .collect();
+    let all: Vec<&str> = ignore.iter().copied().chain(all).collect();
+    let (ours, theirs) = (by_file(run_slipway(&all)), by_file(run_hadolint(&all)));
+    let agreed: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| {
+            let theirs = theirs.get(*name);
+            ours.get(*name) == theirs
+                && !theirs.is_some_and(|findings| findings.iter().any(|f| f["code"] == "DL1000"))
+        })
+        .collect();
+    // Most files: in 124 of the 417 hadolint lists two findings of one line in another order (not
+    // rule order: an unstable sort, it seems), and a few DL1000 messages differ.
+    assert!(
+        agreed.len() * 10 >= names.len() * 6,
+        "only {} of {} files agree in JSON",
+        agreed.len(),
+        names.len()
+    );
+    for format in ["codeclimate", "gitlab_codeclimate", "sonarqube", "codacy"] {
+        let args: Vec<&str> = ignore
+            .iter()
+            .copied()
+            .chain(["-f", format])
+            .chain(agreed.iter().copied())
+            .collect();
+        let ours = run_slipway(&args);
+        let theirs = run_hadolint(&args);
+        assert!(
+            !theirs.stdout.is_empty(),
+            "{format}: hadolint printed nothing"
+        );
+        if ours.stdout != theirs.stdout {
+            let (ours, theirs) = (
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+            );
+            let at = ours
+                .char_indices()
+                .zip(theirs.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(ours.len().min(theirs.len()), |((i, _), _)| i);
+            let from = at.saturating_sub(200);
+            panic!(
+                "{format} differs at byte {at}:\nslipway:  …{}\nhadolint: …{}",
+                &ours[from..(at + 200).min(ours.len())],
+                &theirs[from..(at + 200).min(theirs.len())]
+            );
+        }
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{format}: exit status"
+        );
+    }
+    println!(
+        "{} of {} corpus files compared in 4 formats",
+        agreed.len(),
+        names.len()
+    );
+}
+
+#[test]
+fn an_unknown_hadolint_format_is_an_error_not_a_silent_tty() {
+    let dir = TempDir::new("format-env");
+    let file = dir.file("Dockerfile", CLEAN);
+    let out = slipway(
+        &dir,
+        &["--shellcheck", "never", file.to_str().unwrap_or_default()],
+        &[("HADOLINT_FORMAT", "codeclimat")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing rendered");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HADOLINT_FORMAT: unknown format 'codeclimat'")
+            && stderr.contains("codeclimate"),
+        "{stderr}"
+    );
+}

@@ -43,7 +43,7 @@ async fn slipway_logs_prints_a_finished_job_and_says_when_there_is_no_log() {
         max_length_bytes: 16 << 20,
         max_segment_size_bytes: 1 << 20,
     };
-    declare_log_stream(&connection, &stream, &retention)
+    declare_log_stream(&connection, &settings, &retention)
         .await
         .expect("declare the stream");
     let result = tokio::spawn({
@@ -120,7 +120,7 @@ async fn a_job_that_ended_at_lint_or_whose_build_failed_exits_1() {
         &BrokerConnection::connect(&settings, "slipway-test-cli-logs-ends")
             .await
             .expect("connect"),
-        &stream,
+        &settings,
         &LogStreamSettings {
             max_age: "1h".into(),
             max_length_bytes: 16 << 20,

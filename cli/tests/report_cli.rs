@@ -50,7 +50,7 @@ async fn slipway_report_prints_the_latest_report_and_says_when_there_is_none() {
         max_length_bytes: 16 << 20,
         max_segment_size_bytes: 1 << 20,
     };
-    declare_report_stream(&connection, &stream, &retention)
+    declare_report_stream(&connection, &settings, &retention)
         .await
         .expect("declare the stream");
     let result = tokio::spawn({

@@ -35,47 +35,6 @@ fn worker_binary(kind: WorkerKind) -> PathBuf {
     path
 }
 
-/// What a worker needs besides the broker to start and idle: local directories, a closed SMTP
-/// port, an index repository with no entries.
-fn settings_of(kind: WorkerKind, work: &Path, index: &LocalRepo) -> Vec<(&'static str, String)> {
-    let dir = |name: &str| work.join(kind.name()).join(name).display().to_string();
-    let source = [
-        ("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true".to_owned()),
-        ("SLIPWAY_SOURCE__CACHE_DIR", dir("cache")),
-    ];
-    match kind {
-        WorkerKind::Lint => [
-            source.to_vec(),
-            vec![("SLIPWAY_LINT__SHELLCHECK", "never".to_owned())],
-        ]
-        .concat(),
-        WorkerKind::Build => [
-            source.to_vec(),
-            vec![
-                ("SLIPWAY_REGISTRY__URL", "http://127.0.0.1:5000".to_owned()),
-                ("SLIPWAY_BUILD__WORK_DIR", dir("build")),
-            ],
-        ]
-        .concat(),
-        WorkerKind::Scan => Vec::new(),
-        WorkerKind::RepoTracker => [
-            source.to_vec(),
-            vec![
-                ("SLIPWAY_TRACKER__INDEX_URL", index.url()),
-                ("SLIPWAY_TRACKER__INDEX_BRANCH", "main".to_owned()),
-            ],
-        ]
-        .concat(),
-        WorkerKind::RescanScheduler => Vec::new(),
-        WorkerKind::Notify => vec![
-            ("SLIPWAY_SMTP__HOST", "127.0.0.1".to_owned()),
-            ("SLIPWAY_SMTP__PORT", slipway_tests::free_port().to_string()),
-            ("SLIPWAY_SMTP__SECURITY", "plain".to_owned()),
-            ("SLIPWAY_SMTP__FROM", "slipway@localhost".to_owned()),
-        ],
-    }
-}
-
 /// The broker sessions each worker holds (the components of its `/healthz`).
 fn sessions_of(kind: WorkerKind) -> Vec<&'static str> {
     let mut sessions = match kind {
@@ -107,21 +66,52 @@ fn error_lines(log: &Path) -> Vec<String> {
 fn every_worker_speaks_the_notify_protocol_answers_healthz_and_stops_without_an_error() {
     ensure_rabbitmq();
     let settings = test_settings("service");
-    let work = TempDir::new("worker-service");
-    let index = LocalRepo::new("service-index");
-    index.commit(&[("index.d/team.yaml", "Projects: []\n")], "an empty index");
-    index.git(&["branch", "-M", "main"]);
     // The namespace exists before its workers start, as in production: six processes declaring
     // the same new queues at once make RabbitMQ refuse some declarations for a moment (404 "home
     // node … is down or inaccessible", seen once in 15 runs), which lapin logs as an error.
     declare_topology(&settings);
+    run_the_fleet(&settings, &|_| Vec::new());
+    delete_namespace(&settings);
+}
 
+/// The same fleet in a least-privilege vhost made by `slipway definitions`: each worker logs in
+/// as its own user, with `broker.topology = "verify"` (it declares nothing), and must still get
+/// ready, consume, lead and follow the history, and stop, with no error.
+#[test]
+fn every_worker_runs_as_its_own_least_privilege_user() {
+    ensure_rabbitmq();
+    // The workers run with the default retry delays: the definitions must name the same retry
+    // queues (with other delays each worker stops at "queue … does not exist").
+    let deployment = slipway_tests::vhost::LeastPrivilegeVhost::import(
+        "service",
+        &slipway_broker::BrokerSettings::default(),
+    );
+    run_the_fleet(&deployment.admin, &|kind| deployment.env_for(kind.name()));
+}
+
+/// Start every worker with `extra(kind)` on top of its settings, then check readiness, health,
+/// metrics, watchdog beats and a clean stop with no error logged.
+fn run_the_fleet(
+    settings: &slipway_broker::BrokerSettings,
+    extra: &dyn Fn(WorkerKind) -> Vec<(&'static str, String)>,
+) {
+    let work = TempDir::new("worker-service");
+    let index = LocalRepo::new("service-index");
+    index.commit(&[("index.d/team.yaml", "Projects: []\n")], "an empty index");
+    index.git(&["branch", "-M", "main"]);
     let mut fleet: Vec<Running> = WorkerKind::ALL
         .into_iter()
         .map(|kind| {
             let socket = NotifySocket::bind();
             let log = work.path().join(format!("{}.log", kind.name()));
-            let mut env = settings_of(kind, work.path(), &index);
+            // The SMTP port is closed: notify only has to start.
+            let mut env = slipway_tests::fleet::worker_settings(
+                kind,
+                work.path(),
+                &index.url(),
+                slipway_tests::free_port(),
+            );
+            env.extend(extra(kind));
             env.push(("NOTIFY_SOCKET", socket.path().display().to_string()));
             env.push(("WATCHDOG_USEC", WATCHDOG.as_micros().to_string()));
             let instance =
@@ -238,7 +228,6 @@ fn every_worker_speaks_the_notify_protocol_answers_healthz_and_stops_without_an_
         let errors = error_lines(&worker.log);
         assert!(errors.is_empty(), "{name} logged errors: {errors:#?}");
     }
-    delete_namespace(&settings);
 }
 
 #[test]
@@ -339,25 +328,7 @@ fn declare_topology(settings: &slipway_broker::BrokerSettings) {
 
 /// Delete every queue, stream and exchange the workers declared in the test's namespace.
 fn delete_namespace(settings: &slipway_broker::BrokerSettings) {
-    use slipway_broker::inspect::{delete_queues, delete_topology};
-    use slipway_broker::leadership::lease_queue_name;
-    runtime().block_on(async {
-        let connection = slipway_broker::BrokerConnection::connect(settings, "service-cleanup")
-            .await
-            .expect("connect for cleanup");
-        delete_topology(&connection, &slipway_broker::Topology::pipeline(settings))
-            .await
-            .expect("delete the topology");
-        let mut others = vec![
-            slipway_broker::logs::log_stream_name(&settings.namespace),
-            slipway_broker::reports::report_stream_name(&settings.namespace),
-        ];
-        for election in ["notify", "repo-tracker", "rescan-scheduler"] {
-            others.push(lease_queue_name(&settings.namespace, election));
-        }
-        delete_queues(&connection, &others)
-            .await
-            .expect("delete the streams and leases");
-        connection.close().await;
-    });
+    runtime()
+        .block_on(slipway_tests::fleet::delete_namespace(settings))
+        .expect("delete the test's namespace");
 }

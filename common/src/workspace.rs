@@ -97,19 +97,33 @@ pub fn shared_for_test(start: impl AsRef<Path>, relative: &str) -> Option<PathBu
     match locate_shared(start.as_ref(), relative, WhenMissing::from_env()) {
         Ok(Some(path)) => Some(path),
         Ok(None) => {
-            let test = std::thread::current()
-                .name()
-                .map(|name| format!(" ({name})"))
-                .unwrap_or_default();
-            // Straight to the stream: the test harness captures `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: ../shared/{relative} not found{test}; {REQUIRE_SHARED_VAR}=1 makes this a failure"
-            );
+            skip_unless_required(&format!("../shared/{relative} not found"));
             None
         }
         Err(missing) => panic!("{missing}, and {REQUIRE_SHARED_VAR} is set: the test cannot run"),
     }
+}
+
+/// Skip the calling test because of `reason`: a line saying so on stderr (past the harness's
+/// capture), naming the test. When [`REQUIRE_SHARED_VAR`] is set (CI, where `deploy/dev-env.sh`
+/// set everything up) the test fails instead.
+///
+/// # Panics
+/// When [`REQUIRE_SHARED_VAR`] is set.
+pub fn skip_unless_required(reason: &str) {
+    assert!(
+        WhenMissing::from_env() == WhenMissing::Skip,
+        "{reason}; and {REQUIRE_SHARED_VAR} is set: the test cannot run"
+    );
+    let test = std::thread::current()
+        .name()
+        .map(|name| format!(" ({name})"))
+        .unwrap_or_default();
+    // Straight to the stream: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {reason}{test}; {REQUIRE_SHARED_VAR}=1 makes this a failure"
+    );
 }
 
 #[cfg(test)]

@@ -124,3 +124,80 @@ pub fn leader(fleet: &[Instance], worker: &str) -> Option<usize> {
         .collect();
     (leading.len() == 1).then(|| leading[0])
 }
+
+/// What worker `kind` needs besides the broker to start and run on this machine, as `SLIPWAY_*`
+/// variables: its own directories under `work`, `file://` git URLs, ShellCheck off, the local
+/// registry, the index repository at `index_url` (branch `main`) and an SMTP server on
+/// 127.0.0.1:`smtp_port` (plain). Only the sections the worker has.
+pub fn worker_settings(
+    kind: slipway_common::worker::WorkerKind,
+    work: &Path,
+    index_url: &str,
+    smtp_port: u16,
+) -> Vec<(&'static str, String)> {
+    use slipway_common::worker::WorkerKind;
+    let dir = |name: &str| work.join(kind.name()).join(name).display().to_string();
+    let source = [
+        ("SLIPWAY_SOURCE__ALLOW_FILE_URLS", "true".to_owned()),
+        ("SLIPWAY_SOURCE__CACHE_DIR", dir("cache")),
+    ];
+    let own = match kind {
+        WorkerKind::Lint => vec![("SLIPWAY_LINT__SHELLCHECK", "never".to_owned())],
+        WorkerKind::Build => vec![
+            (
+                "SLIPWAY_REGISTRY__URL",
+                format!("http://{}", crate::REGISTRY),
+            ),
+            ("SLIPWAY_BUILD__WORK_DIR", dir("build")),
+        ],
+        WorkerKind::RepoTracker => vec![
+            ("SLIPWAY_TRACKER__INDEX_URL", index_url.to_owned()),
+            ("SLIPWAY_TRACKER__INDEX_BRANCH", "main".to_owned()),
+        ],
+        WorkerKind::Notify => vec![
+            ("SLIPWAY_SMTP__HOST", "127.0.0.1".to_owned()),
+            ("SLIPWAY_SMTP__PORT", smtp_port.to_string()),
+            ("SLIPWAY_SMTP__SECURITY", "plain".to_owned()),
+            ("SLIPWAY_SMTP__FROM", "slipway@localhost".to_owned()),
+        ],
+        WorkerKind::Scan | WorkerKind::RescanScheduler => Vec::new(),
+    };
+    let fetches_sources = matches!(
+        kind,
+        WorkerKind::Lint | WorkerKind::Build | WorkerKind::RepoTracker
+    );
+    if fetches_sources {
+        [source.to_vec(), own].concat()
+    } else {
+        own
+    }
+}
+
+/// Delete everything the pipeline has in the settings' namespace: its queues, exchanges, the
+/// history, log and report streams and the lease queues.
+pub async fn delete_namespace(settings: &slipway_broker::BrokerSettings) -> Result<(), String> {
+    let connection = slipway_broker::BrokerConnection::connect(settings, "slipway-test-cleanup")
+        .await
+        .map_err(|e| e.to_string())?;
+    let deleted = slipway_broker::inspect::delete_namespace(&connection, settings).await;
+    connection.close().await;
+    deleted.map_err(|e| e.to_string())
+}
+
+/// Deletes its namespace ([`delete_namespace`]) when dropped, whether the test passed or not;
+/// declare it before the workers, so that they are gone first.
+pub struct NamespaceGuard(pub slipway_broker::BrokerSettings);
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if let Err(error) = runtime.block_on(delete_namespace(&self.0)) {
+            eprintln!("could not delete namespace {}: {error}", self.0.namespace);
+        }
+    }
+}

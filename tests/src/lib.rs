@@ -4,8 +4,11 @@
 //! fixtures: git repositories (`git`), temporary directories (`scratch`), language-package
 //! installations (`installs`), package repositories and a file server to serve them (`repos`),
 //! signed forge pushes (`webhook`), worker binaries as child processes (`fleet`), a real SMTP
-//! server (`smtp`), with the external tools run through `tools`.
+//! server (`smtp`), with the external tools run through `tools`; Docker containers removed when
+//! dropped (`container`) and the Debian packages with the image they are tried in (`deb`).
 
+pub mod container;
+pub mod deb;
 pub mod fleet;
 pub mod git;
 pub mod installs;
@@ -14,6 +17,7 @@ pub mod scratch;
 pub mod smtp;
 pub mod systemd;
 pub mod tools;
+pub mod vhost;
 pub mod webhook;
 
 pub use scratch::TempDir;

@@ -385,8 +385,9 @@ impl Drop for FileServer {
     }
 }
 
-/// The file under `root` that `request` names, with its `ETag`, 304 when `If-None-Match` names
-/// that tag; 404 when there is none (or the path climbs out with `..`). Logged in `log`.
+/// The file under `root` that `request` names (a directory's `index.html` for a path ending in
+/// `/`), with its `ETag`, 304 when `If-None-Match` names that tag; 404 when there is none (or
+/// the path climbs out with `..`). Logged in `log`.
 fn respond(
     root: &Path,
     log: &Mutex<Vec<(String, u16)>>,
@@ -396,7 +397,15 @@ fn respond(
     let content = if path.split('/').any(|part| part == "..") {
         None
     } else {
-        std::fs::read(root.join(path.trim_start_matches('/'))).ok()
+        // A directory's `index.html` answers for it (`/simple/name/`, as a static PEP 503
+        // index is served).
+        let file = root.join(path.trim_start_matches('/'));
+        let file = if path.ends_with('/') {
+            file.join("index.html")
+        } else {
+            file
+        };
+        std::fs::read(file).ok()
     };
     let mut response = Response::builder();
     let (status, body) = match content {

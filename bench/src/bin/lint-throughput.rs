@@ -1,6 +1,7 @@
 //! `lint-throughput`: lints the whole shared corpus with `slipway lint --format json` and with
-//! `hadolint -f json`, in the same run — first one process each with every file as an argument,
-//! then one process per file — and prints files per second of each and the ratio.
+//! `hadolint -f json`, in the same run — first one process each with every file as an argument
+//! (slipway with ShellCheck off, then on: hadolint always runs its built-in ShellCheck), then one
+//! process per file — and prints files per second of each and the ratio.
 //!
 //! Build the CLI first: `cargo build --release -p slipway-cli`, then
 //! `cargo run --release -p slipway-bench --bin lint-throughput`. hadolint comes from `--hadolint`,
@@ -64,7 +65,7 @@ fn main() -> anyhow::Result<()> {
         String::from_utf8_lossy(&version.stdout).trim()
     );
 
-    let slipway_cmd = |files: &[PathBuf]| {
+    let slipway_with = |shellcheck: &str, files: &[PathBuf]| {
         let mut cmd = Command::new(&slipway);
         cmd.args([
             "lint",
@@ -72,11 +73,12 @@ fn main() -> anyhow::Result<()> {
             "json",
             "--no-fail",
             "--shellcheck",
-            "never",
+            shellcheck,
         ])
         .args(files);
         cmd
     };
+    let slipway_cmd = |files: &[PathBuf]| slipway_with("never", files);
     let hadolint_cmd = |files: &[PathBuf]| {
         let mut cmd = Command::new(&hadolint);
         cmd.args(["-f", "json", "--no-fail"]).args(files);
@@ -94,6 +96,27 @@ fn main() -> anyhow::Result<()> {
     let (theirs, their_output) = timed(hadolint_cmd(&files))?;
     report("one process, all files", files.len(), ours, theirs);
     println!("  (output: slipway {our_output} bytes of JSON, hadolint {their_output} bytes)");
+
+    // With ShellCheck, as hadolint always runs it (built in): the distinct RUN scripts of every
+    // file checked by `shellcheck` processes in batches, one per core.
+    let mut with_shellcheck = Duration::MAX;
+    for _ in 0..args.repeat.max(1) {
+        with_shellcheck = with_shellcheck.min(timed(slipway_with("always", &files))?.0);
+    }
+    let rate = |d: Duration| files.len() as f64 / d.as_secs_f64();
+    println!(
+        "one process, all files, ShellCheck on: slipway {:>7.1} files/s ({:.3} s)   hadolint {:>7.1} files/s ({:.3} s)   ratio {:.1}x (target >= 3x)",
+        rate(with_shellcheck),
+        with_shellcheck.as_secs_f64(),
+        rate(theirs),
+        theirs.as_secs_f64(),
+        theirs.as_secs_f64() / with_shellcheck.as_secs_f64()
+    );
+    println!(
+        "  of which ShellCheck (on minus off): {:.3} s = {:.0}% of slipway's time",
+        with_shellcheck.saturating_sub(ours).as_secs_f64(),
+        100.0 * with_shellcheck.saturating_sub(ours).as_secs_f64() / with_shellcheck.as_secs_f64()
+    );
 
     if !args.skip_per_file {
         let mut ours = Duration::ZERO;

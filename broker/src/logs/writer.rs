@@ -404,7 +404,7 @@ async fn publish<S: ChunkSink>(
             state.stats.publish_failures
         };
         if failures == 1 {
-            tracing::warn!(job_id = %meta.job_id, %error, retry_in_ms = delay.as_millis(), "cannot publish a chunk of the job's log; retrying");
+            tracing::warn!(job_id = %meta.job_id, %error, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "cannot publish a chunk of the job's log; retrying");
         } else {
             tracing::debug!(job_id = %meta.job_id, %error, failures, "cannot publish a chunk of the job's log; retrying");
         }

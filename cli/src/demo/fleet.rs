@@ -17,9 +17,6 @@ pub const WORKERS: [&str; 6] = [
     "repo-tracker",
 ];
 
-/// The leader elections of the workers: their lease queues are the demo's too.
-pub const ELECTIONS: [&str; 3] = ["notify", "repo-tracker", "rescan-scheduler"];
-
 /// How often the demo's repo-tracker polls the sample repositories, so that a commit to them
 /// while the fleet keeps running is built within seconds.
 pub const POLL_INTERVAL_MS: u64 = 5_000;

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
+use slipway_broker::definitions::ROLES;
 use slipway_broker::history::{HistoryQuery, HistoryStep};
-use slipway_broker::inspect::{delete_queues, delete_topology, queue_counts};
-use slipway_broker::leadership::lease_queue_name;
-use slipway_broker::logs::log_stream_name;
-use slipway_broker::reports::report_stream_name;
+use slipway_broker::inspect::{delete_namespace, queue_counts};
+use slipway_broker::leadership::declare_lease_queue_of;
+use slipway_broker::logs::{LogStreamSettings, declare_log_stream};
+use slipway_broker::reports::{ReportStreamSettings, declare_report_stream};
 use slipway_broker::streams::ReadFrom;
-use slipway_broker::{BrokerConnection, BrokerSettings, Topology};
+use slipway_broker::{BrokerConnection, BrokerSettings, Topology, TopologyMode};
 use slipway_common::terminal::escape;
 use slipway_notify::config::NotifySettings;
 use slipway_notify::policy::Policies;
@@ -94,6 +95,21 @@ pub struct DemoArgs {
     /// Output format of the summary.
     #[arg(long, short = 'f', value_enum, default_value_t = DemoFormat::Text)]
     format: DemoFormat,
+    /// Run each worker as its own least-privilege broker user (`<PREFIX><worker>`, the password
+    /// in DIR/<worker>, as `slipway definitions --credentials DIR` made them), declaring nothing
+    /// (`broker.topology = "verify"`): a check of a least-privilege setup from end to end. The
+    /// demo itself declares and deletes its namespace with the command line's account, which
+    /// must be allowed to.
+    #[arg(long, value_name = "DIR")]
+    credentials: Option<PathBuf>,
+    /// With --credentials: the users' name prefix.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "slipway-",
+        requires = "credentials"
+    )]
+    user_prefix: String,
 }
 
 fn namespace_name(text: &str) -> Result<String, String> {
@@ -155,6 +171,8 @@ pub async fn run(
 
     let mut settings = broker.clone();
     settings.namespace = args.namespace.clone();
+    // The demo declares and deletes its own namespace.
+    settings.topology = TopologyMode::Declare;
     let connection = BrokerConnection::connect(&settings, "slipway-demo")
         .await
         .context("connect to the broker (is it running? `bash deploy/dev-env.sh` starts it)")?;
@@ -181,6 +199,12 @@ pub async fn run(
         .declare(&connection.channel().await?)
         .await
         .context("declare the demo's queues")?;
+    if args.credentials.is_some() {
+        // Workers that only verify need what they would otherwise declare themselves.
+        declare_worker_resources(&connection, &settings)
+            .await
+            .context("declare the demo's streams and lease queues")?;
+    }
     let mut events = history::open(
         &connection,
         &settings.namespace,
@@ -206,7 +230,7 @@ pub async fn run(
     let (ending, summary, mails) = match outcome {
         Ok(result) => result,
         Err(error) => {
-            stop(&mut processes, &connection, &settings, &topology, &progress).await;
+            stop(&mut processes, &connection, &settings, &progress).await;
             return Err(error);
         }
     };
@@ -230,7 +254,7 @@ pub async fn run(
         progress.say(&keep_running_hints(&settings, &processes, work.path()));
         interrupted = keep_running(&mut processes, &mut interrupt, &progress).await;
     }
-    stop(&mut processes, &connection, &settings, &topology, &progress).await;
+    stop(&mut processes, &connection, &settings, &progress).await;
     drop(work);
     Ok(if interrupted {
         ExitCode::from(INTERRUPTED)
@@ -304,6 +328,9 @@ async fn start_and_watch(
         let mut command = Command::new(binaries.join(&name));
         command.arg("--config").arg(&config);
         hermetic_environment(&mut command, settings);
+        if let Some(dir) = &args.credentials {
+            least_privilege_environment(&mut command, worker, dir, &args.user_prefix);
+        }
         let log = work.join("logs").join(format!("{worker}.log"));
         let started = processes
             .start(&name, command, &log)
@@ -392,6 +419,29 @@ fn hermetic_environment(command: &mut Command, settings: &BrokerSettings) {
     }
 }
 
+/// `worker` logs in as its own user (`<prefix><worker>`, password in `<dir>/<worker>`) and
+/// declares nothing.
+fn least_privilege_environment(command: &mut Command, worker: &str, dir: &Path, prefix: &str) {
+    command
+        .env("SLIPWAY_BROKER__USERNAME", format!("{prefix}{worker}"))
+        .env("SLIPWAY_BROKER__PASSWORD_FILE", dir.join(worker))
+        .env("SLIPWAY_BROKER__TOPOLOGY", "verify");
+}
+
+/// The streams and lease queues the workers declare themselves when they may (with the
+/// workers' default retention, as the demo's worker configurations leave it).
+async fn declare_worker_resources(
+    connection: &BrokerConnection,
+    settings: &BrokerSettings,
+) -> anyhow::Result<()> {
+    declare_log_stream(connection, settings, &LogStreamSettings::default()).await?;
+    declare_report_stream(connection, settings, &ReportStreamSettings::default()).await?;
+    for role in ROLES.iter().filter(|role| role.elects) {
+        declare_lease_queue_of(connection, settings, role.name).await?;
+    }
+    Ok(())
+}
+
 /// Refuse a namespace another fleet consumes from; delete what an earlier demo left in it.
 async fn clear_namespace(
     connection: &BrokerConnection,
@@ -410,7 +460,7 @@ async fn clear_namespace(
         );
     }
     if !counts.is_empty() {
-        delete_namespace(connection, settings, topology).await?;
+        delete_namespace(connection, settings).await?;
         progress.say(&format!(
             "deleted what an earlier run left in namespace {:?}",
             settings.namespace
@@ -419,38 +469,16 @@ async fn clear_namespace(
     Ok(())
 }
 
-/// Every queue, stream and exchange of the demo's namespace.
-async fn delete_namespace(
-    connection: &BrokerConnection,
-    settings: &BrokerSettings,
-    topology: &Topology,
-) -> anyhow::Result<()> {
-    delete_topology(connection, topology).await?;
-    // Streams and leases the workers declare themselves.
-    let mut others = vec![
-        log_stream_name(&settings.namespace),
-        report_stream_name(&settings.namespace),
-    ];
-    others.extend(
-        fleet::ELECTIONS
-            .iter()
-            .map(|election| lease_queue_name(&settings.namespace, election)),
-    );
-    delete_queues(connection, &others).await?;
-    Ok(())
-}
-
 /// Stop every process, then delete the namespace; say what was done.
 async fn stop(
     processes: &mut Processes,
     connection: &BrokerConnection,
     settings: &BrokerSettings,
-    topology: &Topology,
     progress: &Progress,
 ) {
     let count = processes.list().len();
     let killed = processes.stop_all(STOP_GRACE);
-    let deleted = delete_namespace(connection, settings, topology).await;
+    let deleted = delete_namespace(connection, settings).await;
     connection.close().await;
     let mut said = format!("stopped {count} processes");
     if killed > 0 {

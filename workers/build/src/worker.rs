@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions, log_stream_name};
+use slipway_broker::logs::{LogStreamSettings, LogWriter, LogWriterOptions};
 use slipway_broker::{BrokerSettings, Consumer, Job, Outcome, SideConnection, Topology};
 use slipway_common::message::{BuildStage, ImageRemoved, ImageRetired, LintPassed};
 use slipway_common::process::{WorkerConfig, WorkerKind};
@@ -332,12 +332,7 @@ impl BuildHandler {
             registry,
             credentials,
             logs: LogSink {
-                side: SideConnection::for_logs(
-                    &config.broker,
-                    "slipway-build-logs",
-                    &log_stream_name(&config.broker.namespace),
-                    &config.logs,
-                ),
+                side: SideConnection::for_logs(&config.broker, "slipway-build-logs", &config.logs),
             },
             reclaiming: Mutex::new(Vec::new()),
             shutdown,

@@ -29,7 +29,8 @@ pub enum ConfigError {
     },
     /// An output format that is not known.
     #[error(
-        "{source_name}: unknown format '{value}'; expecting tty, json, sarif, checkstyle or gnu"
+        "{source_name}: unknown format '{value}'; expecting tty, json, sarif, checkstyle, gnu, \
+         codeclimate, gitlab_codeclimate, sonarqube or codacy"
     )]
     Format {
         /// Where the value came from.
@@ -266,10 +267,9 @@ impl Partial {
         let mut formats = Vec::new();
         if let Some(value) = lookup("HADOLINT_FORMAT") {
             for name in value.split(',') {
-                // hadolint drops unknown names here; so do we.
-                if let Some(f) = Format::parse(name) {
-                    formats.push(f);
-                }
+                // hadolint falls back to tty silently here; a CI job that asked for a report
+                // would then read none, so an unknown name is an error.
+                formats.push(format("HADOLINT_FORMAT", name)?);
             }
         }
         let mut label_schema = BTreeMap::new();

@@ -2,6 +2,7 @@
 //! formats and configuration, the ShellCheck adapter, and the lint worker (its decisions in
 //! [`job`], its broker wiring in [`worker`]).
 
+pub mod batch;
 pub mod config;
 pub mod format;
 pub mod images;

@@ -69,39 +69,85 @@ pub fn lint_with(
     settings: &Settings,
     shellcheck: Option<&dyn ShellChecker>,
 ) -> Vec<Failure> {
-    let dockerfile = match parser::parse(source) {
-        Ok(dockerfile) => dockerfile,
-        Err(error) => {
+    let analysis = Analysis::of(source, settings);
+    let checked = shellcheck.map(|checker| checker.check(analysis.scripts()));
+    analysis.finish(checked, settings)
+}
+
+/// A Dockerfile linted by the DL rules, its `RUN` scripts waiting for ShellCheck: what a caller
+/// that checks the scripts of many files together (in batches, once per distinct script) holds
+/// between [`Analysis::of`] and [`Analysis::finish`].
+#[derive(Debug)]
+pub struct Analysis {
+    /// The DL findings, or the parse error alone.
+    failures: Vec<Failure>,
+    /// The `RUN` scripts (none when the file does not parse).
+    scripts: Vec<ShellScript>,
+    /// The ignore pragmas, when the file parsed and pragmas count.
+    pragmas: Option<Pragmas>,
+}
+
+impl Analysis {
+    /// Parses `source` and runs the DL rules.
+    pub fn of(source: &str, settings: &Settings) -> Self {
+        match parser::parse(source) {
+            Ok(dockerfile) => Analysis {
+                failures: run_rules(&dockerfile, &settings.rules),
+                scripts: shell_scripts(&dockerfile),
+                pragmas: (!settings.disable_ignore_pragma).then(|| Pragmas::collect(&dockerfile)),
+            },
             // As hadolint: a file that does not parse gets the parse error alone.
-            return vec![Failure {
-                column: error.column,
-                ..PARSE_ERROR.with_message(error.line, error.message)
-            }];
-        }
-    };
-    let mut failures = run_rules(&dockerfile, &settings.rules);
-    let mut unchecked = None;
-    if let Some(checker) = shellcheck {
-        let scripts = shell_scripts(&dockerfile);
-        match checker.check(&scripts) {
-            Ok(found) => failures.extend(found),
-            Err(reason) => unchecked = Some(shellcheck_failed(&scripts, &reason)),
+            Err(error) => Analysis {
+                failures: vec![Failure {
+                    column: error.column,
+                    ..PARSE_ERROR.with_message(error.line, error.message)
+                }],
+                scripts: Vec::new(),
+                pragmas: None,
+            },
         }
     }
-    if !settings.disable_ignore_pragma {
-        let pragmas = Pragmas::collect(&dockerfile);
-        failures.retain(|f| !pragmas.ignores(f));
+
+    /// The `RUN` scripts ShellCheck should check.
+    pub fn scripts(&self) -> &[ShellScript] {
+        &self.scripts
     }
-    for failure in &mut failures {
-        if let Some(severity) = settings.overrides.get(&failure.code) {
-            failure.severity = *severity;
+
+    /// The findings: the DL ones with ShellCheck's (`checked`: its findings at the scripts' lines,
+    /// or why it could not check them; `None` when ShellCheck does not run), after pragmas,
+    /// severity overrides and ignores, sorted by line.
+    pub fn finish(
+        self,
+        checked: Option<Result<Vec<Failure>, String>>,
+        settings: &Settings,
+    ) -> Vec<Failure> {
+        let Analysis {
+            mut failures,
+            scripts,
+            pragmas,
+        } = self;
+        let mut unchecked = None;
+        match checked {
+            Some(Ok(found)) => failures.extend(found),
+            Some(Err(reason)) if !scripts.is_empty() => {
+                unchecked = Some(shellcheck_failed(&scripts, &reason));
+            }
+            Some(Err(_)) | None => {}
         }
+        if let Some(pragmas) = &pragmas {
+            failures.retain(|f| !pragmas.ignores(f));
+        }
+        for failure in &mut failures {
+            if let Some(severity) = settings.overrides.get(&failure.code) {
+                failure.severity = *severity;
+            }
+        }
+        failures.retain(|f| f.severity != Severity::Ignore && !settings.ignored.contains(&f.code));
+        // Added after pragmas, overrides and ignores: see SHELLCHECK_FAILED.
+        failures.extend(unchecked);
+        failures.sort_by_key(|f| f.line);
+        failures
     }
-    failures.retain(|f| f.severity != Severity::Ignore && !settings.ignored.contains(&f.code));
-    // Added after pragmas, overrides and ignores: see SHELLCHECK_FAILED.
-    failures.extend(unchecked);
-    failures.sort_by_key(|f| f.line);
-    failures
 }
 
 /// The [`SHELLCHECK_FAILED`] finding for `scripts`, at the first one's line, naming the lines of
@@ -319,6 +365,34 @@ impl Pragmas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What hadolint 2.15 reports for these (checked with `hadolint -f json`), where slipway
+    /// reported DL1000 before.
+    #[test]
+    fn nested_onbuild_and_variable_port_ranges_lint_as_hadolint_lints_them() {
+        let codes = |text: &str| -> Vec<String> {
+            lint(text, &Settings::default())
+                .into_iter()
+                .map(|f| f.code)
+                .collect()
+        };
+        assert_eq!(
+            codes("FROM debian:12.5\nONBUILD ONBUILD RUN anything\n"),
+            ["DL3043"]
+        );
+        assert_eq!(
+            codes("FROM debian:12.5\nONBUILD ONBUILD ONBUILD RUN anything\n"),
+            ["DL3043"]
+        );
+        assert!(
+            codes(
+                "FROM debian:12.5\nARG FOOBAR=40010\nEXPOSE 40000-${FOOBAR}\nEXPOSE 80-${X}/tcp\n"
+            )
+            .is_empty()
+        );
+        // BuildKit's dash-stripped, backslash-quoted heredoc on COPY (hadolint: DL1000).
+        assert!(codes("FROM debian:12.5\nCOPY <<-\\EOT /x\n\thello\n\tEOT\n").is_empty());
+    }
 
     #[test]
     fn pragma_grammar() {

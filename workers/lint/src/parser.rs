@@ -315,11 +315,9 @@ impl Cursor<'_> {
         if let Instruction::Copy(copy) = &instruction
             && copy.sources.iter().all(|s| s.starts_with("<<"))
             && let Some(first) = copy.sources.last()
+            && let Some(heredoc) = heredoc_marker(first)
         {
-            let marker = heredoc_marker(first).map(str::to_string);
-            if let Some(marker) = marker {
-                self.consume_heredoc(&marker);
-            }
+            self.consume_heredoc(&heredoc);
         }
         Ok(instruction)
     }
@@ -328,19 +326,21 @@ impl Cursor<'_> {
     /// body and returns `(text before the marker, body)`.
     fn heredoc_body(&mut self, first_line: &str) -> Option<(String, String)> {
         let at = first_line.find("<<")?;
-        let marker = heredoc_marker(&first_line[at..])?.to_string();
-        let body = self.consume_heredoc(&marker)?;
+        let heredoc = heredoc_marker(&first_line[at..])?;
+        let body = self.consume_heredoc(&heredoc)?;
         Some((first_line[..at].trim().to_string(), body))
     }
 
-    /// Consumes the lines after the current one up to a line equal to `marker`; returns the lines
-    /// in between (trimmed), or `None` (consuming nothing) when no such line exists.
-    fn consume_heredoc(&mut self, marker: &str) -> Option<String> {
+    /// Consumes the lines after the current one up to the terminator line of `heredoc` (its
+    /// word alone, after leading tabs for `<<-`); returns the lines in between (trimmed, `<<-`
+    /// lines without their leading tabs), or `None` (consuming nothing) when no such line exists.
+    fn consume_heredoc(&mut self, heredoc: &Heredoc) -> Option<String> {
         if self.peek() != Some(b'\n') {
             return None;
         }
         let body_start = self.pos + 1;
         let mut line_start = body_start;
+        let mut body = String::new();
         loop {
             if line_start > self.src.len() {
                 return None;
@@ -349,31 +349,58 @@ impl Cursor<'_> {
                 .iter()
                 .position(|c| *c == b'\n')
                 .map_or(self.src.len(), |e| line_start + e);
-            if &self.src[line_start..end] == marker.as_bytes() {
-                let body = String::from_utf8_lossy(&self.src[body_start..line_start])
-                    .trim()
-                    .to_string();
+            let mut line = &self.src[line_start..end];
+            if heredoc.strip_tabs {
+                while let [b'\t', rest @ ..] = line {
+                    line = rest;
+                }
+            }
+            if line == heredoc.word.as_bytes() {
                 while self.pos < end {
                     self.advance();
                 }
-                return Some(body);
+                return Some(body.trim().to_string());
             }
+            body.push_str(&String::from_utf8_lossy(line));
+            body.push('\n');
             line_start = end + 1;
         }
     }
 }
 
-/// The marker of a heredoc opener `<<[-]WORD` / `<<"WORD"` / `<<'WORD'` at the start of `text`.
-fn heredoc_marker(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("<<")?.trim_start_matches('-');
-    let marker = if let Some(quoted) = rest.strip_prefix('"') {
-        &quoted[..quoted.find('"')?]
-    } else if let Some(quoted) = rest.strip_prefix('\'') {
-        &quoted[..quoted.find('\'')?]
-    } else {
-        rest.split([' ', '\t']).next()?
+/// A heredoc opener: its terminating word, and whether `<<-` strips leading tabs.
+#[derive(Debug, PartialEq, Eq)]
+struct Heredoc {
+    word: String,
+    strip_tabs: bool,
+}
+
+/// The heredoc opener `<<[-]WORD` at the start of `text`, as BuildKit reads it: the word may be
+/// quoted whole (`"EOF"`, `'EOF'`) or in part with backslashes (`\EOF`).
+fn heredoc_marker(text: &str) -> Option<Heredoc> {
+    let rest = text.strip_prefix("<<")?;
+    let (rest, strip_tabs) = match rest.strip_prefix('-') {
+        Some(rest) => (rest, true),
+        None => (rest, false),
     };
-    (!marker.is_empty() && !marker.starts_with('<')).then_some(marker)
+    let word = if let Some(quoted) = rest.strip_prefix('"') {
+        quoted[..quoted.find('"')?].to_string()
+    } else if let Some(quoted) = rest.strip_prefix('\'') {
+        quoted[..quoted.find('\'')?].to_string()
+    } else {
+        let raw = rest.split([' ', '\t']).next()?;
+        let mut word = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => word.extend(chars.next()),
+                '"' | '\'' => {}
+                c => word.push(c),
+            }
+        }
+        word
+    };
+    (!word.is_empty() && !word.starts_with('<')).then_some(Heredoc { word, strip_tabs })
 }
 
 /// The arguments of a `RUN` carrying a heredoc: the body alone when the heredoc is the whole
@@ -451,7 +478,7 @@ fn parse_instruction(
                 .find(|c: char| !c.is_ascii_alphabetic())
                 .unwrap_or(inner.len());
             let inner_keyword = inner[..word_end].to_ascii_uppercase();
-            if !KEYWORDS.split(", ").any(|k| k == inner_keyword) || inner_keyword == "ONBUILD" {
+            if !KEYWORDS.split(", ").any(|k| k == inner_keyword) {
                 // The word, or the first character when it does not start with a letter.
                 let shown = match inner[word_end..].chars().next() {
                     Some(first) if word_end == 0 => &inner[..first.len_utf8()],
@@ -464,6 +491,17 @@ fn parse_instruction(
             let rest = &inner[word_end..];
             if !rest.starts_with([' ', '\t']) {
                 return Err(at.error(format!("ONBUILD {inner_keyword}: expecting its arguments")));
+            }
+            // `ONBUILD ONBUILD RUN x` parses (DL3043 reports it, as hadolint does); a hostile
+            // line of thousands must not recurse that deep.
+            let nested = rest
+                .split_whitespace()
+                .take_while(|word| word.eq_ignore_ascii_case("ONBUILD"))
+                .count();
+            if inner_keyword == "ONBUILD" && nested >= MAX_ONBUILD_NESTING {
+                return Err(at.error(format!(
+                    "ONBUILD: nested more than {MAX_ONBUILD_NESTING} times"
+                )));
             }
             Instruction::OnBuild(Box::new(parse_instruction(
                 &inner_keyword,
@@ -918,11 +956,15 @@ fn read_pair_value(
     Ok(out)
 }
 
-/// `EXPOSE 80 443/tcp 8000-8010/udp $PORT`
+/// The most `ONBUILD`s one instruction may nest (`ONBUILD ONBUILD …`).
+const MAX_ONBUILD_NESTING: usize = 8;
+
+/// `EXPOSE 80 443/tcp 8000-8010/udp $PORT`; a range with a variable at either end
+/// (`40000-${END}`, `80-${X}/tcp`) is a variable, as hadolint reads it.
 fn parse_expose(body: &str, at: Position) -> Result<Vec<PortSpec>, ParseError> {
     let mut ports = Vec::new();
     for word in body.split_whitespace() {
-        if word.starts_with('$') {
+        if word.starts_with('$') || word.contains("-$") {
             ports.push(PortSpec::Variable(word.to_string()));
             continue;
         }
@@ -1157,6 +1199,100 @@ mod tests {
         assert_eq!(run.arguments.script.commands[0].name, "apt-get");
         assert_eq!(df.instructions[2].line, 5);
         assert_eq!(df.instructions[1].end_line, 4);
+    }
+
+    /// BuildKit's heredoc words: `<<-` strips leading tabs from the body and the terminator, and
+    /// the word may be quoted with a backslash (`<<\EOT`), on RUN and COPY alike. hadolint 2.15
+    /// reports DL1000 for these; BuildKit builds them.
+    #[test]
+    fn dash_and_backslash_quoted_heredocs_parse_on_run_and_copy() {
+        let df = parse(
+            "FROM debian:12.5\nCOPY <<-\\EOT /x\n\thello $HOME\n\tEOT\nRUN <<-EOF\n\tapt-get update\n\t\tEOF\nRUN <<\\EOF\necho $HOME\nEOF\nUSER u",
+        )
+        .unwrap();
+        let Instruction::Copy(copy) = &df.instructions[1].instruction else {
+            panic!("{:?}", df.instructions[1])
+        };
+        assert_eq!(copy.dest, "/x");
+        assert_eq!(df.instructions[1].end_line, 4);
+        let Instruction::Run(run) = &df.instructions[2].instruction else {
+            panic!()
+        };
+        assert_eq!(run.arguments.form, ArgumentsForm::Heredoc);
+        assert_eq!(run.arguments.script.source, "apt-get update");
+        let Instruction::Run(run) = &df.instructions[3].instruction else {
+            panic!()
+        };
+        assert_eq!(run.arguments.script.commands[0].name, "echo");
+        assert!(matches!(
+            df.instructions[4].instruction,
+            Instruction::User(_)
+        ));
+        assert_eq!(df.instructions[4].line, 11);
+        assert_eq!(
+            heredoc_marker("<<-'E O'"),
+            Some(Heredoc {
+                word: "E O".into(),
+                strip_tabs: true
+            })
+        );
+        assert_eq!(
+            heredoc_marker("<<E\\O\\F x").map(|h| h.word),
+            Some("EOF".into())
+        );
+        assert_eq!(
+            heredoc_marker("<<\"\""),
+            None,
+            "an empty word is no heredoc"
+        );
+        // Without `-`, an indented terminator does not end the body: no heredoc, and its lines
+        // are instructions that do not parse.
+        assert!(parse("RUN <<EOF\necho\n\tEOF\nUSER u").is_err());
+    }
+
+    #[test]
+    fn a_port_range_ending_in_a_variable_is_a_variable() {
+        let df = parse("EXPOSE 40000-${FOOBAR} 80-${X}/tcp ${A}-80 8000-8010/udp").unwrap();
+        let Instruction::Expose(ports) = &df.instructions[0].instruction else {
+            panic!()
+        };
+        assert_eq!(
+            ports[..3],
+            [
+                PortSpec::Variable("40000-${FOOBAR}".into()),
+                PortSpec::Variable("80-${X}/tcp".into()),
+                PortSpec::Variable("${A}-80".into()),
+            ]
+        );
+        assert!(matches!(
+            ports[3],
+            PortSpec::Range {
+                start: 8000,
+                end: 8010,
+                ..
+            }
+        ));
+        assert!(
+            parse("EXPOSE 80-abc").is_err(),
+            "not a number nor a variable"
+        );
+    }
+
+    #[test]
+    fn nested_onbuild_parses_to_a_bounded_depth() {
+        let df = parse("ONBUILD ONBUILD RUN anything").unwrap();
+        let Instruction::OnBuild(inner) = &df.instructions[0].instruction else {
+            panic!()
+        };
+        assert!(matches!(**inner, Instruction::OnBuild(_)));
+        let deep = format!("{}RUN x", "ONBUILD ".repeat(MAX_ONBUILD_NESTING + 1));
+        assert!(parse(&deep).is_ok(), "{MAX_ONBUILD_NESTING} nested");
+        let deeper = format!("{}RUN x", "ONBUILD ".repeat(MAX_ONBUILD_NESTING + 2));
+        let error = parse(&deeper).unwrap_err().to_string();
+        assert!(error.contains("nested more than"), "{error}");
+        // A hostile line: refused at once, no deep recursion.
+        let hostile = format!("{}RUN x", "ONBUILD ".repeat(50_000));
+        assert!(parse(&hostile).is_err());
     }
 
     #[test]

@@ -147,6 +147,15 @@ impl ShellcheckProgram {
 
     /// Checks several scripts with one `shellcheck` process.
     pub fn check_all(&self, scripts: &[ShellScript]) -> Result<Vec<Failure>, ShellcheckError> {
+        Ok(self.check_each(scripts)?.into_iter().flatten().collect())
+    }
+
+    /// Checks several scripts with one `shellcheck` process: the findings of each script, in
+    /// order, positioned at its line.
+    pub fn check_each(
+        &self,
+        scripts: &[ShellScript],
+    ) -> Result<Vec<Vec<Failure>>, ShellcheckError> {
         if scripts.is_empty() {
             return Ok(Vec::new());
         }
@@ -197,15 +206,16 @@ impl ShellChecker for ShellcheckProgram {
     }
 }
 
-/// Failures from ShellCheck's `json1` output, positioned at the `RUN` line of their script.
+/// Failures from ShellCheck's `json1` output, for each script in order, positioned at the `RUN`
+/// line of their script.
 fn parse_report(
     output: &[u8],
     files: &[PathBuf],
     scripts: &[ShellScript],
-) -> Result<Vec<Failure>, ShellcheckError> {
+) -> Result<Vec<Vec<Failure>>, ShellcheckError> {
     let report: serde_json::Value = serde_json::from_slice(output)
         .map_err(|e| ShellcheckError::Failed(format!("unreadable JSON output: {e}")))?;
-    let mut failures = Vec::new();
+    let mut failures = vec![Vec::new(); scripts.len()];
     for comment in report["comments"].as_array().into_iter().flatten() {
         let Some(file) = comment["file"].as_str() else {
             continue;
@@ -222,7 +232,7 @@ fn parse_report(
             Some("style") => Severity::Style,
             _ => Severity::Error,
         };
-        failures.push(Failure {
+        failures[index].push(Failure {
             code: format!("SC{code}"),
             severity,
             message: comment["message"].as_str().unwrap_or_default().to_string(),

@@ -14,6 +14,7 @@ use slipway_common::telemetry::TelemetrySettings;
 use slipway_source::{SourceCache, SourceError, SourceSettings};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::ScriptCache;
 use crate::job::{self, LintJobSettings, ShellcheckMode, SourceDecision};
 use crate::shellcheck::ShellcheckProgram;
 use crate::telemetry::LintVerdict;
@@ -80,7 +81,8 @@ pub enum WorkerError {
 pub struct LintHandler {
     cache: SourceCache,
     settings: LintJobSettings,
-    shellcheck: Option<ShellcheckProgram>,
+    /// ShellCheck, remembering the scripts it has checked: jobs repeat the same `RUN`s.
+    shellcheck: Option<Arc<ScriptCache<ShellcheckProgram>>>,
 }
 
 impl LintHandler {
@@ -94,7 +96,11 @@ impl LintHandler {
                 Some(ShellcheckProgram::find("shellcheck").map_err(WorkerError::Shellcheck)?)
             }
         }
-        .map(|program| program.with_limits(settings.shellcheck_limits()));
+        .map(|program| {
+            Arc::new(ScriptCache::new(
+                program.with_limits(settings.shellcheck_limits()),
+            ))
+        });
         tracing::info!(shellcheck = shellcheck.is_some(), "lint handler ready");
         Ok(LintHandler {
             cache,
@@ -135,7 +141,7 @@ impl LintHandler {
         let commit_for_lint = commit.clone();
         let linted = slipway_common::telemetry::spawn_blocking_in_span(move || {
             let checker = shellcheck
-                .as_ref()
+                .as_deref()
                 .map(|s| s as &dyn crate::lint::ShellChecker);
             job::lint_dockerfile(
                 &entry,

@@ -3,13 +3,16 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounterVec, IntGauge, Opts};
 use slipway_common::JobId;
-use slipway_common::telemetry::register;
+use slipway_common::telemetry::{leader_gauge, register};
 
 use crate::policy::Suppressed;
 
 /// `slipway_notify_mails_total{outcome}`: sent, failed (refused for good), retried, duplicate.
+/// `slipway_leader{worker="notify"}`: 1 while this instance sends the digests.
+static LEADER: LazyLock<IntGauge> = LazyLock::new(|| leader_gauge("notify"));
+
 static MAILS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -41,6 +44,7 @@ const OUTCOMES: [&str; 4] = ["sent", "retried", "failed", "duplicate"];
 
 /// Registers the metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
+    LazyLock::force(&LEADER);
     for outcome in OUTCOMES {
         MAILS.with_label_values(&[outcome]);
     }
@@ -77,4 +81,31 @@ pub fn failed(job_id: JobId, message_id: &str, error: &str) {
 pub fn suppressed(job_id: JobId, kind: &str, reason: Suppressed) {
     SUPPRESSED.with_label_values(&[reason.as_str()]).inc();
     tracing::debug!(job_id = %job_id, kind, reason = reason.as_str(), "no mail");
+}
+
+/// This instance's digest-sending term began (`leading`) or ended.
+pub fn leadership(leading: bool, term: u64) {
+    LEADER.set(i64::from(leading));
+    if leading {
+        tracing::info!(term, "leading: sending the digests");
+    } else {
+        tracing::info!(term, "no longer leading");
+    }
+}
+
+/// Sets `slipway_leader` for one term and clears it when dropped, however the term ends.
+pub struct LeadingTerm(u64);
+
+impl LeadingTerm {
+    /// Term `term` began.
+    pub fn begin(term: u64) -> Self {
+        leadership(true, term);
+        Self(term)
+    }
+}
+
+impl Drop for LeadingTerm {
+    fn drop(&mut self) {
+        leadership(false, self.0);
+    }
 }

@@ -162,12 +162,12 @@ impl NotifyHandler {
     /// One term of the digest sender: each digest whose window ended goes out once, then
     /// `mail.sent` records it (which removes it from the view).
     pub async fn send_digests(&self, term: LeaderTerm) {
+        let _leading = telemetry::LeadingTerm::begin(term.number);
         let token = term.token.clone();
         tokio::select! {
             () = token.cancelled() => return,
             () = self.view.fence(&self.broker, "slipway-notify-fence") => {}
         }
-        tracing::info!(term = term.number, "sending digests");
         let mut sent: std::collections::HashMap<String, std::time::Instant> =
             std::collections::HashMap::new();
         let mut retry_at: std::collections::HashMap<String, std::time::Instant> =

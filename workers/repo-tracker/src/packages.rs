@@ -883,7 +883,7 @@ mod tests {
             },
             "2024-01-01T00:00:00Z".into(),
             &analysis,
-            UpdatesReport::default(),
+            (UpdatesReport::default(), Default::default()),
             slipway_scan::osv::check(&inventory, None),
         );
         let body = serde_json::to_vec(&report).unwrap();

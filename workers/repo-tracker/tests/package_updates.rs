@@ -137,7 +137,7 @@ async fn append_scan(bus: &TestBus, job: &str, n: u8, os: OsIdentity, packages: 
         },
         "2024-06-01T00:00:00Z".into(),
         &analysis,
-        UpdatesReport::default(),
+        (UpdatesReport::default(), Default::default()),
         slipway_scan::osv::check(&inventory, None),
     );
     let meta = ReportMeta {

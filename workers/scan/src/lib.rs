@@ -17,6 +17,7 @@
 //! a directory), `worker` and `telemetry` wire the scan worker to the broker.
 
 pub mod capabilities;
+pub mod gate;
 pub mod image;
 pub mod integrity;
 pub mod inventory;

@@ -16,7 +16,7 @@ use crate::report::{
     Analysis, AnalysisError, ScanOptions, ScanReport, Subject, analyse, match_vulnerabilities,
 };
 use crate::source::{ReadImage, SourceError, Target, read_daemon_image, read_local};
-use crate::updates::{Fetcher, Repo};
+use crate::updates::{Fetcher, PackageIndex, Repo};
 
 /// Where the image to scan is.
 #[derive(Debug)]
@@ -40,7 +40,10 @@ pub struct PipelineOptions<'a> {
     pub integrity: bool,
     /// The repositories to look for updates in (none: updates are reported as not checked).
     pub repos: &'a [Repo],
-    /// The index fetcher for `repos`.
+    /// The package indexes to look for language-package updates in (none: reported as not
+    /// checked).
+    pub indexes: &'a [PackageIndex],
+    /// The fetcher for `repos` and `indexes`.
     pub fetcher: Option<&'a Fetcher>,
     /// The OSV database (none: the report says none is configured).
     pub database: Option<&'a Database>,
@@ -74,6 +77,8 @@ pub struct Scanned {
     pub scanned_at: Timestamp,
     /// How many updates the repositories offer.
     pub updates_found: u64,
+    /// How many language-package updates the indexes offer, by ecosystem.
+    pub language_updates_found: BTreeMap<Ecosystem, u64>,
 }
 
 impl Scanned {
@@ -179,12 +184,26 @@ pub async fn scan(
             .await
             .map_err(|e| PipelineError::Task(e.to_string()))??;
     let updates_started = Instant::now();
-    let updates = crate::updates::check(options.fetcher, options.repos, &analysis.inventory).await;
+    let (updates, language_updates) = futures_util::join!(
+        crate::updates::check(options.fetcher, options.repos, &analysis.inventory),
+        crate::updates::language::lookup::check(
+            options.fetcher,
+            options.indexes,
+            &analysis.inventory
+        ),
+    );
     analysis
         .durations
         .insert("updates", updates_started.elapsed());
     let vulnerabilities = match_vulnerabilities(&mut analysis, options.database);
     let updates_found = u64::try_from(updates.updates.len()).unwrap_or(u64::MAX);
+    let language_updates_found = language_updates.updates.iter().fold(
+        BTreeMap::new(),
+        |mut found: BTreeMap<Ecosystem, u64>, update| {
+            *found.entry(update.ecosystem).or_default() += 1;
+            found
+        },
+    );
     analysis.durations.insert("read", read_time);
     analysis.durations.insert("total", started.elapsed());
     let scanned_at = Timestamp::now();
@@ -197,7 +216,7 @@ pub async fn scan(
         },
         scanned_at.to_rfc3339(),
         &analysis,
-        updates,
+        (updates, language_updates),
         vulnerabilities,
     );
     Ok(Scanned {
@@ -206,6 +225,7 @@ pub async fn scan(
         digest,
         scanned_at,
         updates_found,
+        language_updates_found,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::inventory::{InventoryError, take_inventory};
 use crate::osv::{self, Database, OsvReport};
 use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
 use crate::source::Access;
-use crate::updates::UpdatesReport;
+use crate::updates::{LanguageUpdatesReport, UpdatesReport};
 
 /// The report format's name and version.
 pub const REPORT_SCHEMA: &str = "slipway.scan-report/1";
@@ -192,6 +192,8 @@ pub struct ScanReport {
     pub capabilities: Vec<CapabilityFinding>,
     /// Newer versions of the OS packages in the repositories configured for the image's OS.
     pub updates: UpdatesReport,
+    /// Newer releases of the Python, npm and gem packages on the configured package indexes.
+    pub language_updates: LanguageUpdatesReport,
     /// Known vulnerabilities from the offline OSV database, or that none is configured.
     pub vulnerabilities: OsvReport,
     /// What was skipped, and why.
@@ -202,12 +204,13 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// The report of `analysis` of `subject`, scanned at `scanned_at` (RFC 3339), with the
-    /// `updates` found and the `vulnerabilities` matched ([`match_vulnerabilities`]).
+    /// OS `updates` and `language_updates` found and the `vulnerabilities` matched
+    /// ([`match_vulnerabilities`]).
     pub fn new(
         subject: Subject,
         scanned_at: String,
         analysis: &Analysis,
-        updates: UpdatesReport,
+        (updates, language_updates): (UpdatesReport, LanguageUpdatesReport),
         vulnerabilities: OsvReport,
     ) -> Self {
         let durations = &analysis.durations;
@@ -227,6 +230,7 @@ impl ScanReport {
             integrity: analysis.integrity.clone(),
             capabilities: analysis.capabilities.clone(),
             updates,
+            language_updates,
             vulnerabilities,
             warnings: analysis.warnings.clone(),
             durations_ms: durations
@@ -242,7 +246,7 @@ impl ScanReport {
     }
 
     /// Results per scanner, the `scan.completed` summary: `packages`, `integrity` (failures),
-    /// `config-changes`, `capabilities`, `os-updates`, `vulnerabilities`.
+    /// `config-changes`, `capabilities`, `os-updates`, `language-updates`, `vulnerabilities`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let mut counts = BTreeMap::new();
@@ -256,6 +260,10 @@ impl ScanReport {
         }
         counts.insert("capabilities".to_owned(), count(self.capabilities.len()));
         counts.insert("os-updates".to_owned(), count(self.updates.updates.len()));
+        counts.insert(
+            "language-updates".to_owned(),
+            count(self.language_updates.updates.len()),
+        );
         counts.insert(
             "vulnerabilities".to_owned(),
             count(self.vulnerabilities.vulnerabilities.len()),

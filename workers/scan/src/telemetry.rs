@@ -122,6 +122,20 @@ static UPDATES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `slipway_scan_language_updates_found_total{ecosystem}`.
+static LANGUAGE_UPDATES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "slipway_scan_language_updates_found_total",
+                "Language-package updates found on the configured package indexes for scanned images, by ecosystem (pypi, npm, gem).",
+            ),
+            &["ecosystem"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// `slipway_scan_scans_total{outcome}`.
 static SCANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
@@ -136,6 +150,9 @@ static SCANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// The ecosystems of language packages, whose updates come from package indexes.
+const LANGUAGE_ECOSYSTEMS: [Ecosystem; 3] = [Ecosystem::Pypi, Ecosystem::Npm, Ecosystem::Gem];
+
 /// Registers the scan metrics so that they are exported (at zero) from the start.
 pub fn register_metrics() {
     for scanner in Scanner::ALL {
@@ -145,19 +162,23 @@ pub fn register_metrics() {
         PACKAGES.with_label_values(&[ecosystem.as_str()]);
     }
     LazyLock::force(&UPDATES);
+    for ecosystem in LANGUAGE_ECOSYSTEMS {
+        LANGUAGE_UPDATES.with_label_values(&[ecosystem.as_str()]);
+    }
     for outcome in ScanOutcome::ALL {
         SCANS.with_label_values(&[outcome.as_str()]);
     }
 }
 
-/// A scan completed: its steps' times, the packages it found by ecosystem, the updates.
+/// A scan completed: its steps' times, the packages it found by ecosystem, the OS updates, the
+/// language-package updates by ecosystem.
 pub fn scan_completed(
     job_id: JobId,
     image: &str,
     digest: &str,
     durations: &BTreeMap<&'static str, Duration>,
     packages: &BTreeMap<Ecosystem, u64>,
-    updates: u64,
+    (updates, language_updates): (u64, &BTreeMap<Ecosystem, u64>),
 ) {
     // Only known scanners become label values, whatever the analysis timed.
     for (scanner, duration) in durations {
@@ -173,13 +194,21 @@ pub fn scan_completed(
             .inc_by(*count);
     }
     UPDATES.inc_by(updates);
+    for (ecosystem, count) in language_updates {
+        if LANGUAGE_ECOSYSTEMS.contains(ecosystem) {
+            LANGUAGE_UPDATES
+                .with_label_values(&[ecosystem.as_str()])
+                .inc_by(*count);
+        }
+    }
+    let language_updates = language_updates.values().sum::<u64>();
     SCANS
         .with_label_values(&[ScanOutcome::Completed.as_str()])
         .inc();
     let total_ms = durations
         .get(Scanner::Total.as_str())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    tracing::info!(job_id = %job_id, image, digest, packages = packages.values().sum::<u64>(), updates, duration_ms = total_ms, "scan completed");
+    tracing::info!(job_id = %job_id, image, digest, packages = packages.values().sum::<u64>(), updates, language_updates, duration_ms = total_ms, "scan completed");
 }
 
 /// A scan failed for good (`scan.failed` is published).

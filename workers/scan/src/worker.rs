@@ -26,7 +26,10 @@ use crate::osv::Database;
 use crate::pipeline::{self, PipelineError, PipelineOptions, ScanSubject, Source};
 use crate::reports::ReportMeta;
 use crate::source::SourceError;
-use crate::updates::{FetchSettings, Fetcher, Repo, RepoConfig, validate_repos};
+use crate::updates::{
+    FetchSettings, Fetcher, IndexConfig, PackageIndex, Repo, RepoConfig, validate_indexes,
+    validate_repos,
+};
 
 /// The worker type: its queue is `<namespace>.scan`, its metrics are labelled `worker="scan"`.
 pub const WORKER: WorkerKind = WorkerKind::Scan;
@@ -50,6 +53,9 @@ pub struct ScanWorkerConfig {
     /// `[[repos]]`: the apt, yum and apk repositories updates are looked for in, each with the
     /// OS it applies to.
     pub repos: Vec<RepoConfig>,
+    /// `[[indexes]]`: the PyPI, npm and RubyGems indexes language-package updates are looked
+    /// for in.
+    pub indexes: Vec<IndexConfig>,
 }
 
 /// Built-in defaults; `/metrics` on this worker's own port.
@@ -63,6 +69,7 @@ impl Default for ScanWorkerConfig {
             scan: Default::default(),
             updates: Default::default(),
             repos: Default::default(),
+            indexes: Default::default(),
         }
     }
 }
@@ -148,7 +155,7 @@ pub enum WorkerError {
     /// The registry credentials are unusable.
     #[error("registry: {0}")]
     Credentials(#[from] slipway_docker::CredentialsError),
-    /// A `[[repos]]` entry is invalid.
+    /// A `[[repos]]` or `[[indexes]]` entry is invalid.
     #[error(transparent)]
     Repos(#[from] crate::updates::ConfigError),
     /// The repository fetcher cannot be set up.
@@ -205,6 +212,7 @@ pub struct ScanHandler {
     settings: ScanSettings,
     database: Option<Arc<Database>>,
     repos: Vec<Repo>,
+    indexes: Vec<PackageIndex>,
     fetcher: Option<Fetcher>,
     leases: ImageLeases,
 }
@@ -217,7 +225,8 @@ impl ScanHandler {
             config.registry.password_file.as_deref(),
         )?;
         let repos = validate_repos(&config.repos)?;
-        let fetcher = if repos.is_empty() {
+        let indexes = validate_indexes(&config.indexes)?;
+        let fetcher = if repos.is_empty() && indexes.is_empty() {
             None
         } else {
             Some(Fetcher::new(&config.updates)?)
@@ -243,6 +252,7 @@ impl ScanHandler {
             settings: config.scan.clone(),
             database,
             repos,
+            indexes,
             fetcher,
             leases: ImageLeases::default(),
         })
@@ -347,6 +357,7 @@ impl ScanHandler {
         let options = PipelineOptions {
             integrity: self.settings.integrity,
             repos: &self.repos,
+            indexes: &self.indexes,
             fetcher: self.fetcher.as_ref(),
             database: self.database.as_deref(),
             limits: self.settings.limits(),
@@ -371,7 +382,7 @@ impl ScanHandler {
             digest.as_str(),
             &scanned.analysis.durations,
             &scanned.packages_by_ecosystem(),
-            scanned.updates_found,
+            (scanned.updates_found, &scanned.language_updates_found),
         );
         let completed = scan_job.completed(digest, scanned.report.counts());
         Ok((meta.entry(&self.report_stream, body), completed))

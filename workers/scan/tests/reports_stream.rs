@@ -48,7 +48,7 @@ where
         max_length_bytes: 64 << 20,
         max_segment_size_bytes: 8 << 20,
     };
-    declare_report_stream(&connection, &stream, &retention)
+    declare_report_stream(&connection, &settings, &retention)
         .await
         .expect("declare the report stream");
     let publisher = Publisher::open(&connection, &Topology::new(&settings))
@@ -213,7 +213,7 @@ async fn appending_to_or_reading_a_missing_stream_is_an_error_naming_it() {
         // The publisher's channel survives the refusal: declared again, the stream takes reports.
         declare_report_stream(
             &bus.connection,
-            &bus.stream,
+            &bus.settings,
             &ReportStreamSettings::default(),
         )
         .await

@@ -162,10 +162,12 @@ impl RepoSource {
     }
 }
 
-/// A repository configuration that cannot be used.
+/// A repository or package index configuration that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("repos[{index}] ({name:?}): {field}: expected {expected}, found {found}")]
+#[error("{section}[{index}] ({name:?}): {field}: expected {expected}, found {found}")]
 pub struct ConfigError {
+    /// The configuration list: `repos` or `indexes`.
+    pub section: &'static str,
     /// Position in the `[[repos]]` list (0-based).
     pub index: usize,
     /// The configured name (possibly empty).
@@ -182,6 +184,7 @@ impl RepoConfig {
     /// Checks the configuration of the repository at position `index` and resolves its URLs.
     pub fn validate(&self, index: usize) -> Result<Repo, ConfigError> {
         let error = |field, expected: &str, found: String| ConfigError {
+            section: "repos",
             index,
             name: self.name.clone(),
             field,
@@ -346,6 +349,7 @@ pub fn validate_repos(configs: &[RepoConfig]) -> Result<Vec<Repo>, ConfigError> 
             let repo = config.validate(index)?;
             if !names.insert(repo.name.clone()) {
                 return Err(ConfigError {
+                    section: "repos",
                     index,
                     name: repo.name.clone(),
                     field: "name",
@@ -359,7 +363,7 @@ pub fn validate_repos(configs: &[RepoConfig]) -> Result<Vec<Repo>, ConfigError> 
 }
 
 /// `url` as a base directory URL (ending in `/`), or what it should have been.
-fn parse_base_url(url: &str) -> Result<Url, &'static str> {
+pub(crate) fn parse_base_url(url: &str) -> Result<Url, &'static str> {
     let mut parsed = Url::parse(url).map_err(|_| "an absolute http(s) URL")?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("an http:// or https:// URL");
@@ -410,6 +414,14 @@ pub struct FetchSettings {
     pub max_download_bytes: u64,
     /// Largest index once decompressed, in bytes (Debian's main `Packages` is ~50 MB).
     pub max_index_bytes: u64,
+    /// Largest answer of a package index (`[[indexes]]`) about one package, in bytes (an
+    /// abbreviated npm packument of a popular package is a few MB).
+    pub max_document_bytes: u64,
+    /// How long a package index's answer about one package is reused, in milliseconds.
+    pub index_cache_ttl_ms: u64,
+    /// Most package-index lookups one scan makes (one per package and index); packages beyond
+    /// are reported as not checked.
+    pub max_index_lookups: u64,
 }
 
 impl Default for FetchSettings {
@@ -419,6 +431,9 @@ impl Default for FetchSettings {
             timeout_ms: 60_000,
             max_download_bytes: 256 << 20,
             max_index_bytes: 1 << 30,
+            max_document_bytes: 32 << 20,
+            index_cache_ttl_ms: 3_600_000,
+            max_index_lookups: 10_000,
         }
     }
 }
@@ -691,6 +706,7 @@ mod tests {
     struct ScanConfig {
         updates: FetchSettings,
         repos: Vec<RepoConfig>,
+        indexes: Vec<crate::updates::IndexConfig>,
     }
 
     #[test]
@@ -704,6 +720,15 @@ mod tests {
             .and_then(::config::Config::try_deserialize)
             .unwrap();
         assert_eq!(parsed.updates, FetchSettings::default());
+        let indexes = crate::updates::validate_indexes(&parsed.indexes).unwrap();
+        assert_eq!(
+            indexes.iter().map(|i| i.kind).collect::<Vec<_>>(),
+            [
+                crate::updates::IndexKind::Pypi,
+                crate::updates::IndexKind::Npm,
+                crate::updates::IndexKind::Rubygems
+            ]
+        );
         let repos = validate_repos(&parsed.repos).unwrap();
         assert_eq!(
             repos.iter().map(|r| r.source.kind()).collect::<Vec<_>>(),

@@ -27,6 +27,9 @@ use super::config::{FetchSettings, Repo, RepoSource};
 use super::index::{
     AvailablePackage, Checksum, ChecksumAlgorithm, Compression, IndexFile, ParseError,
 };
+use super::language::documents::{self, DocumentError};
+use super::language::lookup::{ReleaseCache, Releases};
+use super::language::{IndexKind, PackageIndex};
 use super::{RepoIndex, apk, apt, yum};
 use crate::package::OsIdentity;
 
@@ -77,6 +80,14 @@ pub enum FetchError {
         expected: String,
         /// The downloaded file's.
         found: String,
+    },
+    /// A package index's answer about one package could not be read.
+    #[error("{url}: {error}")]
+    Document {
+        /// The URL it came from.
+        url: String,
+        /// What is wrong with it.
+        error: DocumentError,
     },
     /// A file could not be parsed.
     #[error("{url}: {error}")]
@@ -130,6 +141,10 @@ pub struct Fetcher {
     timeout: Duration,
     max_download_bytes: u64,
     max_index_bytes: u64,
+    max_document_bytes: u64,
+    max_index_lookups: u64,
+    /// Package indexes' answers, by document URL.
+    releases: ReleaseCache,
 }
 
 /// What a GET returned.
@@ -153,6 +168,7 @@ impl Fetcher {
             ("timeout_ms", settings.timeout_ms),
             ("max_download_bytes", settings.max_download_bytes),
             ("max_index_bytes", settings.max_index_bytes),
+            ("max_document_bytes", settings.max_document_bytes),
         ] {
             if value == 0 {
                 return Err(FetchError::Setup(format!(
@@ -176,6 +192,9 @@ impl Fetcher {
             timeout,
             max_download_bytes: settings.max_download_bytes,
             max_index_bytes: settings.max_index_bytes,
+            max_document_bytes: settings.max_document_bytes,
+            max_index_lookups: settings.max_index_lookups,
+            releases: ReleaseCache::new(Duration::from_millis(settings.index_cache_ttl_ms)),
         })
     }
 
@@ -296,6 +315,63 @@ impl Fetcher {
             );
         }
         Ok(packages)
+    }
+
+    /// Most package-index lookups one scan makes (`max_index_lookups`).
+    pub fn max_index_lookups(&self) -> u64 {
+        self.max_index_lookups
+    }
+
+    /// The releases `index` lists for the package `name` (as
+    /// [`super::language::lookup_name`] gives it): none when the index does not know it (404,
+    /// 410) or the name cannot be one of its packages. Answers, including "unknown", are kept
+    /// for `index_cache_ttl_ms`.
+    pub async fn releases(&self, index: &PackageIndex, name: &str) -> Result<Releases, FetchError> {
+        let Some(url) = index.document_url(name) else {
+            return Ok(std::sync::Arc::default());
+        };
+        if let Some(cached) = self.releases.get(&url) {
+            return Ok(cached);
+        }
+        let accept = match index.kind {
+            IndexKind::Pypi => Some(
+                "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+            ),
+            IndexKind::Npm => {
+                Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8")
+            }
+            IndexKind::Rubygems => Some("application/json"),
+            IndexKind::RubygemsCompact => None,
+        };
+        let releases = match self
+            .get_limited(&url, None, accept, self.max_document_bytes)
+            .await?
+        {
+            Got::NotFound => Vec::new(),
+            Got::NotModified => {
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status: StatusCode::NOT_MODIFIED.to_string(),
+                });
+            }
+            Got::Body { bytes, .. } => {
+                let kind = index.kind;
+                let name = name.to_owned();
+                tokio::task::spawn_blocking(move || match kind {
+                    IndexKind::Pypi => documents::parse_simple_index(&name, &bytes),
+                    IndexKind::Npm => documents::parse_packument(&bytes),
+                    IndexKind::Rubygems => documents::parse_gem_versions(&bytes),
+                    IndexKind::RubygemsCompact => documents::parse_compact_info(&bytes),
+                })
+                .await
+                .map_err(|e| FetchError::Internal(format!("task for {url}: {e}")))?
+                .map_err(|error| FetchError::Document {
+                    url: url.to_string(),
+                    error,
+                })?
+            }
+        };
+        Ok(self.releases.put(url, releases))
     }
 
     /// An index file named by a top file at `listed_in`: from the cache when a file with its
@@ -431,7 +507,23 @@ impl Fetcher {
     /// GET `url`, conditional on `validators` when given; the body is read up to
     /// `max-download-bytes`.
     async fn get(&self, url: &Url, validators: Option<&Validators>) -> Result<Got, FetchError> {
+        self.get_limited(url, validators, None, self.max_download_bytes)
+            .await
+    }
+
+    /// GET `url`, conditional on `validators` when given, asking for `accept` when given; the
+    /// body is read up to `limit` bytes.
+    async fn get_limited(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        accept: Option<&'static str>,
+        limit: u64,
+    ) -> Result<Got, FetchError> {
         let mut request = self.http.get(url.clone());
+        if let Some(accept) = accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
         if let Some(validators) = validators {
             if let Some(etag) = &validators.etag {
                 request = request.header(IF_NONE_MATCH, etag);
@@ -455,7 +547,6 @@ impl Fetcher {
                 });
             }
         }
-        let limit = self.max_download_bytes;
         let too_large = |found: String| FetchError::TooLarge {
             url: url.to_string(),
             limit,

@@ -1,5 +1,6 @@
 //! Updates: which installed OS packages have a newer version in the repositories configured for
-//! the image's OS.
+//! the image's OS, and which language packages (pip, npm, gem) have a newer release on the
+//! package indexes configured for their ecosystem ([`language`]).
 //!
 //! Pure core: [`config`] (the `[[repos]]` configuration, validated into [`Repo`]s, and which OS
 //! each applies to), the index parsers [`apt`] (`InRelease`/`Release`, `Packages`), [`yum`]
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod config;
 pub mod fetch;
 pub mod index;
+pub mod language;
 pub mod yum;
 
 use std::cmp::Ordering;
@@ -36,6 +38,9 @@ pub use config::{
 };
 pub use fetch::{FetchError, Fetcher, RepoError};
 pub use index::{AvailablePackage, ParseError};
+pub use language::{
+    IndexConfig, IndexKind, LanguageUpdate, LanguageUpdatesReport, PackageIndex, validate_indexes,
+};
 
 /// The packages one repository offers, as read from its indexes.
 #[derive(Clone, Debug, PartialEq, Eq)]

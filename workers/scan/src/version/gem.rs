@@ -30,6 +30,13 @@ pub struct Version {
 }
 
 impl Version {
+    /// A version with a letter (`1.0.a`, `2.0.0.rc1`): `Gem::Version#prerelease?`.
+    pub fn is_prerelease(&self) -> bool {
+        self.canonical
+            .iter()
+            .any(|segment| matches!(segment, Segment::Text(_)))
+    }
+
     /// Parses a version as `Gem::Version.new` does: Ruby whitespace around it is ignored, an
     /// empty or blank string means `0`, and the rest must match
     /// `[0-9]+(\.[0-9a-zA-Z]+)*(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?`.

@@ -49,6 +49,21 @@ pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Whether `version` is a pre-release by its ecosystem's rules: PEP 440 `a`/`b`/`rc` or `.dev`,
+/// a SemVer pre-release part, a gem version with a letter. OS package versions have no such
+/// notion and are never pre-releases.
+///
+/// # Errors
+/// When a language ecosystem cannot parse `version`.
+pub fn is_prerelease(ecosystem: Ecosystem, version: &str) -> Result<bool, VersionError> {
+    match ecosystem {
+        Ecosystem::Pypi => pypi::Version::parse(version).map(|v| v.is_prerelease()),
+        Ecosystem::Npm => npm::Version::parse(version).map(|v| v.is_prerelease()),
+        Ecosystem::Gem => gem::Version::parse(version).map(|v| v.is_prerelease()),
+        Ecosystem::Deb | Ecosystem::Rpm | Ecosystem::Apk => Ok(false),
+    }
+}
+
 /// A version string its packaging system does not accept.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(

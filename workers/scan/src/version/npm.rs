@@ -39,6 +39,11 @@ pub struct Version {
 }
 
 impl Version {
+    /// A version with a pre-release part (`1.0.0-beta.1`), which npm's ranges skip.
+    pub fn is_prerelease(&self) -> bool {
+        !self.pre.is_empty()
+    }
+
     /// Parses `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]` as node-semver does in strict mode:
     /// trimmed, optionally prefixed by `v`, numbers without leading zeros and at most 2^53 - 1,
     /// at most 256 characters in all.

@@ -55,6 +55,12 @@ pub struct Version {
 }
 
 impl Version {
+    /// A pre-release or development release (`1.0a1`, `1.0rc2`, `1.0.dev3`), which pip skips
+    /// unless asked.
+    pub fn is_prerelease(&self) -> bool {
+        self.pre.is_some() || self.dev.is_some()
+    }
+
     /// Parses a PEP 440 version, accepting every spelling PEP 440 normalises (case, `v`
     /// prefix, separators, `alpha`/`c`/`rev`/..., implicit numbers, surrounding whitespace).
     pub fn parse(version: &str) -> Result<Version, VersionError> {
