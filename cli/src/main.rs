@@ -31,6 +31,7 @@ use slipway_common::ImageRef;
 use slipway_common::config::{ConfigSources, load};
 use slipway_common::errors::Chain;
 use slipway_common::image::registry_host;
+use slipway_scan::reports::Document;
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
@@ -81,6 +82,12 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Print the latest full scan report of an image (from the `<namespace>.reports` stream).
     Report(report::ReportArgs),
+    /// Print the CycloneDX SBOM stored with the latest scan of an image (from the
+    /// `<namespace>.reports` stream).
+    Sbom(report::DocumentArgs),
+    /// Print the build provenance of an image (an in-toto statement with an SLSA provenance v1
+    /// predicate), stored when its build was scanned (from the `<namespace>.reports` stream).
+    Provenance(report::DocumentArgs),
     /// The rescan-scheduler's next rescans, scheduled rebuilds and owner summaries (folded from
     /// the `<namespace>.history` stream).
     Schedule(schedule::ScheduleArgs),
@@ -217,6 +224,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             report::run(&config.broker, &image, &args).await
         }
+        Command::Sbom(args) => stored_document(cli.config.as_deref(), Document::Sbom, &args).await,
+        Command::Provenance(args) => {
+            stored_document(cli.config.as_deref(), Document::Provenance, &args).await
+        }
         Command::Watch(args) => {
             let config = config(cli.config.as_deref())?;
             watch::run(&config.broker, &args).await
@@ -252,6 +263,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             schedule::rescan(&config.broker, &config.scheduler, image).await
         }
     }
+}
+
+/// `slipway sbom` and `slipway provenance`: the stored `document` of `args.image`.
+async fn stored_document(
+    config_file: Option<&Path>,
+    document: Document,
+    args: &report::DocumentArgs,
+) -> anyhow::Result<ExitCode> {
+    let config = config(config_file)?;
+    let Some(image) = config.registry.image_argument(&args.image) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    report::run_document(&config.broker, &image, document, args).await
 }
 
 fn config(file: Option<&Path>) -> anyhow::Result<CliConfig> {

@@ -1,5 +1,6 @@
 //! `slipway report IMAGE`: print the latest full scan report of an image from the
-//! `<namespace>.reports` stream, as its JSON or as a short summary.
+//! `<namespace>.reports` stream, as its JSON or as a short summary; `slipway sbom IMAGE` and
+//! `slipway provenance IMAGE`: the SBOM and the build provenance stored beside it.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -10,7 +11,9 @@ use slipway_broker::reports::report_stream_name;
 use slipway_broker::streams::ReadFrom;
 use slipway_broker::{BrokerConnection, BrokerSettings};
 use slipway_common::ImageRef;
-use slipway_scan::reports::{ReportError, ReportReadOptions, StoredReport, latest_report};
+use slipway_scan::reports::{
+    Document, ReportError, ReportReadOptions, StoredReport, latest_document,
+};
 
 /// Output formats of `slipway report`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,58 +47,126 @@ pub struct ReportArgs {
     days: u32,
 }
 
+/// Arguments of `slipway sbom` and `slipway provenance`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+The document is the newest one stored for IMAGE: the SBOM is stored with every scan (CycloneDX \
+1.5 JSON); the provenance (an in-toto statement with an SLSA provenance v1 predicate) with the \
+scan of a freshly built image. Looking it up reads every document stored in the --days window, \
+whatever the image, so a shorter window is faster.
+
+Exit status: 0 the document was printed; 1 IMAGE is malformed, or none of IMAGE is in the \
+window; 2 any other error (broker unreachable, lookup took longer than 2 minutes, the stored \
+document is not JSON).")]
+pub struct DocumentArgs {
+    /// The image: its short index name (`team/app:1`, in the configured `[registry]`), its full
+    /// reference (`registry:5000/team/app:1`), or `repository@sha256:…` for that digest under
+    /// any tag.
+    pub image: String,
+    /// How many days back to look.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+}
+
+/// What users call each document in messages.
+fn document_name(document: Document) -> &'static str {
+    match document {
+        Document::Report => "report",
+        Document::Sbom => "SBOM",
+        Document::Provenance => "provenance record",
+    }
+}
+
+/// The newest `document` of `image` stored in the last `days` days, with its text and JSON;
+/// `Err(exit code)` once the reason there is none is printed.
+async fn find(
+    settings: &BrokerSettings,
+    image: &ImageRef,
+    document: Document,
+    days: u32,
+) -> anyhow::Result<Result<(StoredReport, Value), ExitCode>> {
+    let stream = report_stream_name(&settings.namespace);
+    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
+    let options = ReportReadOptions {
+        from: ReadFrom::Ago(Duration::from_secs(u64::from(days) * 86_400)),
+        ..ReportReadOptions::default()
+    };
+    let found = latest_document(&connection, &stream, image, document, options).await;
+    connection.close().await;
+    let name = document_name(document);
+    let stored = match found {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            let days = match days {
+                1 => "day".to_owned(),
+                n => format!("{n} days"),
+            };
+            let hint = match document {
+                Document::Provenance => {
+                    " (it is stored when the scan worker scans a freshly built image)"
+                }
+                Document::Report | Document::Sbom => "",
+            };
+            eprintln!("slipway: no {name} for {image} in the last {days} of {stream}{hint}");
+            return Ok(Err(ExitCode::FAILURE));
+        }
+        Err(ReportError::NoStream { .. }) => {
+            eprintln!(
+                "slipway: no {name} for {image}: {stream} does not exist, so no scan has stored one in namespace {:?}",
+                settings.namespace
+            );
+            return Ok(Err(ExitCode::FAILURE));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let json: Option<Value> = serde_json::from_slice(&stored.body).ok();
+    let Some(json) = json else {
+        anyhow::bail!(
+            "the {name} of {} at offset {} of {stream} is not JSON",
+            stored.meta.image,
+            stored.offset
+        );
+    };
+    Ok(Ok((stored, json)))
+}
+
+/// Writes `output` to stdout; a reader that left (`| head`) is not an error.
+fn print(output: &str) -> anyhow::Result<ExitCode> {
+    match io::stdout().lock().write_all(output.as_bytes()) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
 /// Run `slipway report`.
 pub async fn run(
     settings: &BrokerSettings,
     image: &ImageRef,
     args: &ReportArgs,
 ) -> anyhow::Result<ExitCode> {
-    let stream = report_stream_name(&settings.namespace);
-    let connection = BrokerConnection::connect(settings, "slipway-cli").await?;
-    let options = ReportReadOptions {
-        from: ReadFrom::Ago(Duration::from_secs(u64::from(args.days) * 86_400)),
-        ..ReportReadOptions::default()
-    };
-    let found = latest_report(&connection, &stream, image, options).await;
-    connection.close().await;
-    let report = match found {
-        Ok(Some(report)) => report,
-        Ok(None) => {
-            let days = match args.days {
-                1 => "day".to_owned(),
-                n => format!("{n} days"),
-            };
-            eprintln!("slipway: no report for {image} in the last {days} of {stream}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(ReportError::NoStream { .. }) => {
-            eprintln!(
-                "slipway: no report for {image}: {stream} does not exist, so no scan has stored a report in namespace {:?}",
-                settings.namespace
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let parsed = std::str::from_utf8(&report.body).ok().and_then(|text| {
-        let json: Value = serde_json::from_str(text).ok()?;
-        Some((text, json))
-    });
-    let Some((text, json)) = parsed else {
-        anyhow::bail!(
-            "the report of {} at offset {} of {stream} is not JSON",
-            report.meta.image,
-            report.offset
-        );
+    let (report, json) = match find(settings, image, Document::Report, args.days).await? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
     };
     let output = match args.format {
-        ReportFormat::Json => pretty_json(text),
+        // Valid UTF-8: it parsed as JSON.
+        ReportFormat::Json => pretty_json(&String::from_utf8_lossy(&report.body)),
         ReportFormat::Table => summary(&report, &json),
     };
-    match io::stdout().lock().write_all(output.as_bytes()) {
-        // `slipway report IMAGE | head`: the reader left, which is not an error.
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error.into()),
-        _ => Ok(ExitCode::SUCCESS),
+    print(&output)
+}
+
+/// Run `slipway sbom` or `slipway provenance`: the stored `document`, pretty-printed JSON.
+pub async fn run_document(
+    settings: &BrokerSettings,
+    image: &ImageRef,
+    document: Document,
+    args: &DocumentArgs,
+) -> anyhow::Result<ExitCode> {
+    match find(settings, image, document, args.days).await? {
+        Ok((stored, _)) => print(&pretty_json(&String::from_utf8_lossy(&stored.body))),
+        Err(code) => Ok(code),
     }
 }
 

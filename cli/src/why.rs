@@ -323,6 +323,7 @@ mod tests {
             content_key: "k".into(),
             parent_digests: Default::default(),
             duration_ms: 1,
+            record: None,
         }))
     }
 

@@ -7,9 +7,10 @@ use std::process::Output;
 use slipway_broker::reports::{
     ReportStreamSettings, declare_report_stream, delete_report_stream, report_stream_name,
 };
+use slipway_broker::streams::append_entry;
 use slipway_broker::{BrokerConnection, Publisher, Topology};
 use slipway_common::{Digest, ImageRef, JobId, Timestamp};
-use slipway_scan::reports::{ReportMeta, append_report};
+use slipway_scan::reports::{Document, ReportMeta, append_report};
 use slipway_tests::{ensure_rabbitmq, test_settings};
 
 mod common;
@@ -81,6 +82,34 @@ async fn slipway_report_prints_the_latest_report_and_says_when_there_is_none() {
                     .await
                     .expect("append a report");
             }
+            // The newest entry is the last scan's SBOM: `slipway report` must skip it.
+            let sbom = r#"{"bomFormat":"CycloneDX","specVersion":"1.5"}"#;
+            let meta = ReportMeta {
+                image: ImageRef::parse(IMAGE).expect("a valid image"),
+                digest: Digest::parse(&digest(2)).expect("a valid digest"),
+                job_id: job,
+                scanned_at,
+            };
+            append_entry(
+                &publisher,
+                &meta.document_entry(&stream, Document::Sbom, sbom.as_bytes().to_vec()),
+            )
+            .await
+            .expect("append an SBOM");
+            let printed = common::slipway_in(&namespace, &["sbom", "team/app:1"]).await;
+            assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+            assert_eq!(
+                stdout(&printed),
+                "{\n  \"bomFormat\": \"CycloneDX\",\n  \"specVersion\": \"1.5\"\n}\n"
+            );
+            let none = common::slipway_in(&namespace, &["provenance", IMAGE]).await;
+            assert_eq!(none.status.code(), Some(1), "{}", stderr(&none));
+            assert!(
+                stderr(&none).contains(&format!("no provenance record for {IMAGE}"))
+                    && stderr(&none).contains("freshly built image"),
+                "{}",
+                stderr(&none)
+            );
 
             let table = slipway_report(&namespace, &[IMAGE]).await;
             assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));

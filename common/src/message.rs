@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::Timestamp;
 use crate::image::{Digest, ImageRef};
 use crate::index::Entry;
 pub use crate::index::Level;
@@ -406,6 +407,23 @@ pub struct BuildSucceeded {
     pub parent_digests: BTreeMap<ImageRef, Digest>,
     /// Wall time of the whole job in the build worker, in milliseconds.
     pub duration_ms: u64,
+    /// How the image was made, for its provenance record; absent from the messages of builders
+    /// older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<BuildRecord>,
+}
+
+/// How the build worker made an image, beyond its inputs' identity: what its provenance record
+/// needs besides the entry, the commit and the parents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildRecord {
+    /// `sha256:…` of the Dockerfile built.
+    pub dockerfile_digest: String,
+    /// The program that built it and its version: `slipway-build/0.1.0`.
+    pub builder: String,
+    /// When the build job started.
+    pub started_at: Timestamp,
 }
 
 /// The build stage that failed.
@@ -728,6 +746,7 @@ pub mod test_support {
             content_key: "key".into(),
             parent_digests: BTreeMap::new(),
             duration_ms: 1,
+            record: None,
         }
     }
 
@@ -767,6 +786,7 @@ pub mod test_support {
                     .into_iter()
                     .collect(),
                 duration_ms: 81_234,
+                record: None,
             }),
             Message::BuildFailed(BuildFailed {
                 entry: entry.clone(),
@@ -879,6 +899,13 @@ pub mod test_support {
                     failed.error = Some("DL4000 error: MAINTAINER is deprecated".into());
                 }
                 Message::ScanRequested(requested) => requested.digest = digest.clone(),
+                Message::BuildSucceeded(built) => {
+                    built.record = Some(BuildRecord {
+                        dockerfile_digest: sample_digest("df").to_string(),
+                        builder: "slipway-build/0.1.0".into(),
+                        started_at: Timestamp::from_unix_millis(1_700_000_000_000),
+                    });
+                }
                 Message::ScanFailed(failed) => {
                     failed.notify_email = Some("owner@example.org".into());
                 }

@@ -317,6 +317,7 @@ mod tests {
             content_key: "key".into(),
             parent_digests: [(ImageRef::parse(BASE_IMAGE).unwrap(), sample_digest("cd"))].into(),
             duration_ms: 1,
+            record: None,
         }));
         let scanned = requested.follow_up(Message::ScanCompleted(ScanCompleted {
             image,

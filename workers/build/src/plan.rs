@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use slipway_common::image::InvalidImageRef;
 use slipway_common::index::Entry;
-use slipway_common::message::{BuildFailed, BuildStage, BuildSucceeded, CommitSha};
-use slipway_common::{Digest, ImageRef, Message};
+use slipway_common::message::{BuildFailed, BuildRecord, BuildStage, BuildSucceeded, CommitSha};
+use slipway_common::{Digest, ImageRef, Message, Timestamp};
 use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser;
 use slipway_lint::syntax::Instruction;
@@ -335,6 +335,21 @@ pub struct Success {
     pub parent_digests: BTreeMap<ImageRef, Digest>,
     /// Wall time of the job.
     pub duration_ms: u64,
+    /// How it was made, for its provenance.
+    pub record: BuildRecord,
+}
+
+/// The builder named in provenance records: this program and its version.
+pub const BUILDER: &str = concat!("slipway-build/", env!("CARGO_PKG_VERSION"));
+
+/// The record of a build of the Dockerfile with `dockerfile_digest` that started `elapsed_ms`
+/// before `now`.
+pub fn record(dockerfile_digest: &str, now: Timestamp, elapsed_ms: u64) -> BuildRecord {
+    BuildRecord {
+        dockerfile_digest: dockerfile_digest.to_owned(),
+        builder: BUILDER.to_owned(),
+        started_at: Timestamp::from_unix_millis(now.unix_millis().saturating_sub(elapsed_ms)),
+    }
 }
 
 /// `build.succeeded`.
@@ -347,6 +362,7 @@ pub fn succeeded(entry: &Entry, commit: &CommitSha, success: Success) -> Message
         content_key: success.content_key,
         parent_digests: success.parent_digests,
         duration_ms: success.duration_ms,
+        record: Some(success.record),
     })
 }
 

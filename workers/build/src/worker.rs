@@ -641,6 +641,11 @@ impl BuildHandler {
                 content_key: key,
                 parent_digests,
                 duration_ms: started.elapsed().as_millis() as u64,
+                record: plan::record(
+                    &dockerfile_digest,
+                    Timestamp::now(),
+                    started.elapsed().as_millis() as u64,
+                ),
             });
         }
 
@@ -783,6 +788,11 @@ impl BuildHandler {
             content_key: key,
             parent_digests,
             duration_ms: started.elapsed().as_millis() as u64,
+            record: plan::record(
+                &dockerfile_digest,
+                Timestamp::now(),
+                started.elapsed().as_millis() as u64,
+            ),
         })
     }
 

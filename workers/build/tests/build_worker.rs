@@ -43,6 +43,23 @@ async fn a_two_stage_build_is_pushed_with_the_registrys_digest_and_a_second_deli
     let base = slipway_common::ImageRef::parse("slipway/debian:bookworm").unwrap();
     assert!(built.parent_digests.contains_key(&base));
     assert!(built.content_key.starts_with("sha256:"));
+    let record = built
+        .record
+        .as_ref()
+        .expect("the build's record, for its provenance");
+    assert_eq!(
+        record.dockerfile_digest,
+        slipway_common::Digest::sha256_of(TWO_STAGE.as_bytes()).to_string(),
+        "the digest of the Dockerfile built"
+    );
+    assert_eq!(
+        record.builder,
+        concat!("slipway-build/", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        record.started_at.unix_millis() / 1000 >= since,
+        "started during this test"
+    );
     assert_eq!(leftover_containers(first), 0, "no container left behind");
     let log = rig.log_of(first).await;
     assert!(log.contains("slipway: content key"), "{log}");

@@ -189,6 +189,7 @@ async fn mails_reach_their_owners_with_both_parts_by_policy_and_a_replay_sends_n
             content_key: "key".into(),
             parent_digests: BTreeMap::new(),
             duration_ms: 1_200,
+            record: None,
         }),
     ))
     .await;

@@ -34,7 +34,7 @@ use slipway_broker::{BrokerConnection, BrokerError, BrokerSettings};
 use slipway_common::ImageRef;
 use slipway_common::message::{ImagePackages, PackagesUpdated};
 use slipway_scan::package::{Ecosystem, Inventory, OsIdentity, Package};
-use slipway_scan::reports::{IMAGE, ReportMeta, ReportReadOptions};
+use slipway_scan::reports::{Document, IMAGE, ReportMeta, ReportReadOptions};
 use slipway_scan::updates::{FetchError, Fetcher, Repo, RepoIndex, find_updates};
 
 use crate::config::TrackerSettings;
@@ -480,13 +480,15 @@ async fn read_latest(
         .filter_map(|image| Some((key_of(image)?, image)))
         .collect();
     let keys: Arc<HashSet<ImageKey>> = Arc::new(wanted.keys().cloned().collect());
-    // Filter on the image header alone, so that other images' bodies are never decoded.
+    // Filter on the headers alone, so that other images' bodies are never decoded; the SBOM and
+    // provenance stored beside a report are not reports.
     let filter = Filter::all().matching(move |entry| {
-        entry
-            .header_text(IMAGE)
-            .and_then(|text| ImageRef::parse(&text).ok())
-            .and_then(|image| key_of(&image))
-            .is_some_and(|key| keys.contains(&key))
+        Document::of_entry(entry) == Some(Document::Report)
+            && entry
+                .header_text(IMAGE)
+                .and_then(|text| ImageRef::parse(&text).ok())
+                .and_then(|image| key_of(&image))
+                .is_some_and(|key| keys.contains(&key))
     });
     let read = options.to_read_options();
     let mut entries = match StreamReader::new(connection, stream)

@@ -570,6 +570,7 @@ mod tests {
                 content_key: "k".into(),
                 parent_digests: BTreeMap::new(),
                 duration_ms: 1,
+                record: None,
             }),
         )
     }

@@ -24,7 +24,7 @@ use slipway_common::{Digest, ImageRef, JobId, Kind, Message, Timestamp};
 use slipway_repo_tracker::config::RepoTrackerConfig;
 use slipway_scan::package::{Ecosystem, Inventory, OsIdentity, Package};
 use slipway_scan::report::{Analysis, ScanReport, Subject};
-use slipway_scan::reports::{ReportMeta, append_report};
+use slipway_scan::reports::{Document, ReportMeta, append_report};
 use slipway_scan::source::Access;
 use slipway_scan::updates::{OsMatch, RepoConfig, RepoKind, UpdatesReport};
 use slipway_tests::git::LocalRepo;
@@ -147,14 +147,19 @@ async fn append_scan(bus: &TestBus, job: &str, n: u8, os: OsIdentity, packages: 
         scanned_at: Timestamp::now(),
     };
     let body = serde_json::to_vec(&report).expect("the report as JSON");
-    append_report(
-        &bus.publisher,
-        &report_stream_name(&bus.settings.namespace),
-        &meta,
-        &body,
-    )
-    .await
-    .expect("append a scan report");
+    let stream = report_stream_name(&bus.settings.namespace);
+    append_report(&bus.publisher, &stream, &meta, &body)
+        .await
+        .expect("append a scan report");
+    // The scan worker stores the SBOM after the report: it must not hide the report.
+    let sbom = meta.document_entry(
+        &stream,
+        Document::Sbom,
+        b"{\"bomFormat\": \"CycloneDX\"}".to_vec(),
+    );
+    slipway_broker::streams::append_entry(&bus.publisher, &sbom)
+        .await
+        .expect("append an SBOM");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +247,7 @@ fn stand_in_build(job: &Job, count: &std::sync::atomic::AtomicU64) -> Outcome {
             content_key: format!("key-{n}"),
             parent_digests: BTreeMap::new(),
             duration_ms: 1,
+            record: None,
         },
     ))])
 }

@@ -77,6 +77,7 @@ async fn stand_in_build(job: Job) -> Outcome {
             content_key: job.envelope.id.to_string(),
             parent_digests: BTreeMap::new(),
             duration_ms: 150,
+            record: None,
         },
     ))])
 }

@@ -148,6 +148,7 @@ fn stand_in_build(job: &Job, builds: &Mutex<Builds>) -> Outcome {
             content_key: format!("key-{}", builds.count),
             parent_digests: BTreeMap::new(),
             duration_ms: 1,
+            record: None,
         })
     };
     Outcome::Ack(vec![job.envelope.follow_up(message)])

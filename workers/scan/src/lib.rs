@@ -27,6 +27,7 @@ pub mod os;
 pub mod osv;
 pub mod package;
 pub mod pipeline;
+pub mod provenance;
 pub mod purl;
 pub mod report;
 pub mod reports;

@@ -4,8 +4,10 @@
 //! appending and reading) is `slipway_broker`'s, which knows nothing of images: this module is
 //! where the report's domain meets it.
 //!
-//! One entry is one report: the body is the report's JSON ([`REPORT_CONTENT_TYPE`]), and the
-//! headers say whose it is:
+//! One entry is one document of one scan ([`Document`]): the report (its JSON,
+//! [`REPORT_CONTENT_TYPE`]), the image's CycloneDX SBOM, or the build's provenance (an in-toto
+//! statement with an SLSA v1 predicate, stored by the scan of a freshly built image). The headers
+//! say whose it is:
 //!
 //! | header | type | meaning |
 //! |---|---|---|
@@ -13,6 +15,7 @@
 //! | `x-slipway-digest` | string | the manifest digest that was scanned (`sha256:…`) |
 //! | `x-slipway-job-id` | string | the scan's job |
 //! | `x-slipway-scanned-at-ms` | integer | when the scan ran, Unix milliseconds |
+//! | `x-slipway-document` | string | `report`, `sbom` or `provenance`; absent (entries stored before documents existed): `report` |
 //!
 //! **Duplicates.** The scan worker acks a scan only after its report is confirmed, so a
 //! redelivered scan may append the same report (same job id and digest) twice. Readers take the
@@ -39,8 +42,53 @@ pub const IMAGE: &str = "x-slipway-image";
 pub const DIGEST: &str = "x-slipway-digest";
 /// `x-slipway-scanned-at-ms`: when the scan ran, in Unix milliseconds.
 pub const SCANNED_AT_MS: &str = "x-slipway-scanned-at-ms";
+/// `x-slipway-document`: which document of the scan the entry holds ([`Document`]).
+pub const DOCUMENT: &str = "x-slipway-document";
 /// Content type of a report.
 pub const REPORT_CONTENT_TYPE: &str = "application/json";
+
+/// A document a scan stores in the report stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Document {
+    /// The scan report (`slipway report`).
+    Report,
+    /// The image's CycloneDX SBOM (`slipway sbom`).
+    Sbom,
+    /// The build's provenance: an in-toto statement with an SLSA provenance v1 predicate
+    /// (`slipway provenance`).
+    Provenance,
+}
+
+impl Document {
+    /// The `x-slipway-document` value: `report`, `sbom`, `provenance`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Document::Report => "report",
+            Document::Sbom => "sbom",
+            Document::Provenance => "provenance",
+        }
+    }
+
+    /// The entry's content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Document::Report => REPORT_CONTENT_TYPE,
+            Document::Sbom => crate::sbom::MEDIA_TYPE,
+            Document::Provenance => crate::provenance::MEDIA_TYPE,
+        }
+    }
+
+    /// The document an entry holds: its `x-slipway-document` header, `report` when absent;
+    /// `None` for a value this version does not know (a newer writer's document).
+    pub fn of_entry(entry: &StreamEntry) -> Option<Document> {
+        match entry.header_text(DOCUMENT).as_deref() {
+            None | Some("report") => Some(Document::Report),
+            Some("sbom") => Some(Document::Sbom),
+            Some("provenance") => Some(Document::Provenance),
+            Some(_) => None,
+        }
+    }
+}
 
 /// Whose report it is: the headers of a report entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,12 +106,25 @@ pub struct ReportMeta {
 impl ReportMeta {
     /// The stream entry of the report `body` of this scan, for `stream`.
     pub fn entry(&self, stream: &str, body: Vec<u8>) -> StreamAppend {
+        self.document_entry(stream, Document::Report, body)
+    }
+
+    /// The stream entry of the `document` `body` of this scan, for `stream`.
+    pub fn document_entry(&self, stream: &str, document: Document, body: Vec<u8>) -> StreamAppend {
+        let message_id = match document {
+            Document::Report => format!("{}.{}", self.job_id, self.digest),
+            other => format!("{}.{}.{}", self.job_id, self.digest, other.as_str()),
+        };
         StreamAppend {
             stream: stream.to_owned(),
             body,
-            content_type: REPORT_CONTENT_TYPE.to_owned(),
-            message_id: format!("{}.{}", self.job_id, self.digest),
+            content_type: document.content_type().to_owned(),
+            message_id,
             headers: vec![
+                (
+                    DOCUMENT.to_owned(),
+                    HeaderValue::Text(document.as_str().to_owned()),
+                ),
                 (IMAGE.to_owned(), HeaderValue::Text(self.image.to_string())),
                 (
                     DIGEST.to_owned(),
@@ -246,8 +307,20 @@ pub async fn latest_report(
     image: &ImageRef,
     options: ReportReadOptions,
 ) -> Result<Option<StoredReport>, ReportError> {
+    latest_document(connection, stream, image, Document::Report, options).await
+}
+
+/// The newest `document` in `stream` of an image `image` selects, as [`latest_report`] finds
+/// reports.
+pub async fn latest_document(
+    connection: &BrokerConnection,
+    stream: &str,
+    image: &ImageRef,
+    document: Document,
+    options: ReportReadOptions,
+) -> Result<Option<StoredReport>, ReportError> {
     let mut latest = None;
-    read_reports(connection, stream, image, options, |report| {
+    read_reports(connection, stream, (image, document), options, |report| {
         latest = Some(report);
     })
     .await?;
@@ -264,14 +337,20 @@ pub async fn report_history(
     options: ReportReadOptions,
 ) -> Result<Vec<ReportEntry>, ReportError> {
     let mut entries = Vec::new();
-    read_reports(connection, stream, image, options, |report| {
-        entries.push(ReportEntry {
-            body_bytes: report.body.len(),
-            meta: report.meta,
-            offset: report.offset,
-            stored_at: report.stored_at,
-        });
-    })
+    read_reports(
+        connection,
+        stream,
+        (image, Document::Report),
+        options,
+        |report| {
+            entries.push(ReportEntry {
+                body_bytes: report.body.len(),
+                meta: report.meta,
+                offset: report.offset,
+                stored_at: report.stored_at,
+            });
+        },
+    )
     .await?;
     Ok(newest_first_without_duplicates(entries))
 }
@@ -287,19 +366,20 @@ fn newest_first_without_duplicates(entries: Vec<ReportEntry>) -> Vec<ReportEntry
 }
 
 /// Read `stream` from `options.from` to its end through the broker's one stream reader, giving
-/// `keep` every report `image` selects, in stream order.
+/// `keep` every entry holding `document` of an image `image` selects, in stream order.
 async fn read_reports(
     connection: &BrokerConnection,
     stream: &str,
-    image: &ImageRef,
+    (image, document): (&ImageRef, Document),
     options: ReportReadOptions,
     mut keep: impl FnMut(StoredReport),
 ) -> Result<(), ReportError> {
     let read = options.to_read_options();
     let wanted = image.clone();
     let filter = Filter::all().matching(move |entry| {
-        ReportMeta::of_entry(entry)
-            .is_ok_and(|meta| wanted.selects(&meta.image, Some(&meta.digest)))
+        Document::of_entry(entry) == Some(document)
+            && ReportMeta::of_entry(entry)
+                .is_ok_and(|meta| wanted.selects(&meta.image, Some(&meta.digest)))
     });
     let mut entries = StreamReader::new(connection, stream)
         .open(filter, &read)

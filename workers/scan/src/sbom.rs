@@ -33,6 +33,9 @@ use serde_json::{Value, json};
 use crate::package::{Ecosystem, Inventory, OsIdentity, Package};
 use crate::purl;
 
+/// Content type of a stored SBOM (CycloneDX's registered media type for JSON).
+pub const MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+
 /// The CycloneDX specification version written (`specVersion`).
 pub const SPEC_VERSION: &str = "1.5";
 

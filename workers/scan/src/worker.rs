@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::job::ScanJob;
 use crate::osv::Database;
 use crate::pipeline::{self, PipelineError, PipelineOptions, ScanSubject, Source};
-use crate::reports::ReportMeta;
+use crate::reports::{Document, ReportMeta};
+use crate::sbom::{SbomSubject, cyclonedx};
 use crate::source::SourceError;
 use crate::updates::{
     FetchSettings, Fetcher, IndexConfig, PackageIndex, Repo, RepoConfig, validate_indexes,
@@ -266,8 +267,8 @@ impl ScanHandler {
         };
         let job_id = job.envelope.job_id;
         match self.scan_image(job, &scan_job).await {
-            Ok((report, completed)) => Outcome::AppendThenAck {
-                appends: vec![report],
+            Ok((appends, completed)) => Outcome::AppendThenAck {
+                appends,
                 events: vec![job.envelope.follow_up(completed)],
             },
             Err(Failure::Transient(reason)) => {
@@ -281,12 +282,13 @@ impl ScanHandler {
         }
     }
 
-    /// The report's stream entry and `scan.completed`, or why there are none.
+    /// The stream entries of the scan's documents (report, SBOM, and the provenance of a freshly
+    /// built image) and `scan.completed`, or why there are none.
     async fn scan_image(
         &self,
         job: &Job,
         scan_job: &ScanJob,
-    ) -> Result<(StreamAppend, slipway_common::Message), Failure> {
+    ) -> Result<(Vec<StreamAppend>, slipway_common::Message), Failure> {
         let reference = scan_job.local_reference();
         let lease = self.leases.take(&reference);
         let pulled = self.ensure_local(scan_job, &reference).await?;
@@ -344,7 +346,7 @@ impl ScanHandler {
         job: &Job,
         scan_job: &ScanJob,
         reference: &str,
-    ) -> Result<(StreamAppend, slipway_common::Message), Failure> {
+    ) -> Result<(Vec<StreamAppend>, slipway_common::Message), Failure> {
         let source = Source::Daemon {
             engine: &self.docker,
             reference: reference.to_owned(),
@@ -384,9 +386,38 @@ impl ScanHandler {
             &scanned.packages_by_ecosystem(),
             (scanned.updates_found, &scanned.language_updates_found),
         );
-        let completed = scan_job.completed(digest, scanned.report.counts());
-        Ok((meta.entry(&self.report_stream, body), completed))
+        let completed = scan_job.completed(digest.clone(), scanned.report.counts());
+        let sbom = cyclonedx(
+            &scanned.analysis.inventory,
+            &SbomSubject {
+                image: scan_job.image.to_string(),
+                digest: Some(digest.to_string()),
+                timestamp: scanned.scanned_at.to_rfc3339(),
+                tool_name: "slipway-scan".to_owned(),
+                tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        );
+        let mut appends = vec![
+            meta.entry(&self.report_stream, body),
+            meta.document_entry(&self.report_stream, Document::Sbom, encode(&sbom)?),
+        ];
+        if let slipway_common::Message::BuildSucceeded(built) = &job.envelope.message {
+            let statement =
+                crate::provenance::statement(built, job.envelope.job_id, job.envelope.created_at);
+            appends.push(meta.document_entry(
+                &self.report_stream,
+                Document::Provenance,
+                encode(&statement)?,
+            ));
+        }
+        Ok((appends, completed))
     }
+}
+
+/// A stored document's JSON.
+fn encode(document: &serde_json::Value) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(document)
+        .map_err(|e| Failure::Permanent(format!("a document cannot be encoded: {e}")))
 }
 
 /// Which images scans of this process are using, so that an image pulled for one scan is removed

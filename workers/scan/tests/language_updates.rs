@@ -250,6 +250,22 @@ async fn language_packages_are_checked_against_pypi_npm_and_rubygems_indexes() {
         "the report names each update's ecosystem"
     );
 
+    // The worker's telemetry counts them by ecosystem.
+    slipway_scan::telemetry::scan_completed(
+        slipway_common::JobId::new(),
+        &image.0,
+        "sha256:00",
+        &scanned.analysis.durations,
+        &scanned.packages_by_ecosystem(),
+        (0, &scanned.language_updates_found),
+    );
+    assert_eq!(
+        slipway_tests::metric_value(
+            r#"slipway_scan_language_updates_found_total{ecosystem="npm"}"#
+        ),
+        Some(2.0)
+    );
+
     // A second scan is answered from the cache: the server sees no request.
     let asked = server.requests().len();
     assert_eq!(

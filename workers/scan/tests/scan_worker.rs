@@ -13,7 +13,7 @@ use slipway_broker::reports::{delete_report_stream, report_stream_name};
 use slipway_common::message::test_support::sample_messages;
 use slipway_common::message::{BuildSucceeded, ScanRequested};
 use slipway_common::{Cause, Digest, Envelope, ImageRef, JobId, Message};
-use slipway_scan::reports::{ReportReadOptions, latest_report};
+use slipway_scan::reports::{Document, ReportReadOptions, latest_document, latest_report};
 use slipway_scan::worker::{ScanHandler, ScanWorkerConfig};
 use slipway_tests::{BASE_IMAGE, REGISTRY, RunningWorker, TestBus, docker, test_settings};
 use tokio::sync::mpsc;
@@ -196,6 +196,60 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
     assert_eq!(
         report["packages"].as_array().map(Vec::len),
         Some(done.counts["packages"] as usize)
+    );
+    assert_eq!(
+        report["language_updates"]["not_checked"],
+        "no package indexes are configured"
+    );
+
+    // The SBOM and the build's provenance are stored beside the report.
+    let document = |document| {
+        latest_document(
+            rig.bus.connection(),
+            &stream,
+            &selector,
+            document,
+            ReportReadOptions::default(),
+        )
+    };
+    let sbom = document(Document::Sbom)
+        .await
+        .expect("read the reports stream")
+        .expect("the scan's SBOM is in the stream");
+    assert_eq!(
+        (sbom.meta.job_id, sbom.meta.digest.to_string()),
+        (job, digest.clone())
+    );
+    let sbom: serde_json::Value = serde_json::from_slice(&sbom.body).expect("a JSON SBOM");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(
+        sbom["metadata"]["component"]["version"],
+        digest.as_str(),
+        "the SBOM describes the scanned digest: {}",
+        sbom["metadata"]
+    );
+    let components = sbom["components"].as_array().map_or(0, Vec::len);
+    assert!(
+        components > 50,
+        "every package is a component (and the OS): {components}"
+    );
+    let provenance = document(Document::Provenance)
+        .await
+        .expect("read the reports stream")
+        .expect("the build's provenance is in the stream");
+    let provenance: serde_json::Value =
+        serde_json::from_slice(&provenance.body).expect("a JSON statement");
+    assert_eq!(
+        provenance["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    assert_eq!(
+        provenance["subject"][0]["digest"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    assert_eq!(
+        provenance["predicate"]["runDetails"]["metadata"]["invocationId"],
+        job.to_string()
     );
 
     // Not in the registry: a clear scan.failed, and the worker goes on.
