@@ -1,16 +1,25 @@
-//! `DockerEngine::build`: one classic-builder build from a tar context, its output streamed line by
-//! line, bounded by a time limit and a cancellation token, and no intermediate container left
-//! behind whatever the outcome.
+//! `DockerEngine::build`: one build from a tar context, with the classic builder or BuildKit
+//! (the Engine API's `version=2`, no session), its output streamed line by line, bounded by a time
+//! limit and a cancellation token, and no intermediate container left behind whatever the outcome.
+//!
+//! BuildKit's progress arrives as `moby.buildkit.trace` messages (base64 protobuf, decoded by
+//! bollard-stubs' `buildkit` feature): each step ("vertex") is logged once when it starts, with
+//! `CACHED` when its result came from the cache, its output lines, and its error. BuildKit keys
+//! its cache on each `RUN`'s network mode (part of the step's definition), so its layer cache is
+//! safe to use across builds of different networks. Unlike the classic builder, dockerd 20.10's
+//! BuildKit ignores the build API's memory and CPU caps (measured: a 300 MB allocation under a
+//! 64 MB `memory` ran to completion).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::time::Duration;
 
-use bollard::models::BuildInfo;
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, WaitContainerOptionsBuilder,
 };
+use bollard_stubs::moby::buildkit::v1::StatusResponse;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +48,17 @@ impl Network {
     }
 }
 
+/// Which of the daemon's builders runs a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderKind {
+    /// The classic builder (`version=1`): each `RUN` in a container with the spec's limits.
+    Classic,
+    /// BuildKit (`version=2`): heredocs, `RUN --mount`, `COPY --link`… as far as the daemon's
+    /// built-in Dockerfile frontend goes; a network-aware layer cache; no per-step memory or CPU
+    /// caps on dockerd 20.10.
+    BuildKit,
+}
+
 /// Where the build context (a tar archive, optionally gzip/bzip2/xz compressed, with the
 /// Dockerfile inside) comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +85,8 @@ pub struct BuildSpec {
     pub build_args: BTreeMap<String, String>,
     /// The network of the `RUN` steps.
     pub network: Network,
+    /// The builder.
+    pub builder: BuilderKind,
     /// The build's time limit, context upload included.
     pub timeout: Duration,
     /// Build every step afresh (`nocache`). The classic builder's cache ignores the network mode,
@@ -138,9 +160,13 @@ impl DockerEngine {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let version = match spec.builder {
+            BuilderKind::Classic => BuilderVersion::BuilderV1,
+            BuilderKind::BuildKit => BuilderVersion::BuilderBuildKit,
+        };
         let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(&spec.dockerfile)
-            .version(BuilderVersion::BuilderV1)
+            .version(version)
             .rm(true)
             .forcerm(true)
             .networkmode(spec.network.mode())
@@ -334,7 +360,16 @@ pub(crate) struct BuildProgress {
     partial: String,
     /// The last status shown for each progress id (status lines are shown once per change).
     statuses: HashMap<String, String>,
+    /// BuildKit steps announced so far, by digest: their number in the log (as `docker build
+    /// --progress=plain` numbers them) and whether they were announced as cached.
+    vertices: HashMap<String, (usize, bool)>,
 }
+
+/// At most this many BuildKit steps are remembered (a step repeated past it is logged again).
+const MAX_TRACKED_VERTICES: usize = 10_000;
+
+/// An output line longer than this is logged in pieces.
+const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
 impl BuildProgress {
     /// Take one message of the build stream, sending its complete lines to `log`.
@@ -356,8 +391,53 @@ impl BuildProgress {
                 self.statuses.insert(key, status.clone());
             }
         }
-        if let Some(id) = info.aux.as_ref().and_then(|aux| aux.id.as_ref()) {
-            self.image_id = Some(id.clone());
+        match &info.aux {
+            Some(BuildInfoAux::Default(image)) => {
+                if let Some(id) = &image.id {
+                    self.image_id = Some(id.clone());
+                }
+            }
+            Some(BuildInfoAux::BuildKit(status)) => self.buildkit(status, log),
+            None => {}
+        }
+    }
+
+    /// Take one BuildKit status message: steps as they start (and whether they were cached),
+    /// their output lines, their errors.
+    fn buildkit(&mut self, status: &StatusResponse, log: &mut (dyn FnMut(&str) + Send)) {
+        for vertex in &status.vertexes {
+            if self.vertices.len() >= MAX_TRACKED_VERTICES {
+                self.vertices.clear();
+            }
+            let known = self.vertices.len() + 1;
+            let (number, announced_cached) = match self.vertices.get(&vertex.digest) {
+                Some(&seen) => seen,
+                None if vertex.started.is_some() || vertex.cached => {
+                    log(&format!("#{known} {}", vertex.name));
+                    self.step = Some(vertex.name.clone());
+                    self.vertices.insert(vertex.digest.clone(), (known, false));
+                    (known, false)
+                }
+                None => continue,
+            };
+            if vertex.cached && vertex.completed.is_some() && !announced_cached {
+                log(&format!("#{number} CACHED"));
+                self.vertices.insert(vertex.digest.clone(), (number, true));
+            }
+            if !vertex.error.is_empty() {
+                log(&format!("#{number} ERROR: {}", vertex.error));
+            }
+        }
+        for entry in &status.logs {
+            self.partial.push_str(&String::from_utf8_lossy(&entry.msg));
+            while let Some(newline) = self.partial.find('\n') {
+                let line: String = self.partial.drain(..=newline).collect();
+                log(line.trim_end_matches(['\n', '\r']));
+            }
+            if self.partial.len() > MAX_PARTIAL_LINE {
+                let line = std::mem::take(&mut self.partial);
+                log(&line);
+            }
         }
     }
 
@@ -424,9 +504,9 @@ mod tests {
         }
         progress.observe(
             &BuildInfo {
-                aux: Some(ImageId {
+                aux: Some(BuildInfoAux::Default(ImageId {
                     id: Some("sha256:34e9".into()),
-                }),
+                })),
                 ..BuildInfo::default()
             },
             &mut log,
@@ -453,6 +533,71 @@ mod tests {
         assert_eq!(progress.containers, ["bfa68a735ef0"]);
         assert_eq!(progress.built_short_id.as_deref(), Some("34e9c9ce73bb"));
         assert_eq!(progress.image_id.as_deref(), Some("sha256:34e9"));
+    }
+
+    #[test]
+    fn buildkit_steps_are_numbered_once_with_their_output_cache_and_errors() {
+        use bollard_stubs::moby::buildkit::v1::{Vertex, VertexLog};
+        let vertex = |digest: &str, name: &str, cached: bool, done: bool, error: &str| Vertex {
+            digest: digest.into(),
+            name: name.into(),
+            cached,
+            started: Some(Default::default()),
+            completed: done.then(Default::default),
+            error: error.into(),
+            ..Vertex::default()
+        };
+        let status = |vertexes, logs: &[&str]| BuildInfo {
+            aux: Some(BuildInfoAux::BuildKit(StatusResponse {
+                vertexes,
+                logs: logs
+                    .iter()
+                    .map(|msg| VertexLog {
+                        msg: msg.as_bytes().to_vec(),
+                        ..VertexLog::default()
+                    })
+                    .collect(),
+                ..StatusResponse::default()
+            })),
+            ..BuildInfo::default()
+        };
+        let mut progress = BuildProgress::default();
+        let mut lines = Vec::new();
+        let mut log = |l: &str| lines.push(l.to_owned());
+        progress.observe(
+            &status(vec![vertex("a", "[1/2] FROM base", false, false, "")], &[]),
+            &mut log,
+        );
+        progress.observe(
+            &status(vec![vertex("a", "[1/2] FROM base", true, true, "")], &[]),
+            &mut log,
+        );
+        progress.observe(
+            &status(
+                vec![vertex("b", "[2/2] RUN make", false, false, "")],
+                &["one\ntw", "o\n"],
+            ),
+            &mut log,
+        );
+        progress.observe(
+            &status(
+                vec![vertex("b", "[2/2] RUN make", false, true, "exit code: 2")],
+                &[],
+            ),
+            &mut log,
+        );
+        assert_eq!(
+            lines,
+            [
+                "#1 [1/2] FROM base",
+                "#1 CACHED",
+                "#2 [2/2] RUN make",
+                "one",
+                "two",
+                "#2 ERROR: exit code: 2",
+            ]
+        );
+        assert_eq!(progress.step.as_deref(), Some("[2/2] RUN make"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 
-pub use build::{BuildContext, BuildSpec, BuiltImage, Network};
+pub use build::{BuildContext, BuildSpec, BuilderKind, BuiltImage, Network};
 pub use credentials::{CredentialsError, PASSWORD_CREDENTIAL, RegistryCredentials};
 pub use error::DockerError;
 pub use filesystem::{ArchiveStream, ImageStorage};
@@ -117,6 +117,33 @@ impl DockerEngine {
     pub fn api_version(&self) -> String {
         let v = self.docker.client_version();
         format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    /// Removes BuildKit's whole build cache (`POST /build/prune?all=1`); returns the bytes it
+    /// freed. The classic builder's cache is the daemon's images, which the job clean-up removes.
+    pub async fn prune_build_cache(&self) -> Result<u64, DockerError> {
+        let options = bollard::query_parameters::PruneBuildOptionsBuilder::default()
+            .all(true)
+            .build();
+        let pruned = self
+            .call("prune build cache", self.docker.prune_build(Some(options)))
+            .await?;
+        Ok(pruned
+            .space_reclaimed
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .unwrap_or(0))
+    }
+
+    /// The daemon's engine version (`20.10.24+dfsg1`), which tells what its builders parse.
+    pub async fn engine_version(&self) -> Result<String, DockerError> {
+        let version = self.call("version", self.docker.version()).await?;
+        version
+            .version
+            .ok_or_else(|| DockerError::UnexpectedResponse {
+                operation: "version",
+                expected: "the engine's version".into(),
+                found: "an answer without `Version`".into(),
+            })
     }
 
     /// The id (`sha256:…`) of the local image `reference` (a name:tag or an id), or `None` when the

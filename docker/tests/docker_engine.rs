@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slipway_docker::{
-    BindMount, BuildContext, BuildLimits, BuildSpec, ContainerSandbox, Digest, DockerEngine,
-    DockerError, ImageRef, JOB_LABEL, MountAccess, Network, RegistryCredentials, ResourceLimits,
-    RootFs, RunCommand, RunOutcome, RunSpec,
+    BindMount, BuildContext, BuildLimits, BuildSpec, BuilderKind, ContainerSandbox, Digest,
+    DockerEngine, DockerError, ImageRef, JOB_LABEL, MountAccess, Network, RegistryCredentials,
+    ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec,
 };
 use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker};
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,7 @@ fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
         labels: BTreeMap::new(),
         build_args: BTreeMap::new(),
         network: Network::None,
+        builder: BuilderKind::Classic,
         timeout: Duration::from_secs(60),
         no_cache: false,
         limits: BuildLimits {
@@ -972,6 +973,84 @@ async fn the_cache_ignores_the_network_mode_and_no_cache_restores_the_isolation(
         "built afresh without network, the step fails: {fresh:?}"
     );
     engine.remove_job_containers(&job).await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buildkit_builds_mounts_reuses_layers_and_never_across_network_modes() {
+    let engine = engine().await;
+    let job = unique("buildkit");
+    let build = |dockerfile: &str, network| {
+        let mut spec = spec(dockerfile, Vec::new());
+        spec.builder = BuilderKind::BuildKit;
+        spec.network = network;
+        spec
+    };
+    // BuildKit-only syntax, with its step output in the log.
+    let mounts = format!(
+        "FROM {BASE_IMAGE}\nRUN --mount=type=cache,target=/var/cache/{job} echo {job}-ran > /var/cache/{job}/x && cat /var/cache/{job}/x\n"
+    );
+    let log = Log::default();
+    let built = engine
+        .build(
+            &build(&mounts, Network::None),
+            &mut log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("a RUN --mount build");
+    assert!(built.id.starts_with("sha256:"), "{built:?}");
+    let lines = log.lines();
+    assert!(
+        lines.iter().any(|l| l == &format!("{job}-ran")),
+        "the step's output is logged: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with('#') && l.contains("2/2] RUN --mount=type=cache")),
+        "steps are logged as they start: {lines:?}"
+    );
+
+    // The same build again: every step from the cache.
+    let again_log = Log::default();
+    let again = engine
+        .build(
+            &build(&mounts, Network::None),
+            &mut again_log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("the same build again");
+    assert_eq!(again.id, built.id, "the layer cache is on");
+    assert!(
+        again_log.lines().iter().any(|l| l.ends_with(" CACHED")),
+        "{:?}",
+        again_log.lines()
+    );
+
+    // A layer made with the host's network never serves a build without it.
+    let dockerfile =
+        format!("FROM {BASE_IMAGE}\nRUN bash -c 'echo > /dev/tcp/127.0.0.1/5000' && echo {job}\n");
+    engine
+        .build(
+            &build(&dockerfile, Network::Host),
+            &mut Log::default().sink(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("with the host network the registry answers");
+    let none = engine
+        .build(
+            &build(&dockerfile, Network::None),
+            &mut Log::default().sink(),
+            &CancellationToken::new(),
+        )
+        .await;
+    assert!(
+        matches!(none, Err(DockerError::Build { .. })),
+        "without network the step runs again, and fails: {none:?}"
+    );
+    let _ = engine.remove_image(&built.id).await;
 }
 
 /// Reads the container's own confinement: capabilities, cgroup limits (v1 or v2 paths), whether

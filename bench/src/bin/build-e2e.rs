@@ -5,7 +5,13 @@
 //! Each repetition changes one file of the context for both sides, so neither gets a cached build
 //! of the changed layer; the rest of the cache state is the same for both.
 //!
-//! `cargo build --release -p slipway-build && cargo run --release -p slipway-bench --bin build-e2e`
+//! `--warm`: the rebuild of a child whose parent stage is unchanged, with a warm layer cache — the
+//! worker with `[build] builder = "buildkit"` (its layer cache is on), by hand `DOCKER_BUILDKIT=1
+//! docker build` + `docker push`. The parent stage takes `--base-seconds` when built cold (as a
+//! team's 4m42s base does); only the final stage's `COPY` of the changed file is rebuilt. A first,
+//! unmeasured round warms both sides and is printed as the cold time.
+//!
+//! `cargo build --release -p slipway-build && cargo run --release -p slipway-bench --bin build-e2e [-- --warm]`
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -36,7 +42,17 @@ struct Args {
     /// The `slipway-build` binary (default: next to this program).
     #[arg(long)]
     worker: Option<PathBuf>,
+    /// Measure warm-cache rebuilds of an unchanged parent's child (BuildKit) instead of cold builds.
+    #[arg(long)]
+    warm: bool,
+    /// With `--warm`: how long the parent stage takes when built cold, in seconds.
+    #[arg(long, default_value_t = 10)]
+    base_seconds: u32,
 }
+
+/// With `--warm`: an expensive parent stage that no repetition changes, and a child stage that
+/// takes the changed file.
+const WARM_DOCKERFILE: &str = "FROM slipway/debian:bookworm AS base\nARG PAYLOAD_MIB\nARG BASE_SECONDS\nRUN dd if=/dev/urandom of=/payload bs=1M count=${PAYLOAD_MIB} status=none && sleep ${BASE_SECONDS}\nFROM base\nCOPY nonce /nonce\nCMD [\"ls\", \"-l\", \"/payload\"]\n";
 
 const DOCKERFILE: &str = "FROM slipway/debian:bookworm AS build\nCOPY nonce /nonce\nARG PAYLOAD_MIB\nRUN dd if=/dev/urandom of=/payload bs=1M count=${PAYLOAD_MIB} status=none && cat /nonce >> /payload\nFROM slipway/debian:bookworm\nCOPY --from=build /payload /payload\nCMD [\"ls\", \"-l\", \"/payload\"]\n";
 
@@ -97,7 +113,12 @@ async fn main() -> anyhow::Result<()> {
             .env("SLIPWAY_BUILD__MIN_FREE_BYTES", "0")
             .env(
                 "SLIPWAY_BUILD__CACHE",
-                std::env::var("BENCH_CACHE").unwrap_or_else(|_| "false".into()),
+                std::env::var("BENCH_CACHE")
+                    .unwrap_or_else(|_| if args.warm { "true" } else { "false" }.into()),
+            )
+            .env(
+                "SLIPWAY_BUILD__BUILDER",
+                if args.warm { "buildkit" } else { "classic" },
             )
             .env("SLIPWAY_TELEMETRY__METRICS_ADDR", "127.0.0.1:0")
             .env("SLIPWAY_TELEMETRY__LOG_FILTER", "warn")
@@ -108,18 +129,38 @@ async fn main() -> anyhow::Result<()> {
     let repo = LocalRepo::new("bench-build");
     let run_id = format!("bench{}", std::process::id());
     let manual_ctx = TempDir::new("bench-build-manual");
-    std::fs::write(manual_ctx.path().join("Dockerfile"), DOCKERFILE)?;
+    let dockerfile = if args.warm {
+        WARM_DOCKERFILE
+    } else {
+        DOCKERFILE
+    };
+    std::fs::write(manual_ctx.path().join("Dockerfile"), dockerfile)?;
     println!(
-        "build-e2e: {} repetitions, {} MiB payload layer, two-stage Dockerfile, network none, registry 127.0.0.1:5000",
-        args.repeat, args.payload_mib
+        "build-e2e: {} repetitions, {} MiB payload layer, two-stage Dockerfile, network none, registry 127.0.0.1:5000{}",
+        args.repeat,
+        args.payload_mib,
+        if args.warm {
+            format!(
+                "; warm: BuildKit layer cache on both sides, parent stage {} s cold, unchanged",
+                args.base_seconds
+            )
+        } else {
+            String::new()
+        }
     );
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    for round in 0..args.repeat {
+    // With --warm, round 0 warms the caches and is not measured.
+    let rounds = if args.warm {
+        args.repeat + 1
+    } else {
+        args.repeat
+    };
+    for round in 0..rounds {
         // Slipway: lint.passed in → build.succeeded out.
         let sha = repo.commit(
             &[
-                ("Dockerfile", DOCKERFILE),
+                ("Dockerfile", dockerfile),
                 ("nonce", &format!("slipway {round} {}\n", now_nanos())),
             ],
             "bench round",
@@ -127,7 +168,11 @@ async fn main() -> anyhow::Result<()> {
         let entry = Entry {
             job_id: "slipway".into(),
             desired_tag: format!("r{round}"),
-            build_args: [("PAYLOAD_MIB".to_string(), args.payload_mib.to_string())].into(),
+            build_args: [
+                ("PAYLOAD_MIB".to_string(), args.payload_mib.to_string()),
+                ("BASE_SECONDS".to_string(), args.base_seconds.to_string()),
+            ]
+            .into(),
             ..repo.entry(&run_id)
         };
         let job = Envelope::new_job(
@@ -152,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         };
-        ours.push(elapsed);
+        let ours_round = elapsed;
 
         // By hand: docker build + docker push of the same Dockerfile with a fresh nonce.
         std::fs::write(
@@ -162,17 +207,26 @@ async fn main() -> anyhow::Result<()> {
         let image = format!("127.0.0.1:5000/{run_id}/manual:r{round}");
         let started = Instant::now();
         run(Command::new("docker")
+            .env("DOCKER_BUILDKIT", if args.warm { "1" } else { "0" })
             .args(["build", "-q", "--network", "none", "--build-arg"])
             .arg(format!("PAYLOAD_MIB={}", args.payload_mib))
+            .arg("--build-arg")
+            .arg(format!("BASE_SECONDS={}", args.base_seconds))
             .args(["-t", &image])
             .arg(manual_ctx.path()))?;
         run(Command::new("docker").args(["push", "-q", &image]))?;
-        theirs.push(started.elapsed());
+        let theirs_round = started.elapsed();
+        let label = if args.warm && round == 0 {
+            "cold (warm-up)".to_owned()
+        } else {
+            ours.push(ours_round);
+            theirs.push(theirs_round);
+            format!("round {}", ours.len())
+        };
         println!(
-            "round {}: slipway-build {:6.2} s   docker build+push {:6.2} s",
-            round + 1,
-            ours[round].as_secs_f64(),
-            theirs[round].as_secs_f64()
+            "{label}: slipway-build {:6.2} s   docker build+push {:6.2} s",
+            ours_round.as_secs_f64(),
+            theirs_round.as_secs_f64()
         );
         let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
     }

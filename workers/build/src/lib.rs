@@ -4,6 +4,7 @@
 //! Engine and the registry.
 
 pub mod context;
+pub mod features;
 pub mod plan;
 pub mod registry;
 pub mod retire;

@@ -24,12 +24,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::context::{ContextOptions, context_tar};
+use crate::features::{
+    Builder, BuilderPreference, DaemonBuilder, choose_builder, neutralise_syntax_directive,
+    required_features,
+};
 use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 use crate::telemetry::BuildOutcome;
 use slipway_docker::{
-    BindMount, BuildContext, BuildSpec, Digest, DockerEngine, DockerError, ImageRef, MountAccess,
-    Network, RunCommand, RunSpec,
+    BindMount, BuildContext, BuildSpec, BuilderKind, Digest, DockerEngine, DockerError, ImageRef,
+    MountAccess, Network, RunCommand, RunSpec,
 };
 
 /// The worker type: its queue is `<namespace>.build`, its metrics are labelled `worker="build"`.
@@ -78,11 +82,17 @@ pub struct BuildSettings {
     /// Whether smoke tests run on a read-only root (with a `tmpfs` `/tmp` and `/run`); prebuild
     /// scripts always do (they write into the checkout).
     pub smoke_test_read_only_root: bool,
-    /// Whether builds may reuse the daemon's layer cache. Off by default: the classic builder's
-    /// cache ignores the network mode, so a layer made by an entry allowed the network would be
-    /// reused by a `network: none` build of the same steps. Turn it on for nodes whose entries all
-    /// build without network.
+    /// Whether builds may reuse the daemon's layer cache where it is safe (default: on). BuildKit
+    /// builds reuse layers: BuildKit keys each `RUN` on its network mode, so a layer made with
+    /// the host's network never serves a `network: none` build. Classic builds never reuse
+    /// layers: the classic builder's cache ignores the network mode.
     pub cache: bool,
+    /// The builder of Dockerfiles that need nothing of BuildKit: `classic` (default: each `RUN`
+    /// under the `build_memory_bytes` and `build_cpu_millicores` caps, no layer cache) or
+    /// `buildkit` (layer cache; dockerd 20.10's BuildKit ignores those caps — bound builds with
+    /// `build_cgroup_parent` instead). A Dockerfile using BuildKit syntax is built with BuildKit
+    /// whatever this says, or fails at once when the daemon cannot.
+    pub builder: BuilderPreference,
 }
 
 impl Default for BuildSettings {
@@ -105,7 +115,8 @@ impl Default for BuildSettings {
             build_cpu_millicores: 2000,
             build_cgroup_parent: String::new(),
             smoke_test_read_only_root: true,
-            cache: false,
+            cache: true,
+            builder: BuilderPreference::Classic,
         }
     }
 }
@@ -228,6 +239,8 @@ pub struct BuildHandler {
     settings: BuildSettings,
     cache: SourceCache,
     docker: DockerEngine,
+    /// What the daemon's builders parse (from its engine version, read at start).
+    daemon_builder: DaemonBuilder,
     registry: RegistryClient,
     credentials: Option<RegistryCredentials>,
     registry_host: String,
@@ -324,10 +337,12 @@ impl BuildHandler {
         remove_stale_checkouts(&config.build);
         let credentials = crate::registry::credentials(&config.registry)?;
         let registry = RegistryClient::new(&config.registry, credentials.clone())?;
+        let docker = DockerEngine::connect().await?;
         Ok(BuildHandler {
             settings: config.build.clone(),
             cache: SourceCache::new(config.source.clone())?,
-            docker: DockerEngine::connect().await?,
+            daemon_builder: DaemonBuilder::of_engine_version(&docker.engine_version().await?),
+            docker,
             registry_host: registry.host().to_string(),
             registry,
             credentials,
@@ -522,12 +537,22 @@ impl BuildHandler {
         let owner = checkout_owner(&self.settings.work_dir);
         let sandbox = crate::sandbox::plan(entry, &self.settings, owner)
             .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
-        // Bounded: never start a build on a nearly full disk.
-        let space = self.docker.root_dir_space().await?;
+        // Bounded: never start a build on a nearly full disk. BuildKit's layer cache is the
+        // first thing to go when it is.
+        let low = |space: &slipway_docker::DiskSpace| {
+            space.free_bytes < self.settings.min_free_bytes
+                || space.free_inodes < self.settings.min_free_inodes
+        };
+        let mut space = self.docker.root_dir_space().await?;
+        if low(&space) {
+            let freed = self.docker.prune_build_cache().await?;
+            log.line(&format!(
+                "slipway: the Docker root is low on space: BuildKit's build cache pruned ({freed} bytes freed)"
+            ));
+            space = self.docker.root_dir_space().await?;
+        }
         crate::telemetry::disk_free(&space);
-        if space.free_bytes < self.settings.min_free_bytes
-            || space.free_inodes < self.settings.min_free_inodes
-        {
+        if low(&space) {
             crate::telemetry::disk_guard_tripped(&space);
             return Err(Stop::Retry(format!(
                 "the Docker root has {} bytes and {} inodes free; at least {} bytes and {} inodes are required (build.min_free_bytes, build.min_free_inodes)",
@@ -574,6 +599,30 @@ impl BuildHandler {
         })?;
         let dockerfile_digest = Digest::sha256_of(&dockerfile).to_string();
         let text = String::from_utf8_lossy(&dockerfile);
+
+        // The builder: BuildKit when the Dockerfile needs it (or by configuration); a feature
+        // beyond the daemon fails here, naming it, rather than in the daemon's parser.
+        let choice = choose_builder(
+            &required_features(&text),
+            &self.daemon_builder,
+            self.settings.builder,
+        )
+        .map_err(|e| Stop::Failed(BuildStage::Build, format!("{}: {e}", layout.dockerfile)))?;
+        log.line(&format!(
+            "slipway: building with {}",
+            match choice.builder {
+                Builder::Classic => "the classic builder",
+                Builder::BuildKit => "BuildKit",
+            }
+        ));
+        if choice.neutralise_syntax {
+            // Builds run offline: Docker's own frontend image cannot be pulled, and the
+            // daemon's built-in one parses everything this file uses.
+            log.line("slipway: the # syntax= directive names Docker's own frontend: the daemon's built-in frontend builds it");
+            std::fs::write(&dockerfile_path, neutralise_syntax_directive(&text)).map_err(|e| {
+                Stop::Retry(format!("cannot rewrite {}: {e}", dockerfile_path.display()))
+            })?;
+        }
 
         // No ADD of a URL in a build without network: the daemon would fetch it on the host's.
         let remote = plan::remote_add_sources(&text)
@@ -706,7 +755,11 @@ impl BuildHandler {
             build_args: entry.build_args.clone(),
             network: sandbox.build_network,
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
-            no_cache: !self.settings.cache,
+            no_cache: !self.settings.cache || choice.builder == Builder::Classic,
+            builder: match choice.builder {
+                Builder::Classic => BuilderKind::Classic,
+                Builder::BuildKit => BuilderKind::BuildKit,
+            },
             limits: sandbox.build_limits,
             cgroup_parent: sandbox.build_cgroup_parent.clone(),
         };

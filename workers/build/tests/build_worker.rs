@@ -343,3 +343,61 @@ async fn the_prebuild_script_prepares_the_context_without_network_and_its_failur
     assert_eq!(leftover_containers(job), 0);
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buildkit_syntax_is_built_with_buildkit_and_syntax_beyond_the_daemon_fails_naming_it() {
+    let mut rig = BuildRig::start("build-buildkit", |_| {}).await;
+    let repo = LocalRepo::new("buildkit");
+
+    // RUN --mount needs BuildKit; Docker's own `# syntax=` frontend cannot be pulled offline,
+    // and the daemon's built-in one parses this file.
+    let cached = repo.commit(
+        &[(
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1\nFROM slipway/debian:bookworm\nRUN --mount=type=cache,target=/var/cache/slipway-test echo mounted-cache-ran > /var/cache/slipway-test/x && cat /var/cache/slipway-test/x > /result\n",
+        )],
+        "cache mount",
+    );
+    let entry = entry(&repo, "buildkit");
+    let job = rig.request(&entry, &cached).await;
+    let outcome = rig.outcome(job).await;
+    let Message::BuildSucceeded(built) = outcome else {
+        panic!(
+            "a RUN --mount build must succeed: {outcome:?}\n{}",
+            rig.log_of(job).await
+        )
+    };
+    assert_eq!(built.commit.as_str(), cached);
+    let log = rig.log_of(job).await;
+    assert!(log.contains("slipway: building with BuildKit"), "{log}");
+    assert!(log.contains("mounted-cache-ran"), "{log}");
+
+    // A heredoc needs a newer frontend than dockerd 20.10's: refused before the daemon sees it.
+    let heredoc = repo.commit(
+        &[(
+            "Dockerfile",
+            "FROM slipway/debian:bookworm\nRUN <<EOF\necho from-a-heredoc\nEOF\n",
+        )],
+        "heredoc",
+    );
+    let job = rig.request(&entry, &heredoc).await;
+    let Message::BuildFailed(failed) = rig.outcome(job).await else {
+        panic!("build.failed expected")
+    };
+    assert_eq!(failed.stage, BuildStage::Build);
+    if rig_daemon_is_docker_20() {
+        assert_eq!(
+            failed.error,
+            "Dockerfile: line 2: a heredoc (RUN <<EOF) needs BuildKit with the Dockerfile frontend 1.4 or newer (Docker Engine 23.0 or newer); this daemon (Docker 20.10.24+dfsg1) has the Dockerfile frontend 1.2"
+        );
+    }
+    rig.stop().await;
+}
+
+/// Whether the test daemon is Debian bookworm's dockerd 20.10.24 (the error text names it).
+fn rig_daemon_is_docker_20() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "20.10.24+dfsg1")
+}
