@@ -183,21 +183,13 @@ pub struct ConfigError {
 impl RepoConfig {
     /// Checks the configuration of the repository at position `index` and resolves its URLs.
     pub fn validate(&self, index: usize) -> Result<Repo, ConfigError> {
-        let error = |field, expected: &str, found: String| ConfigError {
+        let place = EntryPlace {
             section: "repos",
             index,
-            name: self.name.clone(),
-            field,
-            expected: expected.to_owned(),
-            found,
+            name: &self.name,
         };
-        if self.name.trim().is_empty() {
-            return Err(error(
-                "name",
-                "a non-empty name",
-                format!("{:?}", self.name),
-            ));
-        }
+        let error = |field, expected: &str, found: String| place.error(field, expected, found);
+        place.check_name()?;
         if self.applies_to.id.trim().is_empty() {
             return Err(error(
                 "applies_to.id",
@@ -205,8 +197,7 @@ impl RepoConfig {
                 format!("{:?}", self.applies_to.id),
             ));
         }
-        let base = parse_base_url(&self.url)
-            .map_err(|expected| error("url", expected, format!("{:?}", self.url)))?;
+        let base = place.base_url(&self.url)?;
         let kind = self.kind.as_str();
         let only_for = |field, allowed: &str| {
             error(
@@ -339,31 +330,82 @@ impl RepoConfig {
     }
 }
 
+/// Where an entry of a configuration list is: what every error about it names.
+pub(crate) struct EntryPlace<'a> {
+    /// The list: `repos` or `indexes`.
+    pub(crate) section: &'static str,
+    /// Position in the list (0-based).
+    pub(crate) index: usize,
+    /// The entry's configured name.
+    pub(crate) name: &'a str,
+}
+
+impl EntryPlace<'_> {
+    /// The error of `field` at this place.
+    pub(crate) fn error(&self, field: &'static str, expected: &str, found: String) -> ConfigError {
+        ConfigError {
+            section: self.section,
+            index: self.index,
+            name: self.name.to_owned(),
+            field,
+            expected: expected.to_owned(),
+            found,
+        }
+    }
+
+    /// The entry's name must not be blank.
+    pub(crate) fn check_name(&self) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(self.error("name", "a non-empty name", format!("{:?}", self.name)));
+        }
+        Ok(())
+    }
+
+    /// The entry's `url` as a base directory URL.
+    pub(crate) fn base_url(&self, url: &str) -> Result<Url, ConfigError> {
+        parse_base_url(url).map_err(|expected| self.error("url", expected, format!("{url:?}")))
+    }
+}
+
 /// Validates every repository and checks that their names are unique.
 pub fn validate_repos(configs: &[RepoConfig]) -> Result<Vec<Repo>, ConfigError> {
+    validate_unique("repos", configs, RepoConfig::validate, |repo| &repo.name)
+}
+
+/// Validates each of `configs` (the list `section`) with `validate`, and checks that no two of
+/// them share a name (`name_of`).
+pub(crate) fn validate_unique<C, T>(
+    section: &'static str,
+    configs: &[C],
+    validate: impl Fn(&C, usize) -> Result<T, ConfigError>,
+    name_of: impl Fn(&T) -> &String,
+) -> Result<Vec<T>, ConfigError> {
     let mut names = HashSet::new();
     configs
         .iter()
         .enumerate()
         .map(|(index, config)| {
-            let repo = config.validate(index)?;
-            if !names.insert(repo.name.clone()) {
-                return Err(ConfigError {
-                    section: "repos",
+            let validated = validate(config, index)?;
+            let name = name_of(&validated);
+            if !names.insert(name.clone()) {
+                let place = EntryPlace {
+                    section,
                     index,
-                    name: repo.name.clone(),
-                    field: "name",
-                    expected: "a name no other repository has".to_owned(),
-                    found: format!("{:?} again", repo.name),
-                });
+                    name,
+                };
+                return Err(place.error(
+                    "name",
+                    &format!("a name no other entry of {section} has"),
+                    format!("{name:?} again"),
+                ));
             }
-            Ok(repo)
+            Ok(validated)
         })
         .collect()
 }
 
 /// `url` as a base directory URL (ending in `/`), or what it should have been.
-pub(crate) fn parse_base_url(url: &str) -> Result<Url, &'static str> {
+fn parse_base_url(url: &str) -> Result<Url, &'static str> {
     let mut parsed = Url::parse(url).map_err(|_| "an absolute http(s) URL")?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("an http:// or https:// URL");

@@ -84,6 +84,26 @@ fn arch_compatible(installed: Option<&str>, available: Option<&str>) -> bool {
     }
 }
 
+/// The candidate whose `version` is the highest by `ecosystem`'s order; of equal versions, the
+/// first.
+pub(crate) fn newest<C>(
+    ecosystem: Ecosystem,
+    candidates: impl IntoIterator<Item = C>,
+    version: impl Fn(&C) -> &str,
+) -> Option<C> {
+    candidates
+        .into_iter()
+        .fold(None, |best: Option<C>, candidate| match best {
+            Some(b)
+                if version::compare(ecosystem, version(&candidate), version(&b))
+                    != Ordering::Greater =>
+            {
+                Some(b)
+            }
+            _ => Some(candidate),
+        })
+}
+
 /// The updates of `inventory`'s OS packages found in `indexes`: for each installed package of
 /// an index's ecosystem, the highest version offered under the same name for a compatible
 /// architecture, reported when it is strictly newer than the installed one by the ecosystem's
@@ -105,24 +125,14 @@ pub fn find_updates(inventory: &Inventory, indexes: &[RepoIndex]) -> Vec<Update>
         .filter_map(|installed| {
             let ecosystem = installed.ecosystem;
             let candidates = offers.get(&(ecosystem, installed.name.as_str()))?;
-            let (best, repo) = candidates
-                .iter()
-                .filter(|(offer, _)| {
+            // The first of equal versions stays: repositories are in configured order.
+            let (best, repo) = newest(
+                ecosystem,
+                candidates.iter().filter(|(offer, _)| {
                     arch_compatible(installed.arch.as_deref(), offer.arch.as_deref())
-                })
-                // The first of equal versions stays: repositories are in configured order.
-                .fold(
-                    None,
-                    |best: Option<&(&AvailablePackage, &str)>, candidate| match best {
-                        Some(b)
-                            if version::compare(ecosystem, &candidate.0.version, &b.0.version)
-                                != Ordering::Greater =>
-                        {
-                            Some(b)
-                        }
-                        _ => Some(candidate),
-                    },
-                )?;
+                }),
+                |(offer, _)| offer.version.as_str(),
+            )?;
             (version::compare(ecosystem, &best.version, &installed.version) == Ordering::Greater)
                 .then(|| Update {
                     name: installed.name.clone(),

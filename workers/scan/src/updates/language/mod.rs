@@ -20,12 +20,12 @@ pub mod documents;
 pub mod lookup;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::config::{ConfigError, parse_base_url};
+use super::config::{ConfigError, EntryPlace, validate_unique};
 use crate::package::{Ecosystem, Inventory, Package};
 use crate::version;
 
@@ -153,23 +153,13 @@ fn valid_lookup_name(ecosystem: Ecosystem, name: &str) -> bool {
 impl IndexConfig {
     /// Checks the configuration of the index at position `position`.
     pub fn validate(&self, position: usize) -> Result<PackageIndex, ConfigError> {
-        let error = |field, expected: &str, found: String| ConfigError {
+        let place = EntryPlace {
             section: "indexes",
             index: position,
-            name: self.name.clone(),
-            field,
-            expected: expected.to_owned(),
-            found,
+            name: &self.name,
         };
-        if self.name.trim().is_empty() {
-            return Err(error(
-                "name",
-                "a non-empty name",
-                format!("{:?}", self.name),
-            ));
-        }
-        let base = parse_base_url(&self.url)
-            .map_err(|expected| error("url", expected, format!("{:?}", self.url)))?;
+        place.check_name()?;
+        let base = place.base_url(&self.url)?;
         Ok(PackageIndex {
             name: self.name.clone(),
             kind: self.kind,
@@ -180,25 +170,9 @@ impl IndexConfig {
 
 /// Validates every index and checks that their names are unique.
 pub fn validate_indexes(configs: &[IndexConfig]) -> Result<Vec<PackageIndex>, ConfigError> {
-    let mut names = HashSet::new();
-    configs
-        .iter()
-        .enumerate()
-        .map(|(position, config)| {
-            let index = config.validate(position)?;
-            if !names.insert(index.name.clone()) {
-                return Err(ConfigError {
-                    section: "indexes",
-                    index: position,
-                    name: index.name.clone(),
-                    field: "name",
-                    expected: "a name no other index has".to_owned(),
-                    found: format!("{:?} again", index.name),
-                });
-            }
-            Ok(index)
-        })
-        .collect()
+    validate_unique("indexes", configs, IndexConfig::validate, |index| {
+        &index.name
+    })
 }
 
 /// One release an index lists for a package.
@@ -282,26 +256,16 @@ pub fn find_language_updates(
             let installed_pre = prerelease(ecosystem, &installed.version)?;
             let name = lookup_name(installed);
             let candidates = offers.get(&(ecosystem, name.as_str()))?;
-            let (best, index) = candidates
-                .iter()
-                .filter(|(release, _)| {
+            let (best, index) = super::newest(
+                ecosystem,
+                candidates.iter().filter(|(release, _)| {
                     !release.yanked
                         && platform_fits(installed.arch.as_deref(), release.platform.as_deref())
                         && prerelease(ecosystem, &release.version)
                             .is_some_and(|pre| installed_pre || !pre)
-                })
-                .fold(
-                    None,
-                    |best: Option<&(&Release, &str)>, candidate| match best {
-                        Some(b)
-                            if version::compare(ecosystem, &candidate.0.version, &b.0.version)
-                                != Ordering::Greater =>
-                        {
-                            Some(b)
-                        }
-                        _ => Some(candidate),
-                    },
-                )?;
+                }),
+                |(release, _)| release.version.as_str(),
+            )?;
             (version::compare(ecosystem, &best.version, &installed.version) == Ordering::Greater)
                 .then(|| LanguageUpdate {
                     ecosystem,
