@@ -116,6 +116,7 @@ Environment:
   SLIPWAY_SYSTEMD_IMAGE       image with systemd (default slipway/debian-systemd:bookworm)
   SLIPWAY_SYSTEMD_TAR         its cached rootfs tar (default /var/cache/slipway/bookworm-systemd.tar)
   SLIPWAY_DPKG_LOCK_TIMEOUT   seconds to wait for the dpkg/apt lock (default 300)
+  SLIPWAY_DOCKER26            0: do not start the Docker 26 daemon of deploy/docker26.sh (default 1)
 EOF
 }
 
@@ -535,6 +536,21 @@ ensure_systemd_image() {
 
 # -------------------------------------------------------------------- main --
 
+# ------------------------------------------------------------ docker 26 --
+
+# A newer daemon beside the host's (deploy/docker26.sh): the build tests send
+# it heredocs and COPY --link, which bookworm's dockerd 20.10 cannot build.
+# SLIPWAY_DOCKER26=0 skips it (about 90 s the first time, mostly mmdebstrap).
+DOCKER26_READY=
+ensure_docker26() {
+    if [[ ${SLIPWAY_DOCKER26:-1} == 0 ]]; then
+        log "docker 26 ... skipped (SLIPWAY_DOCKER26=0)"
+        return
+    fi
+    bash "$SCRIPT_DIR/docker26.sh" start || die "deploy/docker26.sh failed (SLIPWAY_DOCKER26=0 skips it)"
+    DOCKER26_READY=1
+}
+
 main() {
     case "${1:-}" in
     -h | --help)
@@ -560,7 +576,8 @@ main() {
     ensure_registry
     ensure_base_image
     ensure_systemd_image
-    log "ready: rabbitmq amqp://127.0.0.1:5672, registry 127.0.0.1:5000, docker $DOCKER_VERSION, base image $BASE_IMAGE"
+    ensure_docker26
+    log "ready: rabbitmq amqp://127.0.0.1:5672, registry 127.0.0.1:5000, docker $DOCKER_VERSION, base image $BASE_IMAGE${DOCKER26_READY:+, docker 26 at unix:///run/slipway-docker26/docker.sock}"
 }
 
 main "$@"
