@@ -6,7 +6,8 @@
 pub mod context;
 pub mod features;
 pub mod plan;
-pub mod registry;
+/// The registry client, shared with the scan worker (`slipway-registry`).
+pub use slipway_registry as registry;
 pub mod retire;
 pub mod sandbox;
 pub mod telemetry;

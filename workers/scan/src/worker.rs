@@ -122,6 +122,11 @@ pub struct ScanSettings {
     /// Largest total of the files the scanners keep in memory for one image, in bytes (default
     /// 128 MiB): past it the scan fails, naming the file it stopped at.
     pub max_kept_bytes: u64,
+    /// Base URL of a registry (`http://127.0.0.1:5000`) whose images get their SBOM attached as
+    /// an OCI referrer (an artifact manifest whose `subject` is the scanned manifest, listed
+    /// under the `sha256-<hex>` referrers tag), with the `[registry]` credentials. None (the
+    /// default): SBOMs are only stored in the report stream.
+    pub sbom_referrers_registry: Option<String>,
 }
 
 impl Default for ScanSettings {
@@ -133,6 +138,7 @@ impl Default for ScanSettings {
             remove_pulled: true,
             max_file_bytes: limits.max_file_bytes,
             max_kept_bytes: limits.max_kept_bytes,
+            sbom_referrers_registry: None,
         }
     }
 }
@@ -156,6 +162,9 @@ pub enum WorkerError {
     /// The registry credentials are unusable.
     #[error("registry: {0}")]
     Credentials(#[from] slipway_docker::CredentialsError),
+    /// `[scan] sbom_referrers_registry` cannot be used.
+    #[error("scan.sbom_referrers_registry: {0}")]
+    Referrers(String),
     /// A `[[repos]]` or `[[indexes]]` entry is invalid.
     #[error(transparent)]
     Repos(#[from] crate::updates::ConfigError),
@@ -208,6 +217,8 @@ impl From<DockerError> for Failure {
 pub struct ScanHandler {
     docker: DockerEngine,
     credentials: Option<RegistryCredentials>,
+    /// Where SBOMs are attached as referrers, when configured.
+    referrers: Option<slipway_registry::RegistryClient>,
     /// `<namespace>.reports`, where the runner appends each report.
     report_stream: String,
     settings: ScanSettings,
@@ -225,6 +236,19 @@ impl ScanHandler {
             config.registry.username.as_deref(),
             config.registry.password_file.as_deref(),
         )?;
+        let referrers = match &config.scan.sbom_referrers_registry {
+            Some(url) => Some(
+                slipway_registry::RegistryClient::new(
+                    &slipway_registry::RegistrySettings {
+                        url: url.clone(),
+                        ..Default::default()
+                    },
+                    credentials.clone(),
+                )
+                .map_err(|e| WorkerError::Referrers(e.to_string()))?,
+            ),
+            None => None,
+        };
         let repos = validate_repos(&config.repos)?;
         let indexes = validate_indexes(&config.indexes)?;
         let fetcher = if repos.is_empty() && indexes.is_empty() {
@@ -248,6 +272,7 @@ impl ScanHandler {
         };
         Ok(ScanHandler {
             docker: DockerEngine::connect().await?,
+            referrers,
             credentials,
             report_stream: report_stream_name(&config.broker.namespace),
             settings: config.scan.clone(),
@@ -397,9 +422,12 @@ impl ScanHandler {
                 tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             },
         );
+        let sbom = encode(&sbom)?;
+        self.attach_sbom(&scan_job.image, &digest, &sbom, &scanned.scanned_at)
+            .await?;
         let mut appends = vec![
             meta.entry(&self.report_stream, body),
-            meta.document_entry(&self.report_stream, Document::Sbom, encode(&sbom)?),
+            meta.document_entry(&self.report_stream, Document::Sbom, sbom),
         ];
         if let slipway_common::Message::BuildSucceeded(built) = &job.envelope.message {
             let statement =
@@ -411,6 +439,52 @@ impl ScanHandler {
             ));
         }
         Ok((appends, completed))
+    }
+}
+
+impl ScanHandler {
+    /// Attaches `sbom` to `image@digest` as an OCI referrer when `[scan] sbom_referrers_registry`
+    /// names the image's registry. A registry that is down retries the scan; a refusal is logged
+    /// and the scan goes on (the SBOM is in the report stream either way).
+    async fn attach_sbom(
+        &self,
+        image: &slipway_common::ImageRef,
+        digest: &slipway_common::Digest,
+        sbom: &[u8],
+        scanned_at: &slipway_common::Timestamp,
+    ) -> Result<(), Failure> {
+        let Some(client) = &self.referrers else {
+            return Ok(());
+        };
+        if image.domain() != Some(client.host()) {
+            return Ok(());
+        }
+        let annotations = std::collections::BTreeMap::from([(
+            "org.opencontainers.image.created".to_owned(),
+            scanned_at.to_rfc3339(),
+        )]);
+        match client
+            .attach_referrer(
+                image,
+                digest,
+                crate::sbom::MEDIA_TYPE,
+                sbom.to_vec(),
+                &annotations,
+            )
+            .await
+        {
+            Ok(artifact) => {
+                tracing::info!(image = %image, %digest, %artifact, "SBOM attached as a referrer");
+                Ok(())
+            }
+            Err(error) if error.is_transient() => Err(Failure::Transient(format!(
+                "attaching the SBOM to {image}: {error}"
+            ))),
+            Err(error) => {
+                tracing::warn!(image = %image, %digest, %error, "the registry refused the SBOM referrer");
+                Ok(())
+            }
+        }
     }
 }
 

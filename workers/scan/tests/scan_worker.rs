@@ -67,6 +67,10 @@ impl ScanRig {
         let settings = test_settings(test);
         let config = ScanWorkerConfig {
             broker: settings.clone(),
+            scan: slipway_scan::worker::ScanSettings {
+                sbom_referrers_registry: Some(format!("http://{REGISTRY}")),
+                ..Default::default()
+            },
             ..ScanWorkerConfig::default()
         };
         let bus = TestBus::start(settings.clone(), config.topology()).await;
@@ -123,6 +127,25 @@ fn build_succeeded(image: &str, digest: &str) -> Message {
         digest: Digest::parse(digest).expect("a valid digest"),
         ..built
     })
+}
+
+/// The JSON document at `http://REGISTRY/v2/<path>` (OCI manifests and indexes accepted).
+fn registry_json(path: &str) -> serde_json::Value {
+    let output = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!("http://{REGISTRY}/v2/{path}"))
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON document")
 }
 
 fn unique_path(what: &str) -> String {
@@ -233,6 +256,33 @@ async fn built_images_are_scanned_reported_and_cleaned_up_and_bad_ones_fail_clea
         components > 50,
         "every package is a component (and the OS): {components}"
     );
+    // Attached in the registry too, as an OCI referrer of the scanned manifest, listed under the
+    // referrers tag (Distribution 2.8 has no referrers API).
+    let repository = image
+        .trim_start_matches(&format!("{REGISTRY}/"))
+        .trim_end_matches(":1");
+    let index = registry_json(&format!(
+        "{repository}/manifests/sha256-{}",
+        digest.trim_start_matches("sha256:")
+    ));
+    assert_eq!(
+        index["manifests"][0]["artifactType"], "application/vnd.cyclonedx+json",
+        "{index}"
+    );
+    let artifact = registry_json(&format!(
+        "{repository}/manifests/{}",
+        index["manifests"][0]["digest"]
+            .as_str()
+            .expect("a referrer digest")
+    ));
+    assert_eq!(artifact["subject"]["digest"], digest.as_str(), "{artifact}");
+    let attached = registry_json(&format!(
+        "{repository}/blobs/{}",
+        artifact["layers"][0]["digest"]
+            .as_str()
+            .expect("the SBOM blob")
+    ));
+    assert_eq!(attached, sbom, "the attached SBOM is the stored one");
     let provenance = document(Document::Provenance)
         .await
         .expect("read the reports stream")

@@ -22,6 +22,7 @@ use slipway_common::{Digest, ImageRef};
 pub use slipway_docker::{PASSWORD_CREDENTIAL, RegistryCredentials};
 
 mod delete;
+pub mod referrers;
 mod relabel;
 
 pub use delete::{MAX_TAGS_LISTED, TagList};

@@ -67,7 +67,7 @@ pub(super) fn manifest_with_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::labels_from_config;
+    use crate::labels_from_config;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
