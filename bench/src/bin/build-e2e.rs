@@ -6,8 +6,9 @@
 //! of the changed layer; the rest of the cache state is the same for both.
 //!
 //! `--warm`: the rebuild of a child whose parent stage is unchanged, with a warm layer cache — the
-//! worker with `[build] builder = "buildkit"` (its layer cache is on), by hand `DOCKER_BUILDKIT=1
-//! docker build` + `docker push`. The parent stage takes `--base-seconds` when built cold (as a
+//! worker with `[build] builder = "buildkit"` (its layer cache is on), by hand `docker build`
+//! (the legacy builder, whose cache is on by default; the docker CLI here has no buildx for
+//! BuildKit) + `docker push`. The parent stage takes `--base-seconds` when built cold (as a
 //! team's 4m42s base does); only the final stage's `COPY` of the changed file is rebuilt. A first,
 //! unmeasured round warms both sides and is printed as the cold time.
 //!
@@ -52,7 +53,8 @@ struct Args {
 
 /// With `--warm`: an expensive parent stage that no repetition changes, and a child stage that
 /// takes the changed file.
-const WARM_DOCKERFILE: &str = "FROM slipway/debian:bookworm AS base\nARG PAYLOAD_MIB\nARG BASE_SECONDS\nRUN dd if=/dev/urandom of=/payload bs=1M count=${PAYLOAD_MIB} status=none && sleep ${BASE_SECONDS}\nFROM base\nCOPY nonce /nonce\nCMD [\"ls\", \"-l\", \"/payload\"]\n";
+/// `BENCH_RUN` (this run's id) makes the parent stage new to every cache when a run starts.
+const WARM_DOCKERFILE: &str = "FROM slipway/debian:bookworm AS base\nARG PAYLOAD_MIB\nARG BASE_SECONDS\nARG BENCH_RUN\nRUN echo ${BENCH_RUN} > /run-id && dd if=/dev/urandom of=/payload bs=1M count=${PAYLOAD_MIB} status=none && sleep ${BASE_SECONDS}\nFROM base\nCOPY nonce /nonce\nCMD [\"ls\", \"-l\", \"/payload\"]\n";
 
 const DOCKERFILE: &str = "FROM slipway/debian:bookworm AS build\nCOPY nonce /nonce\nARG PAYLOAD_MIB\nRUN dd if=/dev/urandom of=/payload bs=1M count=${PAYLOAD_MIB} status=none && cat /nonce >> /payload\nFROM slipway/debian:bookworm\nCOPY --from=build /payload /payload\nCMD [\"ls\", \"-l\", \"/payload\"]\n";
 
@@ -141,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         args.payload_mib,
         if args.warm {
             format!(
-                "; warm: BuildKit layer cache on both sides, parent stage {} s cold, unchanged",
+                "; warm: layer cache on both sides (slipway BuildKit, by hand the legacy builder), parent stage {} s cold, unchanged",
                 args.base_seconds
             )
         } else {
@@ -171,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             build_args: [
                 ("PAYLOAD_MIB".to_string(), args.payload_mib.to_string()),
                 ("BASE_SECONDS".to_string(), args.base_seconds.to_string()),
+                ("BENCH_RUN".to_string(), run_id.clone()),
             ]
             .into(),
             ..repo.entry(&run_id)
@@ -207,11 +210,13 @@ async fn main() -> anyhow::Result<()> {
         let image = format!("127.0.0.1:5000/{run_id}/manual:r{round}");
         let started = Instant::now();
         run(Command::new("docker")
-            .env("DOCKER_BUILDKIT", if args.warm { "1" } else { "0" })
+            .env("DOCKER_BUILDKIT", "0")
             .args(["build", "-q", "--network", "none", "--build-arg"])
             .arg(format!("PAYLOAD_MIB={}", args.payload_mib))
             .arg("--build-arg")
             .arg(format!("BASE_SECONDS={}", args.base_seconds))
+            .arg("--build-arg")
+            .arg(format!("BENCH_RUN={run_id}"))
             .args(["-t", &image])
             .arg(manual_ctx.path()))?;
         run(Command::new("docker").args(["push", "-q", &image]))?;
@@ -228,7 +233,10 @@ async fn main() -> anyhow::Result<()> {
             ours_round.as_secs_f64(),
             theirs_round.as_secs_f64()
         );
-        let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+        // Warm: the legacy builder's cache is the images themselves; they go at the end.
+        if !args.warm {
+            let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+        }
     }
     let (ours_med, theirs_med) = (slipway_bench::median(ours), slipway_bench::median(theirs));
     let ratio = ours_med.as_secs_f64() / theirs_med.as_secs_f64();
