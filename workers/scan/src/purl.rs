@@ -74,7 +74,7 @@ pub fn of(package: &Package, os: Option<&OsIdentity>) -> String {
                 parts.namespace.push(os.id.to_lowercase());
             }
         }
-        Ecosystem::Pypi => parts.name = crate::lang::python::pep503_name(&package.name),
+        Ecosystem::Pypi => parts.name = crate::lang::python::normalized_name(&package.name),
         Ecosystem::Npm => {
             // A scoped package is `@scope/name`: the scope is the namespace (its `@` is encoded
             // like any other), the rest the name.
@@ -610,16 +610,16 @@ mod tests {
     #[test]
     fn pep503_collapses_runs_of_separators() {
         assert_eq!(
-            crate::lang::python::pep503_name("Django_package"),
+            crate::lang::python::normalized_name("Django_package"),
             "django-package"
         );
         assert_eq!(
-            crate::lang::python::pep503_name("ruamel.yaml"),
+            crate::lang::python::normalized_name("ruamel.yaml"),
             "ruamel-yaml"
         );
-        assert_eq!(crate::lang::python::pep503_name("A-_.-b"), "a-b");
+        assert_eq!(crate::lang::python::normalized_name("A-_.-b"), "a-b");
         assert_eq!(
-            crate::lang::python::pep503_name("typing_extensions"),
+            crate::lang::python::normalized_name("typing_extensions"),
             "typing-extensions"
         );
     }

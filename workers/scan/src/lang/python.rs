@@ -35,7 +35,7 @@ fn has_stem(name: &str, suffix: &str) -> bool {
 
 /// A distribution's name normalised as PEP 503 says (lowercase, each run of `-`, `_` and `.`
 /// replaced by one `-`): `Slipway_Probe.Pkg` → `slipway-probe-pkg`. Names are kept as written in
-/// packages; purls and comparisons use this form.
+/// packages; purls, OSV records, index lookups and comparisons use this form.
 pub fn normalized_name(name: &str) -> String {
     let mut normalized = String::with_capacity(name.len());
     let mut in_separator_run = false;
@@ -174,25 +174,6 @@ fn licence_classifiers(headers: &[Header]) -> Vec<String> {
         }
     }
     names
-}
-
-/// A Python distribution name normalised as PEP 503 says: lowercased, every run of `-`, `_` and
-/// `.` replaced by one `-` (how purls and OSV records write PyPI names).
-pub fn pep503_name(name: &str) -> String {
-    let mut normalised = String::with_capacity(name.len());
-    let mut in_separator_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator_run {
-                normalised.push('-');
-            }
-            in_separator_run = true;
-        } else {
-            normalised.extend(c.to_lowercase());
-            in_separator_run = false;
-        }
-    }
-    normalised
 }
 
 #[cfg(test)]

@@ -253,7 +253,7 @@ pub fn name_key(family: &str, name: &str) -> String {
     if family != "PyPI" {
         return name.to_owned();
     }
-    crate::lang::python::pep503_name(name)
+    crate::lang::python::normalized_name(name)
 }
 
 /// The first `count` dot-separated numbers of `version` (`3.18.4` → `3.18` for 2), each all
