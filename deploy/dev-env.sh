@@ -120,34 +120,9 @@ Environment:
 EOF
 }
 
-log() { printf 'dev-env: %s\n' "$*"; }
-die() {
-    printf 'dev-env: ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-# Files to delete when the script exits (temporary files, a policy-rc.d we
-# created).
-CLEANUP=()
-cleanup() {
-    local f
-    for f in "${CLEANUP[@]}"; do rm -f -- "$f"; done
-}
-trap cleanup EXIT
-
-# wait_for SECONDS COMMAND...: poll COMMAND (output discarded) until it
-# succeeds; fail once SECONDS have passed. Polls quickly at first, then once
-# a second.
-wait_for() {
-    local deadline=$((SECONDS + $1)) delays=(0.1 0.2 0.5 1) i=0
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep "${delays[i]}"
-        if ((i < ${#delays[@]} - 1)); then i=$((i + 1)); fi
-    done
-    return 0
-}
+LOG_PREFIX=dev-env
+# shellcheck source=deploy/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 # port_open HOST PORT: a TCP connection succeeds.
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -178,13 +153,6 @@ start_detached() {
     printf '\n==== %s dev-env: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
     setsid nohup "$@" >>"$logfile" 2>&1 </dev/null &
     echo "$!"
-}
-
-# show_log FILE: last lines of a log, to stderr, before dying.
-show_log() {
-    [[ -f $1 ]] || return 0
-    printf 'dev-env: --- last lines of %s ---\n' "$1" >&2
-    tail -n 25 -- "$1" >&2 || true
 }
 
 # ---------------------------------------------------------------- packages --

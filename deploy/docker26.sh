@@ -67,40 +67,10 @@ Environment:
 EOF
 }
 
-log() { printf 'docker26: %s\n' "$*"; }
-die() {
-    printf 'docker26: ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-# Files and directories to delete when the script exits.
-CLEANUP=()
-cleanup() {
-    local f
-    for f in "${CLEANUP[@]}"; do rm -rf -- "$f"; done
-}
-trap cleanup EXIT
-
-# wait_for SECONDS COMMAND...: poll COMMAND (output discarded) until it
-# succeeds; fail once SECONDS have passed. Polls quickly at first, then once
-# a second.
-wait_for() {
-    local deadline=$((SECONDS + $1)) delays=(0.1 0.2 0.5 1) i=0
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep "${delays[i]}"
-        if ((i < ${#delays[@]} - 1)); then i=$((i + 1)); fi
-    done
-    return 0
-}
-
-# show_log FILE: last lines of a log, to stderr, before dying.
-show_log() {
-    [[ -f $1 ]] || return 0
-    printf 'docker26: --- last lines of %s ---\n' "$1" >&2
-    tail -n 25 -- "$1" >&2 || true
-}
+LOG_PREFIX=docker26
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 # The host's daemon (as configured in the environment, like dev-env.sh) and
 # the one in the container. A DOCKER_HOST pointing at the inner daemon would
