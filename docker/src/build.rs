@@ -598,6 +598,14 @@ mod tests {
             ]
         );
         assert_eq!(progress.step.as_deref(), Some("[2/2] RUN make"));
+
+        // Output without newlines is flushed once past the limit, not accumulated.
+        let endless = "x".repeat(MAX_PARTIAL_LINE + 1);
+        let mut pieces = Vec::new();
+        let mut log = |l: &str| pieces.push(l.len());
+        progress.observe(&status(Vec::new(), &[&endless]), &mut log);
+        assert_eq!(pieces, [MAX_PARTIAL_LINE + 1]);
+        assert!(progress.partial.is_empty());
     }
 
     #[test]

@@ -190,6 +190,14 @@ mod tests {
         let parsed: Value = serde_json::from_slice(&both).unwrap();
         assert_eq!(parsed["mediaType"], OCI_INDEX);
         assert_eq!(parsed["manifests"].as_array().unwrap().len(), 2);
+        let mut full = index_with(None, json!({"digest": "sha256:0"})).unwrap();
+        for n in 1..=MAX_REFERRERS {
+            full = index_with(Some(&full), json!({ "digest": format!("sha256:{n}") })).unwrap();
+        }
+        let parsed: Value = serde_json::from_slice(&full).unwrap();
+        let kept = parsed["manifests"].as_array().unwrap();
+        assert_eq!(kept.len(), MAX_REFERRERS, "bounded");
+        assert_eq!(kept[0]["digest"], "sha256:1", "the oldest went first");
         let replaced = index_with(Some(b"not json"), json!({"digest": "sha256:3"})).unwrap();
         let parsed: Value = serde_json::from_slice(&replaced).unwrap();
         assert_eq!(parsed["manifests"].as_array().unwrap().len(), 1);

@@ -309,3 +309,42 @@ async fn an_answer_over_the_size_limit_is_an_error_naming_the_limit() {
         "a package the index does not know has no releases"
     );
 }
+
+#[tokio::test]
+async fn lookups_past_the_per_scan_limit_are_reported_not_made() {
+    let dir = TempDir::new("language-updates-lookups");
+    dir.file("npm/a", r#"{"versions": {"1.0.0": {}, "2.0.0": {}}}"#);
+    dir.file("npm/b", r#"{"versions": {"1.0.0": {}, "2.0.0": {}}}"#);
+    let server = FileServer::start(dir.path()).await;
+    let cache = TempDir::new("language-updates-lookups-cache");
+    let fetcher = Fetcher::new(&FetchSettings {
+        cache_dir: cache.path().to_owned(),
+        max_index_lookups: 1,
+        ..FetchSettings::default()
+    })
+    .unwrap();
+    let indexes = validate_indexes(&[index("npm", IndexKind::Npm, server.url("npm/"))]).unwrap();
+    let package = |name: &str| slipway_scan::package::Package {
+        ecosystem: Ecosystem::Npm,
+        name: name.into(),
+        version: "1.0.0".into(),
+        arch: None,
+        source_name: None,
+        source_version: None,
+        license: None,
+        location: format!("/node_modules/{name}/package.json"),
+        files: Vec::new(),
+    };
+    let inventory = slipway_scan::package::Inventory {
+        os: None,
+        packages: vec![package("a"), package("b")],
+    };
+    let report =
+        slipway_scan::updates::language::lookup::check(Some(&fetcher), &indexes, &inventory).await;
+    assert_eq!(report.updates.len(), 1, "{:?}", report.updates);
+    assert_eq!(
+        report.errors,
+        ["1 package lookups not made: expected at most 1 per scan (max_index_lookups)"]
+    );
+    assert_eq!(server.requests().len(), 1, "only one request was sent");
+}
