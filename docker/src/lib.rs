@@ -82,6 +82,15 @@ impl Default for DockerSettings {
     }
 }
 
+/// What a base image hands down to the builds of images `FROM` it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InheritedConfig {
+    /// Its `ONBUILD` triggers, as written (`ADD http://… /x`, `RUN make`).
+    pub onbuild: Vec<String>,
+    /// Its environment, `NAME=value` each.
+    pub env: Vec<String>,
+}
+
 /// A connection to the local Docker daemon (cheap to clone: clones share the connection pool).
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
@@ -119,19 +128,29 @@ impl DockerEngine {
         format!("{}.{}", v.major_version, v.minor_version)
     }
 
-    /// Removes BuildKit's whole build cache (`POST /build/prune?all=1`); returns the bytes it
-    /// freed. The classic builder's cache is the daemon's images, which the job clean-up removes.
+    /// Removes both builders' layer caches; returns the bytes freed:
+    /// - BuildKit's whole build cache (`POST /build/prune?all=1`);
+    /// - the classic builder's, which is the daemon's untagged images (`POST /images/prune` with
+    ///   `dangling=true`, which takes their untagged parents too). On a build node these are the
+    ///   images of earlier builds' steps, kept as the cache; an image a container uses stays.
     pub async fn prune_build_cache(&self) -> Result<u64, DockerError> {
         let options = bollard::query_parameters::PruneBuildOptionsBuilder::default()
             .all(true)
             .build();
-        let pruned = self
+        let buildkit = self
             .call("prune build cache", self.docker.prune_build(Some(options)))
-            .await?;
-        Ok(pruned
-            .space_reclaimed
-            .and_then(|bytes| u64::try_from(bytes).ok())
-            .unwrap_or(0))
+            .await?
+            .space_reclaimed;
+        let dangling = HashMap::from([("dangling", vec!["true"])]);
+        let options = bollard::query_parameters::PruneImagesOptionsBuilder::default()
+            .filters(&dangling)
+            .build();
+        let classic = self
+            .call("prune images", self.docker.prune_images(Some(options)))
+            .await?
+            .space_reclaimed;
+        let bytes = |reclaimed: Option<i64>| reclaimed.and_then(|b| u64::try_from(b).ok());
+        Ok(bytes(buildkit).unwrap_or(0) + bytes(classic).unwrap_or(0))
     }
 
     /// The daemon's engine version (`20.10.24+dfsg1`), which tells what its builders parse.
@@ -183,20 +202,24 @@ impl DockerEngine {
         }
     }
 
-    /// The `ONBUILD` triggers of the local image `reference` (instructions such as
-    /// `ADD http://… /x`, run by the build of any image `FROM` it), or `None` when the daemon has
-    /// no such image.
-    pub async fn image_onbuild_triggers(
+    /// What the local image `reference` hands down to the build of any image `FROM` it: its
+    /// `ONBUILD` triggers (instructions such as `ADD http://… /x`) and its environment. `None`
+    /// when the daemon has no such image.
+    pub async fn inherited_config(
         &self,
         reference: &str,
-    ) -> Result<Option<Vec<String>>, DockerError> {
+    ) -> Result<Option<InheritedConfig>, DockerError> {
         match self
             .call("inspect image", self.docker.inspect_image(reference))
             .await
         {
-            Ok(image) => Ok(Some(
-                image.config.and_then(|c| c.on_build).unwrap_or_default(),
-            )),
+            Ok(image) => {
+                let config = image.config.unwrap_or_default();
+                Ok(Some(InheritedConfig {
+                    onbuild: config.on_build.unwrap_or_default(),
+                    env: config.env.unwrap_or_default(),
+                }))
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod features;
+pub mod layer_cache;
 pub mod plan;
 /// The registry client, shared with the scan worker (`slipway-registry`).
 pub use slipway_registry as registry;

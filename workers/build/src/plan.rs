@@ -13,6 +13,8 @@ use slipway_lint::images::{BaseImageError, base_images};
 use slipway_lint::parser;
 use slipway_lint::syntax::Instruction;
 
+use crate::layer_cache::Reuse;
+
 /// Label: the repository URL the image was built from (credentials removed).
 pub const LABEL_SOURCE: &str = "io.slipway.source-url";
 /// Label: the commit built.
@@ -253,9 +255,18 @@ pub fn labels(
     ])
 }
 
-/// Whether the image already under the desired tag was built from exactly these inputs.
-pub fn already_built(existing_labels: &BTreeMap<String, String>, content_key: &str) -> bool {
-    existing_labels.get(LABEL_CONTENT_KEY).map(String::as_str) == Some(content_key)
+/// Whether the image already under the desired tag is this job's result: built from exactly
+/// these inputs and, for a job that must build afresh ([`Reuse::Fresh`]: a package update, the
+/// schedule), by this very job (an earlier attempt of it, redelivered after a crash).
+pub fn already_built(
+    existing_labels: &BTreeMap<String, String>,
+    content_key: &str,
+    reuse: Reuse,
+    job_id: &str,
+) -> bool {
+    let label = |name: &str| existing_labels.get(name).map(String::as_str);
+    label(LABEL_CONTENT_KEY) == Some(content_key)
+        && (reuse == Reuse::Earlier || label(LABEL_JOB) == Some(job_id))
 }
 
 /// The last lines of a log, for `build.failed`.
@@ -536,9 +547,32 @@ mod tests {
             "sha256:key",
         );
         assert!(!labels[LABEL_SOURCE].contains("token123"));
-        assert!(already_built(&labels, "sha256:key"));
-        assert!(!already_built(&labels, "sha256:other"));
-        assert!(!already_built(&BTreeMap::new(), "sha256:key"));
+        assert!(already_built(
+            &labels,
+            "sha256:key",
+            Reuse::Earlier,
+            "other-job"
+        ));
+        assert!(!already_built(
+            &labels,
+            "sha256:other",
+            Reuse::Earlier,
+            "job"
+        ));
+        assert!(!already_built(
+            &BTreeMap::new(),
+            "sha256:key",
+            Reuse::Earlier,
+            "job"
+        ));
+        // A fresh rebuild of the same inputs: only its own earlier attempt counts.
+        assert!(already_built(&labels, "sha256:key", Reuse::Fresh, "job"));
+        assert!(!already_built(
+            &labels,
+            "sha256:key",
+            Reuse::Fresh,
+            "other-job"
+        ));
     }
 
     #[test]

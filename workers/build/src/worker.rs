@@ -28,6 +28,7 @@ use crate::features::{
     Builder, BuilderPreference, DaemonBuilder, choose_builder, neutralise_syntax_directive,
     required_features,
 };
+use crate::layer_cache::{self, LayerCache, Reuse};
 use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 use crate::telemetry::BuildOutcome;
@@ -82,16 +83,18 @@ pub struct BuildSettings {
     /// Whether smoke tests run on a read-only root (with a `tmpfs` `/tmp` and `/run`); prebuild
     /// scripts always do (they write into the checkout).
     pub smoke_test_read_only_root: bool,
-    /// Whether builds may reuse the daemon's layer cache where it is safe (default: on). BuildKit
-    /// builds reuse layers: BuildKit keys each `RUN` on its network mode, so a layer made with
-    /// the host's network never serves a `network: none` build. Classic builds never reuse
-    /// layers: the classic builder's cache ignores the network mode.
+    /// Whether builds may reuse the daemon's layer cache where it is safe (default: on); see
+    /// [`crate::layer_cache`]. BuildKit keys each `RUN` on its network mode; for the classic
+    /// builder, `ARG SLIPWAY_NETWORK=<mode>` is declared after every `FROM`, which puts the mode
+    /// into each `RUN`'s cache key. Either way a layer made with the host's network never serves
+    /// a `network: none` build. Rebuilds for a package update or the schedule always build
+    /// afresh.
     pub cache: bool,
     /// The builder of Dockerfiles that need nothing of BuildKit: `classic` (default: each `RUN`
-    /// under the `build_memory_bytes` and `build_cpu_millicores` caps, no layer cache) or
-    /// `buildkit` (layer cache; dockerd 20.10's BuildKit ignores those caps — bound builds with
-    /// `build_cgroup_parent` instead). A Dockerfile using BuildKit syntax is built with BuildKit
-    /// whatever this says, or fails at once when the daemon cannot.
+    /// under the `build_memory_bytes` and `build_cpu_millicores` caps) or `buildkit`
+    /// (dockerd 20.10's BuildKit ignores those caps — bound builds with `build_cgroup_parent`
+    /// instead). A Dockerfile using BuildKit syntax is built with BuildKit whatever this says,
+    /// or fails at once when the daemon cannot.
     pub builder: BuilderPreference,
 }
 
@@ -305,6 +308,9 @@ struct Leftovers {
     /// The images of a successful build's steps, oldest first: those of a multi-stage build's
     /// earlier stages are no parent of the result, so removing it would leave them behind.
     step_images: Vec<String>,
+    /// The build used the layer cache: its steps' images and the built image stay, untagged, as
+    /// the cache of later builds (pruned when the Docker root runs low on space).
+    kept_as_cache: bool,
 }
 
 impl JobLog {
@@ -479,7 +485,14 @@ impl BuildHandler {
             .work_dir
             .join(format!("{job_id}-{}", job.attempt));
         let result = self
-            .run_stages(request, job_id, &work, &mut log, started)
+            .run_stages(
+                request,
+                job_id,
+                Reuse::for_cause(&job.envelope.cause),
+                &work,
+                &mut log,
+                started,
+            )
             .await;
         self.clean_up(job_id, request, &work, &mut log, result.is_ok())
             .await;
@@ -528,6 +541,7 @@ impl BuildHandler {
         &self,
         request: &LintPassed,
         job_id: JobId,
+        reuse: Reuse,
         work: &Path,
         log: &mut JobLog,
         started: Instant,
@@ -537,8 +551,8 @@ impl BuildHandler {
         let owner = checkout_owner(&self.settings.work_dir);
         let sandbox = crate::sandbox::plan(entry, &self.settings, owner)
             .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
-        // Bounded: never start a build on a nearly full disk. BuildKit's layer cache is the
-        // first thing to go when it is.
+        // Bounded: never start a build on a nearly full disk. The layer caches (BuildKit's, and
+        // the untagged images of earlier builds' steps) are the first thing to go when it is.
         let low = |space: &slipway_docker::DiskSpace| {
             space.free_bytes < self.settings.min_free_bytes
                 || space.free_inodes < self.settings.min_free_inodes
@@ -547,7 +561,7 @@ impl BuildHandler {
         if low(&space) {
             let freed = self.docker.prune_build_cache().await?;
             log.line(&format!(
-                "slipway: the Docker root is low on space: BuildKit's build cache pruned ({freed} bytes freed)"
+                "slipway: the Docker root is low on space: the layer caches pruned ({freed} bytes freed)"
             ));
             space = self.docker.root_dir_space().await?;
         }
@@ -615,13 +629,12 @@ impl BuildHandler {
                 Builder::BuildKit => "BuildKit",
             }
         ));
+        let mut dockerfile_text = text.to_string();
         if choice.neutralise_syntax {
             // Builds run offline: Docker's own frontend image cannot be pulled, and the
             // daemon's built-in one parses everything this file uses.
             log.line("slipway: the # syntax= directive names Docker's own frontend: the daemon's built-in frontend builds it");
-            std::fs::write(&dockerfile_path, neutralise_syntax_directive(&text)).map_err(|e| {
-                Stop::Retry(format!("cannot rewrite {}: {e}", dockerfile_path.display()))
-            })?;
+            dockerfile_text = neutralise_syntax_directive(&dockerfile_text);
         }
 
         // No ADD of a URL in a build without network: the daemon would fetch it on the host's.
@@ -634,6 +647,7 @@ impl BuildHandler {
         let parents = plan::parent_images(&text, &entry.build_args)
             .map_err(|e| Stop::Failed(BuildStage::Build, e.to_string()))?;
         let mut parent_digests = BTreeMap::new();
+        let mut inherited_configs = Vec::new();
         for written in parents {
             let parent = ImageRef::parse(&written)
                 .map_err(|e| Stop::Failed(BuildStage::Build, format!("base image: {e}")))?;
@@ -644,14 +658,14 @@ impl BuildHandler {
             let id = Digest::parse(&id).map_err(|e| {
                 Stop::Retry(format!("the daemon's id of the base image {parent}: {e}"))
             })?;
+            let inherited = self
+                .docker
+                .inherited_config(&written)
+                .await?
+                .unwrap_or_default();
             // Its ONBUILD triggers run in this build: no ADD of a URL without network either.
             if sandbox.build_network == Network::None {
-                let triggers = self
-                    .docker
-                    .image_onbuild_triggers(&written)
-                    .await?
-                    .unwrap_or_default();
-                let remote = plan::remote_trigger_sources(&triggers).map_err(|e| {
+                let remote = plan::remote_trigger_sources(&inherited.onbuild).map_err(|e| {
                     Stop::Failed(
                         BuildStage::Build,
                         format!("the ONBUILD triggers of {written}: {e}"),
@@ -660,6 +674,11 @@ impl BuildHandler {
                 crate::sandbox::check_parent_triggers(sandbox.build_network, &written, &remote)
                     .map_err(|refusal| Stop::Failed(BuildStage::Build, refusal.to_string()))?;
             }
+            inherited_configs.push(layer_cache::Parent {
+                name: written.clone(),
+                onbuild: inherited.onbuild,
+                env: inherited.env,
+            });
             parent_digests.insert(parent, id);
         }
         let key = plan::content_key(
@@ -672,13 +691,34 @@ impl BuildHandler {
             .map_err(|e| Stop::Failed(BuildStage::Push, e.to_string()))?;
         log.line(&format!("slipway: content key {key}"));
 
+        // The layer cache: by the job's cause, the builder and what could undo its key.
+        let layer_cache = layer_cache::decide(&layer_cache::CacheInputs {
+            enabled: self.settings.cache,
+            reuse,
+            builder: choice.builder,
+            dockerfile: &dockerfile_text,
+            build_args: &entry.build_args,
+            parents: &inherited_configs,
+            network: sandbox.build_network.mode(),
+        });
+        log.line(&format!("slipway: {}", layer_cache.describe()));
+        log.leftovers.kept_as_cache = !layer_cache.no_cache();
+        if let LayerCache::ClassicKeyedOnNetwork(keyed) = &layer_cache {
+            dockerfile_text.clone_from(keyed);
+        }
+        if dockerfile_text != text {
+            std::fs::write(&dockerfile_path, &dockerfile_text).map_err(|e| {
+                Stop::Retry(format!("cannot rewrite {}: {e}", dockerfile_path.display()))
+            })?;
+        }
+
         // Idempotency: the registry already has this very build under the desired tag.
         if let Some(existing) = self
             .registry
             .image_labels(&names.image)
             .await
             .map_err(registry_stop)?
-            && plan::already_built(&existing.labels, &key)
+            && plan::already_built(&existing.labels, &key, reuse, &job_id.to_string())
         {
             log.line(&format!(
                 "slipway: {} already holds this build ({}); nothing to do",
@@ -755,7 +795,7 @@ impl BuildHandler {
             build_args: entry.build_args.clone(),
             network: sandbox.build_network,
             timeout: Duration::from_millis(self.settings.build_timeout_ms),
-            no_cache: !self.settings.cache || choice.builder == Builder::Classic,
+            no_cache: layer_cache.no_cache(),
             builder: match choice.builder {
                 Builder::Classic => BuilderKind::Classic,
                 Builder::BuildKit => BuilderKind::BuildKit,
@@ -935,7 +975,9 @@ impl BuildHandler {
         // untagged ones (never forced: an image in use or with children stays; a tagged image such
         // as the base is never touched).
         if succeeded {
-            log.leftovers.step_images = log.step_images.clone();
+            if !log.leftovers.kept_as_cache {
+                log.leftovers.step_images = log.step_images.clone();
+            }
         } else {
             match self.docker.remove_untagged_images(&log.step_images).await {
                 Ok(0) => {}
@@ -983,6 +1025,7 @@ async fn reclaim(
             .pull(&promoted, credentials.as_ref(), &mut ignore)
             .await
         {
+            Ok(_) if leftovers.kept_as_cache => {}
             Ok(_) => unnamed.push(built),
             Err(error) => tracing::warn!(
                 %job_id, %error, image = %promoted,

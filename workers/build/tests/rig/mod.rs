@@ -84,8 +84,14 @@ impl BuildRig {
     }
 
     pub async fn request(&self, entry: &Entry, commit: &str) -> JobId {
+        self.request_for(Cause::User, entry, commit).await.job_id
+    }
+
+    /// Publishes a build of `entry` at `commit` for `cause`; the envelope (to publish again, as a
+    /// redelivery would) is returned.
+    pub async fn request_for(&self, cause: Cause, entry: &Entry, commit: &str) -> Envelope {
         let job = Envelope::new_job(
-            Cause::User,
+            cause,
             Message::LintPassed(LintPassed {
                 entry: entry.clone(),
                 commit: CommitSha::try_from(commit.to_string()).expect("a commit SHA"),
@@ -93,7 +99,7 @@ impl BuildRig {
             }),
         );
         self.bus.publisher.publish(&job).await.expect("publish");
-        job.job_id
+        job
     }
 
     pub async fn outcome(&mut self, job: JobId) -> Message {
