@@ -6,9 +6,9 @@
 //! of the changed layer; the rest of the cache state is the same for both.
 //!
 //! `--warm`: the rebuild of a child whose parent stage is unchanged, with a warm layer cache — the
-//! worker with `[build] builder = "buildkit"` (its layer cache is on), by hand `docker build`
-//! (the legacy builder, whose cache is on by default; the docker CLI here has no buildx for
-//! BuildKit) + `docker push`. The parent stage takes `--base-seconds` when built cold (as a
+//! worker with its defaults (`[build] cache = true`, the classic builder; `--builder buildkit`
+//! for BuildKit), by hand `docker build` (the legacy builder, whose cache is on by default; the
+//! docker CLI here has no buildx for BuildKit) + `docker push`. The parent stage takes `--base-seconds` when built cold (as a
 //! team's 4m42s base does); only the final stage's `COPY` of the changed file is rebuilt. A first,
 //! unmeasured round warms both sides and is printed as the cold time.
 //!
@@ -43,9 +43,13 @@ struct Args {
     /// The `slipway-build` binary (default: next to this program).
     #[arg(long)]
     worker: Option<PathBuf>,
-    /// Measure warm-cache rebuilds of an unchanged parent's child (BuildKit) instead of cold builds.
+    /// Measure warm-cache rebuilds of an unchanged parent's child instead of cold builds.
     #[arg(long)]
     warm: bool,
+    /// The worker's `[build] builder` for plain Dockerfiles: `classic` (its default) or
+    /// `buildkit`.
+    #[arg(long, default_value = "classic")]
+    builder: String,
     /// With `--warm`: how long the parent stage takes when built cold, in seconds.
     #[arg(long, default_value_t = 10)]
     base_seconds: u32,
@@ -118,10 +122,7 @@ async fn main() -> anyhow::Result<()> {
                 std::env::var("BENCH_CACHE")
                     .unwrap_or_else(|_| if args.warm { "true" } else { "false" }.into()),
             )
-            .env(
-                "SLIPWAY_BUILD__BUILDER",
-                if args.warm { "buildkit" } else { "classic" },
-            )
+            .env("SLIPWAY_BUILD__BUILDER", &args.builder)
             .env("SLIPWAY_TELEMETRY__METRICS_ADDR", "127.0.0.1:0")
             .env("SLIPWAY_TELEMETRY__LOG_FILTER", "warn")
             .stdout(Stdio::null())
@@ -143,8 +144,8 @@ async fn main() -> anyhow::Result<()> {
         args.payload_mib,
         if args.warm {
             format!(
-                "; warm: layer cache on both sides (slipway BuildKit, by hand the legacy builder), parent stage {} s cold, unchanged",
-                args.base_seconds
+                "; warm: layer cache on both sides (slipway's {} builder, by hand the legacy builder), parent stage {} s cold, unchanged",
+                args.builder, args.base_seconds
             )
         } else {
             String::new()

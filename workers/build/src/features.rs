@@ -315,12 +315,10 @@ pub fn choose_builder(
                 }
                 neutralise_syntax = true;
             }
-            (Feature::RunMount(kind), _) if needs_session(kind) => {
+            (Feature::RunMount(kind), _) if kind == "ssh" => {
                 return Err(unsupported(
                     used,
-                    format!(
-                        "a BuildKit session to hand the build its {kind}, which Slipway's builds do not open (dockerd answers \"no active sessions\")"
-                    ),
+                    "an SSH agent forwarded through the build's BuildKit session; Slipway's session serves secrets (`[build.secrets]`), not SSH agents".to_owned(),
                 ));
             }
             (_, None) => {
@@ -359,10 +357,64 @@ pub fn choose_builder(
     })
 }
 
-/// Whether a `RUN --mount=type=KIND` needs the client's session (secrets, SSH agents), which an
-/// Engine API build without a session cannot serve.
-fn needs_session(kind: &str) -> bool {
-    matches!(kind, "secret" | "ssh")
+/// A `RUN --mount=type=secret` of a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    /// 1-based line of the `RUN`.
+    pub line: u32,
+    /// The secret's id: `id=`, else the base name of `target=` (BuildKit's rule); empty when
+    /// neither is given.
+    pub id: String,
+    /// `required` / `required=true`: the build fails when the secret is not served.
+    pub required: bool,
+}
+
+/// Every secret mount of `dockerfile` (`ONBUILD` bodies included), in line order; none for a
+/// file that does not parse.
+pub fn secret_mounts(dockerfile: &str) -> Vec<SecretMount> {
+    let Ok(parsed) = parser::parse(dockerfile) else {
+        return Vec::new();
+    };
+    let mut mounts = Vec::new();
+    for located in &parsed.instructions {
+        let mut instruction = &located.instruction;
+        while let Instruction::OnBuild(inner) = instruction {
+            instruction = inner;
+        }
+        let Instruction::Run(run) = instruction else {
+            continue;
+        };
+        for mount in run.mounts.iter().filter(|m| m.kind == "secret") {
+            let mut id = None;
+            let mut required = false;
+            for option in mount.raw.split(',') {
+                let (key, value) = option
+                    .split_once('=')
+                    .map_or((option, None), |(k, v)| (k, Some(v)));
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "id" => id = value.map(|v| v.trim().to_owned()),
+                    "required" => {
+                        required = value.is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+                    }
+                    _ => {}
+                }
+            }
+            let id = id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
+                mount
+                    .target
+                    .as_deref()
+                    .and_then(|target| target.trim_end_matches('/').rsplit('/').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            mounts.push(SecretMount {
+                line: located.line,
+                id,
+                required,
+            });
+        }
+    }
+    mounts
 }
 
 /// The first Docker Engine release with the built-in frontend `version`.
@@ -514,18 +566,51 @@ mod tests {
     }
 
     #[test]
-    fn secret_and_ssh_mounts_are_refused_for_want_of_a_session() {
+    fn secret_mounts_need_buildkit_and_ssh_mounts_are_refused() {
         let docker26 = DaemonBuilder::of_engine_version("26.1.5");
+        let docker20 = DaemonBuilder::of_engine_version(DOCKER_20);
         let uses = required_features(
             "FROM debian\nRUN --mount=type=secret,id=token,required=false cat /run/secrets/token\n",
         );
-        let error = choose_builder(&uses, &docker26, BuilderPreference::Buildkit).unwrap_err();
+        for daemon in [&docker20, &docker26] {
+            let choice = choose_builder(&uses, daemon, BuilderPreference::Classic).unwrap();
+            assert_eq!(choice.builder, Builder::BuildKit, "{daemon:?}");
+        }
+        let ssh = required_features("FROM debian\nRUN --mount=type=ssh git clone git@h:r\n");
+        let error = choose_builder(&ssh, &docker26, BuilderPreference::Buildkit).unwrap_err();
         assert!(
             error
                 .to_string()
-                .starts_with("line 2: RUN --mount=type=secret needs a BuildKit session"),
+                .starts_with("line 2: RUN --mount=type=ssh needs an SSH agent forwarded"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn secret_mounts_are_read_with_their_id_and_whether_they_are_required() {
+        let mounts = secret_mounts(
+            "FROM debian\n\
+             RUN --mount=type=secret,id=npmrc,required cat /run/secrets/npmrc\n\
+             RUN --mount=type=secret,target=/root/.pip/pip.conf,required=true pip install x \\\n  && true\n\
+             RUN --mount=type=secret,id=opt,required=false --mount=type=cache,target=/c true\n\
+             ONBUILD RUN --mount=type=secret,id=later true\n\
+             RUN --mount=type=secret true\n",
+        );
+        let found: Vec<(u32, &str, bool)> = mounts
+            .iter()
+            .map(|m| (m.line, m.id.as_str(), m.required))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (2, "npmrc", true),
+                (3, "pip.conf", true),
+                (5, "opt", false),
+                (6, "later", false),
+                (7, "", false),
+            ]
+        );
+        assert!(secret_mounts("FROM debian\nRUN <<EOF\nunterminated\n").is_empty());
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod plan;
 pub use slipway_registry as registry;
 pub mod retire;
 pub mod sandbox;
+pub mod secrets;
 pub mod telemetry;
 pub mod worker;

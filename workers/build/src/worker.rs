@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::context::{ContextOptions, context_tar};
 use crate::features::{
     Builder, BuilderPreference, DaemonBuilder, choose_builder, neutralise_syntax_directive,
-    required_features,
+    required_features, secret_mounts,
 };
 use crate::layer_cache::{self, LayerCache, Reuse};
 use crate::plan::{self, Layout, LogTail, Names, Success};
@@ -96,6 +96,12 @@ pub struct BuildSettings {
     /// instead). A Dockerfile using BuildKit syntax is built with BuildKit whatever this says,
     /// or fails at once when the daemon cannot.
     pub builder: BuilderPreference,
+    /// The secrets `RUN --mount=type=secret,id=ID` may mount (BuildKit builds): each id and
+    /// where the worker reads it when the build asks — a file path, or `credential:NAME` for the
+    /// systemd credential `NAME` (`LoadCredential=`). Never from the index or the job. Every
+    /// build on this worker may mount every one of them: give secrets only to workers (a
+    /// namespace) that build trusted repositories. Empty by default.
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl Default for BuildSettings {
@@ -120,6 +126,7 @@ impl Default for BuildSettings {
             smoke_test_read_only_root: true,
             cache: true,
             builder: BuilderPreference::Classic,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -244,6 +251,8 @@ pub struct BuildHandler {
     docker: DockerEngine,
     /// What the daemon's builders parse (from its engine version, read at start).
     daemon_builder: DaemonBuilder,
+    /// `[build.secrets]`, resolved: each secret id and the file it is read from.
+    build_secrets: BTreeMap<String, PathBuf>,
     registry: RegistryClient,
     credentials: Option<RegistryCredentials>,
     registry_host: String,
@@ -343,9 +352,14 @@ impl BuildHandler {
         remove_stale_checkouts(&config.build);
         let credentials = crate::registry::credentials(&config.registry)?;
         let registry = RegistryClient::new(&config.registry, credentials.clone())?;
+        let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let build_secrets =
+            crate::secrets::resolve(&config.build.secrets, credentials_dir.as_deref())
+                .map_err(WorkerError::Settings)?;
         let docker = DockerEngine::connect().await?;
         Ok(BuildHandler {
             settings: config.build.clone(),
+            build_secrets,
             cache: SourceCache::new(config.source.clone())?,
             daemon_builder: DaemonBuilder::of_engine_version(&docker.engine_version().await?),
             docker,
@@ -622,6 +636,18 @@ impl BuildHandler {
             self.settings.builder,
         )
         .map_err(|e| Stop::Failed(BuildStage::Build, format!("{}: {e}", layout.dockerfile)))?;
+        // Secrets: a required one this worker does not serve fails here, before any work.
+        let mounts = secret_mounts(&text);
+        crate::secrets::check_required(&mounts, &self.build_secrets)
+            .map_err(|e| Stop::Failed(BuildStage::Build, format!("{}: {e}", layout.dockerfile)))?;
+        for mount in &mounts {
+            if !self.build_secrets.contains_key(&mount.id) {
+                log.line(&format!(
+                    "slipway: line {}: this worker serves no secret {:?}: the optional mount is left empty",
+                    mount.line, mount.id
+                ));
+            }
+        }
         log.line(&format!(
             "slipway: building with {}",
             match choice.builder {
