@@ -359,8 +359,9 @@ pub fn choose_builder(
     })
 }
 
-/// Whether a `RUN --mount=type=KIND` needs the client's session (secrets, SSH agents), which an
-/// Engine API build without a session cannot serve.
+/// Whether a `RUN --mount=type=KIND` needs what the client's BuildKit session would have to give:
+/// secrets (which `slipway_docker`'s session can serve, but no worker setting names any yet) or an
+/// SSH agent (not served).
 fn needs_session(kind: &str) -> bool {
     matches!(kind, "secret" | "ssh")
 }

@@ -32,8 +32,8 @@ use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 use crate::telemetry::BuildOutcome;
 use slipway_docker::{
-    BindMount, BuildContext, BuildSpec, BuilderKind, Digest, DockerEngine, DockerError, ImageRef,
-    MountAccess, Network, RunCommand, RunSpec,
+    BindMount, BuildContext, BuildSecrets, BuildSpec, BuilderKind, Digest, DockerEngine,
+    DockerError, ImageRef, MountAccess, Network, RunCommand, RunSpec,
 };
 
 /// The worker type: its queue is `<namespace>.build`, its metrics are labelled `worker="build"`.
@@ -762,6 +762,8 @@ impl BuildHandler {
             },
             limits: sandbox.build_limits,
             cgroup_parent: sandbox.build_cgroup_parent.clone(),
+            // No secret mounts yet: BuildKit answers each "not found".
+            secrets: BuildSecrets::new(),
         };
         let previous = self.docker.image_id(&names.image.to_string()).await?;
         log.leftovers.earlier_test_image =
