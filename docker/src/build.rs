@@ -1,6 +1,8 @@
 //! `DockerEngine::build`: one build from a tar context, with the classic builder or BuildKit
-//! (the Engine API's `version=2`, no session), its output streamed line by line, bounded by a time
-//! limit and a cancellation token, and no intermediate container left behind whatever the outcome.
+//! (the Engine API's `version=2`, with a BuildKit session of its own that serves the spec's
+//! [`BuildSecrets`] to `RUN --mount=type=secret` steps: `session.rs`), its output streamed line by
+//! line, bounded by a time limit and a cancellation token, and no intermediate container left
+//! behind whatever the outcome.
 //!
 //! BuildKit's progress arrives as `moby.buildkit.trace` messages (base64 protobuf, decoded by
 //! bollard-stubs' `buildkit` feature): each step ("vertex") is logged once when it starts, with
@@ -27,6 +29,7 @@ use super::error::classify_build_failure;
 use super::sandbox::{
     BuildLimits, CPU_PERIOD_US, build_memory_query, cpu_quota, explain_build_failure, with_query,
 };
+use super::session::{BuildSecrets, BuildSession};
 use super::{DockerEngine, DockerError};
 
 /// The network the build's `RUN` steps (or a container) get.
@@ -99,6 +102,10 @@ pub struct BuildSpec {
     /// cgroup whose own limits (a `pids.max`, say: the build API has no pids limit) then bound
     /// every step. `None`: the daemon's default.
     pub cgroup_parent: Option<String>,
+    /// The secrets `RUN --mount=type=secret,id=…` steps may mount (BuildKit only: a classic build
+    /// with secrets is refused). Their values come from the worker's own files, never from the
+    /// job, and are read only when a step mounts them; empty for most builds.
+    pub secrets: BuildSecrets,
 }
 
 /// A finished build.
@@ -130,9 +137,16 @@ impl DockerEngine {
     /// [`DockerSettings::cleanup_grace`](super::DockerSettings::cleanup_grace)) until that container
     /// is gone, and removes it by force otherwise.
     ///
+    /// A BuildKit build runs with a BuildKit session of its own (opened on the daemon's socket
+    /// before the build request, closed when the build ends whatever the outcome) that serves
+    /// the spec's [`BuildSecrets`]; a classic build has none.
+    ///
     /// Errors: a failing step, an invalid Dockerfile or an unknown base image is
-    /// [`DockerError::Build`] naming the step; [`DockerError::BuildTimedOut`];
-    /// [`DockerError::Cancelled`]; a full disk is [`DockerError::NoSpace`].
+    /// [`DockerError::Build`] naming the step (so is a `required=true` secret mount whose id is not
+    /// among the spec's secrets); [`DockerError::BuildTimedOut`]; [`DockerError::Cancelled`]; a
+    /// full disk is [`DockerError::NoSpace`]; secrets in a classic build are
+    /// [`DockerError::InvalidSpec`]; a session the daemon refuses is [`DockerError::Api`] with its
+    /// answer (or [`DockerError::Unreachable`], [`DockerError::ApiTimeout`]).
     pub async fn build(
         &self,
         spec: &BuildSpec,
@@ -160,10 +174,21 @@ impl DockerEngine {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        if spec.builder == BuilderKind::Classic && !spec.secrets.is_empty() {
+            return Err(DockerError::InvalidSpec {
+                problem: format!(
+                    "expected a BuildKit build for secrets (the classic builder cannot mount them), \
+                     found a classic build with the secrets {:?}",
+                    spec.secrets.ids().collect::<Vec<_>>()
+                ),
+            });
+        }
         let version = match spec.builder {
             BuilderKind::Classic => BuilderVersion::BuilderV1,
             BuilderKind::BuildKit => BuilderVersion::BuilderBuildKit,
         };
+        // The time limit counts from here: the session's opening and the context's upload included.
+        let deadline = tokio::time::Instant::now() + spec.timeout;
         let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(&spec.dockerfile)
             .version(version)
@@ -212,10 +237,42 @@ impl DockerEngine {
                 }
                 request
             });
+        // BuildKit's session, open until the build's stream is done with (then closed below, or
+        // stopped when dropped on an early return).
+        let session = match spec.builder {
+            BuilderKind::Classic => None,
+            BuilderKind::BuildKit => {
+                let api_version = self.api_version();
+                let opening = BuildSession::open(
+                    &self.socket,
+                    &api_version,
+                    &spec.secrets,
+                    self.settings.api_timeout,
+                );
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => {
+                        log("slipway: the build was cancelled");
+                        return Err(DockerError::Cancelled { operation: "build" });
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        log(&format!(
+                            "slipway: the build ran past its time limit of {:?} before it started",
+                            spec.timeout
+                        ));
+                        return Err(DockerError::BuildTimedOut { limit: spec.timeout, step: None });
+                    }
+                    opened = opening => Some(opened?),
+                }
+            }
+        };
+        if let Some(session) = &session {
+            options = options.session(session.id());
+        }
         let mut progress = BuildProgress::default();
         let ending = {
             let mut stream = pin!(client.build_image(options.build(), None, Some(body)));
-            let mut deadline = pin!(tokio::time::sleep(spec.timeout));
+            let mut deadline = pin!(tokio::time::sleep_until(deadline));
             loop {
                 let item = tokio::select! {
                     biased;
@@ -232,6 +289,9 @@ impl DockerEngine {
             // The stream (and with it the HTTP request) is dropped here: for a cancelled or
             // timed-out build, that is what makes the daemon stop it.
         };
+        if let Some(session) = session {
+            session.close().await;
+        }
         progress.flush(log);
 
         let failure = match ending {

@@ -6,7 +6,10 @@
 //! Facts this module relies on (dockerd 20.10, API 1.41, bollard 0.21), each checked by
 //! `tests/docker_engine.rs` unless marked otherwise:
 //! - bollard asks for API 1.53 unless told otherwise: [`DockerEngine::connect`] negotiates.
-//! - Builds use the classic builder (`version=1`). Its `labels` option is applied by a `LABEL`
+//! - BuildKit builds (`version=2`) run with a BuildKit session of their own (`session.rs`, which
+//!   lists what was checked on dockerd 20.10 and Docker 26), through which the daemon asks for
+//!   the values of secret mounts.
+//! - The classic builder (`version=1`): its `labels` option is applied by a `LABEL`
 //!   step appended to the *last* stage (counted in `Step N/M`; it creates and commits a container,
 //!   about 160 ms here), so only the final image carries the labels: intermediate containers, the
 //!   images of earlier stages and the step images a failed build leaves behind are unlabelled.
@@ -33,10 +36,12 @@ mod image;
 mod push;
 mod run;
 mod sandbox;
+mod session;
 mod space;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -54,6 +59,7 @@ pub use sandbox::{
     BuildLimits, ContainerSandbox, DOCKER_SOCKETS, MIN_MEMORY_BYTES, ResourceLimits, RootFs,
     check_cgroup_parent, exposes_docker_socket,
 };
+pub use session::{BuildSecrets, MAX_SECRET_BYTES, SecretSource};
 pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;
 
@@ -96,30 +102,48 @@ pub struct InheritedConfig {
 pub struct DockerEngine {
     docker: Docker,
     settings: DockerSettings,
+    /// The daemon's socket, which BuildKit sessions dial (the one the client talks to).
+    socket: PathBuf,
 }
 
 impl DockerEngine {
     /// Connect to the local daemon (`DOCKER_HOST` if it is a `unix://` URL, else
-    /// `/var/run/docker.sock`) with the default [`DockerSettings`], and negotiate the API version.
+    /// `/var/run/docker.sock`: as bollard's `connect_with_local_defaults`, a `DOCKER_HOST` of
+    /// another scheme is ignored) with the default [`DockerSettings`], and negotiate the API
+    /// version. The socket is kept: BuildKit sessions dial the same daemon.
     pub async fn connect() -> Result<Self, DockerError> {
         Self::connect_with(DockerSettings::default()).await
     }
 
     /// [`DockerEngine::connect`] with explicit settings.
     pub async fn connect_with(settings: DockerSettings) -> Result<Self, DockerError> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| DockerError::from_bollard("connect", e))?
-            .with_timeout(client_timeout(settings.api_timeout));
+        // What `Docker::connect_with_local_defaults` does, keeping the socket's path.
+        let socket = session::local_socket(std::env::var("DOCKER_HOST").ok().as_deref());
+        let docker = Docker::connect_with_unix(
+            &socket.to_string_lossy(),
+            client_timeout(settings.api_timeout).as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| DockerError::from_bollard("connect", e))?;
         let docker = within(settings.api_timeout, "version negotiation", async {
             docker.negotiate_version().await
         })
         .await?;
-        Ok(Self { docker, settings })
+        Ok(Self {
+            docker,
+            settings,
+            socket,
+        })
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &DockerSettings {
         &self.settings
+    }
+
+    /// The daemon's socket (the path of `DOCKER_HOST`'s `unix://` URL, or `/var/run/docker.sock`).
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// The API version in use after negotiation (`1.41` for dockerd 20.10).

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slipway_docker::{
-    BindMount, BuildContext, BuildLimits, BuildSpec, BuilderKind, ContainerSandbox, Digest,
-    DockerEngine, DockerError, ImageRef, JOB_LABEL, MountAccess, Network, RegistryCredentials,
-    ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec,
+    BindMount, BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, ContainerSandbox,
+    Digest, DockerEngine, DockerError, ImageRef, JOB_LABEL, MountAccess, Network,
+    RegistryCredentials, ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec,
 };
 use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker};
 use tokio_util::sync::CancellationToken;
@@ -69,6 +69,7 @@ fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
             cpu_millicores: 2000,
         },
         cgroup_parent: None,
+        secrets: BuildSecrets::new(),
     }
 }
 

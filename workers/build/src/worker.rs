@@ -33,8 +33,8 @@ use crate::plan::{self, Layout, LogTail, Names, Success};
 use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, RegistrySettings};
 use crate::telemetry::BuildOutcome;
 use slipway_docker::{
-    BindMount, BuildContext, BuildSpec, BuilderKind, Digest, DockerEngine, DockerError, ImageRef,
-    MountAccess, Network, RunCommand, RunSpec,
+    BindMount, BuildContext, BuildSecrets, BuildSpec, BuilderKind, Digest, DockerEngine,
+    DockerError, ImageRef, MountAccess, Network, RunCommand, RunSpec,
 };
 
 /// The worker type: its queue is `<namespace>.build`, its metrics are labelled `worker="build"`.
@@ -828,6 +828,18 @@ impl BuildHandler {
             },
             limits: sandbox.build_limits,
             cgroup_parent: sandbox.build_cgroup_parent.clone(),
+            // No secret mounts yet: BuildKit answers each "not found".
+            // Served through the build's BuildKit session; the classic builder has none (and a
+            // Dockerfile with a secret mount is always built with BuildKit).
+            secrets: match choice.builder {
+                Builder::BuildKit => self
+                    .build_secrets
+                    .iter()
+                    .fold(BuildSecrets::new(), |secrets, (id, path)| {
+                        secrets.with_file(id, path)
+                    }),
+                Builder::Classic => BuildSecrets::new(),
+            },
         };
         let previous = self.docker.image_id(&names.image.to_string()).await?;
         log.leftovers.earlier_test_image =

@@ -1,0 +1,196 @@
+//! What the BuildKit session tests share: a secret file of the worker's, a BuildKit spec, a build
+//! whose step checks the secret it mounts, the build's log, and a search of an image's bytes.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of these helpers"
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest as _, Sha256};
+use slipway_docker::{
+    BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, DockerEngine, DockerError,
+    Network,
+};
+use slipway_tests::{BASE_IMAGE, TempDir};
+use tokio_util::sync::CancellationToken;
+
+/// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
+pub fn unique(what: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{what}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A tar archive holding one Dockerfile.
+fn context(dockerfile: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .expect("append to the tar");
+    builder.into_inner().expect("finish the tar")
+}
+
+/// A BuildKit build of `dockerfile`, without network, with `secrets`.
+pub fn buildkit_spec(dockerfile: &str, secrets: BuildSecrets) -> BuildSpec {
+    BuildSpec {
+        context: BuildContext::Tar(context(dockerfile)),
+        dockerfile: "Dockerfile".into(),
+        tags: Vec::new(),
+        labels: BTreeMap::new(),
+        build_args: BTreeMap::new(),
+        network: Network::None,
+        builder: BuilderKind::BuildKit,
+        timeout: Duration::from_secs(120),
+        no_cache: false,
+        limits: BuildLimits {
+            memory_bytes: 1 << 30,
+            cpu_millicores: 2000,
+        },
+        cgroup_parent: None,
+        secrets,
+    }
+}
+
+/// Collected build output, shareable with the `log` callback.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn sink(&self) -> impl FnMut(&str) + Send + use<> {
+        let lines = Arc::clone(&self.0);
+        move |line: &str| lines.lock().unwrap().push(line.to_owned())
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+}
+
+/// A secret of the worker's: a file with a value unique to the test.
+pub struct SecretFile {
+    _dir: TempDir,
+    /// The id the Dockerfiles mount it by.
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its value.
+    pub value: String,
+}
+
+impl SecretFile {
+    pub fn new(id: &str) -> SecretFile {
+        let dir = TempDir::new("build-secret");
+        let value = unique("s3cr3t-value");
+        let path = dir.file(id, &value);
+        SecretFile {
+            _dir: dir,
+            id: id.to_owned(),
+            path,
+            value,
+        }
+    }
+
+    /// The secrets of a spec: this one.
+    pub fn secrets(&self) -> BuildSecrets {
+        BuildSecrets::new().with_file(&self.id, &self.path)
+    }
+
+    /// The value's SHA-256 (hex), which a Dockerfile may show without showing the value.
+    pub fn sha256(&self) -> String {
+        Sha256::digest(self.value.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A finished secret build.
+pub struct Built {
+    pub id: String,
+    pub log: Log,
+    /// The line the step printed (and the file it wrote) after checking the secret.
+    pub marker: String,
+}
+
+/// Builds, with `secret` configured, a Dockerfile of its own (named after `tag`) whose step
+/// requires the secret, checks its value against its hash, then prints and writes a marker.
+pub async fn build_with_secret(
+    engine: &DockerEngine,
+    secret: &SecretFile,
+    tag: &str,
+) -> Result<Built, (DockerError, String)> {
+    let marker = format!("secret-seen-{tag}");
+    let id = &secret.id;
+    let dockerfile = format!(
+        "FROM {BASE_IMAGE}\nRUN --mount=type=secret,id={id},required=true \
+         test \"$(sha256sum < /run/secrets/{id} | cut -d' ' -f1)\" = \"{hash}\" \
+         && echo {marker} > /marker && cat /marker\n",
+        hash = secret.sha256()
+    );
+    let log = Log::default();
+    match engine
+        .build(
+            &buildkit_spec(&dockerfile, secret.secrets()),
+            &mut log.sink(),
+            &CancellationToken::new(),
+        )
+        .await
+    {
+        Ok(built) => Ok(Built {
+            id: built.id,
+            log,
+            marker,
+        }),
+        Err(e) => Err((e, log.text())),
+    }
+}
+
+/// Whether `needle` occurs anywhere in the bytes of `docker save <image>` (every layer, the
+/// config with its history).
+pub fn image_contains(image: &str, needle: &str) -> bool {
+    let dir = TempDir::new("image-save");
+    let archive = dir.path().join("image.tar");
+    let archive = archive.to_str().expect("a UTF-8 path");
+    slipway_tests::docker(&["save", "-o", archive, image], None);
+    let grep = Command::new("grep")
+        .args(["-a", "-c", "-F", "-e", needle, archive])
+        .output()
+        .expect("run grep");
+    match grep.status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        other => panic!(
+            "grep over the saved image failed ({other:?}): {}",
+            String::from_utf8_lossy(&grep.stderr)
+        ),
+    }
+}
+
+/// Removes the image on drop.
+pub struct RemoveImage(pub String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", &self.0]).output();
+    }
+}
