@@ -1164,4 +1164,35 @@ mod tests {
     fn defaults_load_unchanged_print_as_toml_and_use_the_build_metrics_port() {
         slipway_common::process::assert_worker_config_defaults::<super::BuildWorkerConfig>();
     }
+
+    #[test]
+    fn build_secrets_load_from_the_file_with_their_ids_as_written() {
+        let dir = std::env::temp_dir().join(format!("slipway-build-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("build.toml");
+        std::fs::write(
+            &file,
+            "[build.secrets]\nNPM_TOKEN = \"/etc/slipway/secrets/npm\"\npip-conf = \"credential:pip-conf\"\n",
+        )
+        .unwrap();
+        let loaded: super::BuildWorkerConfig =
+            slipway_common::config::load(&slipway_common::config::ConfigSources {
+                file: file.clone(),
+                file_required: true,
+                env_prefix: "SLIPWAY".into(),
+                env: Some(Vec::new()),
+            })
+            .unwrap();
+        assert_eq!(
+            loaded.build.secrets,
+            std::collections::BTreeMap::from([
+                (
+                    "NPM_TOKEN".to_owned(),
+                    "/etc/slipway/secrets/npm".to_owned()
+                ),
+                ("pip-conf".to_owned(), "credential:pip-conf".to_owned()),
+            ])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
