@@ -155,9 +155,12 @@ impl DockerEngine {
     /// Removes both builders' layer caches; returns the bytes freed:
     /// - BuildKit's whole build cache (`POST /build/prune?all=1`);
     /// - the classic builder's, which is the daemon's untagged images (`POST /images/prune` with
-    ///   `dangling=true`, which takes their untagged parents too). On a build node these are the
-    ///   images of earlier builds' steps, kept as the cache; an image a container uses stays.
-    pub async fn prune_build_cache(&self) -> Result<u64, DockerError> {
+    ///   `dangling=true`, which takes their untagged parents too) created more than
+    ///   `older_than` ago. On a build node these are the images of earlier builds' steps, kept as
+    ///   the cache. A build in progress (of another worker on the node) holds no reference to
+    ///   the image of its last step until the next step makes a child of it: `older_than` (the
+    ///   build time limit) keeps every image a running build may still need.
+    pub async fn prune_build_cache(&self, older_than: Duration) -> Result<u64, DockerError> {
         let options = bollard::query_parameters::PruneBuildOptionsBuilder::default()
             .all(true)
             .build();
@@ -165,7 +168,8 @@ impl DockerEngine {
             .call("prune build cache", self.docker.prune_build(Some(options)))
             .await?
             .space_reclaimed;
-        let dangling = HashMap::from([("dangling", vec!["true"])]);
+        let until = format!("{}s", older_than.as_secs());
+        let dangling = HashMap::from([("dangling", vec!["true"]), ("until", vec![until.as_str()])]);
         let options = bollard::query_parameters::PruneImagesOptionsBuilder::default()
             .filters(&dangling)
             .build();

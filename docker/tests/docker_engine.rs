@@ -1292,3 +1292,81 @@ async fn build_steps_under_a_cgroup_parent_are_bound_by_its_pids_limit() {
         free_log.text()
     );
 }
+
+/// A `docker save` archive of one untagged image with an empty layer, whose configuration says it
+/// was created at `created` (RFC 3339) and carries `marker` in its environment (which makes its
+/// id unique); returns the archive and the image id.
+fn untagged_image_archive(created: &str, marker: &str) -> (Vec<u8>, String) {
+    use sha2::{Digest as _, Sha256};
+    let hex = |bytes: &[u8]| {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let layer = tar::Builder::new(Vec::new())
+        .into_inner()
+        .expect("an empty layer");
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","created":"{created}","config":{{"Env":["MARKER={marker}"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        hex(&layer)
+    );
+    let config_id = hex(config.as_bytes());
+    let manifest =
+        format!(r#"[{{"Config":"{config_id}.json","RepoTags":null,"Layers":["layer.tar"]}}]"#);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, bytes) in [
+        (format!("{config_id}.json"), config.as_bytes()),
+        ("layer.tar".to_owned(), layer.as_slice()),
+        ("manifest.json".to_owned(), manifest.as_bytes()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, path, bytes)
+            .expect("append");
+    }
+    (
+        archive.into_inner().expect("the archive"),
+        format!("sha256:{config_id}"),
+    )
+}
+
+#[tokio::test]
+async fn pruning_the_layer_caches_takes_old_untagged_images_and_spares_recent_ones() {
+    let engine = engine().await;
+    let marker = unique("prune");
+    let dir = TempDir::new("prune-images");
+    let load = |created: &str, name: &str| {
+        let (archive, id) = untagged_image_archive(created, &format!("{marker}-{name}"));
+        let path = dir.path().join(format!("{name}.tar"));
+        std::fs::write(&path, archive).expect("write the archive");
+        docker(&["load", "-q", "-i", &path.to_string_lossy()]);
+        id
+    };
+    let old = load("2001-01-01T00:00:00Z", "old");
+    let now = load(&slipway_common::Timestamp::now().to_rfc3339(), "recent");
+    for id in [&old, &now] {
+        assert!(
+            engine.image_id(id).await.expect("inspect").is_some(),
+            "{id} loaded"
+        );
+    }
+    // Other tests of this binary build at the same time: an hour keeps every image they make.
+    engine
+        .prune_build_cache(Duration::from_secs(3600))
+        .await
+        .expect("prune");
+    assert_eq!(
+        engine.image_id(&old).await.expect("inspect"),
+        None,
+        "an untagged image older than the bound is pruned"
+    );
+    assert!(
+        engine.image_id(&now).await.expect("inspect").is_some(),
+        "a recent untagged image (a running build's last step, say) stays"
+    );
+    docker(&["rmi", &now]);
+}

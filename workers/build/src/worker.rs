@@ -573,7 +573,10 @@ impl BuildHandler {
         };
         let mut space = self.docker.root_dir_space().await?;
         if low(&space) {
-            let freed = self.docker.prune_build_cache().await?;
+            let freed = self
+                .docker
+                .prune_build_cache(Duration::from_millis(self.settings.build_timeout_ms))
+                .await?;
             log.line(&format!(
                 "slipway: the Docker root is low on space: the layer caches pruned ({freed} bytes freed)"
             ));
