@@ -12,23 +12,16 @@ mod secret_builds;
 use secret_builds::*;
 use slipway_docker::DockerEngine;
 
-/// The socket `deploy/docker26.sh` serves the newer daemon on.
-const SOCKET: &str = "/run/slipway-docker26/docker.sock";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_build_succeeds_on_docker_26() {
-    if !std::path::Path::new(SOCKET).exists() {
-        assert!(
-            std::env::var("SLIPWAY_REQUIRE_DOCKER26").as_deref() != Ok("1"),
-            "{SOCKET} is absent and SLIPWAY_REQUIRE_DOCKER26=1: run deploy/docker26.sh"
-        );
-        eprintln!("skipped: {SOCKET} is absent (deploy/docker26.sh starts a Docker 26 daemon)");
+    if !slipway_tests::use_docker26() {
         return;
     }
-    // SAFETY: the only test of this binary, set before any thread reads the environment.
-    unsafe { std::env::set_var("DOCKER_HOST", format!("unix://{SOCKET}")) };
     let engine = DockerEngine::connect().await.expect("connect to Docker 26");
-    assert_eq!(engine.socket(), std::path::Path::new(SOCKET));
+    assert_eq!(
+        engine.socket(),
+        std::path::Path::new(slipway_tests::DOCKER26_SOCKET)
+    );
     assert_eq!(engine.api_version(), "1.45", "Docker 26's API");
     let version = engine.engine_version().await.expect("the engine's version");
     assert!(version.starts_with("26."), "{version}");
@@ -38,18 +31,5 @@ async fn a_secret_build_succeeds_on_docker_26() {
         .await
         .unwrap_or_else(|(e, log)| panic!("the secret build on Docker 26: {e}\n{log}"));
     let _image = RemoveImage(built.id.clone());
-    let text = built.log.text();
-    assert!(
-        built.log.lines().iter().any(|l| l == &built.marker),
-        "the step saw the secret: {text}"
-    );
-    assert!(
-        !text.contains(&secret.value),
-        "the value is not logged: {text}"
-    );
-    assert!(image_contains(&built.id, &built.marker), "positive control");
-    assert!(
-        !image_contains(&built.id, &secret.value),
-        "the secret's value is in no layer and no config of the image"
-    );
+    assert_secret_seen_and_untraced(&built, &secret);
 }

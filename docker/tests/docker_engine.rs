@@ -5,30 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use slipway_docker::{
     BindMount, BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, ContainerSandbox,
     Digest, DockerEngine, DockerError, ImageRef, JOB_LABEL, MountAccess, Network,
     RegistryCredentials, ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec,
 };
-use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker};
+use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker, unique_name as unique};
 use tokio_util::sync::CancellationToken;
-
-/// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
-fn unique(what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{what}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 async fn engine() -> DockerEngine {
     ensure_docker();

@@ -79,6 +79,47 @@ pub const REGISTRY: &str = "127.0.0.1:5000";
 /// The local base image the tests build from (nothing can be pulled).
 pub const BASE_IMAGE: &str = "slipway/debian:bookworm";
 
+/// The socket `deploy/docker26.sh` serves the newer Docker daemon (trixie's 26.1.5) on.
+pub const DOCKER26_SOCKET: &str = "/run/slipway-docker26/docker.sock";
+
+/// Points this process at the Docker 26 daemon (`DOCKER_HOST`) and returns `true`; `false`
+/// (after printing that the test is skipped) when its socket is absent.
+///
+/// Call it first thing in the only test of its binary: it sets `DOCKER_HOST` for every thread.
+///
+/// # Panics
+/// When the socket is absent and `SLIPWAY_REQUIRE_DOCKER26=1` (set by `.ci/run`, which starts the
+/// daemon).
+pub fn use_docker26() -> bool {
+    if !std::path::Path::new(DOCKER26_SOCKET).exists() {
+        assert!(
+            std::env::var("SLIPWAY_REQUIRE_DOCKER26").as_deref() != Ok("1"),
+            "{DOCKER26_SOCKET} is absent and SLIPWAY_REQUIRE_DOCKER26=1: run deploy/docker26.sh"
+        );
+        eprintln!(
+            "skipped: {DOCKER26_SOCKET} is absent (deploy/docker26.sh starts a Docker 26 daemon)"
+        );
+        return false;
+    }
+    // SAFETY: called by the only test of its binary, before it starts any thread that reads the
+    // environment.
+    unsafe { std::env::set_var("DOCKER_HOST", format!("unix://{DOCKER26_SOCKET}")) };
+    true
+}
+
+/// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
+pub fn unique_name(what: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{what}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Make sure dockerd answers on [`DOCKER_SOCKET`], the registry on [`REGISTRY`] and
 /// [`BASE_IMAGE`] exists, running `deploy/dev-env.sh` (idempotent) when any of them is missing.
 ///

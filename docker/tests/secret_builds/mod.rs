@@ -9,30 +9,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use slipway_docker::{
     BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, DockerEngine, DockerError,
     Network,
 };
+pub use slipway_tests::unique_name as unique;
 use slipway_tests::{BASE_IMAGE, TempDir};
 use tokio_util::sync::CancellationToken;
-
-/// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
-pub fn unique(what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{what}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A tar archive holding one Dockerfile.
 fn context(dockerfile: &str) -> Vec<u8> {
@@ -163,6 +150,26 @@ pub async fn build_with_secret(
         }),
         Err(e) => Err((e, log.text())),
     }
+}
+
+/// Asserts what every secret build must show: its step saw the secret (it logged the marker),
+/// the value is in no log line, and it is in no byte of the image (layers and configuration),
+/// while the marker the step wrote is (the search's positive control).
+pub fn assert_secret_seen_and_untraced(built: &Built, secret: &SecretFile) {
+    let text = built.log.text();
+    assert!(
+        built.log.lines().iter().any(|l| l == &built.marker),
+        "the step saw the secret: {text}"
+    );
+    assert!(
+        !text.contains(&secret.value),
+        "the value is not logged: {text}"
+    );
+    assert!(image_contains(&built.id, &built.marker), "positive control");
+    assert!(
+        !image_contains(&built.id, &secret.value),
+        "the secret's value is in no layer and no config of the image"
+    );
 }
 
 /// Whether `needle` occurs anywhere in the bytes of `docker save <image>` (every layer, the

@@ -13,21 +13,11 @@ use rig::*;
 use slipway_common::Message;
 use slipway_tests::git::LocalRepo;
 
-/// The socket `deploy/docker26.sh` serves the newer daemon on.
-const SOCKET: &str = "/run/slipway-docker26/docker.sock";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heredocs_and_copy_link_build_on_docker_26() {
-    if !std::path::Path::new(SOCKET).exists() {
-        assert!(
-            std::env::var("SLIPWAY_REQUIRE_DOCKER26").as_deref() != Ok("1"),
-            "{SOCKET} is absent and SLIPWAY_REQUIRE_DOCKER26=1: run deploy/docker26.sh"
-        );
-        eprintln!("skipped: {SOCKET} is absent (deploy/docker26.sh starts a Docker 26 daemon)");
+    if !slipway_tests::use_docker26() {
         return;
     }
-    // SAFETY: the only test of this binary, set before any thread reads the environment.
-    unsafe { std::env::set_var("DOCKER_HOST", format!("unix://{SOCKET}")) };
     let mut rig = BuildRig::start("build-docker26", |_| {}).await;
     let repo = LocalRepo::new("docker26");
     let sha = repo.commit(
