@@ -25,18 +25,8 @@ async fn engine() -> DockerEngine {
 
 /// A tar archive of `files` (path, contents).
 fn context(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, contents) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, path, contents.as_bytes())
-            .expect("append to the tar");
-    }
-    builder.into_inner().expect("finish the tar")
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+    slipway_tests::tar_archive(&files)
 }
 
 fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
@@ -1290,9 +1280,7 @@ fn untagged_image_archive(created: &str, marker: &str) -> (Vec<u8>, String) {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let layer = tar::Builder::new(Vec::new())
-        .into_inner()
-        .expect("an empty layer");
+    let layer = slipway_tests::tar_archive(&[]);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","created":"{created}","config":{{"Env":["MARKER={marker}"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
         hex(&layer)
@@ -1300,24 +1288,13 @@ fn untagged_image_archive(created: &str, marker: &str) -> (Vec<u8>, String) {
     let config_id = hex(config.as_bytes());
     let manifest =
         format!(r#"[{{"Config":"{config_id}.json","RepoTags":null,"Layers":["layer.tar"]}}]"#);
-    let mut archive = tar::Builder::new(Vec::new());
-    for (path, bytes) in [
-        (format!("{config_id}.json"), config.as_bytes()),
-        ("layer.tar".to_owned(), layer.as_slice()),
-        ("manifest.json".to_owned(), manifest.as_bytes()),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        archive
-            .append_data(&mut header, path, bytes)
-            .expect("append");
-    }
-    (
-        archive.into_inner().expect("the archive"),
-        format!("sha256:{config_id}"),
-    )
+    let config_file = format!("{config_id}.json");
+    let archive = slipway_tests::tar_archive(&[
+        (&config_file, config.as_bytes()),
+        ("layer.tar", &layer),
+        ("manifest.json", manifest.as_bytes()),
+    ]);
+    (archive, format!("sha256:{config_id}"))
 }
 
 #[tokio::test]

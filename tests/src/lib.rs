@@ -107,6 +107,22 @@ pub fn use_docker26() -> bool {
     true
 }
 
+/// A tar archive of `files` (path, contents), each a regular file with mode 0644 and mtime 0.
+pub fn tar_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, *contents)
+            .expect("append to the tar");
+    }
+    builder.into_inner().expect("finish the tar")
+}
+
 /// A name unique to this test process and call: `<what>-<pid>-<n>-<nanos>`.
 pub fn unique_name(what: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

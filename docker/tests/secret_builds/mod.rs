@@ -23,16 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A tar archive holding one Dockerfile.
 fn context(dockerfile: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-        .expect("append to the tar");
-    builder.into_inner().expect("finish the tar")
+    slipway_tests::tar_archive(&[("Dockerfile", dockerfile.as_bytes())])
 }
 
 /// A BuildKit build of `dockerfile`, without network, with `secrets`.
