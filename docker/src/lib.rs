@@ -153,7 +153,8 @@ impl DockerEngine {
     }
 
     /// Removes both builders' layer caches; returns the bytes freed:
-    /// - BuildKit's whole build cache (`POST /build/prune?all=1`);
+    /// - BuildKit's build cache records unused for `older_than` (`POST /build/prune?all=1` with
+    ///   `until`; records a running build uses are never pruned);
     /// - the classic builder's, which is the daemon's untagged images (`POST /images/prune` with
     ///   `dangling=true`, which takes their untagged parents too) created more than
     ///   `older_than` ago. On a build node these are the images of earlier builds' steps, kept as
@@ -161,14 +162,16 @@ impl DockerEngine {
     ///   the image of its last step until the next step makes a child of it: `older_than` (the
     ///   build time limit) keeps every image a running build may still need.
     pub async fn prune_build_cache(&self, older_than: Duration) -> Result<u64, DockerError> {
+        let until = format!("{}s", older_than.as_secs());
+        let unused = HashMap::from([("until", vec![until.as_str()])]);
         let options = bollard::query_parameters::PruneBuildOptionsBuilder::default()
             .all(true)
+            .filters(&unused)
             .build();
         let buildkit = self
             .call("prune build cache", self.docker.prune_build(Some(options)))
             .await?
             .space_reclaimed;
-        let until = format!("{}s", older_than.as_secs());
         let dangling = HashMap::from([("dangling", vec!["true"]), ("until", vec![until.as_str()])]);
         let options = bollard::query_parameters::PruneImagesOptionsBuilder::default()
             .filters(&dangling)
