@@ -41,6 +41,7 @@ readonly PACKAGES=(
     systemd                # unit tests run systemd-analyze verify and security on systemd/*.service
     prometheus             # promtool and a test server for deploy/prometheus/ (tests/tests/prometheus.rs); its daemon is not started
     dpkg-dev               # cargo-deb computes the packages' Depends with dpkg-shlibdeps (deploy/package.sh)
+    openssh-client         # RUN --mount=type=ssh tests forward a real ssh-agent (ssh-agent, ssh-keygen, ssh-add)
 )
 
 # Packages needed only for a command another package may already provide:

@@ -30,6 +30,7 @@ use super::sandbox::{
     BuildLimits, CPU_PERIOD_US, build_memory_query, cpu_quota, explain_build_failure, with_query,
 };
 use super::session::{BuildSecrets, BuildSession};
+use super::ssh_agent::SshAgents;
 use super::{DockerEngine, DockerError};
 
 /// The network the build's `RUN` steps (or a container) get.
@@ -106,6 +107,10 @@ pub struct BuildSpec {
     /// with secrets is refused). Their values come from the worker's own files, never from the
     /// job, and are read only when a step mounts them; empty for most builds.
     pub secrets: BuildSecrets,
+    /// The SSH agents `RUN --mount=type=ssh[,id=…]` steps may use (BuildKit only, like
+    /// secrets): the worker's own agents' sockets, forwarded read-only (listing keys and signing;
+    /// never adding, removing or locking).
+    pub ssh_agents: SshAgents,
 }
 
 /// A finished build.
@@ -174,6 +179,15 @@ impl DockerEngine {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        if spec.builder == BuilderKind::Classic && !spec.ssh_agents.is_empty() {
+            return Err(DockerError::InvalidSpec {
+                problem: format!(
+                    "expected a BuildKit build for SSH agents (the classic builder cannot mount them), \
+                     found a classic build with the agents {:?}",
+                    spec.ssh_agents.ids().collect::<Vec<_>>()
+                ),
+            });
+        }
         if spec.builder == BuilderKind::Classic && !spec.secrets.is_empty() {
             return Err(DockerError::InvalidSpec {
                 problem: format!(
@@ -247,6 +261,7 @@ impl DockerEngine {
                     &self.socket,
                     &api_version,
                     &spec.secrets,
+                    &spec.ssh_agents,
                     self.settings.api_timeout,
                 );
                 tokio::select! {

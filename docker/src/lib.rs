@@ -38,6 +38,7 @@ mod run;
 mod sandbox;
 mod session;
 mod space;
+mod ssh_agent;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,6 +63,7 @@ pub use sandbox::{
 pub use session::{BuildSecrets, MAX_SECRET_BYTES, SecretSource};
 pub use slipway_common::{Digest, ImageRef};
 pub use space::DiskSpace;
+pub use ssh_agent::{DEFAULT_AGENT_ID, SshAgents};
 
 /// The label every container and image a job creates carries, with the job id as its value.
 pub const JOB_LABEL: &str = "io.slipway.job-id";

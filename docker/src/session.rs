@@ -38,6 +38,9 @@
 //!   `BuildImageOptions::session`: with bollard's `buildkit` features off, only a query
 //!   parameter).
 //!
+//! - A `RUN --mount=type=ssh` step reaches the worker's SSH agents through
+//!   `/moby.sshforward.v1.SSH/CheckAgent` and `…/ForwardAgent`, read-only (`ssh_agent.rs`).
+//!
 //! A secret's value is read from its source when the daemon asks for it, handed to the gRPC
 //! response and dropped: never kept, never logged (only its id and its source's path are).
 
@@ -67,6 +70,8 @@ use tonic::{Request, Response, Status};
 
 use super::DockerError;
 use super::error::error_chain;
+use super::ssh_agent::{SshAgents, SshService};
+use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::SshServer;
 
 /// The largest secret served, in bytes (500 KiB, BuildKit's own limit for its secret providers).
 /// A larger source fails the build with a message naming the secret and this limit.
@@ -78,6 +83,8 @@ const SESSION_NAME: &str = "slipway-build";
 /// The gRPC methods the session serves, announced to the daemon when opening it.
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+const CHECK_AGENT: &str = "/moby.sshforward.v1.SSH/CheckAgent";
+const FORWARD_AGENT: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
 
 /// At most this much of a refusal's body is read (the daemon's JSON `{"message": …}`).
 const MAX_REFUSAL_BYTES: usize = 64 * 1024;
@@ -165,6 +172,7 @@ impl BuildSession {
         socket: &Path,
         api_version: &str,
         secrets: &BuildSecrets,
+        agents: &SshAgents,
         limit: Duration,
     ) -> Result<Self, DockerError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -178,12 +186,16 @@ impl BuildSession {
             }
         };
 
+        let stop = CancellationToken::new();
         let routes = tonic::service::Routes::new(HealthServer::new(SessionHealth))
             .add_service(SecretsServer::new(SecretsService {
                 secrets: Arc::new(secrets.clone()),
             }))
+            .add_service(SshServer::new(SshService {
+                agents: Arc::new(agents.clone()),
+                stop: stop.clone(),
+            }))
             .prepare();
-        let stop = CancellationToken::new();
         let executor = SessionExecutor { stop: stop.clone() };
         let stopped = stop.clone();
         let session_id = id.clone();
@@ -260,6 +272,8 @@ async fn upgrade(
         .header("X-Docker-Expose-Session-Sharedkey", id)
         .header("X-Docker-Expose-Session-Grpc-Method", HEALTH_CHECK)
         .header("X-Docker-Expose-Session-Grpc-Method", GET_SECRET)
+        .header("X-Docker-Expose-Session-Grpc-Method", CHECK_AGENT)
+        .header("X-Docker-Expose-Session-Grpc-Method", FORWARD_AGENT)
         .body(Empty::new())
         .map_err(|e| DockerError::InvalidSpec {
             problem: format!("cannot form the session request: {e}"),
@@ -543,10 +557,16 @@ mod tests {
         slipway_tests::ensure_docker();
         let socket = local_socket(None);
         let limit = Duration::from_secs(30);
-        let refused = BuildSession::open(&socket, "1.99", &BuildSecrets::new(), limit)
-            .await
-            .err()
-            .expect("refused");
+        let refused = BuildSession::open(
+            &socket,
+            "1.99",
+            &BuildSecrets::new(),
+            &SshAgents::new(),
+            limit,
+        )
+        .await
+        .err()
+        .expect("refused");
         let DockerError::Api {
             status, message, ..
         } = &refused
@@ -562,9 +582,15 @@ mod tests {
             "{refused}"
         );
 
-        let session = BuildSession::open(&socket, "1.41", &BuildSecrets::new(), limit)
-            .await
-            .expect("accepted");
+        let session = BuildSession::open(
+            &socket,
+            "1.41",
+            &BuildSecrets::new(),
+            &SshAgents::new(),
+            limit,
+        )
+        .await
+        .expect("accepted");
         assert_eq!(session.id().len(), 32);
         session.close().await;
 
@@ -572,6 +598,7 @@ mod tests {
             Path::new("/nonexistent/docker.sock"),
             "1.41",
             &BuildSecrets::new(),
+            &SshAgents::new(),
             limit,
         )
         .await

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use slipway_docker::{
     BindMount, BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, ContainerSandbox,
     Digest, DockerEngine, DockerError, ImageRef, JOB_LABEL, MountAccess, Network,
-    RegistryCredentials, ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec,
+    RegistryCredentials, ResourceLimits, RootFs, RunCommand, RunOutcome, RunSpec, SshAgents,
 };
 use slipway_tests::{BASE_IMAGE, REGISTRY, TempDir, ensure_docker, unique_name as unique};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,7 @@ fn spec(dockerfile: &str, tags: Vec<String>) -> BuildSpec {
         },
         cgroup_parent: None,
         secrets: BuildSecrets::new(),
+        ssh_agents: SshAgents::new(),
     }
 }
 

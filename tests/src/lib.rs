@@ -15,6 +15,7 @@ pub mod installs;
 pub mod repos;
 pub mod scratch;
 pub mod smtp;
+pub mod ssh_agent;
 pub mod systemd;
 pub mod tools;
 pub mod vhost;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use slipway_docker::{
     BuildContext, BuildLimits, BuildSecrets, BuildSpec, BuilderKind, DockerEngine, DockerError,
-    Network,
+    Network, SshAgents,
 };
 pub use slipway_tests::unique_name as unique;
 use slipway_tests::{BASE_IMAGE, TempDir};
@@ -44,6 +44,7 @@ pub fn buildkit_spec(dockerfile: &str, secrets: BuildSecrets) -> BuildSpec {
         },
         cgroup_parent: None,
         secrets,
+        ssh_agents: SshAgents::new(),
     }
 }
 

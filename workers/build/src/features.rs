@@ -315,12 +315,6 @@ pub fn choose_builder(
                 }
                 neutralise_syntax = true;
             }
-            (Feature::RunMount(kind), _) if kind == "ssh" => {
-                return Err(unsupported(
-                    used,
-                    "an SSH agent forwarded through the build's BuildKit session; Slipway's session serves secrets (`[build.secrets]`), not SSH agents".to_owned(),
-                ));
-            }
             (_, None) => {
                 return Err(unsupported(
                     used,
@@ -357,21 +351,32 @@ pub fn choose_builder(
     })
 }
 
-/// A `RUN --mount=type=secret` of a Dockerfile.
+/// What a session mount asks the build's BuildKit session for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMountKind {
+    /// `RUN --mount=type=secret`: a secret of the worker's.
+    Secret,
+    /// `RUN --mount=type=ssh`: an SSH agent of the worker's.
+    Ssh,
+}
+
+/// A `RUN --mount=type=secret` or `type=ssh` of a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretMount {
+pub struct SessionMount {
     /// 1-based line of the `RUN`.
     pub line: u32,
-    /// The secret's id: `id=`, else the base name of `target=` (BuildKit's rule); empty when
-    /// neither is given.
+    /// Secret or SSH agent.
+    pub kind: SessionMountKind,
+    /// Its id: `id=`; else, for a secret, the base name of `target=` (empty when neither is
+    /// given), for an agent `default` (BuildKit's rules).
     pub id: String,
-    /// `required` / `required=true`: the build fails when the secret is not served.
+    /// `required` / `required=true`: the build fails when the session does not serve it.
     pub required: bool,
 }
 
-/// Every secret mount of `dockerfile` (`ONBUILD` bodies included), in line order; none for a
-/// file that does not parse.
-pub fn secret_mounts(dockerfile: &str) -> Vec<SecretMount> {
+/// Every secret and SSH mount of `dockerfile` (`ONBUILD` bodies included), in line order; none
+/// for a file that does not parse.
+pub fn session_mounts(dockerfile: &str) -> Vec<SessionMount> {
     let Ok(parsed) = parser::parse(dockerfile) else {
         return Vec::new();
     };
@@ -384,7 +389,12 @@ pub fn secret_mounts(dockerfile: &str) -> Vec<SecretMount> {
         let Instruction::Run(run) = instruction else {
             continue;
         };
-        for mount in run.mounts.iter().filter(|m| m.kind == "secret") {
+        for mount in &run.mounts {
+            let kind = match mount.kind.as_str() {
+                "secret" => SessionMountKind::Secret,
+                "ssh" => SessionMountKind::Ssh,
+                _ => continue,
+            };
             let mut id = None;
             let mut required = false;
             for option in mount.raw.split(',') {
@@ -399,16 +409,20 @@ pub fn secret_mounts(dockerfile: &str) -> Vec<SecretMount> {
                     _ => {}
                 }
             }
-            let id = id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
-                mount
-                    .target
-                    .as_deref()
-                    .and_then(|target| target.trim_end_matches('/').rsplit('/').next())
-                    .unwrap_or_default()
-                    .to_owned()
-            });
-            mounts.push(SecretMount {
+            let id = id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| match kind {
+                    SessionMountKind::Secret => mount
+                        .target
+                        .as_deref()
+                        .and_then(|target| target.trim_end_matches('/').rsplit('/').next())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    SessionMountKind::Ssh => slipway_docker::DEFAULT_AGENT_ID.to_owned(),
+                });
+            mounts.push(SessionMount {
                 line: located.line,
+                kind,
                 id,
                 required,
             });
@@ -566,51 +580,51 @@ mod tests {
     }
 
     #[test]
-    fn secret_mounts_need_buildkit_and_ssh_mounts_are_refused() {
+    fn secret_and_ssh_mounts_need_buildkit() {
         let docker26 = DaemonBuilder::of_engine_version("26.1.5");
         let docker20 = DaemonBuilder::of_engine_version(DOCKER_20);
-        let uses = required_features(
+        for dockerfile in [
             "FROM debian\nRUN --mount=type=secret,id=token,required=false cat /run/secrets/token\n",
-        );
-        for daemon in [&docker20, &docker26] {
-            let choice = choose_builder(&uses, daemon, BuilderPreference::Classic).unwrap();
-            assert_eq!(choice.builder, Builder::BuildKit, "{daemon:?}");
+            "FROM debian\nRUN --mount=type=ssh git clone git@h:r\n",
+        ] {
+            let uses = required_features(dockerfile);
+            for daemon in [&docker20, &docker26] {
+                let choice = choose_builder(&uses, daemon, BuilderPreference::Classic).unwrap();
+                assert_eq!(choice.builder, Builder::BuildKit, "{daemon:?} {dockerfile}");
+            }
         }
-        let ssh = required_features("FROM debian\nRUN --mount=type=ssh git clone git@h:r\n");
-        let error = choose_builder(&ssh, &docker26, BuilderPreference::Buildkit).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("line 2: RUN --mount=type=ssh needs an SSH agent forwarded"),
-            "{error}"
-        );
     }
 
     #[test]
-    fn secret_mounts_are_read_with_their_id_and_whether_they_are_required() {
-        let mounts = secret_mounts(
+    fn session_mounts_are_read_with_their_kind_id_and_whether_they_are_required() {
+        let mounts = session_mounts(
             "FROM debian\n\
              RUN --mount=type=secret,id=npmrc,required cat /run/secrets/npmrc\n\
              RUN --mount=type=secret,target=/root/.pip/pip.conf,required=true pip install x \\\n  && true\n\
              RUN --mount=type=secret,id=opt,required=false --mount=type=cache,target=/c true\n\
              ONBUILD RUN --mount=type=secret,id=later true\n\
-             RUN --mount=type=secret true\n",
+             RUN --mount=type=secret true\n\
+             RUN --mount=type=ssh,required git clone git@h:r\n\
+             RUN --mount=type=ssh,id=deploy,target=/agent true\n",
         );
-        let found: Vec<(u32, &str, bool)> = mounts
+        use SessionMountKind::{Secret, Ssh};
+        let found: Vec<(u32, SessionMountKind, &str, bool)> = mounts
             .iter()
-            .map(|m| (m.line, m.id.as_str(), m.required))
+            .map(|m| (m.line, m.kind, m.id.as_str(), m.required))
             .collect();
         assert_eq!(
             found,
             vec![
-                (2, "npmrc", true),
-                (3, "pip.conf", true),
-                (5, "opt", false),
-                (6, "later", false),
-                (7, "", false),
+                (2, Secret, "npmrc", true),
+                (3, Secret, "pip.conf", true),
+                (5, Secret, "opt", false),
+                (6, Secret, "later", false),
+                (7, Secret, "", false),
+                (8, Ssh, "default", true),
+                (9, Ssh, "deploy", false),
             ]
         );
-        assert!(secret_mounts("FROM debian\nRUN <<EOF\nunterminated\n").is_empty());
+        assert!(session_mounts("FROM debian\nRUN <<EOF\nunterminated\n").is_empty());
     }
 
     #[test]

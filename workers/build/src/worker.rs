@@ -25,8 +25,8 @@ use tracing::Instrument;
 
 use crate::context::{ContextOptions, context_tar};
 use crate::features::{
-    Builder, BuilderPreference, DaemonBuilder, choose_builder, neutralise_syntax_directive,
-    required_features, secret_mounts,
+    Builder, BuilderPreference, DaemonBuilder, SessionMountKind, choose_builder,
+    neutralise_syntax_directive, required_features, session_mounts,
 };
 use crate::layer_cache::{self, LayerCache, Reuse};
 use crate::plan::{self, Layout, LogTail, Names, Success};
@@ -34,7 +34,7 @@ use crate::registry::{RegistryClient, RegistryCredentials, RegistryError, Regist
 use crate::telemetry::BuildOutcome;
 use slipway_docker::{
     BindMount, BuildContext, BuildSecrets, BuildSpec, BuilderKind, Digest, DockerEngine,
-    DockerError, ImageRef, MountAccess, Network, RunCommand, RunSpec,
+    DockerError, ImageRef, MountAccess, Network, RunCommand, RunSpec, SshAgents,
 };
 
 /// The worker type: its queue is `<namespace>.build`, its metrics are labelled `worker="build"`.
@@ -102,6 +102,12 @@ pub struct BuildSettings {
     /// build on this worker may mount every one of them: give secrets only to workers (a
     /// namespace) that build trusted repositories. Empty by default.
     pub secrets: BTreeMap<String, String>,
+    /// The SSH agents `RUN --mount=type=ssh[,id=ID]` may use (BuildKit builds): each id
+    /// (`default` for a mount without `id=`) and the socket of an `ssh-agent` on this machine.
+    /// Forwarded read-only: steps may list the agent's keys and sign with them, never add,
+    /// remove or lock. Like secrets, every build on this worker may use every agent. Empty by
+    /// default.
+    pub ssh_agents: BTreeMap<String, String>,
 }
 
 impl Default for BuildSettings {
@@ -127,6 +133,7 @@ impl Default for BuildSettings {
             cache: true,
             builder: BuilderPreference::Classic,
             secrets: BTreeMap::new(),
+            ssh_agents: BTreeMap::new(),
         }
     }
 }
@@ -253,6 +260,8 @@ pub struct BuildHandler {
     daemon_builder: DaemonBuilder,
     /// `[build.secrets]`, resolved: each secret id and the file it is read from.
     build_secrets: BTreeMap<String, PathBuf>,
+    /// `[build.ssh_agents]`, checked: each agent id and its socket.
+    ssh_agents: BTreeMap<String, PathBuf>,
     registry: RegistryClient,
     credentials: Option<RegistryCredentials>,
     registry_host: String,
@@ -356,10 +365,13 @@ impl BuildHandler {
         let build_secrets =
             crate::secrets::resolve(&config.build.secrets, credentials_dir.as_deref())
                 .map_err(WorkerError::Settings)?;
+        let ssh_agents = crate::secrets::resolve_agents(&config.build.ssh_agents)
+            .map_err(WorkerError::Settings)?;
         let docker = DockerEngine::connect().await?;
         Ok(BuildHandler {
             settings: config.build.clone(),
             build_secrets,
+            ssh_agents,
             cache: SourceCache::new(config.source.clone())?,
             daemon_builder: DaemonBuilder::of_engine_version(&docker.engine_version().await?),
             docker,
@@ -639,17 +651,24 @@ impl BuildHandler {
             self.settings.builder,
         )
         .map_err(|e| Stop::Failed(BuildStage::Build, format!("{}: {e}", layout.dockerfile)))?;
-        // Secrets: a required one this worker does not serve fails here, before any work.
-        let mounts = secret_mounts(&text);
-        crate::secrets::check_required(&mounts, &self.build_secrets)
+        // Secrets and SSH agents: a required one this worker does not serve fails here, before
+        // any work.
+        let served = crate::secrets::Served {
+            secrets: &self.build_secrets,
+            agents: &self.ssh_agents,
+        };
+        let mounts = session_mounts(&text);
+        crate::secrets::check_required(&mounts, served)
             .map_err(|e| Stop::Failed(BuildStage::Build, format!("{}: {e}", layout.dockerfile)))?;
-        for mount in &mounts {
-            if !self.build_secrets.contains_key(&mount.id) {
-                log.line(&format!(
-                    "slipway: line {}: this worker serves no secret {:?}: the optional mount is left empty",
-                    mount.line, mount.id
-                ));
-            }
+        for mount in mounts.iter().filter(|mount| !served.serves(mount)) {
+            let what = match mount.kind {
+                SessionMountKind::Secret => "secret",
+                SessionMountKind::Ssh => "SSH agent",
+            };
+            log.line(&format!(
+                "slipway: line {}: this worker serves no {what} {:?}: the optional mount is left out",
+                mount.line, mount.id
+            ));
         }
         log.line(&format!(
             "slipway: building with {}",
@@ -842,6 +861,15 @@ impl BuildHandler {
                         secrets.with_file(id, path)
                     }),
                 Builder::Classic => BuildSecrets::new(),
+            },
+            ssh_agents: match choice.builder {
+                Builder::BuildKit => self
+                    .ssh_agents
+                    .iter()
+                    .fold(SshAgents::new(), |agents, (id, socket)| {
+                        agents.with_socket(id, socket)
+                    }),
+                Builder::Classic => SshAgents::new(),
             },
         };
         let previous = self.docker.image_id(&names.image.to_string()).await?;
