@@ -1,7 +1,8 @@
 //! A BuildKit session against a newer Docker Engine than Debian bookworm's 20.10: trixie's Docker
 //! 26 (API 1.45) in a container on the host daemon (`deploy/docker26.sh`, socket
 //! `/run/slipway-docker26/docker.sock`). A `RUN --mount=type=secret,required=true` step gets the
-//! worker's secret there too.
+//! worker's secret there too, and a `RUN --mount=type=ssh` step
+//! the worker's SSH agent, read-only.
 //!
 //! This binary holds one test, which points `DOCKER_HOST` (read by `DockerEngine::connect` and by
 //! the `docker` commands of the helpers) at that daemon. Without the socket the test says it is
@@ -13,7 +14,7 @@ use secret_builds::*;
 use slipway_docker::DockerEngine;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_build_succeeds_on_docker_26() {
+async fn secret_and_ssh_agent_builds_succeed_on_docker_26() {
     if !slipway_tests::use_docker26() {
         return;
     }
@@ -32,4 +33,10 @@ async fn a_secret_build_succeeds_on_docker_26() {
         .unwrap_or_else(|(e, log)| panic!("the secret build on Docker 26: {e}\n{log}"));
     let _image = RemoveImage(built.id.clone());
     assert_secret_seen_and_untraced(&built, &secret);
+
+    // An SSH agent of this machine, through the same kind of session.
+    let dir = slipway_tests::TempDir::new("docker26-agent");
+    let comment = unique("docker26-key");
+    let agent = slipway_tests::ssh_agent::TestAgent::start(dir.path(), &comment);
+    assert_agent_read_only(&engine, &agent, &comment, &unique("docker26-ssh")).await;
 }

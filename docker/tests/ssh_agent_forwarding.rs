@@ -9,8 +9,8 @@
 mod secret_builds;
 
 use secret_builds::*;
-use slipway_docker::{BuildContext, BuildSecrets, DockerEngine, SshAgents};
-use slipway_tests::ssh_agent::{AGENT_CLIENT, TestAgent};
+use slipway_docker::{BuildSecrets, DockerEngine, SshAgents};
+use slipway_tests::ssh_agent::TestAgent;
 use slipway_tests::{BASE_IMAGE, TempDir};
 use tokio_util::sync::CancellationToken;
 
@@ -23,35 +23,7 @@ async fn a_step_lists_the_workers_agent_keys_read_only_and_an_unknown_agent_fail
     let agent = TestAgent::start(dir.path(), &comment);
 
     let marker = unique("ssh");
-    let dockerfile = format!(
-        "FROM {BASE_IMAGE}\nCOPY agent.pl /agent.pl\nRUN --mount=type=ssh,required perl /agent.pl && echo {marker}\n"
-    );
-    let mut spec = buildkit_spec(&dockerfile, BuildSecrets::new());
-    spec.context = BuildContext::Tar(slipway_tests::tar_archive(&[
-        ("Dockerfile", dockerfile.as_bytes()),
-        ("agent.pl", AGENT_CLIENT.as_bytes()),
-    ]));
-    spec.ssh_agents = SshAgents::new().with_socket("default", agent.socket());
-    let log = Log::default();
-    let built = engine
-        .build(&spec, &mut log.sink(), &CancellationToken::new())
-        .await
-        .unwrap_or_else(|e| panic!("the build with the agent: {e}\n{}", log.text()));
-    let _image = RemoveImage(built.id.clone());
-    let lines = log.lines();
-    assert!(
-        lines.contains(&format!("identities type=12 count=1 comment={comment}")),
-        "the step listed the agent's key: {lines:?}"
-    );
-    assert!(
-        lines.contains(&"remove-all type=5".to_owned()),
-        "removing keys is refused: {lines:?}"
-    );
-    let listed = agent.ssh_add(&["-l"]);
-    assert!(
-        String::from_utf8_lossy(&listed.stdout).contains(&comment),
-        "the agent still holds its key: {listed:?}"
-    );
+    assert_agent_read_only(&engine, &agent, &comment, &marker).await;
 
     // A required agent this build was not given.
     let unknown =

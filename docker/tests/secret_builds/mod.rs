@@ -193,3 +193,47 @@ impl Drop for RemoveImage {
         let _ = Command::new("docker").args(["rmi", &self.0]).output();
     }
 }
+
+/// Builds a step that talks to `agent` (mounted as the default agent) with
+/// [`slipway_tests::ssh_agent::AGENT_CLIENT`], and asserts that it listed the agent's key
+/// (`comment`), that its request to remove every key was refused, and that the agent still holds
+/// the key.
+pub async fn assert_agent_read_only(
+    engine: &DockerEngine,
+    agent: &slipway_tests::ssh_agent::TestAgent,
+    comment: &str,
+    marker: &str,
+) {
+    let dockerfile = format!(
+        "FROM {BASE_IMAGE}\nCOPY agent.pl /agent.pl\nRUN --mount=type=ssh,required perl /agent.pl && echo {marker}\n"
+    );
+    let mut spec = buildkit_spec(&dockerfile, BuildSecrets::new());
+    spec.context = BuildContext::Tar(slipway_tests::tar_archive(&[
+        ("Dockerfile", dockerfile.as_bytes()),
+        (
+            "agent.pl",
+            slipway_tests::ssh_agent::AGENT_CLIENT.as_bytes(),
+        ),
+    ]));
+    spec.ssh_agents = SshAgents::new().with_socket("default", agent.socket());
+    let log = Log::default();
+    let built = engine
+        .build(&spec, &mut log.sink(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("the build with the agent: {e}\n{}", log.text()));
+    let _image = RemoveImage(built.id.clone());
+    let lines = log.lines();
+    assert!(
+        lines.contains(&format!("identities type=12 count=1 comment={comment}")),
+        "the step listed the agent's key: {lines:?}"
+    );
+    assert!(
+        lines.contains(&"remove-all type=5".to_owned()),
+        "removing keys is refused: {lines:?}"
+    );
+    let listed = agent.ssh_add(&["-l"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(comment),
+        "the agent still holds its key: {listed:?}"
+    );
+}
