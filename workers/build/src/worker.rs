@@ -326,8 +326,9 @@ struct Leftovers {
     /// The images of a successful build's steps, oldest first: those of a multi-stage build's
     /// earlier stages are no parent of the result, so removing it would leave them behind.
     step_images: Vec<String>,
-    /// The build used the layer cache: its steps' images and the built image stay, untagged, as
-    /// the cache of later builds (pruned when the Docker root runs low on space).
+    /// The build used the classic builder's layer cache: its steps' images and the built image
+    /// stay, untagged, as the cache of later builds (pruned when the Docker root runs low on
+    /// space).
     kept_as_cache: bool,
 }
 
@@ -750,7 +751,9 @@ impl BuildHandler {
             network: sandbox.build_network.mode(),
         });
         log.line(&format!("slipway: {}", layer_cache.describe()));
-        log.leftovers.kept_as_cache = !layer_cache.no_cache();
+        // The classic builder's cache is the images of the steps: they stay (BuildKit keeps its
+        // own, apart from the images).
+        log.leftovers.kept_as_cache = matches!(layer_cache, LayerCache::ClassicKeyedOnNetwork(_));
         if let LayerCache::ClassicKeyedOnNetwork(keyed) = &layer_cache {
             dockerfile_text.clone_from(keyed);
         }
