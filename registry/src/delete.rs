@@ -8,7 +8,8 @@ use serde::Deserialize;
 use slipway_common::{Digest, ImageRef};
 
 use super::{
-    Access, RegistryClient, RegistryError, accept_manifests, body_excerpt, read_body, status_error,
+    Access, RegistryClient, RegistryError, accept_manifests, body_excerpt, expect_status,
+    read_body, status_error,
 };
 
 /// Most tags [`RegistryClient::tags`] reads from one repository; a longer list is cut there.
@@ -56,10 +57,8 @@ impl RegistryClient {
                 .get(LINK)
                 .and_then(|value| value.to_str().ok())
                 .and_then(next_page);
-            let body = read_body(Method::GET, &url, response).await?;
-            if status != StatusCode::OK {
-                return Err(status_error(Method::GET, &url, "200 OK", status, body));
-            }
+            let body =
+                expect_status(Method::GET, &url, response, &[StatusCode::OK], "200 OK").await?;
             let page = tag_page(&body).map_err(|found| RegistryError::Malformed {
                 url: url.to_string(),
                 expected: "a JSON object whose tags are a list of strings".to_owned(),

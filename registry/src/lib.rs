@@ -648,15 +648,18 @@ impl RegistryClient {
                 Some(manifest.bytes.clone()),
             )
             .await?;
-        let status = response.status();
         let stored = response
             .headers()
             .get("docker-content-digest")
             .map(|value| value.to_str().unwrap_or("<not text>").to_owned());
-        let body = read_body(Method::PUT, &url, response).await?;
-        if status != StatusCode::CREATED && status != StatusCode::OK {
-            return Err(status_error(Method::PUT, &url, "201 Created", status, body));
-        }
+        expect_status(
+            Method::PUT,
+            &url,
+            response,
+            &[StatusCode::CREATED, StatusCode::OK],
+            "201 Created",
+        )
+        .await?;
         let stored = match stored {
             Some(stored) => stored,
             // Without the header, ask what the reference now names.
@@ -693,17 +696,14 @@ impl RegistryClient {
                 None,
             )
             .await?;
-        let status = response.status();
-        let bytes = read_body(Method::GET, &url, response).await?;
-        if status != StatusCode::OK {
-            return Err(status_error(
-                Method::GET,
-                &url,
-                "200 OK with the blob",
-                status,
-                bytes,
-            ));
-        }
+        let bytes = expect_status(
+            Method::GET,
+            &url,
+            response,
+            &[StatusCode::OK],
+            "200 OK with the blob",
+        )
+        .await?;
         let found = Digest::sha256_of(&bytes).to_string();
         if found != digest {
             return Err(RegistryError::DigestMismatch {
@@ -748,22 +748,19 @@ impl RegistryClient {
                 Some(Vec::new()),
             )
             .await?;
-        let status = response.status();
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_body(Method::POST, &start_url, response).await?;
-        if status != StatusCode::ACCEPTED {
-            return Err(status_error(
-                Method::POST,
-                &start_url,
-                "202 Accepted with an upload location",
-                status,
-                body,
-            ));
-        }
+        expect_status(
+            Method::POST,
+            &start_url,
+            response,
+            &[StatusCode::ACCEPTED],
+            "202 Accepted with an upload location",
+        )
+        .await?;
         // The location may be absolute or relative to the registry.
         let mut upload_url = location
             .and_then(|location| self.inner.base.join(&location).ok())
@@ -798,18 +795,15 @@ impl RegistryClient {
                 Some(bytes),
             )
             .await?;
-        let status = response.status();
-        let body = read_body(Method::PUT, &upload_url, response).await?;
-        if status != StatusCode::CREATED {
-            return Err(status_error(
-                Method::PUT,
-                &upload_url,
-                "201 Created",
-                status,
-                body,
-            ));
-        }
-        Ok(())
+        expect_status(
+            Method::PUT,
+            &upload_url,
+            response,
+            &[StatusCode::CREATED],
+            "201 Created",
+        )
+        .await
+        .map(drop)
     }
 
     /// GET a manifest: its bytes, media type and digest (checked against a digest reference and
@@ -1187,6 +1181,24 @@ async fn read_body(
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// The body of `response` when its status is one of `accepted`; otherwise the error that says
+/// the registry answered something other than `expected` (see [`status_error`]).
+async fn expect_status(
+    method: Method,
+    url: &Url,
+    response: reqwest::Response,
+    accepted: &[StatusCode],
+    expected: &'static str,
+) -> Result<Vec<u8>, RegistryError> {
+    let status = response.status();
+    let body = read_body(method.clone(), url, response).await?;
+    if accepted.contains(&status) {
+        Ok(body)
+    } else {
+        Err(status_error(method, url, expected, status, body))
+    }
 }
 
 fn status_error(
