@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use slipway_common::errors::chain;
+
 /// A failure of the Docker Engine layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -190,11 +192,11 @@ impl DockerError {
             | E::IOError { .. }
             | E::SocketNotFoundError(_)) => Self::Unreachable {
                 operation,
-                detail: error_chain(&e),
+                detail: chain(&e),
             },
             other => Self::Client {
                 operation,
-                detail: error_chain(&other),
+                detail: chain(&other),
             },
         }
     }
@@ -211,21 +213,6 @@ impl DockerError {
             other => other,
         }
     }
-}
-
-/// An error and its sources, joined by `: ` (hyper hides the useful part in the source).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether a daemon message says a disk is full.

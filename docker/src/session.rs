@@ -69,9 +69,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::DockerError;
-use super::error::error_chain;
 use super::ssh_agent::{SshAgents, SshService};
 use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::SshServer;
+use slipway_common::errors::chain;
 
 /// The largest secret served, in bytes (500 KiB, BuildKit's own limit for its secret providers).
 /// A larger source fails the build with a message naming the secret and this limit.
@@ -209,7 +209,7 @@ impl BuildSession {
                     Ok(()) => tracing::debug!(session = %session_id, "the daemon closed the BuildKit session"),
                     Err(error) => tracing::warn!(
                         session = %session_id,
-                        error = %error_chain(&error),
+                        error = %chain(&error),
                         "the BuildKit session's connection broke"
                     ),
                 },
@@ -252,10 +252,11 @@ async fn upgrade(
     api_version: &str,
     id: &str,
 ) -> Result<hyper::upgrade::Upgraded, DockerError> {
-    let unreachable = |what: &str, error: &dyn std::error::Error| DockerError::Unreachable {
-        operation: OPERATION,
-        detail: format!("{what} {}: {}", socket.display(), error_chain(error)),
-    };
+    let unreachable =
+        |what: &str, error: &(dyn std::error::Error + 'static)| DockerError::Unreachable {
+            operation: OPERATION,
+            detail: format!("{what} {}: {}", socket.display(), chain(error)),
+        };
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| unreachable("cannot connect to", &e))?;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
+use slipway_common::errors::chain;
 use slipway_common::{Digest, ImageRef};
 pub use slipway_docker::{PASSWORD_CREDENTIAL, RegistryCredentials};
 
@@ -123,7 +124,7 @@ pub enum RegistryError {
         expected: &'static str,
     },
     /// The request did not complete: connection refused, timeout, connection reset.
-    #[error("{method} {url}: {}", error_chain(.source))]
+    #[error("{method} {url}: {}", chain(.source))]
     Transport {
         /// The HTTP method.
         method: Method,
@@ -205,21 +206,6 @@ impl RegistryError {
             | RegistryError::DigestMismatch { .. } => false,
         }
     }
-}
-
-/// The error and its causes, joined (reqwest's own message omits the cause).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn describe_body(body: &str) -> String {
@@ -340,10 +326,7 @@ impl RegistryClient {
             .user_agent(concat!("slipway-build/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                RegistryError::Settings(format!(
-                    "cannot build the HTTP client: {}",
-                    error_chain(&e)
-                ))
+                RegistryError::Settings(format!("cannot build the HTTP client: {}", chain(&e)))
             })?;
         Ok(Self {
             inner: Arc::new(Inner {
