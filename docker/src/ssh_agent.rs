@@ -232,11 +232,7 @@ async fn relay(
                         .write_all(&request)
                         .await
                         .map_err(|e| format!("cannot write to the agent: {e}"))?;
-                    tokio::time::timeout(AGENT_ANSWER_LIMIT, read_answer(&mut agent))
-                        .await
-                        .map_err(|_| {
-                            format!("the agent did not answer within {AGENT_ANSWER_LIMIT:?}")
-                        })??
+                    answer_within(&mut agent, AGENT_ANSWER_LIMIT).await?
                 }
             };
             if answers
@@ -249,6 +245,13 @@ async fn relay(
         }
     }
     Ok(())
+}
+
+/// The agent's answer to the request just sent, if it comes within `limit`.
+async fn answer_within(agent: &mut UnixStream, limit: Duration) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(limit, read_answer(agent))
+        .await
+        .map_err(|_| format!("the agent did not answer within {limit:?}"))?
 }
 
 /// One whole message from the agent, length prefix included.
@@ -326,6 +329,31 @@ mod tests {
         let mut gate = Gate::default();
         let largest = ((MAX_AGENT_MESSAGE - 4) as u32).to_be_bytes();
         assert_eq!(gate.push(&largest), Ok(Vec::new()), "waits for its body");
+    }
+
+    #[tokio::test]
+    async fn an_agent_answer_past_the_bound_is_refused_and_one_within_it_is_read_whole() {
+        let (mut agent, mut ours) = UnixStream::pair().unwrap();
+        agent
+            .write_all(&(MAX_AGENT_MESSAGE as u32).to_be_bytes())
+            .await
+            .unwrap();
+        let error = read_answer(&mut ours).await.expect_err("too long");
+        assert!(error.contains("more than the 262144 relayed"), "{error}");
+
+        let (mut agent, mut ours) = UnixStream::pair().unwrap();
+        let answer = message(12, &[0, 0, 0, 0]);
+        agent.write_all(&answer).await.unwrap();
+        assert_eq!(read_answer(&mut ours).await.unwrap(), answer);
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_does_not_answer_in_time_ends_the_connection() {
+        let (_agent, mut ours) = UnixStream::pair().unwrap();
+        let error = answer_within(&mut ours, Duration::from_millis(100))
+            .await
+            .expect_err("no answer");
+        assert_eq!(error, "the agent did not answer within 100ms");
     }
 
     #[tokio::test]
